@@ -1,0 +1,27 @@
+"""Exceptions that voxelprompt raises for bad user input.
+
+Every error a user can cause derives from :class:`VoxelPromptError`; the CLI turns it into a
+one-line message and exit code 2.
+"""
+
+from __future__ import annotations
+
+__all__ = ["VoxelPromptError", "InputError", "PromptError", "CheckpointError"]
+
+
+class VoxelPromptError(ValueError):
+    """Base class for errors caused by user input (files, prompts, checkpoints, options)."""
+
+    exit_code = 2
+
+
+class InputError(VoxelPromptError):
+    """An image or label file is missing, unreadable, corrupt or has unusable geometry."""
+
+
+class PromptError(VoxelPromptError):
+    """A prompt (class name, class index, point, box, text) is invalid for the volume or model."""
+
+
+class CheckpointError(VoxelPromptError):
+    """A checkpoint is unreadable or does not match the model architecture."""

@@ -1,0 +1,34 @@
+"""Checks that an array + affine pair is a usable 3D volume, with errors that name the problem."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from voxelprompt.errors import InputError
+
+__all__ = ["validate_volume"]
+
+
+def validate_volume(array: np.ndarray, affine: np.ndarray, source: str = "<array>") -> None:
+    """Raise :class:`InputError` unless ``array`` is 3D, finite and ``affine`` a valid grid.
+
+    Args:
+        array: (I, J, K) voxel values.
+        affine: (4, 4) voxel -> RAS+ mm matrix.
+        source: name used in messages.
+    """
+    if not isinstance(array, np.ndarray):
+        raise InputError(f"{source}: expected a numpy array, got {type(array).__name__}")
+    if array.ndim != 3:
+        raise InputError(f"{source}: expected a 3D volume, got {array.ndim}D data of shape {array.shape}")
+    if min(array.shape) < 1:
+        raise InputError(f"{source}: volume has an empty axis, shape {array.shape}")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        n_bad = int((~np.isfinite(array)).sum())
+        raise InputError(f"{source}: volume contains {n_bad} NaN or infinite voxel values")
+    affine = np.asarray(affine)
+    if affine.shape != (4, 4) or not np.isfinite(affine).all():
+        raise InputError(f"{source}: affine must be a finite 4x4 matrix, got shape {affine.shape}")
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    if (spacing <= 0).any() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise InputError(f"{source}: voxel spacing must be positive, got {tuple(np.round(spacing, 6))}")
