@@ -1,0 +1,12 @@
+"""Image IO: NIfTI, NRRD and DICOM series in, NIfTI and NRRD out, as :class:`~voxelprompt.types.Volume`.
+
+Arrays are (I, J, K) in on-disk order with a voxel -> RAS+ mm affine (see :mod:`voxelprompt.types`).
+"""
+
+from __future__ import annotations
+
+from voxelprompt.imageio.readers import read_labels, read_volume
+from voxelprompt.imageio.validate import validate_volume
+from voxelprompt.imageio.writers import write_volume
+
+__all__ = ["read_volume", "read_labels", "write_volume", "validate_volume"]

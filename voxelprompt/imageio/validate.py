@@ -31,4 +31,4 @@ def validate_volume(array: np.ndarray, affine: np.ndarray, source: str = "<array
         raise InputError(f"{source}: affine must be a finite 4x4 matrix, got shape {affine.shape}")
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     if (spacing <= 0).any() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
-        raise InputError(f"{source}: voxel spacing must be positive, got {tuple(np.round(spacing, 6))}")
+        raise InputError(f"{source}: voxel spacing must be positive, got {tuple(np.round(spacing, 6).tolist())}")

@@ -1,0 +1,188 @@
+"""The VISTA3D segmenter: load a model once, segment many volumes with class and click prompts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import numpy as np
+import torch
+from monai.networks.nets.vista3d import VISTA3D
+
+from voxelprompt.catalog import SPECIAL_CLASSES, everything_classes, expand_groups
+from voxelprompt.errors import PromptError
+from voxelprompt.inference.postprocess import invert_to_input, logits_to_labels
+from voxelprompt.inference.preprocess import IMAGE_KEY, build_preprocessing, to_model_voxels, volume_to_metatensor
+from voxelprompt.inference.profiles import InferenceProfile, get_profile
+from voxelprompt.inference.refine import merge_clicks
+from voxelprompt.inference.windows import ClickPrompt, WindowCounter, class_logits, point_logits
+from voxelprompt.models.vista3d import Vista3DSpec, load_vista3d
+from voxelprompt.types import Points, Prompts, Segmentation, Volume
+
+__all__ = ["Vista3DSegmenter", "UNNAMED_IDS"]
+
+logger = logging.getLogger(__name__)
+
+#: Ids below the zero-shot range that the released model has no trained class for.
+UNNAMED_IDS = frozenset({16, 18, 129, 130, 131})
+
+
+class Vista3DSegmenter:
+    """Segments CT volumes with one VISTA3D network and one official inference profile.
+
+    Args:
+        net: a VISTA3D network in eval mode.
+        spec: its architecture (``last_supported`` decides zero-shot class ids).
+        profile: ``"bundle"`` (default), ``"research"`` or an :class:`InferenceProfile`.
+        device: torch device for the network and windows.
+        progress: show a progress bar over sliding windows.
+    """
+
+    def __init__(
+        self,
+        net: VISTA3D,
+        spec: Vista3DSpec,
+        profile: str | InferenceProfile = "bundle",
+        device: str | torch.device = "cpu",
+        progress: bool = False,
+    ) -> None:
+        self.device = torch.device(device)
+        self.net = net.to(self.device).eval()
+        self.spec = spec
+        self.profile = get_profile(profile)
+        self.progress = progress
+        self.preprocessing = build_preprocessing(self.profile)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        profile: str | InferenceProfile = "bundle",
+        device: str | torch.device = "cpu",
+        roi_size: tuple[int, int, int] | None = None,
+        progress: bool = False,
+    ) -> Vista3DSegmenter:
+        """Load an official-format checkpoint (bundle or research layout)."""
+        net, spec = load_vista3d(path, device=device)
+        prof = get_profile(profile)
+        if roi_size is not None:
+            prof = prof.with_roi(roi_size)
+        return cls(net, spec, profile=prof, device=device, progress=progress)
+
+    # ---- prompts -------------------------------------------------------------------------
+
+    def resolve_classes(self, prompts: Prompts, everything: bool = False) -> tuple[int, ...]:
+        """Expand groups and validate class ids; ``everything`` gives the profile's official set."""
+        if everything:
+            if prompts.classes or prompts.points is not None:
+                raise PromptError("--everything cannot be combined with classes or points")
+            return everything_classes(self.profile.everything_last_id)
+        classes = expand_groups(tuple(int(c) for c in prompts.classes))
+        for c in classes:
+            if not 0 < c < self.spec.n_classes:
+                raise PromptError(f"class index {c} is outside the model's table (1..{self.spec.n_classes - 1})")
+        if prompts.points is None:
+            if not classes:
+                raise PromptError("nothing to segment: give classes, --everything, or points")
+            unknown = [c for c in classes if c > self.spec.last_supported or c in UNNAMED_IDS]
+            if unknown:
+                raise PromptError(
+                    f"class {unknown[0]} has no automatic segmentation in this model; "
+                    "add --point clicks to segment it zero-shot"
+                )
+        elif len(classes) > 1:
+            raise PromptError(f"clicks edit one class at a time, got {len(classes)} classes {classes}")
+        return classes
+
+    # ---- segmentation --------------------------------------------------------------------
+
+    def segment(self, volume: Volume, prompts: Prompts, everything: bool = False) -> Segmentation:
+        """Segment ``volume``; the result has the input's exact shape and affine.
+
+        Args:
+            volume: CT in Hounsfield units (see :mod:`voxelprompt.types` for conventions).
+            prompts: classes and/or clicks (clicks in input voxel or world coordinates).
+            everything: segment the profile's official "everything" class set.
+        """
+        start = time.perf_counter()
+        classes = self.resolve_classes(prompts, everything)
+        if prompts.points is not None:
+            self._check_points(prompts.points, volume)
+        data = self.preprocessing({IMAGE_KEY: volume_to_metatensor(volume)})
+        image = data[IMAGE_KEY]
+        batch = image.unsqueeze(0).to(self.device)
+        counter = WindowCounter(self.net)
+        if prompts.points is None:
+            logits = class_logits(batch, counter, classes, self.profile, self.spec.last_supported, self.progress)
+            labels = logits_to_labels(logits.cpu(), classes)
+        else:
+            labels = self._segment_clicks(batch, image, counter, classes, prompts)
+        array = invert_to_input(labels, image, self.preprocessing, self.profile.unpredicted_value)
+        result = volume.with_array(array, source=f"segmentation of {volume.source}")
+        seconds = time.perf_counter() - start
+        logger.info("segmented %s: %d windows in %.1f s", volume.source, counter.calls, seconds)
+        return Segmentation(labels=result, classes=classes, windows=counter.calls, seconds=seconds)
+
+    def _check_points(self, points: Points, volume: Volume) -> None:
+        ijk = points.to_voxel(volume)
+        shape = np.asarray(volume.shape)
+        outside = ~((ijk >= -0.5) & (ijk <= shape - 0.5)).all(axis=1)
+        if outside.any():
+            bad = points.coords[int(np.argmax(outside))]
+            raise PromptError(
+                f"point {tuple(float(v) for v in bad)} ({points.space.value}) lies outside the volume "
+                f"of shape {volume.shape}"
+            )
+        if len(points) == 0:
+            raise PromptError("points were given but the list is empty")
+
+    def _segment_clicks(self, batch, image, counter, classes, prompts: Prompts) -> torch.Tensor:
+        points = prompts.points
+        assert points is not None
+        model_xyz = to_model_voxels(points.to_voxel(_volume_of(image)), image)
+        cls = classes[0] if classes else prompts.zero_shot_class
+        labels = torch.as_tensor(points.labels, dtype=torch.long)
+        if cls is not None and cls in SPECIAL_CLASSES:
+            labels = labels + 2  # ambiguity embedding for classes like tumours and vessels
+        click = ClickPrompt(
+            coords=torch.as_tensor(model_xyz, dtype=torch.float32)[None].to(self.device),
+            labels=labels[None].to(self.device),
+            prompt_class=None if cls is None else torch.tensor([[cls]], device=self.device),
+        )
+        clicked = point_logits(batch, counter, click, self.profile).cpu()
+        if cls is None or cls > self.spec.last_supported:
+            # Point-only (zero-shot) object: keep components holding a positive click.
+            label_prompt = None if not classes else (cls,)
+            return logits_to_labels(clicked, label_prompt, click.coords.cpu(), click.labels.cpu())
+        auto = class_logits(batch, counter, (cls,), self.profile, self.spec.last_supported, self.progress).cpu()
+        merged = _merge_in_windows(auto[0, 0] > 0, clicked[0, 0], model_xyz, points.labels)
+        return merged.to(torch.float32)[None] * float(cls)
+
+
+def _volume_of(image) -> Volume:
+    """The input grid a pre-processed MetaTensor came from (for world -> voxel point mapping)."""
+    shape = tuple(int(s) for s in np.asarray(image.meta["spatial_shape"]))
+    affine = np.asarray(image.meta["original_affine"], dtype=np.float64)
+    return Volume(array=np.zeros(shape, dtype=np.uint8), affine=affine, source="input grid")
+
+
+def _merge_in_windows(auto: torch.Tensor, clicked: torch.Tensor, xyz: np.ndarray, labels: np.ndarray) -> torch.Tensor:
+    """Algorithm 1 inside the box of the clicked windows; the automatic mask elsewhere."""
+    covered = ~torch.isnan(clicked)
+    result = auto.clone()
+    if not bool(covered.any()):
+        return result
+    idx = torch.nonzero(covered)
+    lo, hi = idx.min(0).values.tolist(), (idx.max(0).values + 1).tolist()
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    offset = np.asarray(lo, dtype=np.float64)
+    merged = merge_clicks(
+        auto[box].numpy(),
+        (torch.nan_to_num(clicked[box], nan=-1.0) > 0).numpy(),
+        xyz[labels == 1] - offset,
+        xyz[labels == 0] - offset,
+    )
+    result[box] = torch.from_numpy(merged)
+    return result
+

@@ -1,0 +1,116 @@
+"""Network evaluation over windows: sliding windows for class prompts, clicked windows for points.
+
+Both wrap MONAI (``SlidingWindowInfererAdapt`` / ``sliding_window_inference`` and
+``point_based_window_inferer``) with the official settings of each profile. Logits are returned as
+``[1, B, H, W, D]`` tensors in model space (B prompted objects), before sigmoid; NaN marks voxels
+that no window covered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from monai.apps.vista3d.inferer import point_based_window_inferer
+from monai.inferers import SlidingWindowInfererAdapt
+from monai.networks.nets.vista3d import VISTA3D
+
+from voxelprompt.inference.profiles import InferenceProfile
+
+__all__ = ["WindowCounter", "class_logits", "point_logits"]
+
+
+class WindowCounter(torch.nn.Module):
+    """Wraps the network to count window evaluations (reported to users and benchmarks)."""
+
+    def __init__(self, net: VISTA3D) -> None:
+        super().__init__()
+        self.net = net
+        self.calls = 0
+
+    def forward(self, *args, **kwargs):  # noqa: D401 - same signature as the wrapped network
+        self.calls += 1
+        return self.net(*args, **kwargs)
+
+
+@torch.no_grad()
+def class_logits(
+    image: torch.Tensor,
+    net: torch.nn.Module,
+    classes: tuple[int, ...],
+    profile: InferenceProfile,
+    last_supported: int,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Automatic-branch logits for ``classes`` over the whole image.
+
+    Args:
+        image: [1, 1, H, W, D] pre-processed image (model space).
+        net: VISTA3D network (or a wrapper with the same call signature).
+        classes: global class indices; ids above ``last_supported`` are zero-shot and, like the
+            official inferer, drop the class vector (their logits come out as background).
+        profile: windowing settings.
+        last_supported: highest trained class index of the model.
+
+    Returns:
+        [1, B, H, W, D] logits.
+    """
+    class_vector = torch.tensor(classes, device=image.device).unsqueeze(-1)
+    prompt_class = class_vector.clone()
+    if bool((class_vector > last_supported).any()):
+        class_vector = None
+    inferer = SlidingWindowInfererAdapt(
+        roi_size=profile.roi_size,
+        sw_batch_size=1,
+        overlap=profile.class_overlap,
+        mode=profile.class_blend,
+        with_coord=True,
+        progress=progress,
+    )
+    return inferer(image, net, transpose=True, class_vector=class_vector, prompt_class=prompt_class)
+
+
+@dataclass(frozen=True)
+class ClickPrompt:
+    """Clicks for one object in model voxel coordinates (see :func:`point_logits`)."""
+
+    coords: torch.Tensor  # [1, N, 3] model voxels
+    labels: torch.Tensor  # [1, N] 0/1, or 2/3 for ambiguous ("special") classes
+    prompt_class: torch.Tensor | None  # [1, 1] or None
+
+
+@torch.no_grad()
+def point_logits(
+    image: torch.Tensor,
+    net: torch.nn.Module,
+    click: ClickPrompt,
+    profile: InferenceProfile,
+    prev_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Interactive-branch logits in the window(s) centred on each click.
+
+    MONAI's ``point_based_window_inferer`` pads images smaller than the window itself and passes
+    ``patch_coords``, so clicks stay aligned. Without ``prev_mask`` voxels outside the clicked
+    windows are NaN; with it they take ``prev_mask`` and, inside the windows, the network merges
+    the click result into ``prev_mask`` with VISTA3D's connected-component rule.
+
+    Args:
+        image: [1, 1, H, W, D] pre-processed image.
+        click: clicks of one object.
+        prev_mask: [1, 1, H, W, D] logits of a previous result, or None.
+
+    Returns:
+        [1, 1, H, W, D] logits.
+    """
+    return point_based_window_inferer(
+        inputs=image,
+        roi_size=profile.roi_size,
+        predictor=net,
+        point_coords=click.coords,
+        point_labels=click.labels,
+        class_vector=None,
+        prompt_class=click.prompt_class,
+        prev_mask=prev_mask,
+        transpose=True,
+        with_coord=True,
+    )
