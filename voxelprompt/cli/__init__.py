@@ -25,12 +25,13 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from voxelprompt.cli import catalog_cmd, model_cmd, segment_cmd
+    from voxelprompt.cli import catalog_cmd, model_cmd, phantom, segment_cmd
 
     app.command("segment")(segment_cmd.segment)
     app.command("classes")(catalog_cmd.classes)
     app.command("info")(model_cmd.info)
     app.command("random-checkpoint")(model_cmd.random_checkpoint)
+    app.command("phantom")(phantom.phantom)
 
 
 _register()

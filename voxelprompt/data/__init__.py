@@ -7,7 +7,8 @@ from voxelprompt.data.phantom import (
     ContrastPhase,
     PhantomConfig,
     make_phantom,
+    resolve_phase,
     write_phantom_dataset,
 )
 
-__all__ = ["LESION_CLASSES", "ContrastPhase", "PhantomConfig", "make_phantom", "write_phantom_dataset"]
+__all__ = ["LESION_CLASSES", "ContrastPhase", "PhantomConfig", "make_phantom", "resolve_phase", "write_phantom_dataset"]

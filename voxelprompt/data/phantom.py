@@ -16,18 +16,20 @@ from pathlib import Path
 
 import numpy as np
 
-from voxelprompt.data.anatomy import OUTSIDE, Diaphragm, Jitter, Trunk, soft_tissue, tissue_hu
+from voxelprompt.data.anatomy import soft_tissue
+from voxelprompt.data.body import SUBCUTANEOUS, Diaphragm, Jitter, Trunk, tissue_hu
 from voxelprompt.data.shapes import Canvas, Ellipsoid, Paint
 from voxelprompt.data.skeleton import skeleton, spine_y
 from voxelprompt.errors import VoxelPromptError
 from voxelprompt.types import Volume
 
-__all__ = ["ContrastPhase", "PhantomConfig", "make_phantom", "write_phantom_dataset", "LESION_CLASSES"]
+__all__ = ["ContrastPhase", "PhantomConfig", "make_phantom", "resolve_phase", "write_phantom_dataset", "LESION_CLASSES"]
 
 logger = logging.getLogger(__name__)
 
-#: Lesion class -> host organ classes it is painted inside.
-LESION_CLASSES = {26: (1, 25), 116: (14,), 117: (5,)}
+#: Lesion class -> host classes it is painted inside: hepatic tumour, lung nodule (VISTA3D's "lung
+#: tumor"), left and right kidney cyst. 23 and 26 are outside VISTA3D's automatic "everything" set.
+LESION_CLASSES = {26: (1, 25), 23: (28, 29, 30, 31, 32), 116: (14,), 117: (5,)}
 DEFAULT_FOV_MM = (400.0, 400.0, 640.0)
 
 
@@ -52,7 +54,8 @@ class PhantomConfig:
             near the T12/L1 disc, z = -260 the bladder, z = +200 the carina, z = +330 the lung apex.
         seed: seeds the anatomy, lesions, phase draw and noise streams.
         phase: contrast phase (a :class:`ContrastPhase` or its value).
-        lesions: add hepatic tumours (26) and a kidney cyst (116 left / 117 right).
+        lesions: add one or two hepatic tumours (26), a lung nodule (23) and a kidney cyst (116 left /
+            117 right); they change no other voxel, so a case with and without lesions match elsewhere.
         noise_hu: standard deviation of the (spatially correlated) image noise in HU.
         blur_mm: Gaussian sigma of the scanner blur in mm; 0 keeps edges sharp.
         orientation: axis codes of the output arrays, such as ``"RAS"`` or ``"LPS"``.
@@ -78,17 +81,27 @@ class PhantomConfig:
             if len(spacing) != 3 or not all(np.isfinite(spacing)) or min(spacing) <= 0:
                 raise VoxelPromptError(f"phantom spacing must be three positive mm values, got {self.spacing}")
             object.__setattr__(self, "spacing", spacing)
+        center = tuple(float(c) for c in self.center)
+        if len(center) != 3 or not all(np.isfinite(center)):
+            raise VoxelPromptError(f"phantom center must be three finite mm values, got {self.center}")
+        object.__setattr__(self, "center", center)
+        if int(self.seed) != self.seed or self.seed < 0:
+            raise VoxelPromptError(f"seed must be a non-negative integer, got {self.seed}")
         try:
             object.__setattr__(self, "phase", ContrastPhase(self.phase))
         except ValueError:
-            raise VoxelPromptError(f"phase must be one of {[p.value for p in ContrastPhase]}, got {self.phase!r}") from None
+            raise VoxelPromptError(
+                f"phase must be one of {[p.value for p in ContrastPhase]}, got {self.phase!r}"
+            ) from None
         if not (np.isfinite(self.noise_hu) and self.noise_hu >= 0):
             raise VoxelPromptError(f"noise_hu must be >= 0, got {self.noise_hu}")
         if not (np.isfinite(self.blur_mm) and self.blur_mm >= 0):
             raise VoxelPromptError(f"blur_mm must be >= 0, got {self.blur_mm}")
         codes = str(self.orientation).upper()
         if len(codes) != 3 or sorted(codes.translate(str.maketrans("LPI", "RAS"))) != ["A", "R", "S"]:
-            raise VoxelPromptError(f"orientation must be three axis codes such as 'RAS' or 'LPS', got {self.orientation!r}")
+            raise VoxelPromptError(
+                f"orientation must be three axis codes such as 'RAS' or 'LPS', got {self.orientation!r}"
+            )
         object.__setattr__(self, "orientation", codes)
 
     @property
@@ -96,7 +109,7 @@ class PhantomConfig:
         """The spacing in use (``spacing`` or the default field of view divided by ``shape``)."""
         if self.spacing is not None:
             return self.spacing  # type: ignore[return-value]
-        return tuple(f / s for f, s in zip(DEFAULT_FOV_MM, self.shape))  # type: ignore[return-value]
+        return tuple(f / s for f, s in zip(DEFAULT_FOV_MM, self.shape, strict=True))  # type: ignore[return-value]
 
 
 def make_phantom(config: PhantomConfig) -> tuple[Volume, Volume]:
@@ -106,11 +119,8 @@ def make_phantom(config: PhantomConfig) -> tuple[Volume, Volume]:
         ``(image, labels)``: int16 Hounsfield units and uint8 VISTA3D class indices, (I, J, K)
         arrays on the same grid, affine voxel -> RAS+ mm (see :mod:`voxelprompt.types`).
     """
-    anatomy_ss, lesion_ss, phase_ss, noise_ss = np.random.SeedSequence(config.seed).spawn(4)
-    phase = config.phase
-    if phase is ContrastPhase.RANDOM:
-        choices = [ContrastPhase.NON_CONTRAST, ContrastPhase.ARTERIAL, ContrastPhase.PORTAL_VENOUS]
-        phase = choices[int(np.random.default_rng(phase_ss).integers(3))]
+    anatomy_ss, lesion_ss, _, noise_ss = np.random.SeedSequence(config.seed).spawn(4)
+    phase = resolve_phase(config)
     hu = tissue_hu(phase.value)
 
     rng = np.random.default_rng(anatomy_ss)
@@ -121,12 +131,15 @@ def make_phantom(config: PhantomConfig) -> tuple[Volume, Volume]:
     trunk = Trunk(rng, hu, dia)
     soft = soft_tissue(jitter, hu, dia, spine_y)
     bones = skeleton(jitter, hu, trunk)
-    lesions = _lesions(np.random.default_rng(lesion_ss), hu, dia, soft["organs"])
+    lesions = _lesions(np.random.default_rng(lesion_ss), hu, dia, trunk, soft["organs"])
 
     spacing = np.array(config.voxel_mm)
     shape = config.shape
     world_axes = [config.center[d] + (np.arange(shape[d]) - 0.5 * (shape[d] - 1)) * spacing[d] for d in range(3)]
-    canvas = Canvas(shape, tuple((world_axes[d] - shift[d]) / scale[d] for d in range(3)), scale)
+    # The canvas holds canonical coordinates: the per-case body scale and shift move the anatomy,
+    # never the grid, so any shape and spacing sample the same body.
+    canvas = Canvas(shape, tuple((world_axes[d] - shift[d]) / scale[d] for d in range(3)))
+    # Later steps overwrite earlier ones: body, muscles, organs, vessels, bowel, bones, lesions.
     steps = [trunk, *soft["muscles"], *soft["heart"], *soft["organs"], *soft["gut_upper"], *soft["vessels"]]
     steps += [*soft["mediastinum"], *soft["lung_vessels"], *soft["gut_lower"], *bones]
     steps += lesions if config.lesions else []
@@ -135,7 +148,7 @@ def make_phantom(config: PhantomConfig) -> tuple[Volume, Volume]:
 
     image = _finish(canvas.image, spacing, config, np.random.default_rng(noise_ss))
     labels = canvas.labels
-    labels[labels == OUTSIDE] = 0
+    labels[labels >= SUBCUTANEOUS] = 0
     affine = np.diag([*spacing, 1.0])
     affine[:3, 3] = [w[0] for w in world_axes]
     if config.orientation != "RAS":
@@ -144,32 +157,69 @@ def make_phantom(config: PhantomConfig) -> tuple[Volume, Volume]:
     return Volume(image, affine, source), Volume(labels, affine, source + " labels")
 
 
-def _lesions(rng: np.random.Generator, hu: dict[str, float], dia: Diaphragm, organs: list[Paint]) -> list[Paint]:
-    """Hepatic tumours and a kidney cyst, each placed well inside its (analytic) host organ."""
+def resolve_phase(config: PhantomConfig) -> ContrastPhase:
+    """The contrast phase a case is generated in (``RANDOM`` drawn from the config's seed)."""
+    if config.phase is not ContrastPhase.RANDOM:
+        return config.phase  # type: ignore[return-value]
+    phase_ss = np.random.SeedSequence(config.seed).spawn(4)[2]
+    choices = [ContrastPhase.NON_CONTRAST, ContrastPhase.ARTERIAL, ContrastPhase.PORTAL_VENOUS]
+    return choices[int(np.random.default_rng(phase_ss).integers(3))]
+
+
+def _lesions(
+    rng: np.random.Generator, hu: dict[str, float], dia: Diaphragm, trunk: Trunk, organs: list[Paint]
+) -> list[Paint]:
+    """One or two hepatic tumours, a lung nodule and a kidney cyst, each centred well inside its
+    (analytic) host organ and painted only over the host's voxels (see :data:`LESION_CLASSES`)."""
     liver = organs[0].shape
     kidneys = {op.label: op.shape for op in organs if op.label in (5, 14)}
-    ops = []
-    n_tumors = int(rng.integers(1, 3))
+    return [*_liver_tumors(rng, hu, dia, liver), *_lung_nodule(rng, hu, dia, trunk), _kidney_cyst(rng, hu, kidneys)]
+
+
+def _warp(rng: np.random.Generator, n: int, k: float, amp: float) -> np.ndarray:
+    return np.hstack([rng.normal(size=(n, 3)) * k, rng.uniform(0, 2 * np.pi, (n, 1)), rng.normal(0, amp, (n, 3))])
+
+
+def _at(p: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A point as three 1-element coordinate arrays, for the shapes' vectorised depth functions."""
+    return tuple(np.array([v], dtype=np.float32) for v in p)
+
+
+def _liver_tumors(rng: np.random.Generator, hu: dict[str, float], dia: Diaphragm, liver: Ellipsoid) -> list[Paint]:
+    ops, wanted = [], int(rng.integers(1, 3))
     for _ in range(200):
-        if len(ops) == n_tumors:
+        if len(ops) == wanted:
             break
         radius = float(rng.uniform(8.0, 20.0))
-        u = rng.uniform(-0.65, 0.65, 3)
-        p = liver.center + liver.rot @ (u * liver.radii)
-        inside = liver.depth(*(np.array([v], dtype=np.float32) for v in p))[0]
-        if inside < radius + 4.0 or p[2] > dia(p[0], p[1]) - radius - 6.0:
+        p = liver.center + liver.rot @ (rng.uniform(-0.65, 0.65, 3) * liver.radii)
+        if liver.depth(*_at(p))[0] < radius + 4.0 or p[2] > dia(p[0], p[1]) - radius - 6.0:
             continue
         rot = np.linalg.qr(rng.normal(size=(3, 3)))[0]
-        warp = np.hstack([rng.normal(size=(3, 3)) * 2.0, rng.uniform(0, 6.3, (3, 1)), rng.normal(0, 0.08, (3, 3))])
-        shape = Ellipsoid(p, radius * rng.uniform(0.8, 1.15, 3), rot, 2.0, warp)
+        shape = Ellipsoid(p, radius * rng.uniform(0.8, 1.15, 3), rot, 2.0, _warp(rng, 3, 2.0, 0.08))
         ops.append(Paint(shape, 26, hu["liver_tumor"], only_in=LESION_CLASSES[26]))
+    return ops
+
+
+def _lung_nodule(rng: np.random.Generator, hu: dict[str, float], dia: Diaphragm, trunk: Trunk) -> list[Paint]:
+    for _ in range(200):
+        radius = float(rng.uniform(5.0, 12.0))
+        p = rng.uniform([-110.0, -60.0, 60.0], [110.0, 50.0, 270.0])
+        depth, _, wall = trunk.layers(*_at(p))
+        clear_of_mediastinum = abs(p[0]) > 30.0 + radius and (abs(p[0]) > 70.0 or p[2] > 210.0)
+        inside_chest = depth[0] - wall[0] > radius + 8.0
+        if clear_of_mediastinum and inside_chest and dia(p[0], p[1]) + radius + 8.0 < p[2] < trunk.apex(p[0]) - 20.0:
+            nodule = Ellipsoid(p, radius * rng.uniform(0.85, 1.15, 3), None, 2.0, _warp(rng, 2, 3.0, 0.1))
+            return [Paint(nodule, 23, hu["lung_nodule"], only_in=LESION_CLASSES[23])]
+    return []
+
+
+def _kidney_cyst(rng: np.random.Generator, hu: dict[str, float], kidneys: dict[int, Ellipsoid]) -> Paint:
     host = 5 if rng.integers(2) else 14
     kidney = kidneys[host]
     direction = rng.normal(size=3)
     p = kidney.center + kidney.rot @ (direction / np.linalg.norm(direction) * rng.uniform(0.2, 0.5) * kidney.radii)
     cyst = Ellipsoid(p, np.full(3, float(rng.uniform(6.0, 12.0))))
-    ops.append(Paint(cyst, 117 if host == 5 else 116, hu["kidney_cyst"], only_in=(host,)))
-    return ops
+    return Paint(cyst, 117 if host == 5 else 116, hu["kidney_cyst"], only_in=(host,))
 
 
 def _finish(image: np.ndarray, spacing: np.ndarray, config: PhantomConfig, rng: np.random.Generator) -> np.ndarray:
@@ -201,13 +251,17 @@ def _finish(image: np.ndarray, spacing: np.ndarray, config: PhantomConfig, rng: 
 def _reorient(image, labels, affine, codes: str):
     import nibabel as nib
 
-    transform = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt("RAS"), nib.orientations.axcodes2ornt(tuple(codes)))
+    transform = nib.orientations.ornt_transform(
+        nib.orientations.axcodes2ornt("RAS"), nib.orientations.axcodes2ornt(tuple(codes))
+    )
     new_affine = affine @ nib.orientations.inv_ornt_aff(transform, image.shape)
     reorder = lambda a: np.ascontiguousarray(nib.orientations.apply_orientation(a, transform))  # noqa: E731
     return reorder(image), reorder(labels), new_affine
 
 
-def write_phantom_dataset(out_dir: str | Path, n: int, config: PhantomConfig | None = None, seed0: int = 0, n_validation: int = 0) -> Path:
+def write_phantom_dataset(
+    out_dir: str | Path, n: int, config: PhantomConfig | None = None, seed0: int = 0, n_validation: int = 0
+) -> Path:
     """Write ``n`` cases as NIfTI files and a MONAI-style datalist; returns the datalist's path.
 
     Layout: ``out_dir/images/phantom_0000.nii.gz``, ``out_dir/labels/phantom_0000.nii.gz`` and
@@ -236,8 +290,15 @@ def write_phantom_dataset(out_dir: str | Path, n: int, config: PhantomConfig | N
             nifti.set_sform(volume.affine, code=1)
             nifti.header.set_xyzt_units("mm", "sec")
             _atomic(out / folder / name, lambda tmp, img=nifti: nib.save(img, tmp))
-        phase = image.source.split("phase=")[1].rstrip(")")
-        entries.append({"image": f"images/{name}", "label": f"labels/{name}", "dataset": "phantom", "seed": seed0 + i, "phase": phase})
+        entries.append(
+            {
+                "image": f"images/{name}",
+                "label": f"labels/{name}",
+                "dataset": "phantom",
+                "seed": case.seed,
+                "phase": resolve_phase(case).value,
+            }
+        )
         logger.info("phantom %d/%d written: %s", i + 1, n, out / "images" / name)
     split = n - n_validation
     datalist = {"training": entries[:split], "validation": entries[split:]}

@@ -41,7 +41,8 @@ def smooth_curve(points: np.ndarray, step: float = 6.0) -> np.ndarray:
         n = max(2, int(np.ceil(np.linalg.norm(p2 - p1) / step)))
         t = np.linspace(0.0, 1.0, n + 1)[1:, None]
         out.append(
-            0.5 * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2 + (-p0 + 3 * p1 - 3 * p2 + p3) * t**3)
+            0.5
+            * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2 + (-p0 + 3 * p1 - 3 * p2 + p3) * t**3)
         )
     return np.vstack(out)
 
@@ -163,14 +164,13 @@ class Canvas:
 
     Args:
         shape: (I, J, K) voxels, RAS axis order (i to the Right, j Anterior, k Superior).
-        axes: three 1D arrays, the canonical body-frame mm coordinate of each index along i, j, k.
-        mm_per_unit: (3,) world millimetres per canonical millimetre (the per-case body scale).
+        axes: three increasing 1D arrays, the canonical body-frame mm coordinate of each index
+            along i, j, k.
     """
 
-    def __init__(self, shape: tuple[int, int, int], axes: tuple[np.ndarray, ...], mm_per_unit: np.ndarray):
+    def __init__(self, shape: tuple[int, int, int], axes: tuple[np.ndarray, ...]):
         self.shape = shape
         self.axes = tuple(np.asarray(a, dtype=np.float32) for a in axes)
-        self.mm_per_unit = np.asarray(mm_per_unit, dtype=np.float64)
         self.image = np.full(shape, -1000.0, dtype=np.float32)
         self.labels = np.zeros(shape, dtype=np.uint8)
 
@@ -230,13 +230,16 @@ class Canvas:
         if callable(op.hu):
             full = mask.shape
             d = depth[mask]
-            hu = op.hu(d, np.broadcast_to(x, full)[mask], np.broadcast_to(y, full)[mask], np.broadcast_to(z, full)[mask])
+            hu = op.hu(
+                d, np.broadcast_to(x, full)[mask], np.broadcast_to(y, full)[mask], np.broadcast_to(z, full)[mask]
+            )
             image[mask] = hu
         else:
             image[mask] = op.hu
         if op.wall is not None:
             thickness, wall_hu = op.wall
-            image[mask & (depth < thickness)] = wall_hu
+            # No wall where the step overlaps an earlier piece of the same organ (stomach tube + fundus).
+            image[mask & (depth < thickness) & (labels != op.label)] = wall_hu
         if not op.keep_label:
             labels[mask] = op.label
         return mask

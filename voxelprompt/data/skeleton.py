@@ -1,21 +1,30 @@
 """The phantom's skeleton: vertebrae L5..C3 with discs and spinal canal, ribs, sternum, pelvis.
 
-Positions are in the canonical body frame of :mod:`voxelprompt.data.anatomy`.
+Positions are in the canonical body frame of :mod:`voxelprompt.data.body`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from voxelprompt.data.anatomy import Jitter, Trunk
+from voxelprompt.data.body import Jitter, Trunk
 from voxelprompt.data.shapes import Ellipsoid, Paint, Tube, rotation, smooth_curve
 
 __all__ = ["VERTEBRAE", "spine_y", "skeleton"]
 
 # (name, VISTA3D id, body height mm, disc below mm, half-width, half-depth), from the bottom up.
 VERTEBRAE = (
-    [("L5", 33, 27, 0, 25, 18), ("L4", 34, 27, 9, 25, 18), ("L3", 35, 27, 9, 24, 18), ("L2", 36, 27, 9, 23, 17), ("L1", 37, 26, 9, 22, 17)]
-    + [(f"T{n}", 38 + (12 - n), 16 + 7 * (n - 1) / 11, 4 + (n - 1) / 11, 15 + 6 * (n - 1) / 11, 12 + 4 * (n - 1) / 11) for n in range(12, 0, -1)]
+    [
+        ("L5", 33, 27, 0, 25, 18),
+        ("L4", 34, 27, 9, 25, 18),
+        ("L3", 35, 27, 9, 24, 18),
+        ("L2", 36, 27, 9, 23, 17),
+        ("L1", 37, 26, 9, 22, 17),
+    ]
+    + [
+        (f"T{n}", 38 + (12 - n), 16 + 7 * (n - 1) / 11, 4 + (n - 1) / 11, 15 + 6 * (n - 1) / 11, 12 + 4 * (n - 1) / 11)
+        for n in range(12, 0, -1)
+    ]
     + [(f"C{n}", 50 + (7 - n), 13, 4, 14, 10) for n in range(7, 2, -1)]
 )
 _L5_BOTTOM = -178.0
@@ -44,15 +53,28 @@ def skeleton(j: Jitter, hu: dict[str, float], trunk: Trunk) -> list[Paint]:
 
     zs = np.linspace(-200, 420, 32)
     canal_r = np.interp(zs, [-200, 0, 300, 420], [8, 8, 7, 7.5])
-    canal_y = [spine_y(v) - np.interp(v, [-200, 0, 300], [18, 17, 13]) - r + 1 for v, r in zip(zs, canal_r)]
+    canal_y = [
+        spine_y(v) - np.interp(v, [-200, 0, 300], [18, 17, 13]) - r + 1 for v, r in zip(zs, canal_r, strict=True)
+    ]
     canal_curve = smooth_curve(np.column_stack([np.zeros_like(zs), canal_y, zs]), 6.0)
     canal = Tube(canal_curve, np.interp(canal_curve[:, 2], zs, canal_r))
     cord = canal_curve[canal_curve[:, 2] > -25]
     ops += [Paint(canal, 0, hu["csf"]), Paint(Tube(cord, np.full(len(cord), 4.5)), 121, hu["cord"])]
 
-    for (_, _, z0, z1, rx, ry, _), (_, _, n0, _, nrx, nry, disc) in zip(levels[:-1], levels[1:]):
+    for (_, _, _, z1, rx, ry, _), (_, _, n0, _, nrx, nry, disc) in zip(levels[:-1], levels[1:], strict=True):
         yc = spine_y(0.5 * (z1 + n0))
-        ops.append(Paint(Ellipsoid(np.array([0.0, yc, 0.5 * (z1 + n0)]), np.array([min(rx, nrx), min(ry, nry), 0.5 * disc + 1.0]), None, 3.0), 0, hu["disc"]))
+        ops.append(
+            Paint(
+                Ellipsoid(
+                    np.array([0.0, yc, 0.5 * (z1 + n0)]),
+                    np.array([min(rx, nrx), min(ry, nry), 0.5 * disc + 1.0]),
+                    None,
+                    3.0,
+                ),
+                0,
+                hu["disc"],
+            )
+        )
 
     for name, label, z0, z1, rx, ry, _ in levels:
         zc, h, yv = 0.5 * (z0 + z1), z1 - z0, float(spine_y(0.5 * (z0 + z1)))
@@ -62,16 +84,37 @@ def skeleton(j: Jitter, hu: dict[str, float], trunk: Trunk) -> list[Paint]:
         spin_len, spin_tilt, tp_len = {"L": (30, 12, 30), "T": (30, 45, 24), "C": (20, 20, 12)}[kind]
         parts = [
             Paint(Ellipsoid(np.array([0.0, yv, zc]), np.array([rx, ry, 0.5 * h]), None, 3.0), label, bone),
-            *(Paint(Ellipsoid(np.array([s * (rc + 2.5), yv - ry - 0.4 * rc, zc]), np.array([3.5, 0.8 * rc, 0.3 * h])), label, posterior_hu) for s in (-1, 1)),
+            *(
+                Paint(
+                    Ellipsoid(np.array([s * (rc + 2.5), yv - ry - 0.4 * rc, zc]), np.array([3.5, 0.8 * rc, 0.3 * h])),
+                    label,
+                    posterior_hu,
+                )
+                for s in (-1, 1)
+            ),
         ]
         arc = np.linspace(np.pi * 1.1, np.pi * 1.9, 9)
         lamina = np.column_stack([(rc + 3.0) * np.cos(arc), yc + (rc + 3.0) * np.sin(arc), np.full(9, zc)])
         parts.append(Paint(Tube(lamina, np.full(9, 3.2)), label, posterior_hu))
-        spine_c = np.array([0.0, yc - rc - 0.5 * spin_len * np.cos(np.deg2rad(spin_tilt)), zc - 0.5 * spin_len * np.sin(np.deg2rad(spin_tilt))])
-        parts.append(Paint(Ellipsoid(spine_c, np.array([3.0, 0.5 * spin_len, 0.22 * h]), rotation(rx=-spin_tilt)), label, posterior_hu))
+        spine_c = np.array(
+            [
+                0.0,
+                yc - rc - 0.5 * spin_len * np.cos(np.deg2rad(spin_tilt)),
+                zc - 0.5 * spin_len * np.sin(np.deg2rad(spin_tilt)),
+            ]
+        )
+        parts.append(
+            Paint(
+                Ellipsoid(spine_c, np.array([3.0, 0.5 * spin_len, 0.22 * h]), rotation(rx=-spin_tilt)),
+                label,
+                posterior_hu,
+            )
+        )
         for s in (-1, 1):
             c = np.array([s * (rc + 0.5 * tp_len), yc + 2.0, zc])
-            parts.append(Paint(Ellipsoid(c, np.array([0.5 * tp_len, 4.5, 0.18 * h]), rotation(rz=s * 20)), label, posterior_hu))
+            parts.append(
+                Paint(Ellipsoid(c, np.array([0.5 * tp_len, 4.5, 0.18 * h]), rotation(rz=s * 20)), label, posterior_hu)
+            )
         ops += parts
 
     ops += _ribs(j, hu, trunk, {name: lvl for name, *lvl in levels})
@@ -129,16 +172,26 @@ def _ribs(j: Jitter, hu: dict[str, float], trunk: Trunk, levels: dict) -> list[P
         pts = np.array(sternum_pts)
         top, bottom = pts[:, 2].max() + 15.0, pts[:, 2].min() - 25.0
         center = np.array([0.0, pts[:, 1].mean(), 0.5 * (top + bottom)])
-        ops.append(Paint(Ellipsoid(center, np.array([17.0, 6.5, 0.5 * (top - bottom)]), None, 3.0), 122, _cortical(hu, 1.5)))
+        ops.append(
+            Paint(Ellipsoid(center, np.array([17.0, 6.5, 0.5 * (top - bottom)]), None, 3.0), 122, _cortical(hu, 1.5))
+        )
     return ops
 
 
 def _pelvis(j: Jitter, hu: dict[str, float]) -> list[Paint]:
     bone = _cortical(hu, 2.0)
-    sacrum = Ellipsoid(j.pos((0.0, float(spine_y(-232)) + 4.0, -232.0), 2.0), j.size((46, 17, 55), 0.05), rotation(rx=-25), 2.6)
+    sacrum = Ellipsoid(
+        j.pos((0.0, float(spine_y(-232)) + 4.0, -232.0), 2.0), j.size((46, 17, 55), 0.05), rotation(rx=-25), 2.6
+    )
     ops = [Paint(sacrum, 97, bone)]
     for side, hip, femur in ((-1, 95, 93), (1, 96, 94)):
-        wing = Ellipsoid(j.pos((side * 82, -28, -205), 3.0), j.size((8, 62, 52), 0.05), rotation(rz=-side * 38, ry=side * 12), 2.4, j.warp(2, 0.06))
+        wing = Ellipsoid(
+            j.pos((side * 80, -38, -205), 3.0),
+            j.size((9, 50, 50), 0.05),
+            rotation(rz=-side * 35, ry=side * 25),
+            2.4,
+            j.warp(2, 0.06),
+        )
         socket = Ellipsoid(j.pos((side * 84, 2, -280), 2.0), j.size((22, 30, 34), 0.05), None, 2.4)
         head = Ellipsoid(j.pos((side * 88, 8, -296), 2.0), np.full(3, 23.0))
         ops += [Paint(wing, hip, bone), Paint(socket, hip, bone), Paint(head, femur, bone)]

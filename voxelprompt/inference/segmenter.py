@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ from voxelprompt.inference.postprocess import invert_to_input, logits_to_labels
 from voxelprompt.inference.preprocess import IMAGE_KEY, build_preprocessing, to_model_voxels, volume_to_metatensor
 from voxelprompt.inference.profiles import InferenceProfile, get_profile
 from voxelprompt.inference.refine import merge_clicks
-from voxelprompt.inference.windows import ClickPrompt, WindowCounter, class_logits, point_logits
+from voxelprompt.inference.windows import ClickPrompt, WindowCounter, class_logits, pad_to_window, point_logits, unpad
 from voxelprompt.models.vista3d import Vista3DSpec, load_vista3d
 from voxelprompt.types import Points, Prompts, Segmentation, Volume
 
@@ -150,14 +151,23 @@ class Vista3DSegmenter:
             labels=labels[None].to(self.device),
             prompt_class=None if cls is None else torch.tensor([[cls]], device=self.device),
         )
-        clicked = point_logits(batch, counter, click, self.profile).cpu()
         if cls is None or cls > self.spec.last_supported:
             # Point-only (zero-shot) object: keep components holding a positive click.
+            clicked = point_logits(batch, counter, click, self.profile).cpu()
             label_prompt = None if not classes else (cls,)
             return logits_to_labels(clicked, label_prompt, click.coords.cpu(), click.labels.cpu())
-        auto = class_logits(batch, counter, (cls,), self.profile, self.spec.last_supported, self.progress).cpu()
-        merged = _merge_in_windows(auto[0, 0] > 0, clicked[0, 0], model_xyz, points.labels)
-        return merged.to(torch.float32)[None] * float(cls)
+        # Edit the automatic result (Algorithm 1) in window-padded space, where MONAI's point
+        # inferer merges too: components may connect through the padding of thin images.
+        shape = tuple(batch.shape[-3:])
+        padded, before = pad_to_window(batch, self.profile.roi_size)
+        auto = class_logits(padded, counter, (cls,), self.profile, self.spec.last_supported, self.progress).cpu()
+        inside = torch.zeros(padded.shape[-3:], dtype=torch.bool)
+        unpad(inside, before, shape).fill_(True)
+        shifted = replace(click, coords=click.coords + torch.tensor(before, dtype=click.coords.dtype, device=self.device))
+        clicked = point_logits(padded, counter, shifted, self.profile).cpu()
+        xyz = model_xyz + np.asarray(before, dtype=np.float64)
+        merged = _merge_in_windows((auto[0, 0] > 0) & inside, clicked[0, 0], xyz, points.labels)
+        return unpad(merged, before, shape).to(torch.float32)[None] * float(cls)
 
 
 def _volume_of(image) -> Volume:

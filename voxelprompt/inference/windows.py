@@ -17,7 +17,36 @@ from monai.networks.nets.vista3d import VISTA3D
 
 from voxelprompt.inference.profiles import InferenceProfile
 
-__all__ = ["WindowCounter", "class_logits", "point_logits"]
+__all__ = ["WindowCounter", "class_logits", "point_logits", "pad_to_window", "unpad"]
+
+
+def pad_to_window(image: torch.Tensor, roi_size: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """Zero-pad the spatial axes of ``image`` up to ``roi_size``, split like MONAI's inferers.
+
+    MONAI's sliding-window and point inferers pad images smaller than a window the same way
+    (``diff // 2`` before, the rest after); padding up front keeps clicks and masks aligned with
+    what they see.
+
+    Args:
+        image: [B, C, H, W, D].
+        roi_size: window size (H, W, D).
+
+    Returns:
+        The padded image and the padding added before each spatial axis.
+    """
+    diffs = [max(int(r) - int(s), 0) for r, s in zip(roi_size, image.shape[-3:])]
+    before = tuple(d // 2 for d in diffs)
+    if not any(diffs):
+        return image, before
+    pads: list[int] = []
+    for d, b in zip(reversed(diffs), reversed(before)):
+        pads += [b, d - b]
+    return torch.nn.functional.pad(image, pads, mode="constant", value=0.0), before
+
+
+def unpad(tensor: torch.Tensor, before: tuple[int, ...], shape: tuple[int, ...]) -> torch.Tensor:
+    """Crop the last three axes of ``tensor`` back to ``shape`` after :func:`pad_to_window`."""
+    return tensor[..., before[0] : before[0] + shape[0], before[1] : before[1] + shape[1], before[2] : before[2] + shape[2]]
 
 
 class WindowCounter(torch.nn.Module):

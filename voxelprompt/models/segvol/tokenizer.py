@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from instant_clip_tokenizer import Tokenizer
 
 from voxelprompt.errors import PromptError
 
@@ -32,8 +33,6 @@ class SegVolTokenizer:
     def __init__(self, template: str = SEGVOL_TEMPLATE, context_length: int = CLIP_CONTEXT_LENGTH) -> None:
         if template.count("{}") != 1:
             raise ValueError(f"template must contain exactly one '{{}}', got {template!r}")
-        from instant_clip_tokenizer import Tokenizer  # the vocabulary loads in ~0.1 s; defer it
-
         self.template = template
         self.context_length = context_length
         self._bpe = Tokenizer()
@@ -49,7 +48,8 @@ class SegVolTokenizer:
         """Tokenize B class names, padded to the longest.
 
         Args:
-            names: class names such as ``"liver"``; each is put into the template.
+            names: class names such as ``"liver"``; each is stripped of surrounding whitespace and
+                put into the template.
 
         Returns:
             ``input_ids`` (B, L) int64 and ``attention_mask`` (B, L) int64 (0 on padding).

@@ -1,0 +1,55 @@
+"""Fixtures shared by the whole suite: the real CT in ../shared and small VISTA3D checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared_paths import shared_file
+
+TINY_WIDTH = 8
+
+
+@pytest.fixture(scope="session")
+def real_ct_path() -> Path:
+    """TotalSegmentator's small abdominal CT (122x101x30 at 3 mm, RAS, int16 HU)."""
+    return shared_file("data", "totalseg", "example_ct_sm.nii.gz")
+
+
+@pytest.fixture(scope="session")
+def tiny_spec():
+    from voxelprompt.models.vista3d import Vista3DSpec
+
+    return Vista3DSpec(width=TINY_WIDTH)
+
+
+@pytest.fixture(scope="session")
+def tiny_net(tiny_spec):
+    """VISTA3D of the official architecture at width 8 with fixed deterministic weights."""
+    from voxelprompt.models.vista3d import random_vista3d
+
+    return random_vista3d(tiny_spec, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_net, tmp_path_factory) -> Path:
+    """The tiny network saved in the MONAI bundle format (bare state_dict)."""
+    from voxelprompt.models.vista3d import save_vista3d
+
+    return save_vista3d(tiny_net, tmp_path_factory.mktemp("ckpt") / "model.pt")
+
+
+@pytest.fixture(scope="session")
+def ct_crop_path(real_ct_path, tmp_path_factory) -> Path:
+    """A 40x40x20 crop of the real CT around the liver/kidney region: one 64^3 window at 1.5 mm."""
+    from voxelprompt.imageio import read_volume, write_volume
+    from voxelprompt.types import Volume
+
+    vol = read_volume(real_ct_path, dtype=None)
+    start = np.array([40, 30, 5])
+    crop = vol.array[40:80, 30:70, 5:25]
+    affine = vol.affine.copy()
+    affine[:3, 3] = vol.voxel_to_world(start[None])[0]
+    return write_volume(Volume(crop, affine, "crop"), tmp_path_factory.mktemp("ct") / "ct_crop.nii.gz")
