@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["PointSpace", "Volume", "Points", "Prompts", "Segmentation"]
+__all__ = ["PointSpace", "Volume", "Points", "Box", "Prompts", "Segmentation"]
 
 
 class PointSpace(str, enum.Enum):
@@ -127,6 +127,26 @@ class Points:
 
 
 @dataclass(frozen=True)
+class Box:
+    """An axis-aligned box, both corners inclusive (SegVol's box prompt).
+
+    Args:
+        lower: (i, j, k) smallest corner, in ``space`` (voxel indices or RAS+ mm).
+        upper: (i, j, k) largest corner, same frame.
+        space: the frame of the corners.
+    """
+
+    lower: tuple[float, float, float]
+    upper: tuple[float, float, float]
+    space: PointSpace = PointSpace.VOXEL
+
+    @property
+    def slices(self) -> tuple[slice, slice, slice]:
+        """Slices that cut a voxel-space box out of an (I, J, K) array."""
+        return tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(self.lower, self.upper))  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
 class Prompts:
     """What to segment in one call.
 
@@ -136,11 +156,16 @@ class Prompts:
             without classes they segment one object interactively.
         zero_shot_class: class index used for a point-only object (> 132 selects VISTA3D's
             zero-shot embedding; ``None`` treats it as a supported class).
+        box: a box around the object (SegVol).
+        text: a free-text class name (SegVol encodes it with CLIP; VISTA3D resolves it through
+            the label catalog).
     """
 
     classes: tuple[int, ...] = ()
     points: Points | None = None
     zero_shot_class: int | None = None
+    box: Box | None = None
+    text: str | None = None
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from voxelprompt.errors import PromptError, VoxelPromptError
-from voxelprompt.types import Points, PointSpace
+from voxelprompt.types import Box, Points, PointSpace
 
 __all__ = [
     "Click",
@@ -62,25 +62,6 @@ class Click:
     def __iter__(self) -> Iterator[Coord | int]:
         # Lets callers write ``coord, label = click``.
         return iter((self.coord, self.label))
-
-
-@dataclass(frozen=True)
-class Box:
-    """An axis-aligned box in voxel indices, both corners inclusive (SegVol's ``generate_box``).
-
-    Args:
-        lower: (i, j, k) smallest index inside the box.
-        upper: (i, j, k) largest index inside the box.
-    """
-
-    lower: Coord
-    upper: Coord
-
-    @property
-    def slices(self) -> PatchSlices:
-        """Slices that cut the box out of an (I, J, K) array."""
-        slices = tuple(slice(lo, hi + 1) for lo, hi in zip(self.lower, self.upper))
-        return slices  # type: ignore[return-value]
 
 
 def _as_mask(mask: np.ndarray, name: str) -> np.ndarray:
