@@ -127,7 +127,9 @@ def _crash_nrrd(monkeypatch, error):
         Path(filename).write_bytes(b"NRRD0004\npartial")
         raise error
 
-    monkeypatch.setattr(writers.sitk, "WriteImage", write)
+    import SimpleITK
+
+    monkeypatch.setattr(SimpleITK, "WriteImage", write)
 
 
 @pytest.mark.parametrize(

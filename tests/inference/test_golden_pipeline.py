@@ -111,3 +111,16 @@ def test_bundle_profile_on_a_crop_smaller_than_one_window(ct_crop_path, tiny_net
     ours = seg.segment(read_volume(ct_crop_path), Prompts(classes=(1, 3)))
     ref = reference_labels(ct_crop_path, tiny_net, (1, 3), bundle_reference_transforms(), 0.25, "constant")
     np.testing.assert_array_equal(ours.labels.array.astype(np.int64), ref)
+
+
+@pytest.mark.slow
+def test_research_everything_includes_133_like_the_research_code(ct_crop_path, tiny_net, tiny_spec):
+    from voxelprompt.catalog import everything_classes
+
+    classes = everything_classes(133)
+    seg = Vista3DSegmenter(tiny_net, tiny_spec, profile=get_profile("research").with_roi(ROI))
+    ours = seg.segment(read_volume(ct_crop_path), Prompts(), everything=True)
+    ref = reference_labels(ct_crop_path, tiny_net, classes, research_reference_transforms(), 0.625, "gaussian")
+    assert ours.classes == classes and len(classes) == 118
+    assert len(np.unique(ref)) >= 3
+    np.testing.assert_array_equal(ours.labels.array.astype(np.int64), ref)

@@ -6,6 +6,8 @@ Arrays come back in on-disk (i, j, k) order with a voxel -> RAS+ mm affine (see
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import contextlib
 import logging
 import os
@@ -15,13 +17,15 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import SimpleITK as sitk
 from nibabel.filebasedimages import ImageFileError
 from nibabel.openers import ImageOpener
 from nibabel.spatialimages import HeaderDataError
 
 from voxelprompt.errors import InputError
 from voxelprompt.types import Volume
+
+if TYPE_CHECKING:  # SimpleITK is imported where used: NIfTI users never load it
+    import SimpleITK as sitk
 
 __all__ = ["read_volume", "read_labels", "NIFTI_SUFFIXES", "NRRD_SUFFIXES"]
 
@@ -152,6 +156,8 @@ def _check_pixdim(path: Path, header_class: type, source: str) -> None:
 
 
 def _read_sitk_file(path: Path, source: str) -> tuple[np.ndarray, np.ndarray]:
+    import SimpleITK as sitk
+
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as err:
@@ -166,6 +172,8 @@ def _read_dicom_series(folder: Path, series_uid: str | None, source: str) -> tup
 
 
 def _read_dicom_series_quietly(folder: Path, series_uid: str | None, source: str) -> tuple[np.ndarray, np.ndarray]:
+    import SimpleITK as sitk
+
     reader = sitk.ImageSeriesReader()
     series = reader.GetGDCMSeriesIDs(str(folder))
     if not series:
@@ -209,6 +217,8 @@ def _check_slice_steps(reader: sitk.ImageSeriesReader, image: sitk.Image, n_file
 
 def _sitk_to_array_affine(image: sitk.Image, source: str) -> tuple[np.ndarray, np.ndarray]:
     """(i, j, k) array and RAS+ affine of a SimpleITK image (whose array is (k, j, i), world LPS+)."""
+    import SimpleITK as sitk
+
     n_components = image.GetNumberOfComponentsPerPixel()
     if n_components != 1:
         raise InputError(f"{source}: expected one value per voxel, got {n_components} components")
@@ -229,6 +239,8 @@ def _sitk_to_array_affine(image: sitk.Image, source: str) -> tuple[np.ndarray, n
 
 @contextlib.contextmanager
 def _itk_warnings_off() -> Iterator[None]:
+    import SimpleITK as sitk
+
     previous = sitk.ProcessObject.GetGlobalWarningDisplay()
     sitk.ProcessObject.SetGlobalWarningDisplay(False)
     try:

@@ -6,6 +6,8 @@ fully written (temporary file in the same folder, then ``os.replace``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import logging
 import os
 import secrets
@@ -13,11 +15,13 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import SimpleITK as sitk
 
 from voxelprompt.errors import InputError
 from voxelprompt.imageio.readers import LPS_TO_RAS, NIFTI_SUFFIXES, _suffix
 from voxelprompt.types import Volume
+
+if TYPE_CHECKING:  # SimpleITK is imported where used: NIfTI users never load it
+    import SimpleITK as sitk
 
 __all__ = ["write_volume", "NIFTI_XFORM_CODE"]
 
@@ -96,6 +100,8 @@ def _write_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
 
 
 def _write_nrrd(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    import SimpleITK as sitk
+
     affine_lps = LPS_TO_RAS @ np.asarray(affine, dtype=np.float64)  # the flip is its own inverse
     spacing = np.linalg.norm(affine_lps[:3, :3], axis=0)
     # SimpleITK arrays are (k, j, i).

@@ -33,6 +33,9 @@ class InferenceProfile:
         class_overlap: sliding-window overlap for class prompts.
         class_blend: sliding-window blending for class prompts (``constant`` or ``gaussian``).
         everything_last_id: "everything" covers ids ``1..everything_last_id`` minus the excluded set.
+        drop_zero_shot_classes: like the bundle's inferer, run class prompts without a class vector
+            when any id is above the model's last trained id (they then come out as background);
+            the research code passes such ids (its everything set has 133) to the class head.
         unpredicted_value: label written where no window produced a prediction (NaN logits).
     """
 
@@ -46,6 +49,7 @@ class InferenceProfile:
     class_overlap: float = 0.25
     class_blend: str = "constant"
     everything_last_id: int = 132
+    drop_zero_shot_classes: bool = True
     unpredicted_value: int = 255
 
     def __post_init__(self) -> None:
@@ -71,6 +75,7 @@ PROFILES: dict[str, InferenceProfile] = {
         class_overlap=0.625,
         class_blend="gaussian",
         everything_last_id=133,
+        drop_zero_shot_classes=False,
     ),
 }
 

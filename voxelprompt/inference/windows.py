@@ -76,8 +76,8 @@ def class_logits(
     Args:
         image: [1, 1, H, W, D] pre-processed image (model space).
         net: VISTA3D network (or a wrapper with the same call signature).
-        classes: global class indices; ids above ``last_supported`` are zero-shot and, like the
-            official inferer, drop the class vector (their logits come out as background).
+        classes: global class indices; with ``profile.drop_zero_shot_classes`` any id above
+            ``last_supported`` drops the class vector like the bundle's inferer.
         profile: windowing settings.
         last_supported: highest trained class index of the model.
 
@@ -86,7 +86,7 @@ def class_logits(
     """
     class_vector = torch.tensor(classes, device=image.device).unsqueeze(-1)
     prompt_class = class_vector.clone()
-    if bool((class_vector > last_supported).any()):
+    if profile.drop_zero_shot_classes and bool((class_vector > last_supported).any()):
         class_vector = None
     inferer = SlidingWindowInfererAdapt(
         roi_size=profile.roi_size,

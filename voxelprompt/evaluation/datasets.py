@@ -1,0 +1,305 @@
+"""Evaluation datasets: MSD ``dataset.json``, VISTA-style datalists and TotalSegmentator folders.
+
+Every dataset becomes a list of :class:`Case` records (image + label paths) and one
+:class:`LabelMapping` from the dataset's label values to model class ids (VISTA3D global
+indices, see :mod:`voxelprompt.catalog`). Label maps are read on the image's voxel grid
+(a label stored in another axis orientation of the same grid is reoriented to it).
+
+Accepted ``datalist`` inputs:
+
+* a JSON file with split keys (``training``, ``validation``, ``testing``, ``test``) holding
+  ``{"image": ..., "label": ...}`` entries, relative to the file's folder or ``base_dir`` (MONAI
+  / VISTA datalists, MSD ``dataset.json``); an optional ``labels`` key maps label values to names
+  (a dict, or the path of a JSON file holding one) and ``name`` names the dataset;
+* a folder holding ``dataset.json`` (MSD);
+* a TotalSegmentator-style folder: ``classes.json`` (value -> name) and images ``X.nii.gz`` or
+  DICOM folders ``X/`` next to labels ``X_seg.nii.gz`` (``../shared/data/totalseg``).
+
+Label mappings, first match wins: an explicit mapping file (VISTA's ``label_mappings.json``,
+``{"dataset": [[value, class_id], ...]}``, or a flat ``{"value": class_id or name}``), then the
+dataset's label names resolved through the VISTA3D catalog, then identity (labels already hold
+VISTA3D ids, as in ``voxelprompt phantom`` datalists).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from voxelprompt.catalog import vista3d_catalog
+from voxelprompt.errors import InputError, PromptError, VoxelPromptError
+from voxelprompt.imageio import read_labels, read_volume
+from voxelprompt.types import Volume
+
+__all__ = ["Case", "LabelMapping", "EvalDataset", "load_dataset", "load_mapping", "read_case"]
+
+logger = logging.getLogger(__name__)
+
+#: Split keys tried in order when none is named (labelled splits first).
+SPLITS = ("validation", "testing", "test", "training")
+_NIFTI = (".nii.gz", ".nii")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One evaluation case.
+
+    Args:
+        name: unique case name within its dataset (file stem).
+        image: CT image file or DICOM folder.
+        label: label map file on the same grid (possibly another axis orientation).
+        dataset: dataset name (the tables' first grouping level).
+    """
+
+    name: str
+    image: Path
+    label: Path
+    dataset: str
+
+
+@dataclass(frozen=True)
+class LabelMapping:
+    """Dataset label value -> model class id.
+
+    Args:
+        pairs: ``(value, class_id)`` pairs; values not listed are ignored (set to background).
+        names: class id -> display name.
+    """
+
+    pairs: tuple[tuple[int, int], ...]
+    names: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def class_ids(self) -> tuple[int, ...]:
+        """Model class ids, ascending, duplicates dropped."""
+        return tuple(sorted({c for _, c in self.pairs}))
+
+    def name(self, class_id: int) -> str:
+        return self.names.get(int(class_id)) or vista3d_catalog().name(int(class_id))
+
+    def apply(self, labels: np.ndarray) -> np.ndarray:
+        """(I, J, K) dataset labels -> (I, J, K) model class ids (int16, 0 background)."""
+        labels = np.asarray(labels)
+        top = max([int(labels.max(initial=0))] + [v for v, _ in self.pairs]) + 1
+        table = np.zeros(top, dtype=np.int16)
+        for value, class_id in self.pairs:
+            if value >= 0:
+                table[value] = class_id
+        if int(labels.min(initial=0)) < 0:
+            raise InputError(f"label maps must hold non-negative values, got {int(labels.min())}")
+        return table[labels]
+
+
+@dataclass(frozen=True)
+class EvalDataset:
+    """Cases of one dataset and its label mapping."""
+
+    name: str
+    cases: tuple[Case, ...]
+    mapping: LabelMapping
+
+
+def load_dataset(
+    datalist: str | os.PathLike,
+    split: str | None = None,
+    mapping: str | os.PathLike | None = None,
+    name: str | None = None,
+    base_dir: str | os.PathLike | None = None,
+) -> EvalDataset:
+    """Load a datalist, an MSD folder or a TotalSegmentator-style folder (see the module docstring).
+
+    Args:
+        datalist: the JSON file or folder.
+        split: split key to evaluate; default the first of ``validation``, ``testing``, ``test``,
+            ``training`` that holds labelled entries.
+        mapping: optional label-mapping JSON file.
+        name: dataset name (default: the datalist's ``name`` key, else its file or folder stem).
+        base_dir: folder that relative paths start from (default the datalist's folder).
+
+    Raises:
+        InputError: missing files, unknown split, no labelled case.
+    """
+    path = Path(datalist)
+    if not path.exists():
+        raise InputError(f"datalist {path} not found")
+    if path.is_dir():
+        if (path / "dataset.json").exists():
+            path = path / "dataset.json"
+        elif (path / "classes.json").exists():
+            return _totalseg_folder(path, mapping, name)
+        else:
+            raise InputError(f"{path}: a dataset folder needs dataset.json (MSD) or classes.json (TotalSegmentator)")
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"datalist {path}: not readable JSON ({err})") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"datalist {path}: expected a JSON object with split keys, got {type(raw).__name__}")
+    root = Path(base_dir) if base_dir is not None else path.parent
+    dataset_name = name or str(raw.get("name") or path.stem)
+    entries = _split_entries(raw, split, path)
+    cases = []
+    for i, entry in enumerate(entries):
+        image, label = root / str(entry["image"]), root / str(entry["label"])
+        cases.append(Case(name=_stem(image) or f"case{i}", image=image, label=label, dataset=dataset_name))
+    names = _label_names(raw.get("labels"), path.parent)
+    return EvalDataset(dataset_name, _unique(cases), _build_mapping(mapping, names, dataset_name))
+
+
+def _split_entries(raw: dict, split: str | None, path: Path) -> list[dict]:
+    def labelled(key: str) -> list[dict]:
+        items = raw.get(key) or []
+        if not isinstance(items, list):
+            raise InputError(f"datalist {path}: {key!r} must be a list of entries")
+        out = []
+        for item in items:
+            if isinstance(item, dict) and "image" in item and item.get("label"):
+                image = item["image"][0] if isinstance(item["image"], list) else item["image"]
+                out.append({**item, "image": image})
+        return out
+
+    if split is not None:
+        if split not in raw:
+            keys = [k for k in raw if isinstance(raw[k], list)]
+            raise InputError(f"datalist {path} has no split {split!r}; it has {', '.join(keys) or 'none'}")
+        entries = labelled(split)
+    else:
+        entries = next((e for e in (labelled(k) for k in SPLITS) if e), [])
+    if not entries:
+        raise InputError(f"datalist {path}: no entry with both 'image' and 'label' in split {split or SPLITS}")
+    return entries
+
+
+def _label_names(labels: object, folder: Path) -> dict[int, str] | None:
+    if labels is None:
+        return None
+    if isinstance(labels, str):
+        file = folder / labels
+        try:
+            labels = json.loads(file.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise InputError(f"label names {file}: not readable JSON ({err})") from None
+    if not isinstance(labels, Mapping):
+        raise InputError(f"'labels' must map label values to names, got {type(labels).__name__}")
+    try:
+        return {int(k): str(v) for k, v in labels.items()}
+    except ValueError:
+        raise InputError(f"'labels' keys must be integer label values, got {list(labels)[:3]}") from None
+
+
+def _totalseg_folder(folder: Path, mapping: str | os.PathLike | None, name: str | None) -> EvalDataset:
+    names = _label_names("classes.json", folder)
+    cases = []
+    for label in sorted(folder.glob("*_seg.nii*")):
+        stem = _stem(label)[: -len("_seg")]
+        candidates = [folder / f"{stem}{s}" for s in _NIFTI] + [folder / stem]
+        image = next((c for c in candidates if c.exists()), None)
+        if image is not None:
+            cases.append(Case(name=stem, image=image, label=label, dataset=name or folder.name))
+    if not cases:
+        raise InputError(f"{folder}: no image with a matching X_seg.nii.gz label")
+    dataset_name = name or folder.name
+    return EvalDataset(dataset_name, tuple(cases), _build_mapping(mapping, names, dataset_name))
+
+
+def _stem(path: Path) -> str:
+    base = path.name
+    for suffix in (*_NIFTI, ".nrrd", ".nhdr"):
+        if base.lower().endswith(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
+def _unique(cases: list[Case]) -> tuple[Case, ...]:
+    seen: dict[str, int] = {}
+    out = []
+    for case in cases:
+        n = seen.get(case.name, 0)
+        seen[case.name] = n + 1
+        out.append(case if n == 0 else Case(f"{case.name}_{n}", case.image, case.label, case.dataset))
+    return tuple(out)
+
+
+def load_mapping(path: str | os.PathLike, dataset: str) -> LabelMapping:
+    """Read a mapping file: VISTA ``{"dataset": [[value, id], ...]}`` or flat ``{"value": id or name}``."""
+    file = Path(path)
+    try:
+        raw = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"label mapping {file}: not readable JSON ({err})") from None
+    if isinstance(raw, dict) and raw and all(isinstance(v, list) for v in raw.values()):
+        if dataset not in raw:
+            raise InputError(f"label mapping {file} has no entry for dataset {dataset!r}; it has {', '.join(raw)}")
+        pairs = raw[dataset]
+    elif isinstance(raw, dict):
+        pairs = list(raw.items())
+    else:
+        raise InputError(f"label mapping {file}: expected a JSON object")
+    catalog = vista3d_catalog()
+    out = []
+    for pair in pairs:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise InputError(f"label mapping {file}: entries must be [value, class], got {pair!r}")
+        value, target = pair
+        try:
+            out.append((int(value), catalog.index(target) if isinstance(target, str) else int(target)))
+        except (ValueError, PromptError) as err:
+            raise InputError(f"label mapping {file}: bad entry {pair!r} ({err})") from None
+    return LabelMapping(pairs=tuple(out))
+
+
+def _build_mapping(mapping: str | os.PathLike | None, names: dict[int, str] | None, dataset: str) -> LabelMapping:
+    if mapping is not None:
+        return load_mapping(mapping, dataset)
+    if names is None:
+        return LabelMapping(pairs=tuple((c, c) for c in range(1, 256)))
+    catalog = vista3d_catalog()
+    pairs, skipped = [], []
+    for value, label_name in sorted(names.items()):
+        if value == 0 or label_name.lower() == "background":
+            continue
+        try:
+            pairs.append((value, catalog.index(label_name)))
+        except PromptError:
+            skipped.append(label_name)
+    if skipped:
+        logger.warning("%s: %d label names have no VISTA3D class and are ignored: %s", dataset, len(skipped), ", ".join(skipped))
+    if not pairs:
+        raise VoxelPromptError(f"{dataset}: no label name maps to a VISTA3D class; pass a label mapping file")
+    return LabelMapping(pairs=tuple(pairs))
+
+
+def read_case(case: Case, mapping: LabelMapping) -> tuple[Volume, Volume]:
+    """Read a case: the CT (float32 HU) and its labels mapped to model class ids on the CT's grid."""
+    image = read_volume(case.image)
+    labels = read_labels(case.label)
+    array = _align(labels, image)
+    return image, image.with_array(mapping.apply(array), source=f"{case.name} labels")
+
+
+def _align(labels: Volume, image: Volume, atol_mm: float = 1e-3) -> np.ndarray:
+    """The label array on the image's voxel grid (same grid, possibly stored in another axis order)."""
+    if labels.shape == image.shape and np.allclose(labels.affine, image.affine, atol=atol_mm):
+        return labels.array
+    transform = nib.orientations.ornt_transform(
+        nib.orientations.io_orientation(labels.affine), nib.orientations.io_orientation(image.affine)
+    )
+    array = nib.orientations.apply_orientation(labels.array, transform)
+    affine = labels.affine @ nib.orientations.inv_ornt_aff(transform, labels.shape)
+    if array.shape != image.shape or not np.allclose(affine, image.affine, atol=max(atol_mm, 1e-2)):
+        raise InputError(
+            f"{labels.source}: label grid (shape {labels.shape}, {labels.orientation}) does not match "
+            f"the image grid (shape {image.shape}, {image.orientation}); resample it first"
+        )
+    return np.ascontiguousarray(array)
+
+
+def _as_sequence(value: Sequence | None) -> list:
+    return list(value or [])
