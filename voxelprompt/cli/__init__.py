@@ -32,6 +32,8 @@ def _register() -> None:
     app.command("info")(model_cmd.info)
     app.command("random-checkpoint")(model_cmd.random_checkpoint)
     app.command("phantom")(phantom.phantom)
+    __import__("voxelprompt.cli.segvol_cmd", fromlist=["register"]).register(app)  # segment-segvol, identify
+    app.command("evaluate")(__import__("voxelprompt.cli.evaluate_cmd", fromlist=["evaluate"]).evaluate)
 
 
 _register()

@@ -6,8 +6,6 @@ fully written (temporary file in the same folder, then ``os.replace``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import logging
 import os
 import secrets
@@ -19,9 +17,6 @@ import numpy as np
 from voxelprompt.errors import InputError
 from voxelprompt.imageio.readers import LPS_TO_RAS, NIFTI_SUFFIXES, _suffix
 from voxelprompt.types import Volume
-
-if TYPE_CHECKING:  # SimpleITK is imported where used: NIfTI users never load it
-    import SimpleITK as sitk
 
 __all__ = ["write_volume", "NIFTI_XFORM_CODE"]
 

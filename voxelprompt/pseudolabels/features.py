@@ -71,24 +71,40 @@ class FilterBankExtractor:
         seed: seeds the projection matrix.
     """
 
-    def __init__(self, scales: Sequence[float] = (1.0, 2.0, 4.0), channels: int = 8, seed: int = 0) -> None:
+    def __init__(
+        self,
+        scales: Sequence[float] = (1.0, 2.0, 4.0),
+        channels: int = 8,
+        seed: int = 0,
+        windows: Sequence[tuple[float, float]] = ((0.0, 255.0), (114.75, 153.0)),
+    ) -> None:
         scales = tuple(float(s) for s in scales)
+        windows = tuple((float(lo), float(hi)) for lo, hi in windows)
         if not scales or min(scales) <= 0:
             raise VoxelPromptError(f"filter-bank scales must be positive, got {scales}")
-        n_responses = 1 + 5 * len(scales)
+        if not windows or any(lo >= hi for lo, hi in windows):
+            raise VoxelPromptError(f"filter-bank windows must be (low, high) pairs with low < high, got {windows}")
+        n_responses = len(windows) * (1 + 5 * len(scales))
         if not 1 <= channels <= n_responses:
             raise VoxelPromptError(f"channels must be in [1, {n_responses}] for {len(scales)} scales, got {channels}")
         self.scales = scales
+        self.windows = windows
         self.channels = int(channels)
         self.seed = int(seed)
         gaussian = np.random.default_rng(seed).standard_normal((n_responses, self.channels))
         # Orthonormal columns: a projection, not a rescaling, so features stay in intensity units.
         self.projection = np.linalg.qr(gaussian)[0].astype(np.float32)
-        self.cache_key = f"filterbank(scales={list(scales)},channels={channels},seed={seed})"
+        self.cache_key = f"filterbank(scales={list(scales)},windows={list(windows)},channels={channels},seed={seed})"
 
     def responses(self, slices: np.ndarray) -> np.ndarray:
-        """(N, H, W) slices -> (N, 1 + 5 * len(scales), H, W) raw filter responses."""
-        x = np.asarray(slices, dtype=np.float32)
+        """(N, H, W) slices -> (N, len(windows) * (1 + 5 * len(scales)), H, W) raw filter responses."""
+        out: list[np.ndarray] = []
+        for low, high in self.windows:
+            x = np.clip((np.asarray(slices, dtype=np.float32) - low) * np.float32(255.0 / (high - low)), 0.0, 255.0)
+            out += self._filters(x)
+        return np.stack(out, axis=1)
+
+    def _filters(self, x: np.ndarray) -> list[np.ndarray]:
         out = [x]
         for s in self.scales:
             sigma = (0.0, s, s)
@@ -102,7 +118,7 @@ class FilterBankExtractor:
                 mean,
                 np.sqrt(np.maximum(var, 0.0)),
             ]
-        return np.stack(out, axis=1)
+        return out
 
     def __call__(self, slices: np.ndarray) -> np.ndarray:
         """(N, H, W) slices in [0, 255] -> (N, channels, H, W) float32 features."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["VoxelMap", "Reorientation", "resize_map", "shift_map", "box_voxels"]
+__all__ = ["Reorientation", "VoxelMap", "box_voxels", "resize_map", "shift_map"]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 from voxelprompt.inference.segvol.geometry import Reorientation, VoxelMap, shift_map
 from voxelprompt.types import Volume
 
-__all__ = ["foreground_normalize", "min_max", "foreground_box", "PreparedVolume", "prepare_volume"]
+__all__ = ["PreparedVolume", "foreground_box", "foreground_normalize", "min_max", "prepare_volume"]
 
 #: Percentiles of the foreground voxels that bound the intensity clip (the reference's values).
 LOWER_PERCENTILE, UPPER_PERCENTILE = 0.05, 99.95
@@ -82,6 +82,11 @@ class PreparedVolume:
         return tuple(int(s) for s in self.image.shape)  # type: ignore[return-value]
 
     @property
+    def region(self) -> tuple[slice, slice, slice]:
+        """Slices of the full (D, H, W) array that :attr:`image` was cut from."""
+        return tuple(slice(a, b + 1) for a, b in zip(*self.crop))  # type: ignore[return-value]
+
+    @property
     def voxel_map(self) -> VoxelMap:
         """Input voxel (i, j, k) -> voxel (d, h, w) of :attr:`image`."""
         return self.reorientation.voxel_map.then(shift_map(self.crop[0]))
@@ -89,14 +94,12 @@ class PreparedVolume:
     def to_input(self, mask: np.ndarray, fill: int = 0) -> np.ndarray:
         """Place a (D, H, W) array of :attr:`image`'s shape onto the input's (I, J, K) grid."""
         full = np.full(self.reorientation.out_shape, fill, dtype=mask.dtype)
-        lo, hi = self.crop
-        full[lo[0] : hi[0] + 1, lo[1] : hi[1] + 1, lo[2] : hi[2] + 1] = mask
+        full[self.region] = mask
         return self.reorientation.from_dhw(full)
 
     def from_input(self, array: np.ndarray) -> np.ndarray:
         """An (I, J, K) array of the input's shape cut to :attr:`image`'s (D, H, W) frame."""
-        lo, hi = self.crop
-        return np.ascontiguousarray(self.reorientation.to_dhw(array)[lo[0] : hi[0] + 1, lo[1] : hi[1] + 1, lo[2] : hi[2] + 1])
+        return np.ascontiguousarray(self.reorientation.to_dhw(array)[self.region])
 
 
 def prepare_volume(

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from voxelprompt.errors import CheckpointError
+from voxelprompt.models.checkpoint_io import load_checkpoint_file
 
 __all__ = ["normalize_state_dict", "read_state_dict", "load_state_dict_strict"]
 
@@ -70,13 +70,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     Raises:
         CheckpointError: the file is missing, unreadable, or holds no tensors.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(err).__name__}: {str(err)[:160]})") from err
+    obj = load_checkpoint_file(path)
     return normalize_state_dict(obj, str(path))
 
 

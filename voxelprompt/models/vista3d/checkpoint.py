@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 from monai.networks.nets.vista3d import VISTA3D
 
 from voxelprompt.errors import CheckpointError
+from voxelprompt.models.checkpoint_io import load_checkpoint_file, save_checkpoint_file
 from voxelprompt.models.vista3d.builder import Vista3DSpec, build_vista3d
 
 __all__ = ["read_state_dict", "spec_from_state_dict", "load_vista3d", "save_vista3d"]
@@ -63,14 +63,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     Raises:
         CheckpointError: the file is missing, unreadable, or holds no tensors.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt or non-torch files
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(err).__name__}: {str(err)[:120]})") from err
-    return normalize_state_dict(_unwrap(obj, str(path)))
+    return normalize_state_dict(_unwrap(load_checkpoint_file(path), str(path)))
 
 
 def spec_from_state_dict(state: dict[str, torch.Tensor], source: str = "checkpoint") -> Vista3DSpec:
@@ -112,14 +105,4 @@ def load_vista3d(path: str | os.PathLike, device: str | torch.device = "cpu") ->
 
 def save_vista3d(net: VISTA3D, path: str | os.PathLike) -> Path:
     """Write a bare ``state_dict`` (the MONAI bundle format), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return save_checkpoint_file({k: v.detach().cpu() for k, v in net.state_dict().items()}, path)

@@ -1,0 +1,94 @@
+"""``voxelprompt evaluate``: a thin adapter over :func:`voxelprompt.evaluation.runner.evaluate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from voxelprompt.errors import VoxelPromptError
+
+__all__ = ["evaluate"]
+
+BASELINES = ("region-grow",)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def evaluate(
+    datalist: Annotated[
+        Path, typer.Option("--datalist", "-d", help="Datalist JSON, MSD folder/dataset.json, or TotalSegmentator folder.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for results.csv, summary.md and plots.")],
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="VISTA3D checkpoint (bundle or research).")] = None,
+    mode: Annotated[
+        list[str], typer.Option("--mode", help="auto, point, auto+point or iterative (repeatable or comma-separated).")
+    ] = ["auto"],  # noqa: B006 - typer reads the default
+    clicks: Annotated[int, typer.Option("--clicks", min=1, help="Clicks of the iterative protocol.")] = 10,
+    baseline: Annotated[
+        str | None, typer.Option("--baseline", help="Also run a classical baseline: region-grow.")
+    ] = None,
+    dataset_mapping: Annotated[
+        Path | None,
+        typer.Option("--dataset-mapping", help="Label mapping JSON ({dataset: [[value, class], ...]} or {value: class})."),
+    ] = None,
+    dataset_name: Annotated[str | None, typer.Option(help="Dataset name (tables, mapping lookup).")] = None,
+    split: Annotated[str | None, typer.Option(help="Datalist split (default: first labelled of validation, testing, training).")] = None,
+    classes: Annotated[str, typer.Option(help="Only these classes (names or ids, comma-separated).")] = "",
+    oracle_best_of: Annotated[
+        int, typer.Option("--oracle-best-of", min=1, help="auto+point: keep the best of N trials by ground-truth Dice (official: 3).")
+    ] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated clicks.")] = 0,
+    tolerance_mm: Annotated[float, typer.Option(help="NSD tolerance in mm.")] = 2.0,
+    max_cases: Annotated[int | None, typer.Option(min=1, help="At most this many cases per dataset.")] = None,
+    profile: Annotated[str, typer.Option(help="bundle (MONAI model zoo) or research (VISTA repo).")] = "bundle",
+    roi: Annotated[
+        tuple[int, int, int] | None, typer.Option(help="Sliding-window size in model voxels (default: the profile's).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Evaluate a model (and baselines) with the VISTA3D protocols; resumable, writes CSV, tables and plots."""
+    from voxelprompt.catalog import vista3d_catalog
+    from voxelprompt.evaluation.runner import EvalConfig
+    from voxelprompt.evaluation.runner import evaluate as run
+
+    modes = tuple(m for text in mode for m in _split(text))
+    if baseline is not None and baseline not in BASELINES:
+        raise VoxelPromptError(f"unknown baseline {baseline!r}; choose from {', '.join(BASELINES)}")
+    if model is None and baseline is None:
+        raise VoxelPromptError("nothing to evaluate: give --model CHECKPOINT and/or --baseline region-grow")
+    class_ids = vista3d_catalog().resolve(_split(classes)) if classes.strip() else None
+    config = EvalConfig(
+        modes=modes,
+        clicks=clicks,
+        seed=seed,
+        tolerance_mm=tolerance_mm,
+        oracle_best_of=oracle_best_of,
+        classes=class_ids,
+        max_cases=max_cases,
+        progress=not quiet,
+    )
+    models = _models(model, baseline, profile, roi, device)
+    from voxelprompt.evaluation.datasets import load_dataset
+
+    dataset = load_dataset(datalist, split=split, mapping=dataset_mapping, name=dataset_name)
+    rows = run(models, [dataset], output, config)
+    typer.echo(f"wrote {output}: {len(rows)} rows in results.csv, summary.md and plots")
+
+
+def _models(model: Path | None, baseline: str | None, profile: str, roi, device: str) -> list:
+    from voxelprompt.evaluation.adapters import RegionGrowModel, Vista3DEvalModel
+
+    models: list = []
+    if model is not None:
+        from voxelprompt.api import load_segmenter
+
+        segmenter = load_segmenter(model, profile=profile, device=device, roi_size=roi)
+        models.append(Vista3DEvalModel(segmenter, name="vista3d"))
+    if baseline == "region-grow":
+        models.append(RegionGrowModel())
+    return models

@@ -1,0 +1,238 @@
+"""Models as the evaluation runner sees them: VISTA3D (through the segmenter's parts) and region growing.
+
+The runner computes every click from the ground truth in input voxel indices (see
+:mod:`voxelprompt.types`); an adapter maps them to its own frame. Per-patch protocols (VISTA3D
+Table 1 "point" and "auto+point") need the sliding-window grid, so an adapter also reports its
+windows as (i, j, k) boxes of the input volume and accepts one click per window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import torch
+from monai.data.utils import dense_patch_slices
+from monai.inferers.utils import _get_scan_interval
+
+from voxelprompt.catalog import SPECIAL_CLASSES
+from voxelprompt.evaluation.baselines import region_grow
+from voxelprompt.evaluation.clicks import Click
+from voxelprompt.inference.postprocess import invert_to_input, logits_to_labels
+from voxelprompt.inference.preprocess import IMAGE_KEY, to_model_voxels, volume_to_metatensor
+from voxelprompt.inference.segmenter import Vista3DSegmenter
+from voxelprompt.inference.windows import ClickPrompt, WindowCounter, class_logits, pad_to_window, point_logits, unpad
+from voxelprompt.types import Points, Volume
+
+__all__ = ["EvalModel", "Vista3DEvalModel", "RegionGrowModel", "PatchSlices"]
+
+PatchSlices = tuple[slice, slice, slice]
+
+#: Logit of a window that predicts nothing (``VISTA3D.NINF_VALUE``).
+_NINF = -9999.0
+
+
+class EvalModel(Protocol):
+    """What the runner needs from a model; masks are (I, J, K) bool arrays on the input grid."""
+
+    name: str
+    supports_auto: bool
+
+    def prepare(self, image: Volume) -> None:
+        """Take the case's CT (pre-process or encode once; later calls answer prompts on it)."""
+
+    def patch_boxes(self) -> list[PatchSlices]:
+        """The sliding windows of the prepared image as (i, j, k) boxes of the input volume."""
+
+    def auto(self, classes: Sequence[int]) -> np.ndarray:
+        """Automatic label map (class ids, 0 background) for ``classes``."""
+
+    def patch_clicks(self, class_id: int, clicks: Sequence[Click | None], with_auto: bool) -> np.ndarray:
+        """One click per window (``None``: no click there); ``with_auto`` edits the automatic result."""
+
+    def clicks(self, class_id: int, points: Points) -> np.ndarray:
+        """Whole-volume interactive segmentation of one object from all its clicks so far."""
+
+
+class Vista3DEvalModel:
+    """VISTA3D under the evaluation protocols, built from :class:`Vista3DSegmenter`'s parts.
+
+    Per-window prompts follow MONAI's validation path of ``VISTA3D.forward`` (``patch_coords``
+    given): a click is moved into its window's frame, windows without a click give background
+    ("point") or the automatic logits ("auto+point", where the network merges the click result
+    with its connected-component rule, Algorithm 1). Windows are blended with constant weights
+    on the profile's grid and overlap.
+
+    Args:
+        segmenter: a loaded segmenter (its profile decides spacing, window size and overlap).
+        name: model name written to the results.
+    """
+
+    supports_auto = True
+
+    def __init__(self, segmenter: Vista3DSegmenter, name: str = "vista3d") -> None:
+        self.segmenter = segmenter
+        self.name = name
+        self._image: Volume | None = None
+
+    # ---- per case ----------------------------------------------------------------------------
+
+    def prepare(self, image: Volume) -> None:
+        seg = self.segmenter
+        data = seg.preprocessing({IMAGE_KEY: volume_to_metatensor(image)})
+        self._image = image
+        self._model_image = data[IMAGE_KEY]
+        self._batch = self._model_image.unsqueeze(0).to(seg.device)
+        self._padded, self._before = pad_to_window(self._batch, seg.profile.roi_size)
+        self._counter = WindowCounter(seg.net)
+        roi = seg.profile.roi_size
+        size = tuple(self._padded.shape[-3:])
+        interval = _get_scan_interval(size, roi, 3, (seg.profile.class_overlap,) * 3)
+        self._windows = [tuple(s) for s in dense_patch_slices(size, roi, interval)]
+        self._boxes = [self._input_box(w) for w in self._windows]
+
+    def _input_box(self, window: tuple[slice, ...]) -> PatchSlices:
+        """Input voxels whose centres fall inside a padded model-space window."""
+        lo = np.array([s.start for s in window], float) - np.array(self._before) - 0.5
+        hi = np.array([s.stop for s in window], float) - np.array(self._before) - 0.5
+        corners = np.array([[a[0], b[1], c[2]] for a in (lo, hi) for b in (lo, hi) for c in (lo, hi)])
+        ijk = self._to_input(corners)
+        shape = np.array(self._image.shape)
+        start = np.clip(np.ceil(ijk.min(0) - 1e-6), 0, shape).astype(int)
+        stop = np.clip(np.floor(ijk.max(0) + 1e-6) + 1, 0, shape).astype(int)
+        return tuple(slice(int(a), int(max(a, b))) for a, b in zip(start, stop))  # type: ignore[return-value]
+
+    def _to_input(self, model_xyz: np.ndarray) -> np.ndarray:
+        original = np.asarray(self._model_image.meta["original_affine"], dtype=np.float64)
+        after = np.asarray(self._model_image.affine, dtype=np.float64)
+        mapping = np.linalg.inv(np.linalg.inv(after) @ original)
+        pts = np.concatenate([model_xyz, np.ones((len(model_xyz), 1))], 1)
+        return (pts @ mapping.T)[:, :3]
+
+    def _to_model(self, ijk: np.ndarray) -> np.ndarray:
+        return to_model_voxels(np.asarray(ijk, dtype=np.float64).reshape(-1, 3), self._model_image)
+
+    def patch_boxes(self) -> list[PatchSlices]:
+        return list(self._boxes)
+
+    @property
+    def windows(self) -> int:
+        """Network windows evaluated since :meth:`prepare`."""
+        return self._counter.calls
+
+    # ---- prompts -----------------------------------------------------------------------------
+
+    def _to_input_labels(self, labels: torch.Tensor) -> np.ndarray:
+        seg = self.segmenter
+        return invert_to_input(labels, self._model_image, seg.preprocessing, seg.profile.unpredicted_value)
+
+    def auto(self, classes: Sequence[int]) -> np.ndarray:
+        seg = self.segmenter
+        classes = tuple(int(c) for c in classes)
+        logits = class_logits(self._batch, self._counter, classes, seg.profile, seg.spec.last_supported)
+        return self._to_input_labels(logits_to_labels(logits.cpu(), classes))
+
+    @torch.no_grad()
+    def patch_clicks(self, class_id: int, clicks: Sequence[Click | None], with_auto: bool) -> np.ndarray:
+        if len(clicks) != len(self._windows):
+            raise ValueError(f"expected one click entry per window ({len(self._windows)}), got {len(clicks)}")
+        device = self.segmenter.device
+        prompt = torch.tensor([[int(class_id)]], device=device)
+        offset = np.array(self._before, float)
+        total = torch.zeros((1, 1, *self._padded.shape[-3:]))
+        count = torch.zeros_like(total)
+        for window, click in zip(self._windows, clicks):
+            region = (slice(None), slice(None), *window)
+            if click is None and not with_auto:
+                # Official: a window without the object predicts background (VISTA3D's NINF_VALUE),
+                # blended in like any other window; no need to run the network for it.
+                total[region] += _NINF
+                count[region] += 1
+                continue
+            kwargs: dict = {"class_vector": prompt, "prompt_class": prompt} if with_auto else {"prompt_class": prompt}
+            if click is not None:
+                xyz = self._to_model(np.array(click.coord))[0] + offset
+                # VISTA3D keeps only clicks strictly inside the window: keep rounding from dropping it.
+                lo = np.array([s.start for s in window], float) + 0.01
+                hi = np.array([s.stop for s in window], float) - 1.01
+                xyz = np.clip(xyz, lo, hi)
+                label = int(click.label) + (2 if class_id in SPECIAL_CLASSES else 0)
+                kwargs["point_coords"] = torch.tensor(xyz[None, None], dtype=torch.float32, device=device)
+                kwargs["point_labels"] = torch.tensor([[label]], device=device)
+            out = self._counter(self._padded[region], patch_coords=[region], transpose=True, **kwargs)
+            total[region] += out.float().cpu()
+            count[region] += 1
+        logits = torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, -1.0))
+        logits = unpad(logits, self._before, tuple(self._batch.shape[-3:]))
+        labels = logits_to_labels(logits, (int(class_id),))
+        return self._to_input_labels(labels) == int(class_id)
+
+    def clicks(self, class_id: int, points: Points) -> np.ndarray:
+        seg = self.segmenter
+        labels = torch.as_tensor(points.labels, dtype=torch.long)
+        if class_id in SPECIAL_CLASSES:
+            labels = labels + 2
+        click = ClickPrompt(
+            coords=torch.as_tensor(self._to_model(points.to_voxel(self._image)), dtype=torch.float32)[None].to(seg.device),
+            labels=labels[None].to(seg.device),
+            prompt_class=torch.tensor([[int(class_id)]], device=seg.device),
+        )
+        logits = point_logits(self._batch, self._counter, click, seg.profile).cpu()
+        model_labels = logits_to_labels(logits, None, click.coords.cpu(), click.labels.cpu())
+        return self._to_input_labels(model_labels) == 1
+
+
+class RegionGrowModel:
+    """The classical baseline (:func:`~voxelprompt.evaluation.baselines.region_grow`) on the same protocols.
+
+    Its windows tile the input volume like a sliding-window network of ``window_mm`` edge
+    (VISTA3D's 128 voxels at 1.5 mm by default), so the per-patch protocols give it the same
+    number of clicks; every click grows only inside its own window. It has no automatic mode.
+
+    Args:
+        window_mm: window edge in millimetres.
+        overlap: window overlap in [0, 1).
+        name: model name written to the results.
+    """
+
+    supports_auto = False
+
+    def __init__(self, window_mm: float = 192.0, overlap: float = 0.25, name: str = "region-grow") -> None:
+        self.window_mm = float(window_mm)
+        self.overlap = float(overlap)
+        self.name = name
+        self._image: Volume | None = None
+
+    def prepare(self, image: Volume) -> None:
+        self._image = image
+        shape = image.shape
+        self._window = tuple(max(1, min(int(round(self.window_mm / s)), n)) for s, n in zip(image.spacing, shape))
+        interval = _get_scan_interval(shape, self._window, 3, (self.overlap,) * 3)
+        self._boxes = [tuple(s) for s in dense_patch_slices(shape, self._window, interval)]
+
+    def patch_boxes(self) -> list[PatchSlices]:
+        return list(self._boxes)  # type: ignore[arg-type]
+
+    def auto(self, classes: Sequence[int]) -> np.ndarray:
+        raise NotImplementedError("region growing has no automatic mode")
+
+    def patch_clicks(self, class_id: int, clicks: Sequence[Click | None], with_auto: bool) -> np.ndarray:
+        if with_auto:
+            raise NotImplementedError("region growing has no automatic result to edit")
+        image = self._image.array
+        mask = np.zeros(image.shape, dtype=bool)
+        for box, click in zip(self._boxes, clicks):
+            if click is None or click.label != 1:
+                continue
+            local = tuple(c - s.start for c, s in zip(click.coord, box))
+            mask[box] |= region_grow(image[box], [local], window=tuple(s.stop - s.start for s in box))
+        return mask
+
+    def clicks(self, class_id: int, points: Points) -> np.ndarray:
+        coords = points.to_voxel(self._image)
+        positive = [tuple(c) for c in coords[points.labels == 1]]
+        negative = [tuple(c) for c in coords[points.labels == 0]]
+        if not positive:
+            return np.zeros(self._image.shape, dtype=bool)
+        return region_grow(self._image.array, positive, negative, window=self._window)

@@ -1,0 +1,33 @@
+"""SegVol inference: pre-processing, prompt mapping, zoom-out-zoom-in and the segmenter.
+
+Layers, each usable alone: ``preprocess`` (CT -> normalized (D, H, W) frame and back),
+``geometry`` (voxel maps), ``prompts`` (user prompts -> frame and window prompts), ``windows``
+(window grid and stitching), ``zoom`` (zoom-out-zoom-in, full sliding window), ``segmenter``
+(volume + prompts -> label map on the input grid), ``identify`` (rank class names for a mask).
+"""
+
+from __future__ import annotations
+
+from voxelprompt.inference.segvol.identify import CategoryScore, Identification, default_categories, identify_mask
+from voxelprompt.inference.segvol.preprocess import PreparedVolume, foreground_normalize, prepare_volume
+from voxelprompt.inference.segvol.prompts import FramePrompts, UserPrompts, check_prompts
+from voxelprompt.inference.segvol.segmenter import SegVolSegmenter
+from voxelprompt.inference.segvol.zoom import InferenceMode, ZoomResult, full_sliding_window, zoom_out_zoom_in
+
+__all__ = [
+    "CategoryScore",
+    "FramePrompts",
+    "Identification",
+    "InferenceMode",
+    "PreparedVolume",
+    "SegVolSegmenter",
+    "UserPrompts",
+    "ZoomResult",
+    "check_prompts",
+    "default_categories",
+    "foreground_normalize",
+    "full_sliding_window",
+    "identify_mask",
+    "prepare_volume",
+    "zoom_out_zoom_in",
+]

@@ -1,0 +1,49 @@
+"""Training VISTA3D: datalists, MONAI transforms, prompt sampling, the four-stage recipes, the
+training loop and few-shot finetuning (see ``README.md`` in this folder)."""
+
+from __future__ import annotations
+
+from voxelprompt.training.datalist import Case, Datalist, check_case, load_datalist, load_datalists
+from voxelprompt.training.finetune import add_classes, finetune, finetune_recipe
+from voxelprompt.training.prompts import PromptBatch, PromptConfig, next_clicks, sample_prompts
+from voxelprompt.training.recipe import (
+    RECIPE_REGISTRY,
+    DataConfig,
+    OptimConfig,
+    Recipe,
+    load_recipe,
+    recipe_from_dict,
+    recipe_to_dict,
+    save_recipe,
+)
+from voxelprompt.training.trainer import Trainer, TrainResult, train
+from voxelprompt.training.transforms import PatchConfig, train_transforms, val_transforms
+
+__all__ = [
+    "Case",
+    "Datalist",
+    "check_case",
+    "load_datalist",
+    "load_datalists",
+    "PatchConfig",
+    "train_transforms",
+    "val_transforms",
+    "PromptBatch",
+    "PromptConfig",
+    "sample_prompts",
+    "next_clicks",
+    "DataConfig",
+    "OptimConfig",
+    "Recipe",
+    "RECIPE_REGISTRY",
+    "load_recipe",
+    "save_recipe",
+    "recipe_from_dict",
+    "recipe_to_dict",
+    "Trainer",
+    "TrainResult",
+    "train",
+    "add_classes",
+    "finetune",
+    "finetune_recipe",
+]
