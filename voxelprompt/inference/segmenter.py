@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -21,12 +21,27 @@ from voxelprompt.inference.windows import ClickPrompt, WindowCounter, class_logi
 from voxelprompt.models.vista3d import Vista3DSpec, load_vista3d
 from voxelprompt.types import Points, Prompts, Segmentation, Volume
 
-__all__ = ["Vista3DSegmenter", "UNNAMED_IDS"]
+__all__ = ["Vista3DSegmenter", "PreparedVolume", "UNNAMED_IDS"]
 
 logger = logging.getLogger(__name__)
 
 #: Ids below the zero-shot range that the released model has no trained class for.
 UNNAMED_IDS = frozenset({16, 18, 129, 130, 131})
+
+
+@dataclass(frozen=True)
+class PreparedVolume:
+    """A volume after the profile's pre-processing.
+
+    Args:
+        volume: the input (its grid is where results are written).
+        image: [1, H, W, D] pre-processed ``MetaTensor`` (model space, carries the inverse info).
+        batch: [1, 1, H, W, D] the same on the segmenter's device.
+    """
+
+    volume: Volume
+    image: torch.Tensor
+    batch: torch.Tensor
 
 
 class Vista3DSegmenter:
@@ -98,6 +113,11 @@ class Vista3DSegmenter:
 
     # ---- segmentation --------------------------------------------------------------------
 
+    def prepare(self, volume: Volume) -> PreparedVolume:
+        """Pre-process ``volume`` once (for several prompts, see :mod:`voxelprompt.inference.session`)."""
+        image = self.preprocessing({IMAGE_KEY: volume_to_metatensor(volume)})[IMAGE_KEY]
+        return PreparedVolume(volume=volume, image=image, batch=image.unsqueeze(0).to(self.device))
+
     def segment(self, volume: Volume, prompts: Prompts, everything: bool = False) -> Segmentation:
         """Segment ``volume``; the result has the input's exact shape and affine.
 
@@ -106,20 +126,37 @@ class Vista3DSegmenter:
             prompts: classes and/or clicks (clicks in input voxel or world coordinates).
             everything: segment the profile's official "everything" class set.
         """
-        start = time.perf_counter()
-        classes = self.resolve_classes(prompts, everything)
+        self.resolve_classes(prompts, everything)  # fail fast, before pre-processing
         if prompts.points is not None:
             self._check_points(prompts.points, volume)
-        data = self.preprocessing({IMAGE_KEY: volume_to_metatensor(volume)})
-        image = data[IMAGE_KEY]
-        batch = image.unsqueeze(0).to(self.device)
-        counter = WindowCounter(self.net)
+        return self.segment_prepared(self.prepare(volume), prompts, everything)
+
+    def segment_prepared(
+        self,
+        prepared: PreparedVolume,
+        prompts: Prompts,
+        everything: bool = False,
+        net: torch.nn.Module | None = None,
+        auto_cache: dict[int, torch.Tensor] | None = None,
+    ) -> Segmentation:
+        """:meth:`segment` on a pre-processed volume.
+
+        Args:
+            net: the network to call (a caching wrapper of ``self.net``); default ``self.net``.
+            auto_cache: class id -> automatic logits in window-padded model space, reused and
+                filled by click edits (an interactive session keeps it between calls).
+        """
+        start = time.perf_counter()
+        classes = self.resolve_classes(prompts, everything)
+        counter = WindowCounter(self.net if net is None else net)
         if prompts.points is None:
-            logits = class_logits(batch, counter, classes, self.profile, self.spec.last_supported, self.progress)
+            logits = class_logits(prepared.batch, counter, classes, self.profile, self.spec.last_supported, self.progress)
             labels = logits_to_labels(logits.cpu(), classes)
         else:
-            labels = self._segment_clicks(batch, image, counter, classes, prompts)
-        array = invert_to_input(labels, image, self.preprocessing, self.profile.unpredicted_value)
+            self._check_points(prompts.points, prepared.volume)
+            labels = self._segment_clicks(prepared, counter, classes, prompts, {} if auto_cache is None else auto_cache)
+        array = invert_to_input(labels, prepared.image, self.preprocessing, self.profile.unpredicted_value)
+        volume = prepared.volume
         result = volume.with_array(array, source=f"segmentation of {volume.source}")
         seconds = time.perf_counter() - start
         logger.info("segmented %s: %d windows in %.1f s", volume.source, counter.calls, seconds)
@@ -138,10 +175,13 @@ class Vista3DSegmenter:
         if len(points) == 0:
             raise PromptError("points were given but the list is empty")
 
-    def _segment_clicks(self, batch, image, counter, classes, prompts: Prompts) -> torch.Tensor:
+    def _segment_clicks(
+        self, prepared: PreparedVolume, counter, classes, prompts: Prompts, auto_cache: dict[int, torch.Tensor]
+    ) -> torch.Tensor:
         points = prompts.points
         assert points is not None
-        model_xyz = to_model_voxels(points.to_voxel(_volume_of(image)), image)
+        batch, image = prepared.batch, prepared.image
+        model_xyz = to_model_voxels(points.to_voxel(prepared.volume), image)
         cls = classes[0] if classes else prompts.zero_shot_class
         labels = torch.as_tensor(points.labels, dtype=torch.long)
         if cls is not None and cls in SPECIAL_CLASSES:
@@ -160,7 +200,11 @@ class Vista3DSegmenter:
         # inferer merges too: components may connect through the padding of thin images.
         shape = tuple(batch.shape[-3:])
         padded, before = pad_to_window(batch, self.profile.roi_size)
-        auto = class_logits(padded, counter, (cls,), self.profile, self.spec.last_supported, self.progress).cpu()
+        if cls not in auto_cache:
+            auto_cache[cls] = class_logits(
+                padded, counter, (cls,), self.profile, self.spec.last_supported, self.progress
+            ).cpu()
+        auto = auto_cache[cls]
         inside = torch.zeros(padded.shape[-3:], dtype=torch.bool)
         unpad(inside, before, shape).fill_(True)
         shifted = replace(click, coords=click.coords + torch.tensor(before, dtype=click.coords.dtype, device=self.device))
@@ -168,13 +212,6 @@ class Vista3DSegmenter:
         xyz = model_xyz + np.asarray(before, dtype=np.float64)
         merged = _merge_in_windows((auto[0, 0] > 0) & inside, clicked[0, 0], xyz, points.labels)
         return unpad(merged, before, shape).to(torch.float32)[None] * float(cls)
-
-
-def _volume_of(image) -> Volume:
-    """The input grid a pre-processed MetaTensor came from (for world -> voxel point mapping)."""
-    shape = tuple(int(s) for s in np.asarray(image.meta["spatial_shape"]))
-    affine = np.asarray(image.meta["original_affine"], dtype=np.float64)
-    return Volume(array=np.zeros(shape, dtype=np.uint8), affine=affine, source="input grid")
 
 
 def _merge_in_windows(auto: torch.Tensor, clicked: torch.Tensor, xyz: np.ndarray, labels: np.ndarray) -> torch.Tensor:

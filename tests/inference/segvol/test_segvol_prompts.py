@@ -51,7 +51,7 @@ def test_world_box_becomes_voxel_box(ras_volume):
 
 @pytest.mark.parametrize("lps", [False, True])
 def test_point_on_a_voxel_maps_back_to_that_voxel(ras_volume, lps):
-    from conftest import as_lps
+    from segvol_fixtures import as_lps
 
     volume = as_lps(ras_volume) if lps else ras_volume
     voxel = (12.0, 20.0, 5.0)

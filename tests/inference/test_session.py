@@ -1,0 +1,61 @@
+"""Interactive sessions: identical labels to one-shot segmentation, with cached work skipped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voxelprompt.imageio import read_volume
+from voxelprompt.inference.profiles import get_profile
+from voxelprompt.inference.segmenter import Vista3DSegmenter
+from voxelprompt.inference.session import InteractiveSession
+from voxelprompt.types import Points, Prompts
+
+ROI = (64, 64, 64)
+P1, P2, N1 = (20.0, 20.0, 10.0), (30.0, 12.0, 8.0), (8.0, 30.0, 12.0)
+
+
+@pytest.fixture(scope="module")
+def segmenter(tiny_net, tiny_spec):
+    return Vista3DSegmenter(tiny_net, tiny_spec, profile=get_profile("bundle").with_roi(ROI))
+
+
+@pytest.fixture(scope="module")
+def volume(ct_crop_path):
+    return read_volume(ct_crop_path)
+
+
+def test_click_sequence_matches_one_shot_and_reuses_work(segmenter, volume):
+    session = InteractiveSession(segmenter, volume)
+    steps = [
+        Prompts(classes=(1,), points=Points.from_lists([P1])),
+        Prompts(classes=(1,), points=Points.from_lists([P1, P2])),
+        Prompts(classes=(1,), points=Points.from_lists([P1, P2], [N1])),
+    ]
+    for i, prompts in enumerate(steps):
+        ours = session.segment(prompts)
+        ref = segmenter.segment(volume, prompts)
+        np.testing.assert_array_equal(ours.labels.array, ref.labels.array)
+        np.testing.assert_array_equal(ours.labels.affine, volume.affine)
+        if i > 0:  # the automatic pass is cached: only the click windows run
+            assert ours.windows == len(prompts.points) < ref.windows
+    # every click window was encoded once; later calls found the earlier ones in the cache
+    assert session.stats.misses == 3 and session.stats.hits == 1 + 2
+
+
+def test_point_only_and_class_prompts_match(segmenter, volume):
+    session = InteractiveSession(segmenter, volume)
+    for prompts in (Prompts(points=Points.from_lists([P1], [N1])), Prompts(classes=(1, 3, 6))):
+        np.testing.assert_array_equal(
+            session.segment(prompts).labels.array, segmenter.segment(volume, prompts).labels.array
+        )
+
+
+def test_memory_budget_evicts_least_recently_used(segmenter, volume):
+    one_window_mb = 8 * 64**3 * 4 / 2**20 * 1.01  # width-8 point features of one 64^3 window
+    session = InteractiveSession(segmenter, volume, memory_budget_mb=one_window_mb)
+    session.segment(Prompts(points=Points.from_lists([P1, P2])))
+    assert session.stats.evictions == 1 and len(session._net.encoder.entries) == 1
+    assert session.stats.bytes <= one_window_mb * 2**20
+    session.reset()
+    assert session.stats.bytes == 0 and not session._auto
