@@ -8,6 +8,7 @@ that no window covered.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -131,6 +132,14 @@ def point_logits(
     Returns:
         [1, 1, H, W, D] logits.
     """
+    with warnings.catch_warnings():
+        # MONAI rebuilds its output MetaTensor from the input's meta and warns that the affine it
+        # passes alongside replaces the one in that meta: expected here, not the user's concern.
+        warnings.filterwarnings("ignore", message="Setting affine, but the applied meta contains an affine")
+        return _point_windows(image, net, click, profile, prev_mask)
+
+
+def _point_windows(image, net, click: ClickPrompt, profile: InferenceProfile, prev_mask) -> torch.Tensor:
     return point_based_window_inferer(
         inputs=image,
         roi_size=profile.roi_size,

@@ -35,14 +35,17 @@ def foreground_normalize(array: np.ndarray) -> np.ndarray:
     Returns:
         float32 array of the same shape.
     """
-    values = np.asarray(array, dtype=np.float64)
+    values = np.asarray(array, dtype=np.float32)  # float32 images; statistics in float64
     flat = values.ravel()
-    foreground = flat[flat > flat.mean()]
+    foreground = flat[flat > flat.mean(dtype=np.float64)]
     if foreground.size == 0:
         foreground = flat
     lower, upper = np.percentile(foreground, [LOWER_PERCENTILE, UPPER_PERCENTILE])
-    mean, std = foreground.mean(), foreground.std()
-    return ((np.clip(values, lower, upper) - mean) / max(float(std), 1e-8)).astype(np.float32)
+    mean, std = foreground.mean(dtype=np.float64), foreground.std(dtype=np.float64)
+    out = np.clip(values, np.float32(lower), np.float32(upper))
+    out -= np.float32(mean)
+    out /= np.float32(max(float(std), 1e-8))
+    return out
 
 
 def min_max(array: np.ndarray) -> np.ndarray:
