@@ -66,8 +66,11 @@ def segment(
     *,
     checkpoint: str | os.PathLike | None = None,
     segmenter: Vista3DSegmenter | None = None,
+    model: str = "vista3d",
     classes: Sequence[str | int] = (),
     everything: bool = False,
+    text: str | None = None,
+    box: Sequence[float] | None = None,
     points: Sequence[Coordinate] = (),
     negative_points: Sequence[Coordinate] = (),
     point_space: PointSpace | str = PointSpace.VOXEL,
@@ -80,7 +83,28 @@ def segment(
 
     The label map has the input's exact shape and affine; values are VISTA3D class indices.
     Give either ``checkpoint`` or an already loaded ``segmenter`` (to reuse one model).
+
+    Args:
+        model: ``"vista3d"`` or ``"segvol"`` (then see :func:`voxelprompt.api_segvol.segment_segvol`).
+        text: a class name; SegVol encodes it with CLIP, VISTA3D looks it up in the class table.
+        box: SegVol box ``(i0, j0, k0, i1, j1, k1)`` in input voxels, corners inclusive.
     """
+    if model == "segvol":
+        from voxelprompt.api_segvol import segment_segvol
+
+        if everything:
+            raise VoxelPromptError("everything mode is VISTA3D's; SegVol segments one prompted object")
+        return segment_segvol(
+            image, output, checkpoint=checkpoint, text=text, box=box, points=points,
+            negative_points=negative_points, point_space=point_space, classes=classes,
+            device=device, progress=progress,
+        )
+    if model != "vista3d":
+        raise VoxelPromptError(f"unknown model family {model!r}; choose vista3d or segvol")
+    if box is not None:
+        raise VoxelPromptError("box prompts need SegVol (--model segvol); VISTA3D takes classes and clicks")
+    if text:
+        classes = [*classes, text]  # VISTA3D resolves free text through its class table
     # Cheap checks first: a bad prompt or file fails before the model is loaded.
     prompts = build_prompts(classes, points, negative_points, point_space, zero_shot_class)
     volume = image if isinstance(image, Volume) else read_volume(image)

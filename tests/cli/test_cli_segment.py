@@ -91,7 +91,7 @@ def _bad_cases(tmp_path, ct, ckpt):
         "NaN values": (["segment", str(nan_path), *c, "--classes", "liver"], "NaN"),
         "zero spacing": (["segment", str(zero), *c, "--classes", "liver"], "spacing"),
         "point outside": (["segment", str(ct), *c, "--point", "500,1,1"], "outside the volume"),
-        "bad point text": (["segment", str(ct), *c, "--point", "1,2"], "three numbers"),
+        "bad point text": (["segment", str(ct), *c, "--point", "1,2"], "expected 3 numbers"),
         "unknown class": (["segment", str(ct), *c, "--classes", "livr"], "did you mean 'liver'"),
         "wrong checkpoint": (["segment", str(ct), "-c", str(wrong), "--classes", "liver"], "not a VISTA3D checkpoint"),
         "no checkpoint": (["segment", str(ct), "--classes", "liver"], "checkpoint"),
@@ -112,3 +112,32 @@ def test_bad_input_exits_2_with_one_line_and_no_output(case, ct_crop_path, tiny_
     message = [line for line in err.strip().splitlines() if line.startswith("error:")]
     assert len(message) == 1 and expected in message[0], err
     assert not out_path.exists() and not (out_path.parent.exists() and any(out_path.parent.iterdir()))
+
+
+def test_segment_routes_segvol_prompts_to_the_segvol_api(ct_crop_path, tmp_path, monkeypatch, capsys):
+    import voxelprompt.api_segvol as api_segvol
+    from voxelprompt.types import Segmentation, Volume
+
+    seen = {}
+
+    def fake(image, output, **kwargs):
+        seen.update(kwargs)
+        labels = Volume(np.zeros((4, 4, 4), np.uint8), np.eye(4))
+        return Segmentation(labels=labels, classes=(), windows=2, seconds=0.1)
+
+    monkeypatch.setattr(api_segvol, "segment_segvol", fake)
+    ckpt = tmp_path / "segvol.pth"
+    ckpt.write_bytes(b"")
+    argv = ["segment", str(ct_crop_path), "-o", str(tmp_path / "o.nii.gz"), "-c", str(ckpt), "--model", "segvol",
+            "--text", "left kidney", "--box", "1,2,3,10,20,15", "--point", "5,6,7", "-q"]
+    code, _, err = run(argv, capsys)
+    assert code == 0, err
+    assert seen["text"] == "left kidney" and tuple(seen["box"]) == (1, 2, 3, 10, 20, 15)
+    assert [tuple(p) for p in seen["points"]] == [(5, 6, 7)]
+
+
+def test_box_needs_segvol(ct_crop_path, tiny_checkpoint, tmp_path, capsys):
+    argv = ["segment", str(ct_crop_path), "-o", str(tmp_path / "o.nii.gz"), "-c", str(tiny_checkpoint),
+            "--box", "1,2,3,10,20,15", "-q"]
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "SegVol" in err and not (tmp_path / "o.nii.gz").exists()

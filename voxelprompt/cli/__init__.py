@@ -25,15 +25,29 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from voxelprompt.cli import catalog_cmd, model_cmd, phantom, segment_cmd
+    from voxelprompt.cli import (
+        catalog_cmd,
+        evaluate_cmd,
+        model_cmd,
+        phantom,
+        segment_cmd,
+        segvol_cmd,
+        supervoxel_cmd,
+        train_cmd,
+    )
 
     app.command("segment")(segment_cmd.segment)
+    app.command("segment-segvol")(segvol_cmd.segment_segvol)
+    app.command("identify")(segvol_cmd.identify)
     app.command("classes")(catalog_cmd.classes)
     app.command("info")(model_cmd.info)
     app.command("random-checkpoint")(model_cmd.random_checkpoint)
+    app.command("evaluate")(evaluate_cmd.evaluate)
     app.command("phantom")(phantom.phantom)
-    __import__("voxelprompt.cli.segvol_cmd", fromlist=["register"]).register(app)  # segment-segvol, identify
-    app.command("evaluate")(__import__("voxelprompt.cli.evaluate_cmd", fromlist=["evaluate"]).evaluate)
+    app.command("supervoxels")(supervoxel_cmd.supervoxels)
+    app.command("pseudo-masks")(supervoxel_cmd.pseudo_masks)
+    app.command("train")(train_cmd.train)
+    app.command("finetune")(train_cmd.finetune)
 
 
 _register()

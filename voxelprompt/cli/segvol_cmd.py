@@ -6,29 +6,10 @@ from pathlib import Path
 
 import typer
 
+from voxelprompt.cli.options import parse_box, parse_point
 from voxelprompt.errors import PromptError
 
-__all__ = ["identify", "parse_box", "register", "segment_segvol"]
-
-
-def _numbers(text: str, count: int, option: str, form: str) -> tuple[float, ...]:
-    parts = text.replace(" ", "").split(",")
-    try:
-        values = tuple(float(p) for p in parts)
-    except ValueError:
-        raise PromptError(f"{option} {text!r}: expected {count} numbers {form}") from None
-    if len(values) != count:
-        raise PromptError(f"{option} {text!r}: expected {count} numbers {form}, got {len(values)}")
-    return values
-
-
-def parse_box(text: str) -> tuple[float, ...]:
-    """``"I0,J0,K0,I1,J1,K1"`` -> six floats (PromptError otherwise)."""
-    return _numbers(text, 6, "--box", "I0,J0,K0,I1,J1,K1")
-
-
-def _point(text: str, option: str) -> tuple[float, float, float]:
-    return _numbers(text, 3, option, "I,J,K")  # type: ignore[return-value]
+__all__ = ["identify", "segment_segvol"]
 
 
 def segment_segvol(
@@ -56,8 +37,8 @@ def segment_segvol(
         checkpoint=checkpoint,
         text=text,
         box=None if box is None else parse_box(box),
-        points=[_point(p, "--point") for p in point],
-        negative_points=[_point(p, "--negative-point") for p in negative_point],
+        points=[parse_point(p, "--point") for p in point],
+        negative_points=[parse_point(p, "--negative-point") for p in negative_point],
         point_space=point_space,
         label_value=label_value,
         mode=mode,
@@ -96,17 +77,11 @@ def identify(
         mask,
         checkpoint=checkpoint,
         box=None if box is None else parse_box(box),
-        points=[_point(p, "--point") for p in point],
-        negative_points=[_point(p, "--negative-point") for p in negative_point],
+        points=[parse_point(p, "--point") for p in point],
+        negative_points=[parse_point(p, "--negative-point") for p in negative_point],
         point_space=point_space,
         categories=names,
         device=device,
     )
     for score in result.scores[:top]:
         typer.echo(f"{score.probability:.4f}\t{score.name}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the ``voxelprompt`` app."""
-    app.command("segment-segvol")(segment_segvol)
-    app.command("identify")(identify)

@@ -8,12 +8,16 @@ windows as (i, j, k) boxes of the input volume and accepts one click per window.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import torch
+from monai.data import MetaTensor
 from monai.data.utils import dense_patch_slices
+from monai.apps.vista3d.inferer import point_based_window_inferer
 from monai.inferers.utils import _get_scan_interval
 
 from voxelprompt.catalog import SPECIAL_CLASSES
@@ -21,13 +25,28 @@ from voxelprompt.evaluation.baselines import region_grow
 from voxelprompt.evaluation.clicks import Click
 from voxelprompt.inference.postprocess import invert_to_input, logits_to_labels
 from voxelprompt.inference.preprocess import IMAGE_KEY, to_model_voxels, volume_to_metatensor
-from voxelprompt.inference.segmenter import Vista3DSegmenter
-from voxelprompt.inference.windows import ClickPrompt, WindowCounter, class_logits, pad_to_window, point_logits, unpad
+from voxelprompt.inference.segmenter import UNNAMED_IDS, Vista3DSegmenter
+from voxelprompt.inference.windows import ClickPrompt, WindowCounter, class_logits, pad_to_window, unpad
 from voxelprompt.types import Points, Volume
 
-__all__ = ["EvalModel", "Vista3DEvalModel", "RegionGrowModel", "PatchSlices"]
+__all__ = ["ClickState", "EvalModel", "PatchSlices", "RegionGrowModel", "Vista3DEvalModel"]
 
 PatchSlices = tuple[slice, slice, slice]
+
+
+@dataclass(frozen=True)
+class ClickState:
+    """What an interactive step leaves for the next one.
+
+    Args:
+        class_id: the object's class.
+        clicks: number of clicks the state accounts for.
+        logits: model-specific result of those clicks (VISTA3D: [1, 1, H, W, D] model-space logits).
+    """
+
+    class_id: int
+    clicks: int
+    logits: torch.Tensor | None = None
 
 #: Logit of a window that predicts nothing (``VISTA3D.NINF_VALUE``).
 _NINF = -9999.0
@@ -42,6 +61,9 @@ class EvalModel(Protocol):
     def prepare(self, image: Volume) -> None:
         """Take the case's CT (pre-process or encode once; later calls answer prompts on it)."""
 
+    def auto_classes(self, classes: Sequence[int]) -> list[int]:
+        """The subset of ``classes`` that the model segments automatically."""
+
     def patch_boxes(self) -> list[PatchSlices]:
         """The sliding windows of the prepared image as (i, j, k) boxes of the input volume."""
 
@@ -51,8 +73,12 @@ class EvalModel(Protocol):
     def patch_clicks(self, class_id: int, clicks: Sequence[Click | None], with_auto: bool) -> np.ndarray:
         """One click per window (``None``: no click there); ``with_auto`` edits the automatic result."""
 
-    def clicks(self, class_id: int, points: Points) -> np.ndarray:
-        """Whole-volume interactive segmentation of one object from all its clicks so far."""
+    def clicks(self, class_id: int, points: Points, previous: ClickState | None = None) -> tuple[np.ndarray, ClickState]:
+        """Whole-volume interactive segmentation of one object from all its clicks so far.
+
+        ``previous`` is the state returned for the same object with fewer clicks: a model may then
+        only evaluate what the new clicks change (VISTA3D's iterative ``prev_mask``).
+        """
 
 
 class Vista3DEvalModel:
@@ -125,7 +151,13 @@ class Vista3DEvalModel:
 
     def _to_input_labels(self, labels: torch.Tensor) -> np.ndarray:
         seg = self.segmenter
+        if not isinstance(labels, MetaTensor):
+            labels = MetaTensor(labels)  # Invertd only inverts MetaTensors against the image's record
         return invert_to_input(labels, self._model_image, seg.preprocessing, seg.profile.unpredicted_value)
+
+    def auto_classes(self, classes: Sequence[int]) -> list[int]:
+        last = self.segmenter.spec.last_supported
+        return [int(c) for c in classes if 0 < c <= last and c not in UNNAMED_IDS]
 
     def auto(self, classes: Sequence[int]) -> np.ndarray:
         seg = self.segmenter
@@ -168,7 +200,13 @@ class Vista3DEvalModel:
         labels = logits_to_labels(logits, (int(class_id),))
         return self._to_input_labels(labels) == int(class_id)
 
-    def clicks(self, class_id: int, points: Points) -> np.ndarray:
+    @torch.no_grad()
+    def clicks(self, class_id: int, points: Points, previous: ClickState | None = None) -> tuple[np.ndarray, ClickState]:
+        """Point-only result with windows centred on the clicks (MONAI's point inferer).
+
+        With ``previous`` (same class, fewer clicks) only the windows of the new clicks run and
+        the network merges them into the previous logits, as VISTA3D's iterative evaluation does.
+        """
         seg = self.segmenter
         labels = torch.as_tensor(points.labels, dtype=torch.long)
         if class_id in SPECIAL_CLASSES:
@@ -178,9 +216,31 @@ class Vista3DEvalModel:
             labels=labels[None].to(seg.device),
             prompt_class=torch.tensor([[int(class_id)]], device=seg.device),
         )
-        logits = point_logits(self._batch, self._counter, click, seg.profile).cpu()
+        resume = previous is not None and previous.class_id == class_id and 0 < previous.clicks < len(points)
+        with warnings.catch_warnings():
+            # MONAI's inferer re-wraps its output with an affine its meta already holds.
+            warnings.filterwarnings("ignore", message="Setting affine, but the applied meta", category=UserWarning)
+            logits = self._point_windows(click, previous if resume else None)
         model_labels = logits_to_labels(logits, None, click.coords.cpu(), click.labels.cpu())
-        return self._to_input_labels(model_labels) == 1
+        mask = self._to_input_labels(model_labels) == 1
+        return mask, ClickState(int(class_id), len(points), logits.as_tensor() if isinstance(logits, MetaTensor) else logits)
+
+    def _point_windows(self, click: ClickPrompt, previous: ClickState | None) -> torch.Tensor:
+        seg = self.segmenter
+        return point_based_window_inferer(
+            inputs=self._batch,
+            roi_size=seg.profile.roi_size,
+            predictor=self._counter,
+            point_coords=click.coords,
+            point_labels=click.labels,
+            class_vector=None,
+            prompt_class=click.prompt_class,
+            # NaN marks voxels no window saw; the network's merge needs numbers there.
+            prev_mask=None if previous is None else torch.nan_to_num(previous.logits, nan=_NINF).to(seg.device),
+            point_start=0 if previous is None else previous.clicks,
+            transpose=True,
+            with_coord=True,
+        ).cpu()
 
 
 class RegionGrowModel:
@@ -214,6 +274,9 @@ class RegionGrowModel:
     def patch_boxes(self) -> list[PatchSlices]:
         return list(self._boxes)  # type: ignore[arg-type]
 
+    def auto_classes(self, classes: Sequence[int]) -> list[int]:
+        return []
+
     def auto(self, classes: Sequence[int]) -> np.ndarray:
         raise NotImplementedError("region growing has no automatic mode")
 
@@ -229,10 +292,11 @@ class RegionGrowModel:
             mask[box] |= region_grow(image[box], [local], window=tuple(s.stop - s.start for s in box))
         return mask
 
-    def clicks(self, class_id: int, points: Points) -> np.ndarray:
+    def clicks(self, class_id: int, points: Points, previous: ClickState | None = None) -> tuple[np.ndarray, ClickState]:
+        state = ClickState(int(class_id), len(points))
         coords = points.to_voxel(self._image)
         positive = [tuple(c) for c in coords[points.labels == 1]]
         negative = [tuple(c) for c in coords[points.labels == 0]]
         if not positive:
-            return np.zeros(self._image.shape, dtype=bool)
-        return region_grow(self._image.array, positive, negative, window=self._window)
+            return np.zeros(self._image.shape, dtype=bool), state
+        return region_grow(self._image.array, positive, negative, window=self._window), state

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,8 +143,9 @@ def load_dataset(
     if not isinstance(raw, dict):
         raise InputError(f"datalist {path}: expected a JSON object with split keys, got {type(raw).__name__}")
     root = Path(base_dir) if base_dir is not None else path.parent
-    dataset_name = name or str(raw.get("name") or path.stem)
     entries = _split_entries(raw, split, path)
+    tags = {str(e["dataset"]) for e in entries if e.get("dataset")}
+    dataset_name = name or str(raw.get("name") or (tags.pop() if len(tags) == 1 else path.stem))
     cases = []
     for i, entry in enumerate(entries):
         image, label = root / str(entry["image"]), root / str(entry["label"])
@@ -299,7 +300,3 @@ def _align(labels: Volume, image: Volume, atol_mm: float = 1e-3) -> np.ndarray:
             f"the image grid (shape {image.shape}, {image.orientation}); resample it first"
         )
     return np.ascontiguousarray(array)
-
-
-def _as_sequence(value: Sequence | None) -> list:
-    return list(value or [])

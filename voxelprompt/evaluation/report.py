@@ -175,7 +175,7 @@ def _dice_vs_clicks(rows: Sequence[ResultRow], path: Path, plt) -> Path:
     ax.set_xticks(sorted({r.step for r in rows}))
     ax.grid(alpha=0.3)
     ax.set_title("Iterative clicks (VISTA3D Fig. 5 protocol)")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -210,6 +210,12 @@ def _overlay(row: ResultRow, out: Path, rank: int, plt) -> Path | None:
     for mask, color in ((data["gt"], "lime"), (data["pred"], "red")):
         if mask.any() and not mask.all():
             ax.contour(mask.T.astype(float), levels=[0.5], colors=color, linewidths=1.0, origin="lower")
+    codes = str(data["orientation"]) if "orientation" in data else ""
+    # Radiological view of an axial slice: patient's right on the left, anterior at the top.
+    if codes[:1] == "R":
+        ax.invert_xaxis()
+    if codes[1:2] == "P":
+        ax.invert_yaxis()
     ax.set_title(f"{row.case} {row.class_name} {row.model} {row.mode}\nDice {row.dice:.3f} (slice k={int(data['slice'])}; green truth, red prediction)", fontsize=8)
     ax.axis("off")
     fig.tight_layout()

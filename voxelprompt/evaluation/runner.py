@@ -10,7 +10,9 @@ Protocols (``mode``), all clicks computed from the ground truth in input voxel i
   ``oracle_best_of=3`` keeps the best of 3 seeded trials by Dice against the ground truth, as the
   official evaluation does; it uses the ground truth, so it is off by default.
 * ``iterative``: N whole-volume clicks: the first at the centre of the eroded object, each next in
-  the larger eroded error component; every step re-runs the model on all clicks so far. Rows for
+  a seeded random voxel of the larger eroded error component (VISTA3D's zero-shot protocol,
+  ``val_multigpu_point_iterative.py``): each step evaluates the window of the new click and
+  merges it into the previous result (point-only prompts with the class as ``prompt_class``). Rows for
   steps 1..N hold the Dice after each click and the best Dice over clicks 1..j.
 
 Results are appended to ``results.jsonl`` as each (case, class, mode) finishes, so a killed run
@@ -32,6 +34,7 @@ import numpy as np
 from voxelprompt.errors import VoxelPromptError
 from voxelprompt.evaluation.adapters import EvalModel
 from voxelprompt.evaluation.clicks import (
+    Click,
     center_click,
     clicks_to_points,
     correction_click,
@@ -39,7 +42,7 @@ from voxelprompt.evaluation.clicks import (
     patch_correction_clicks,
 )
 from voxelprompt.evaluation.datasets import EvalDataset, read_case
-from voxelprompt.evaluation.metrics import DEFAULT_TOLERANCE_MM, score_class
+from voxelprompt.evaluation.metrics import DEFAULT_TOLERANCE_MM, ClassScore, score_class
 from voxelprompt.types import Volume
 
 __all__ = ["MODES", "EvalConfig", "ResultRow", "ResultStore", "evaluate"]
@@ -140,9 +143,26 @@ class ResultStore:
     def finished(self) -> set[tuple[str, str, str, str, int]]:
         return {row.key for row in self.rows()}
 
+    def case_classes(self) -> dict[tuple[str, str], tuple[int, ...]]:
+        """Classes present in each case's ground truth, as logged, so finished cases need no reading."""
+        found: dict[tuple[str, str], tuple[int, ...]] = {}
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)["case_classes"]
+                    found[(entry["dataset"], entry["case"])] = tuple(int(c) for c in entry["classes"])
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    continue
+        return found
+
+    def append_case(self, dataset: str, case: str, classes: Sequence[int]) -> None:
+        self._write(json.dumps({"case_classes": {"dataset": dataset, "case": case, "classes": list(classes)}}) + "\n")
+
     def append(self, rows: Sequence[ResultRow]) -> None:
+        self._write("".join(json.dumps(asdict(r)) + "\n" for r in rows))
+
+    def _write(self, text: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = "".join(json.dumps(asdict(r)) + "\n" for r in rows)
         with self.path.open("a") as handle:
             handle.write(text)
             handle.flush()
@@ -153,7 +173,7 @@ def _rng(seed: int, *parts: object) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32("/".join(str(p) for p in parts).encode())])
 
 
-def _score(pred: np.ndarray, gt: np.ndarray, image: Volume, class_id: int, tolerance_mm: float):
+def _score(pred: np.ndarray, gt: np.ndarray, image: Volume, tolerance_mm: float) -> ClassScore:
     return score_class(pred.astype(np.uint8), gt.astype(np.uint8), 1, image.spacing, tolerance_mm)
 
 
@@ -177,13 +197,14 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     store = ResultStore(out / RESULTS_LOG)
     done = store.finished()
+    known = store.case_classes()
     if done:
         logger.info("resuming: %d finished (case, class, model, mode) groups in %s", len(done), store.path)
     cases = [(d, c) for d in datasets for c in d.cases[: config.max_cases]]
     with _progress(config.progress) as bar:
         task = bar.add_task("cases", total=len(cases)) if bar else None
         for dataset, case in cases:
-            _evaluate_case(models, dataset, case, config, store, done, out)
+            _evaluate_case(models, dataset, case, config, store, (done, known), out)
             if bar:
                 bar.advance(task)
     rows = store.rows()
@@ -205,28 +226,41 @@ def _wanted(model: EvalModel, mode: str) -> bool:
     return model.supports_auto or mode not in ("auto", "auto+point")
 
 
-def _evaluate_case(models, dataset: EvalDataset, case, config: EvalConfig, store: ResultStore, done, out: Path) -> None:
+def _todo(model, dataset, case, config: EvalConfig, classes, done) -> list[tuple[str, int]]:
+    return [
+        (mode, c)
+        for mode in config.modes
+        if _wanted(model, mode)
+        for c in classes
+        if (dataset.name, case.name, model.name, mode, c) not in done
+    ]
+
+
+def _evaluate_case(models, dataset: EvalDataset, case, config: EvalConfig, store: ResultStore, state, out: Path) -> None:
+    done, known = state
+    present = known.get((dataset.name, case.name))
+    if present is not None:
+        classes = sorted(set(present) if config.classes is None else set(present) & set(config.classes))
+        if not any(_todo(m, dataset, case, config, classes, done) for m in models):
+            return  # finished in an earlier run: not even read again
     image, labels = read_case(case, dataset.mapping)
-    present = set(np.unique(labels.array).tolist()) - {0}
-    classes = sorted(present if config.classes is None else present & set(config.classes))
+    present = sorted(set(np.unique(labels.array).tolist()) - {0})
+    if (dataset.name, case.name) not in known:
+        store.append_case(dataset.name, case.name, present)
+        known[(dataset.name, case.name)] = tuple(present)
+    classes = sorted(set(present) if config.classes is None else set(present) & set(config.classes))
     if not classes:
         logger.warning("%s/%s: none of the evaluated classes is present; skipped", dataset.name, case.name)
         return
     for model in models:
-        todo = [
-            (mode, c)
-            for mode in config.modes
-            if _wanted(model, mode)
-            for c in classes
-            if (dataset.name, case.name, model.name, mode, c) not in done
-        ]
+        todo = _todo(model, dataset, case, config, classes, done)
         if not todo:
             continue
         start = time.perf_counter()
         model.prepare(image)
         auto, auto_seconds = None, 0.0
         if any(mode in ("auto", "auto+point") for mode, _ in todo):
-            auto_classes = _auto_classes(model, classes)
+            auto_classes = model.auto_classes(classes)
             auto = model.auto(auto_classes) if auto_classes else np.zeros(image.shape, np.uint8)
             auto_seconds = time.perf_counter() - start
         for mode, class_id in todo:
@@ -251,21 +285,13 @@ def _evaluate_case(models, dataset: EvalDataset, case, config: EvalConfig, store
         logger.info("%s/%s %s: %d (mode, class) results in %.1f s", dataset.name, case.name, model.name, len(todo), time.perf_counter() - start)
 
 
-def _auto_classes(model, classes: Sequence[int]) -> list[int]:
-    from voxelprompt.inference.segmenter import UNNAMED_IDS
-
-    spec = getattr(getattr(model, "segmenter", None), "spec", None)
-    last = spec.last_supported if spec is not None else max(classes)
-    return [c for c in classes if c <= last and c not in UNNAMED_IDS]
-
-
 def _auto_point(model, auto_mask, gt, image, class_id, config: EvalConfig, dataset, case):
     best = None
     for trial in range(config.oracle_best_of):
         rng = _rng(config.seed, dataset.name, case.name, class_id, "auto+point", trial)
         clicks = patch_correction_clicks(auto_mask, gt, model.patch_boxes(), rng)
         pred = model.patch_clicks(class_id, clicks, with_auto=True)
-        value = _score(pred, gt, image, class_id, config.tolerance_mm).dice
+        value = _score(pred, gt, image, config.tolerance_mm).dice
         if best is None or value > best[0]:
             best = (value, pred, sum(c is not None for c in clicks))
     return [best[1]], [(1, best[2])]
@@ -275,7 +301,7 @@ def _iterative(model, gt, image, class_id, config: EvalConfig, dataset, case):
     rng = _rng(config.seed, dataset.name, case.name, class_id, "iterative")
     clicks = [_first_click(gt)]
     preds, steps = [], []
-    pred = None
+    pred, state = None, None
     for step in range(1, config.clicks + 1):
         added = step == 1
         if step > 1:
@@ -284,22 +310,20 @@ def _iterative(model, gt, image, class_id, config: EvalConfig, dataset, case):
                 clicks.append(nxt)
                 added = True
         if added:
-            pred = model.clicks(class_id, clicks_to_points(clicks))
+            pred, state = model.clicks(class_id, clicks_to_points(clicks), state)
         preds.append(pred)
         steps.append((step, len(clicks)))
     return preds, steps
 
 
-def _first_click(gt: np.ndarray):
-    from voxelprompt.evaluation.clicks import Click
-
+def _first_click(gt: np.ndarray) -> Click:
     return Click(coord=center_click(gt), label=1)
 
 
 def _rows(dataset, case, model, mode, class_id, preds, steps, gt, image, config, seconds) -> list[ResultRow]:
     rows, best = [], 0.0
     for pred, (step, n_clicks) in zip(preds, steps):
-        score = _score(pred, gt, image, class_id, config.tolerance_mm)
+        score = _score(pred, gt, image, config.tolerance_mm)
         best = max(best, score.dice)
         rows.append(
             ResultRow(
@@ -333,6 +357,7 @@ def _save_overlay(out: Path, row: ResultRow, image: Volume, gt: np.ndarray, pred
         gt=gt[:, :, k],
         pred=pred[:, :, k],
         spacing=np.asarray(image.spacing[:2]),
+        orientation=image.orientation,
         slice=k,
     )
 

@@ -5,6 +5,11 @@ All maps are integer ids on the input's (I, J, K) grid (see :mod:`voxelprompt.ty
 
 from __future__ import annotations
 
+from voxelprompt.pseudolabels.cleaning import (
+    clean_pseudo_masks,
+    merge_ground_truth,
+    relabel_consecutive,
+)
 from voxelprompt.pseudolabels.features import (
     FilterBankExtractor,
     SamFeatureExtractor,
@@ -12,16 +17,28 @@ from voxelprompt.pseudolabels.features import (
     load_sam_extractor,
     three_view_features,
 )
-from voxelprompt.pseudolabels.supervoxels import SUPERVOXEL_PRESETS, SupervoxelPreset, get_preset, supervoxels
+from voxelprompt.pseudolabels.felzenszwalb import felzenszwalb_3d
+from voxelprompt.pseudolabels.pseudomasks import pseudo_masks
+from voxelprompt.pseudolabels.supervoxels import (
+    SUPERVOXEL_PRESETS,
+    SupervoxelPreset,
+    get_preset,
+    supervoxels,
+)
 
 __all__ = [
+    "SUPERVOXEL_PRESETS",
     "FilterBankExtractor",
     "SamFeatureExtractor",
     "SliceFeatureExtractor",
-    "load_sam_extractor",
-    "three_view_features",
-    "SUPERVOXEL_PRESETS",
     "SupervoxelPreset",
+    "clean_pseudo_masks",
+    "felzenszwalb_3d",
     "get_preset",
+    "load_sam_extractor",
+    "merge_ground_truth",
+    "pseudo_masks",
+    "relabel_consecutive",
     "supervoxels",
+    "three_view_features",
 ]

@@ -28,7 +28,7 @@ from voxelprompt.pseudolabels.features import (
 )
 from voxelprompt.types import Volume
 
-__all__ = ["SupervoxelPreset", "SUPERVOXEL_PRESETS", "get_preset", "scale_hu", "outside_air_mask", "supervoxel_map", "supervoxels"]
+__all__ = ["SUPERVOXEL_PRESETS", "SupervoxelPreset", "get_preset", "outside_air_mask", "scale_hu", "supervoxel_map", "supervoxels"]
 
 logger = logging.getLogger(__name__)
 

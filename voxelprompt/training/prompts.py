@@ -75,7 +75,9 @@ class PromptConfig:
         if self.max_background < 0 or self.max_zero_shot < 0:
             raise ValueError("max_background and max_zero_shot must be >= 0")
         if self.zero_shot_source is not None and self.zero_shot_source not in ZERO_SHOT_SOURCES:
-            raise ValueError(f"zero_shot_source must be one of {sorted(ZERO_SHOT_SOURCES)}, got {self.zero_shot_source!r}")
+            raise ValueError(
+                f"zero_shot_source must be one of {sorted(ZERO_SHOT_SOURCES)}, got {self.zero_shot_source!r}"
+            )
 
 
 @dataclass
@@ -314,4 +316,3 @@ def next_clicks(
     coords = torch.cat([point_coords.float(), torch.stack(new_coords)], dim=1)
     labels = torch.cat([point_labels.float(), torch.stack(new_labels)], dim=1)
     return coords, labels
-

@@ -163,7 +163,7 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
 
-def _stage(name: str, stage: int, branch: str, **overrides: Any) -> Recipe:
+def _stage(name: str, stage: int, branch: str, /, **overrides: Any) -> Recipe:
     point = branch == "point"
     prompts = PromptConfig(
         branch=branch,

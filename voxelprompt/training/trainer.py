@@ -11,8 +11,8 @@ import logging
 import math
 import os
 import random
-import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,20 +26,22 @@ from monai.utils import set_determinism
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from voxelprompt.catalog import LAST_SUPPORTED, SPECIAL_CLASSES
+from voxelprompt.catalog import LAST_SUPPORTED
 from voxelprompt.errors import CheckpointError, InputError
+from voxelprompt.models.checkpoint_io import load_checkpoint_file, save_checkpoint_file
 from voxelprompt.models.vista3d import Vista3DSpec, build_vista3d, load_vista3d, save_vista3d
 from voxelprompt.training.datalist import Datalist, load_datalists
-from voxelprompt.training.prompts import PromptBatch, next_clicks, object_mask, sample_prompts
+from voxelprompt.training.prompts import PromptBatch, next_clicks, sample_prompts
 from voxelprompt.training.recipe import Recipe, recipe_to_dict, save_recipe
+from voxelprompt.training.runtime import any_rank, init_distributed, rng_state, set_rng_state
 from voxelprompt.training.transforms import (
     first_sample,
     label_set_of,
-    quiet_monai_warnings,
     read_label_mappings,
     train_transforms,
     val_transforms,
 )
+from voxelprompt.training.validation import validation_dice
 
 __all__ = ["Trainer", "TrainResult", "train", "case_weights", "CHECKPOINT_NAME", "MODEL_NAME"]
 
@@ -92,59 +94,11 @@ def case_weights(datasets: list[str], mode: str, weights: dict[str, float] | Non
     return w / w.sum()
 
 
-def _init_distributed(force: bool) -> tuple[int, int, bool]:
-    """``(rank, world_size, initialised_here)``; a process group only under WORLD_SIZE > 1 (torchrun)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1 and not force:
-        return 0, 1, False
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size(), False
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend=backend, init_method="env://")
-    return dist.get_rank(), dist.get_world_size(), True
-
-
-def _any_rank(flag: bool, distributed: bool, device: torch.device) -> bool:
-    if not distributed:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
-
-
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    version, inner, gauss = state["python"]
-    random.setstate((version, tuple(inner), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _atomic_save(obj: object, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+def _plain(x: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    """[C, X, Y, Z] (Meta)Tensor -> plain [1, C, X, Y, Z] tensor (MetaTensor ops are slow)."""
+    if x is None:
+        return None
+    return torch.as_tensor(x).as_subclass(torch.Tensor).unsqueeze(0).to(device)
 
 
 class Trainer:
@@ -161,10 +115,9 @@ class Trainer:
     def __init__(
         self, recipe: Recipe, net: torch.nn.Module | None = None, progress: bool = True, distributed: bool = False
     ) -> None:
-        quiet_monai_warnings()
         self.recipe = recipe
         self.progress = progress
-        self.rank, self.world_size, self._owns_group = _init_distributed(distributed)
+        self.rank, self.world_size, self._owns_group = init_distributed(distributed)
         self.distributed = distributed or self.world_size > 1
         self.device = self._pick_device()
         self.output_dir = Path(recipe.output_dir)
@@ -227,11 +180,15 @@ class Trainer:
         self.train_tf = train_transforms(r.patch, self.mappings, supervoxels=d.supervoxels)
         items = [c.as_dict() for c in training]
         show = self.progress and self.rank == 0
-        self.train_ds = (
-            CacheDataset(items, self.train_tf, num_workers=0, progress=show) if d.cache else Dataset(items, self.train_tf)
-        )
+        if d.cache:
+            self.train_ds = CacheDataset(items, self.train_tf, num_workers=0, progress=show)
+        else:
+            self.train_ds = Dataset(items, self.train_tf)
         val = list(self.datalist.validation)[: d.val_cases]
         self.val_ds = Dataset([c.as_dict() for c in val], val_transforms(r.patch, self.mappings))
+
+    def _label_set(self, dataset: str) -> list[int]:
+        return label_set_of(dataset, self.mappings, self.default_label_set)
 
     def _all_label_ids(self) -> set[int]:
         ids = set(self.default_label_set)
@@ -254,12 +211,10 @@ class Trainer:
             rng = self._seed(step, attempt)
             index = int(rng.choice(len(self.train_cases), p=self.weights))
             sample = first_sample(self.train_ds[index])
-            image = sample["image"].unsqueeze(0).to(self.device)
-            labels = sample["label"].unsqueeze(0).to(self.device)
-            sv = sample.get("supervoxel")
-            sv = None if sv is None else sv.unsqueeze(0).to(self.device)
-            label_set = label_set_of(sample["dataset_name"], self.mappings, self.default_label_set)
-            prompts = sample_prompts(labels, label_set, self.recipe.prompts, supervoxels=sv, image=image)
+            image, labels, sv = (_plain(sample.get(k), self.device) for k in ("image", "label", "supervoxel"))
+            prompts = sample_prompts(
+                labels, self._label_set(sample["dataset_name"]), self.recipe.prompts, supervoxels=sv, image=image
+            )
             if prompts is not None:
                 return image, prompts
         return None
@@ -271,7 +226,7 @@ class Trainer:
     def train_step(self) -> float:
         """One step: draw a patch and prompts, then one update per click round. Returns the mean loss."""
         drawn = self._draw(self.step)
-        if _any_rank(drawn is None, self.distributed, self.device):
+        if any_rank(drawn is None, self.distributed, self.device):
             logger.warning("step %d skipped: no prompt could be drawn", self.step)
             self.step += 1
             self.scheduler.step()
@@ -281,7 +236,9 @@ class Trainer:
         losses = []
         for round_ in range(rounds):
             logits = self._forward(image, prompts)
-            loss = self.loss_fn(logits.float(), prompts.targets)
+            with warnings.catch_warnings():  # one channel per object is intended
+                warnings.filterwarnings("ignore", message="single channel prediction")
+                loss = self.loss_fn(logits.float(), prompts.targets)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if self.recipe.optim.grad_clip:
@@ -313,49 +270,15 @@ class Trainer:
         return float(np.mean(losses))
 
     # ---- validation --------------------------------------------------------------------------
-    @torch.no_grad()
     def validate(self) -> dict[int, float]:
-        """Mean Dice per class on the validation cases (rank 0): class prompts for the automatic
-        branch, one centre click per class for the interactive branch."""
-        from voxelprompt.evaluation.clicks import center_click
-        from voxelprompt.evaluation.metrics import dice
-        from voxelprompt.inference.profiles import get_profile
-        from voxelprompt.inference.windows import ClickPrompt, class_logits, point_logits
-
+        """Mean Dice per class on the validation cases (rank 0); see :func:`validation_dice`."""
         if self.rank != 0 or len(self.val_ds) == 0:
             return {}
-        profile = get_profile("bundle").with_roi(self.recipe.patch.roi)
-        last = int(self.net.point_head.last_supported)
-        scores: dict[int, list[float]] = {}
         self.net.eval()
         try:
-            for i in range(len(self.val_ds)):
-                sample = self.val_ds[i]
-                image = sample["image"].unsqueeze(0).to(self.device)
-                labels = sample["label"][0]
-                label_set = label_set_of(sample["dataset_name"], self.mappings, self.default_label_set)
-                present = [c for c in label_set if bool(object_mask(labels, c).any())]
-                if not present:
-                    continue
-                if self.recipe.prompts.branch == "auto":
-                    logits = class_logits(image, self.net, tuple(present), profile, last)[0]
-                else:
-                    logits = []
-                    for c in present:
-                        ijk = center_click(object_mask(labels, c).cpu().numpy())
-                        click = ClickPrompt(
-                            coords=torch.tensor([[ijk]], dtype=torch.float, device=self.device),
-                            labels=torch.tensor([[3 if c in SPECIAL_CLASSES else 1]], device=self.device),
-                            prompt_class=torch.tensor([[c]], device=self.device),
-                        )
-                        logits.append(point_logits(image, self.net, click, profile)[0, 0])
-                    logits = torch.stack(logits)
-                for c, lg in zip(present, logits):
-                    pred = torch.nan_to_num(lg.float(), nan=-1.0) > 0
-                    scores.setdefault(c, []).append(dice(pred.cpu().numpy(), object_mask(labels, c).cpu().numpy()))
+            self.val_dice = validation_dice(self.net, self.val_ds, self.recipe, self._label_set)
         finally:
             self.net.train()
-        self.val_dice = {c: float(np.mean(v)) for c, v in sorted(scores.items())}
         if self.val_dice:
             logger.info(
                 "step %d validation: mean Dice %.3f over %d classes",
@@ -374,7 +297,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "step": self.step,
             "losses": list(self.losses),
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "recipe": recipe_to_dict(self.recipe),
         }
 
@@ -382,25 +305,25 @@ class Trainer:
         """Write a resumable checkpoint (rank 0); its ``model`` entry loads with ``load_vista3d``."""
         path = Path(path) if path is not None else self.output_dir / CHECKPOINT_NAME
         if self.rank == 0:
-            _atomic_save(self.state_dict(), path)
+            save_checkpoint_file(self.state_dict(), path)
         return path
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Restore model, optimiser, scheduler, RNG states and step from :meth:`save_checkpoint`."""
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"no checkpoint to resume from: {path}")
+        state = load_checkpoint_file(path)
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
             self.net.load_state_dict(state["model"], strict=True)
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.scaler.load_state_dict(state["scaler"])
-        except (KeyError, RuntimeError, ValueError) as err:
+            # A resumed run may extend ``steps``: the schedule follows the recipe, not the checkpoint.
+            self.scheduler.t_total = self.recipe.steps
+            self.scheduler.warmup_steps = min(self.recipe.optim.warmup_steps, self.recipe.steps)
+        except (KeyError, RuntimeError, ValueError, TypeError) as err:
             raise CheckpointError(f"{path}: not a resumable checkpoint of this recipe ({str(err)[:160]})") from err
         self.step = int(state["step"])
         self.losses = [float(x) for x in state["losses"]]
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         logger.info("resumed %s at step %d", path, self.step)
 
     # ---- loop --------------------------------------------------------------------------------

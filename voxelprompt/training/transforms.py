@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,8 +141,9 @@ def read_label_mappings(source: str | os.PathLike | Mapping | None) -> dict[str,
 
 
 def label_set_of(dataset: str, mappings: Mapping[str, Sequence[tuple[int, int]]], default: Sequence[int]) -> list[int]:
-    """Global class ids a dataset annotates: its mapping's targets, else ``default``."""
-    pairs = mappings.get(dataset, mappings.get("default"))
+    """Global class ids a dataset annotates: its mapping's targets, else ``default`` (like
+    ``Relabeld``, a dataset without its own mapping is not remapped)."""
+    pairs = mappings.get(dataset)
     if not pairs:
         return sorted(int(c) for c in default)
     return sorted({int(g) for _, g in pairs if int(g) > 0})
@@ -172,9 +172,7 @@ def _deterministic(config: PatchConfig, keys: list[str], label_keys: list[str], 
     return steps
 
 
-def train_transforms(
-    config: PatchConfig, label_mappings: Mapping | None = None, supervoxels: bool = False
-) -> Compose:
+def train_transforms(config: PatchConfig, label_mappings: Mapping | None = None, supervoxels: bool = False) -> Compose:
     """Case dict (:meth:`Case.as_dict`) -> ``{"image": [1, X, Y, Z] float, "label": [1, X, Y, Z]
     int32 global ids, "supervoxel": ..., "dataset_name": str}`` patch of ``config.roi``.
 
@@ -217,8 +215,3 @@ def first_sample(out):
         return out[0]
     return out
 
-
-def quiet_monai_warnings() -> None:
-    """MONAI warns per call about classes absent from a patch; that is expected here."""
-    warnings.filterwarnings("ignore", message=".*no available indices of class.*")
-    warnings.filterwarnings("ignore", message=".*num_classes.*")

@@ -107,3 +107,9 @@ def test_window_without_user_box_takes_the_coarse_mask_box():
     local = window_prompts(frame, (0, 0, 0), (8, 32, 32), coarse)
     np.testing.assert_array_equal(local.box, [2, 5, 10, 3, 8, 11])
     assert window_prompts(frame, (0, 0, 0), (8, 32, 32), np.zeros_like(coarse)) is None
+
+
+def test_unknown_text_is_accepted_and_the_user_is_told(ras_volume, caplog):
+    with caplog.at_level("INFO", logger="voxelprompt.inference.segvol.prompts"):
+        check_prompts(Prompts(text="pancreatic duct stent"), ras_volume)
+    assert "encodes any text with CLIP" in caplog.text

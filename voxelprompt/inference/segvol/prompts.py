@@ -202,8 +202,9 @@ def window_prompts(
 
     Rules: text goes to every window; points inside the window are kept with their labels
     (negative ones too); the box is clipped to the window and dropped where it does not
-    intersect it. Without a user box, ``coarse_mask`` (the zoom-out result in this window, bool
-    (d, h, w)) supplies a box where it is non-empty, as the reference does for point prompts.
+    intersect it. For point prompts without a user box, ``coarse_mask`` (the zoom-out result in
+    this window, bool (d, h, w)) supplies a box where it is non-empty, as the reference does;
+    text alone stays text alone, as in the reference.
 
     Args:
         frame: prompts in the frame the windows tile.
@@ -220,7 +221,7 @@ def window_prompts(
         lo, hi = np.maximum(lo, 0), np.minimum(hi, size_arr - 1)
         if (lo <= hi).all():
             box = np.concatenate([lo, hi])
-    elif coarse_mask is not None and coarse_mask.any():
+    elif coarse_mask is not None and len(frame.points) and coarse_mask.any():
         idx = [np.nonzero(coarse_mask.any(axis=tuple(a for a in range(3) if a != axis)))[0] for axis in range(3)]
         box = np.array([i[0] for i in idx] + [i[-1] for i in idx], dtype=np.float64)
     window = replace(

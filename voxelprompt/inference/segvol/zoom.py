@@ -24,6 +24,9 @@ from voxelprompt.models.segvol import SegVol
 
 __all__ = ["InferenceMode", "ZoomResult", "full_sliding_window", "roi_around", "zoom_out", "zoom_out_zoom_in"]
 
+#: Logit given to voxels that no window evaluated in full sliding-window mode.
+BACKGROUND_LOGIT = -20.0
+
 
 class InferenceMode(str, enum.Enum):
     """How a volume larger than one window is covered."""
@@ -157,7 +160,3 @@ def full_sliding_window(
     fine, run = sliding_window_logits(model, image, prompts, _text_embedding(model, user.text), overlap, None, progress)
     logits = torch.nan_to_num(fine, nan=BACKGROUND_LOGIT)
     return ZoomResult(logits=logits, windows=run.count, window_starts=tuple(run.starts))
-
-
-#: Logit given to voxels that no window evaluated in full sliding-window mode.
-BACKGROUND_LOGIT = -20.0

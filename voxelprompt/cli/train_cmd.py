@@ -1,0 +1,114 @@
+"""``voxelprompt train`` and ``voxelprompt finetune``: thin adapters over :mod:`voxelprompt.training`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["train", "finetune"]
+
+
+def _parse_class(text: str) -> tuple[int, int]:
+    from voxelprompt.catalog import vista3d_catalog
+    from voxelprompt.errors import InputError
+
+    local, sep, glob = text.partition("=")
+    if not sep or not local.strip().isdigit() or not glob.strip():
+        raise InputError(f"--class must be LOCAL=GLOBAL such as 1=140 or 2=liver, got {text!r}")
+    value = int(glob) if glob.strip().isdigit() else vista3d_catalog().index(glob)
+    return int(local), value
+
+
+def train(
+    recipe: Annotated[str, typer.Argument(help="Recipe file (.json/.yaml) or a built-in stage: stage1..stage4.")],
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUTPUT_DIR/checkpoint.pt.")] = False,
+    output_dir: Annotated[Path | None, typer.Option(help="Override the recipe's output_dir.")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Override the recipe's number of steps.")] = None,
+    datalist: Annotated[
+        list[Path] | None, typer.Option("--datalist", help="Override the recipe's datalists (repeatable).")
+    ] = None,
+    init: Annotated[Path | None, typer.Option(help="Start from this checkpoint (the previous stage).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Log and skip bad datalist entries.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+) -> None:
+    """Train VISTA3D with a stage recipe (CPU, one GPU, or `torchrun --nproc_per_node N`)."""
+    from voxelprompt.training import load_recipe, recipe_from_dict
+    from voxelprompt.training import train as run
+
+    r = load_recipe(recipe)
+    changes: dict = {}
+    if output_dir is not None:
+        changes["output_dir"] = str(output_dir)
+    if steps is not None:
+        changes["steps"] = steps
+    if init is not None:
+        changes["init"] = str(init)
+    if device is not None:
+        changes["device"] = device
+    data: dict = {}
+    if datalist:
+        data["datalists"] = [str(p) for p in datalist]
+    if skip_bad:
+        data["skip_bad"] = True
+    if data:
+        changes["data"] = data
+    if changes:
+        r = recipe_from_dict(changes, base=r)
+    result = run(r, resume=resume, progress=progress)
+    _report(result)
+
+
+def finetune(
+    checkpoint: Annotated[Path, typer.Argument(help="Trained VISTA3D checkpoint to start from.")],
+    datalist: Annotated[Path, typer.Argument(help="Datalist JSON of the new dataset.")],
+    classes: Annotated[
+        list[str], typer.Option("--class", help="LOCAL=GLOBAL label mapping, e.g. 1=140 or 2=liver (repeatable).")
+    ],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Run folder.")] = Path("runs/finetune"),
+    cases: Annotated[int | None, typer.Option(min=1, help="Few-shot: use only the first N training cases.")] = None,
+    steps: Annotated[int, typer.Option(min=1, help="Optimisation steps.")] = 200,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-4,
+    roi: Annotated[tuple[int, int, int], typer.Option(help="Patch size (multiples of 16).")] = (128, 128, 128),
+    spacing: Annotated[tuple[float, float, float], typer.Option(help="Training voxel size in mm.")] = (1.5, 1.5, 1.5),
+    init_from: Annotated[
+        list[str] | None, typer.Option("--init-from", help="NEW=KNOWN: start a new class's embedding from a known one.")
+    ] = None,
+    train_encoder: Annotated[bool, typer.Option("--train-encoder", help="Also train the encoder.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+) -> None:
+    """Few-shot finetuning: add classes to the class embedding from N labelled cases (auto branch)."""
+    from voxelprompt.training import finetune as run
+
+    mapping = dict(_parse_class(c) for c in classes)
+    seeds = dict(_parse_class(c) for c in (init_from or []))
+    result = run(
+        checkpoint,
+        datalist,
+        mapping,
+        init_from=seeds,
+        n_cases=cases,
+        steps=steps,
+        output_dir=output_dir,
+        train_encoder=train_encoder,
+        progress=progress,
+        optim={"lr": lr},
+        patch={"roi": list(roi), "spacing": list(spacing)},
+    )
+    _report(result)
+
+
+def _report(result) -> None:
+    import math
+
+    losses = [x for x in result.losses if not math.isnan(x)]
+    typer.echo(f"steps: {result.steps} ({result.steps_per_second:.3f} steps/s)")
+    if losses:
+        typer.echo(f"loss: first {losses[0]:.4f}, last {losses[-1]:.4f}")
+    if result.val_dice:
+        mean = sum(result.val_dice.values()) / len(result.val_dice)
+        typer.echo(f"validation mean Dice: {mean:.3f} over {len(result.val_dice)} classes")
+    typer.echo(f"model: {result.model}")
+    typer.echo(f"checkpoint: {result.checkpoint}")
