@@ -214,4 +214,3 @@ def first_sample(out):
     if isinstance(out, list):
         return out[0]
     return out
-
