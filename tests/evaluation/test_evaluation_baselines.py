@@ -60,6 +60,19 @@ def test_negative_click_removes_its_component():
     assert not kept[b].any() and kept[a].mean() > 0.9
 
 
+def test_negative_click_on_a_connected_leak_keeps_the_object():
+    shape = (40, 40, 70)
+    organ = _sphere(shape, (20, 20, 18), 9)
+    leak = _sphere(shape, (20, 20, 50), 8)
+    bridge = np.zeros(shape, dtype=bool)
+    bridge[18:23, 18:23, 18:50] = True  # same intensity: growing cannot tell the leak apart
+    image = _noisy(organ | leak | bridge, seed=5)
+    grown = region_grow(image, [(20, 20, 18)])
+    assert grown[leak].mean() > 0.9  # the leak is there before the negative click
+    edited = region_grow(image, [(20, 20, 18)], negative=[(20, 20, 50)])
+    assert edited[organ].mean() > 0.9 and edited[leak].mean() < 0.1
+
+
 def test_negative_click_in_background_changes_nothing():
     sphere = _sphere((32, 32, 32), (16, 16, 16), 6)
     image = _noisy(sphere, seed=3)

@@ -49,8 +49,10 @@ def region_grow(
     neighbourhood around it; voxels within ``mean ± half_width`` (or ``mean ± k * std`` of the
     neighbourhood when ``half_width`` is None) and inside a ``window`` box centred on the click
     are kept if they are connected to the click. The clicked voxel is always kept. The results
-    of all positive clicks are united; then every connected component of the union that holds
-    a negative click is removed (also when it holds a positive click).
+    of all positive clicks are united. A negative click splits the component it lies in between
+    the clicks: voxels of that component at least as near to a negative click as to every
+    positive click are removed (a nearest-seed split, since intensity cannot separate a leak
+    from the object), and only pieces still connected to a positive click are kept.
 
     Args:
         image: (I, J, K) intensities (Hounsfield units for CT).
@@ -100,8 +102,26 @@ def region_grow(
         mask[box] |= components == components[local]
 
     if negatives:
-        components = cc3d.connected_components(mask, connectivity=connectivity)
-        removed = {int(components[c]) for c in negatives} - {0}
-        if removed:
-            mask &= ~np.isin(components, list(removed))
+        mask = _split_off_negatives(mask, positives, negatives, connectivity)
     return mask
+
+
+def _split_off_negatives(
+    mask: np.ndarray, positives: list[tuple[int, int, int]], negatives: list[tuple[int, int, int]], connectivity: int
+) -> np.ndarray:
+    components = cc3d.connected_components(mask, connectivity=connectivity)
+    touched = sorted({int(components[c]) for c in negatives} - {0})
+    if not touched:
+        return mask
+    region = np.isin(components, touched)
+    idx = np.argwhere(region).astype(np.float64)
+
+    def nearest(clicks: list[tuple[int, int, int]]) -> np.ndarray:
+        return np.min([((idx - np.asarray(c, dtype=np.float64)) ** 2).sum(axis=1) for c in clicks], axis=0)
+
+    drop = nearest(negatives) <= nearest(positives)
+    mask = mask.copy()
+    mask[tuple(idx[drop].astype(np.int64).T)] = False
+    pieces = cc3d.connected_components(mask, connectivity=connectivity)
+    keep = sorted({int(pieces[c]) for c in positives} - {0})
+    return np.isin(pieces, keep) if keep else np.zeros_like(mask)
