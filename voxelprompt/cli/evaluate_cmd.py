@@ -1,4 +1,9 @@
-"""``voxelprompt evaluate``: a thin adapter over :func:`voxelprompt.evaluation.runner.evaluate`."""
+"""``voxelprompt evaluate``: a thin adapter over :func:`voxelprompt.evaluation.runner.evaluate`.
+
+``--model`` evaluates VISTA3D (modes auto, point, auto+point, iterative), ``--segvol-model`` SegVol
+(modes box+text, points7, correction5, and iterative); both may be given, and each model runs the
+requested modes it supports. Without ``--mode``: auto for VISTA3D, box+text for SegVol.
+"""
 
 from __future__ import annotations
 
@@ -24,9 +29,17 @@ def evaluate(
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for results.csv, summary.md and plots.")],
     model: Annotated[Path | None, typer.Option("--model", "-m", help="VISTA3D checkpoint (bundle or research).")] = None,
+    segvol_model: Annotated[
+        Path | None, typer.Option("--segvol-model", help="SegVol v1 checkpoint (SegVol_v1.pth or pytorch_model.bin).")
+    ] = None,
     mode: Annotated[
-        list[str], typer.Option("--mode", help="auto, point, auto+point or iterative (repeatable or comma-separated).")
-    ] = ["auto"],  # noqa: B006 - typer reads the default
+        list[str] | None,
+        typer.Option(
+            "--mode",
+            help="VISTA3D: auto, point, auto+point, iterative; SegVol: box+text, points7, correction5, iterative "
+            "(repeatable or comma-separated; default: auto and/or box+text).",
+        ),
+    ] = None,
     clicks: Annotated[int, typer.Option("--clicks", min=1, help="Clicks of the iterative protocol.")] = 10,
     baseline: Annotated[
         str | None, typer.Option("--baseline", help="Also run a classical baseline: region-grow.")
@@ -48,19 +61,29 @@ def evaluate(
     roi: Annotated[
         tuple[int, int, int] | None, typer.Option(help="Sliding-window size in model voxels (default: the profile's).")
     ] = None,
+    correction_start: Annotated[
+        str, typer.Option(help="correction5 starts from the box+text or the points7 result.")
+    ] = "box+text",
+    segvol_inference: Annotated[
+        str, typer.Option(help="SegVol inference: zoom (zoom-out-zoom-in), sliding or zoom-out.")
+    ] = "zoom",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Evaluate a model (and baselines) with the VISTA3D protocols; resumable, writes CSV, tables and plots."""
+    """Evaluate VISTA3D and/or SegVol (and baselines) with the papers' protocols; resumable, writes CSV, tables and plots."""
     from voxelprompt.catalog import vista3d_catalog
     from voxelprompt.evaluation.runner import EvalConfig
     from voxelprompt.evaluation.runner import evaluate as run
 
-    modes = tuple(m for text in mode for m in _split(text))
+    modes = tuple(m for text in mode or () for m in _split(text))
+    if not modes:
+        modes = (("auto",) if model is not None or segvol_model is None else ()) + (("box+text",) if segvol_model else ())
     if baseline is not None and baseline not in BASELINES:
         raise VoxelPromptError(f"unknown baseline {baseline!r}; choose from {', '.join(BASELINES)}")
-    if model is None and baseline is None:
-        raise VoxelPromptError("nothing to evaluate: give --model CHECKPOINT and/or --baseline region-grow")
+    if model is None and segvol_model is None and baseline is None:
+        raise VoxelPromptError(
+            "nothing to evaluate: give --model CHECKPOINT, --segvol-model CHECKPOINT and/or --baseline region-grow"
+        )
     class_ids = vista3d_catalog().resolve(_split(classes)) if classes.strip() else None
     config = EvalConfig(
         modes=modes,
@@ -71,8 +94,11 @@ def evaluate(
         classes=class_ids,
         max_cases=max_cases,
         progress=not quiet,
+        correction_start=correction_start,
     )
     models = _models(model, baseline, profile, roi, device)
+    if segvol_model is not None:
+        models.insert(1 if model is not None else 0, _segvol(segvol_model, segvol_inference, device))
     from voxelprompt.evaluation.datasets import load_dataset
 
     dataset = load_dataset(datalist, split=split, mapping=dataset_mapping, name=dataset_name)
@@ -92,3 +118,10 @@ def _models(model: Path | None, baseline: str | None, profile: str, roi, device:
     if baseline == "region-grow":
         models.append(RegionGrowModel())
     return models
+
+
+def _segvol(checkpoint: Path, inference: str, device: str):
+    from voxelprompt import api_segvol
+    from voxelprompt.evaluation.adapters import SegVolEvalModel
+
+    return SegVolEvalModel(api_segvol.load_segvol_segmenter(checkpoint, device=device, mode=inference), name="segvol")

@@ -1,4 +1,4 @@
-"""Models as the evaluation runner sees them: VISTA3D (through the segmenter's parts) and region growing.
+"""Models as the evaluation runner sees them: VISTA3D (through the segmenter's parts), SegVol and region growing.
 
 The runner computes every click from the ground truth in input voxel indices (see
 :mod:`voxelprompt.types`); an adapter maps them to its own frame. Per-patch protocols (VISTA3D
@@ -27,9 +27,9 @@ from voxelprompt.inference.postprocess import invert_to_input, logits_to_labels
 from voxelprompt.inference.preprocess import IMAGE_KEY, to_model_voxels, volume_to_metatensor
 from voxelprompt.inference.segmenter import UNNAMED_IDS, Vista3DSegmenter
 from voxelprompt.inference.windows import ClickPrompt, WindowCounter, class_logits, pad_to_window, unpad
-from voxelprompt.types import Points, Volume
+from voxelprompt.types import Box, Points, Prompts, Volume
 
-__all__ = ["ClickState", "EvalModel", "PatchSlices", "RegionGrowModel", "Vista3DEvalModel"]
+__all__ = ["ClickState", "EvalModel", "PatchSlices", "RegionGrowModel", "SegVolEvalModel", "Vista3DEvalModel"]
 
 PatchSlices = tuple[slice, slice, slice]
 
@@ -57,6 +57,8 @@ class EvalModel(Protocol):
 
     name: str
     supports_auto: bool
+    # Optional: ``modes`` (the protocols the model runs; default: the VISTA3D ones) and, for the
+    # SegVol protocols, ``prompted(class_id, text, box, points) -> mask`` (see SegVolEvalModel).
 
     def prepare(self, image: Volume) -> None:
         """Take the case's CT (pre-process or encode once; later calls answer prompts on it)."""
@@ -300,3 +302,56 @@ class RegionGrowModel:
         if not positive:
             return np.zeros(self._image.shape, dtype=bool), state
         return region_grow(self._image.array, positive, negative, window=self._window), state
+
+
+class SegVolEvalModel:
+    """SegVol under its own protocols (box+text, 1 + 3 pairs of points + text, 5-step correction).
+
+    Every call runs :meth:`SegVolSegmenter.segment` on the whole case with all the prompts of the
+    step (SegVol has no previous-mask input: a correction step re-segments with the initial
+    prompts plus every correction click so far). It also answers VISTA3D's whole-volume
+    ``iterative`` protocol with the clicks plus the class name as text; it has no per-window
+    protocols and no automatic label map.
+
+    Args:
+        segmenter: a loaded :class:`~voxelprompt.inference.segvol.SegVolSegmenter`.
+        name: model name written to the results.
+    """
+
+    supports_auto = False
+    modes = frozenset({"box+text", "points7", "correction5", "iterative"})
+
+    def __init__(self, segmenter, name: str = "segvol") -> None:
+        self.segmenter = segmenter
+        self.name = name
+        self._image: Volume | None = None
+
+    def prepare(self, image: Volume) -> None:
+        self._image = image
+
+    def prompted(self, class_id: int, text: str | None, box: Box | None = None, points: Points | None = None) -> np.ndarray:
+        """(I, J, K) bool mask of one object from a text, a voxel box and/or voxel points."""
+        prompts = Prompts(text=text, box=box, points=points if points is not None and len(points) else None)
+        result = self.segmenter.segment(self._image, prompts, label_value=1)
+        return np.asarray(result.labels.array) != 0
+
+    def _name(self, class_id: int) -> str:
+        from voxelprompt.catalog import vista3d_catalog
+
+        return vista3d_catalog().name(int(class_id))
+
+    def auto_classes(self, classes: Sequence[int]) -> list[int]:
+        return []
+
+    def auto(self, classes: Sequence[int]) -> np.ndarray:
+        raise NotImplementedError("the SegVol adapter has no automatic label map (use box+text)")
+
+    def patch_boxes(self) -> list[PatchSlices]:
+        raise NotImplementedError("SegVol has no per-window protocols")
+
+    def patch_clicks(self, class_id: int, clicks: Sequence[Click | None], with_auto: bool) -> np.ndarray:
+        raise NotImplementedError("SegVol has no per-window protocols")
+
+    def clicks(self, class_id: int, points: Points, previous: ClickState | None = None) -> tuple[np.ndarray, ClickState]:
+        mask = self.prompted(class_id, self._name(class_id), points=points)
+        return mask, ClickState(int(class_id), len(points))

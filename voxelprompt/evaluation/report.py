@@ -2,8 +2,9 @@
 
 Means skip classes absent from a case's ground truth (the runner never scores those). Tables
 give the mean Dice per dataset and class (rows) and model/protocol (columns), like VISTA3D
-Table 1; ``iterative`` columns give the Dice after the last click and the best Dice over all
-clicks. Plots: mean Dice vs clicks (VISTA3D Fig. 5), per-class box plots, worst-case overlays.
+Table 1; ``iterative`` and ``correction5`` columns give the Dice after the last click and the best
+Dice over all steps. Plots: mean Dice vs clicks (VISTA3D Fig. 5, with SegVol's correction steps),
+per-class box plots, worst-case overlays.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxelprompt.evaluation.runner import COLUMNS, OVERLAY_DIR, ResultRow, iter_final, overlay_name
+from voxelprompt.evaluation.runner import COLUMNS, MODES, OVERLAY_DIR, STEPPED_MODES, ResultRow, iter_final, overlay_name
 
 __all__ = ["write_report", "write_csv", "markdown_tables"]
 
@@ -74,8 +75,8 @@ def markdown_tables(rows: Sequence[ResultRow]) -> str:
     cells: dict[tuple[str, str, str], list[tuple[float, float]]] = defaultdict(list)
     for row in sorted(final, key=lambda r: (r.model, _mode_order(r.mode))):
         names = [_column(row)]
-        if row.mode == "iterative":
-            names = [f"{row.model} iterative@{row.step}", f"{row.model} iterative best@{row.step}"]
+        if row.mode in STEPPED_MODES:
+            names = [f"{row.model} {row.mode}@{row.step}", f"{row.model} {row.mode} best@{row.step}"]
         for i, name in enumerate(names):
             if name not in columns:
                 columns.append(name)
@@ -95,8 +96,7 @@ def markdown_tables(rows: Sequence[ResultRow]) -> str:
 
 
 def _mode_order(mode: str) -> int:
-    order = ("auto", "point", "auto+point", "iterative")
-    return order.index(mode) if mode in order else len(order)
+    return MODES.index(mode) if mode in MODES else len(MODES)
 
 
 def _table(dataset, classes, columns, cells, which: int) -> list[str]:
@@ -141,7 +141,7 @@ def _plots(rows: Sequence[ResultRow], out: Path, worst: int) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    iterative = [r for r in rows if r.mode == "iterative"]
+    iterative = [r for r in rows if r.mode in STEPPED_MODES]
     if iterative:
         written.append(_dice_vs_clicks(iterative, out / "dice_vs_clicks.png", plt))
     final = iter_final(rows)
@@ -162,19 +162,24 @@ def _safe(text: str) -> str:
 
 def _dice_vs_clicks(rows: Sequence[ResultRow], path: Path, plt) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for (dataset, model) in sorted({(r.dataset, r.model) for r in rows}):
-        group = [r for r in rows if r.dataset == dataset and r.model == model]
+    for (dataset, model, mode) in sorted({(r.dataset, r.model, r.mode) for r in rows}):
+        group = [r for r in rows if r.dataset == dataset and r.model == model and r.mode == mode]
         steps = sorted({r.step for r in group})
         dice = [np.mean([r.dice for r in group if r.step == s]) for s in steps]
         best = [np.mean([r.best_dice for r in group if r.step == s]) for s in steps]
-        line = ax.plot(steps, best, marker="o", label=f"{model} / {dataset} (best over clicks 1..j)")[0]
-        ax.plot(steps, dice, linestyle="--", color=line.get_color(), alpha=0.6, label=f"{model} / {dataset} (after click j)")
+        who = f"{model} / {dataset}" if mode == "iterative" else f"{model} {mode} / {dataset}"
+        first = "1" if mode == "iterative" else "0"
+        line = ax.plot(steps, best, marker="o", label=f"{who} (best over clicks {first}..j)")[0]
+        ax.plot(steps, dice, linestyle="--", color=line.get_color(), alpha=0.6, label=f"{who} (after click j)")
     ax.set_xlabel("number of clicks j")
     ax.set_ylabel("mean Dice")
     ax.set_ylim(0, 1)
     ax.set_xticks(sorted({r.step for r in rows}))
     ax.grid(alpha=0.3)
-    ax.set_title("Iterative clicks (VISTA3D Fig. 5 protocol)")
+    title = "Iterative clicks (VISTA3D Fig. 5 protocol)"
+    if any(r.mode == "correction5" for r in rows):
+        title = "Corrective clicks (VISTA3D Fig. 5; SegVol correction5: j corrections)"
+    ax.set_title(title)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path)

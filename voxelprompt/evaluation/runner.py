@@ -15,6 +15,21 @@ Protocols (``mode``), all clicks computed from the ground truth in input voxel i
   merges it into the previous result (point-only prompts with the class as ``prompt_class``). Rows for
   steps 1..N hold the Dice after each click and the best Dice over clicks 1..j.
 
+SegVol protocols (models with a ``prompted`` method, :class:`~voxelprompt.evaluation.adapters.SegVolEvalModel`);
+the text is always the catalog name of the class (the mapped VISTA3D id):
+
+* ``box+text``: the exact bounding box of the ground truth plus the class name (SegVol's main setting).
+* ``points7``: 1 positive + 3 positive/negative pairs (:func:`~voxelprompt.evaluation.clicks.segvol_points`,
+  negatives anywhere in the background as SegVol's test script) plus the class name.
+* ``correction5``: the five-step correction of SegVol's comparison (Table 2): start from the
+  ``correction_start`` result (``box+text`` or ``points7``, the same prompts as that mode), then five
+  rounds each adding one :func:`~voxelprompt.evaluation.clicks.correction_click` from the previous
+  output and the ground truth; every round re-segments with the initial prompts plus all corrections.
+  Rows: step 0 (the start) and steps 1..5, with the best Dice over steps 0..j.
+
+Modes a model does not support are skipped for it (VISTA3D: the SegVol modes; SegVol: ``auto``,
+``point``, ``auto+point``; region growing: ``auto``, ``auto+point`` and the SegVol modes).
+
 Results are appended to ``results.jsonl`` as each (case, class, mode) finishes, so a killed run
 continues where it stopped; the CSV, markdown tables and plots are rewritten from that log.
 """
@@ -35,21 +50,29 @@ from voxelprompt.errors import VoxelPromptError
 from voxelprompt.evaluation.adapters import EvalModel
 from voxelprompt.evaluation.clicks import (
     Click,
+    bounding_box,
     center_click,
     clicks_to_points,
     correction_click,
     patch_center_clicks,
     patch_correction_clicks,
+    segvol_points,
 )
 from voxelprompt.evaluation.datasets import EvalDataset, read_case
 from voxelprompt.evaluation.metrics import DEFAULT_TOLERANCE_MM, ClassScore, score_class
 from voxelprompt.types import Volume
 
-__all__ = ["MODES", "EvalConfig", "ResultRow", "ResultStore", "evaluate"]
+__all__ = ["MODES", "SEGVOL_MODES", "EvalConfig", "ResultRow", "ResultStore", "evaluate"]
 
 logger = logging.getLogger(__name__)
 
-MODES = ("auto", "point", "auto+point", "iterative")
+VISTA_MODES = ("auto", "point", "auto+point", "iterative")
+SEGVOL_MODES = ("box+text", "points7", "correction5")
+MODES = VISTA_MODES + SEGVOL_MODES
+#: Modes whose rows are steps of one interactive session (``best_dice`` is the best so far).
+STEPPED_MODES = ("iterative", "correction5")
+CORRECTION_STEPS = 5
+CORRECTION_STARTS = ("box+text", "points7")
 RESULTS_LOG = "results.jsonl"
 OVERLAY_DIR = "overlays"
 
@@ -67,6 +90,7 @@ class EvalConfig:
         classes: restrict to these model class ids (default: every mapped class in the case).
         max_cases: evaluate at most this many cases per dataset.
         progress: show a progress bar over cases.
+        correction_start: prompts the ``correction5`` protocol starts from (``box+text`` or ``points7``).
     """
 
     modes: tuple[str, ...] = ("auto",)
@@ -77,6 +101,7 @@ class EvalConfig:
     classes: tuple[int, ...] | None = None
     max_cases: int | None = None
     progress: bool = True
+    correction_start: str = "box+text"
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.modes if m not in MODES]
@@ -88,6 +113,10 @@ class EvalConfig:
             raise VoxelPromptError(f"oracle_best_of must be >= 1, got {self.oracle_best_of}")
         if self.max_cases is not None and self.max_cases < 1:
             raise VoxelPromptError(f"max_cases must be >= 1, got {self.max_cases}")
+        if self.correction_start not in CORRECTION_STARTS:
+            raise VoxelPromptError(
+                f"correction_start must be one of {', '.join(CORRECTION_STARTS)}, got {self.correction_start!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -95,7 +124,8 @@ class ResultRow:
     """One score: a case, class, model and mode, after ``step`` clicks (0 for ``auto``).
 
     ``clicks`` counts the clicks given (per-window protocols: windows that received one);
-    ``best_dice`` is the best Dice over steps 1..step (equal to ``dice`` outside ``iterative``).
+    ``best_dice`` is the best Dice over steps 1..step (``correction5``: 0..step; equal to ``dice``
+    outside :data:`STEPPED_MODES`).
     """
 
     dataset: str
@@ -200,6 +230,9 @@ def evaluate(
     known = store.case_classes()
     if done:
         logger.info("resuming: %d finished (case, class, model, mode) groups in %s", len(done), store.path)
+    for mode in config.modes:
+        if not any(_wanted(m, mode) for m in models):
+            logger.warning("no model runs the %s protocol; it is skipped", mode)
     cases = [(d, c) for d in datasets for c in d.cases[: config.max_cases]]
     with _progress(config.progress) as bar:
         task = bar.add_task("cases", total=len(cases)) if bar else None
@@ -223,6 +256,11 @@ def _progress(enabled: bool):
 
 
 def _wanted(model: EvalModel, mode: str) -> bool:
+    modes = getattr(model, "modes", None)
+    if modes is not None:
+        return mode in modes
+    if mode in SEGVOL_MODES:
+        return callable(getattr(model, "prompted", None))
     return model.supports_auto or mode not in ("auto", "auto+point")
 
 
@@ -275,6 +313,8 @@ def _evaluate_case(models, dataset: EvalDataset, case, config: EvalConfig, store
                 steps = [(1, sum(c is not None for c in clicks))]
             elif mode == "auto+point":
                 preds, steps = _auto_point(model, auto == class_id, gt, image, class_id, config, dataset, case)
+            elif mode in SEGVOL_MODES:
+                preds, steps = _segvol(model, mode, gt, class_id, config, dataset, case)
             else:
                 preds, steps = _iterative(model, gt, image, class_id, config, dataset, case)
             seconds = time.perf_counter() - tic + (auto_seconds if mode == "auto" else 0.0)
@@ -316,6 +356,41 @@ def _iterative(model, gt, image, class_id, config: EvalConfig, dataset, case):
     return preds, steps
 
 
+def _segvol_start(model, start: str, gt, class_id, config: EvalConfig, dataset, case):
+    """The ``box+text`` or ``points7`` prompts and result; returns (mask, box, clicks)."""
+    text = _text(class_id)
+    if start == "box+text":
+        box = bounding_box(gt)
+        return model.prompted(class_id, text, box=box), box, []
+    clicks = segvol_points(gt, _rng(config.seed, dataset.name, case.name, class_id, "points7"))
+    return model.prompted(class_id, text, points=clicks_to_points(clicks)), None, clicks
+
+
+def _segvol(model, mode: str, gt, class_id, config: EvalConfig, dataset, case):
+    start = mode if mode != "correction5" else config.correction_start
+    pred, box, clicks = _segvol_start(model, start, gt, class_id, config, dataset, case)
+    preds, steps = [pred], [(0 if mode == "correction5" else 1, len(clicks))]
+    if mode != "correction5":
+        return preds, steps
+    rng = _rng(config.seed, dataset.name, case.name, class_id, "correction5")
+    text = _text(class_id)
+    for step in range(1, CORRECTION_STEPS + 1):
+        nxt = correction_click(pred, gt, rng)
+        if nxt is not None:  # None: already perfect, nothing to correct
+            clicks = [*clicks, nxt]
+            pred = model.prompted(class_id, text, box=box, points=clicks_to_points(clicks))
+        preds.append(pred)
+        steps.append((step, len(clicks)))
+    return preds, steps
+
+
+def _text(class_id: int) -> str:
+    """SegVol's text prompt: the catalog name of the (mapped) VISTA3D class id."""
+    from voxelprompt.catalog import vista3d_catalog
+
+    return vista3d_catalog().name(int(class_id))
+
+
 def _first_click(gt: np.ndarray) -> Click:
     return Click(coord=center_click(gt), label=1)
 
@@ -337,7 +412,7 @@ def _rows(dataset, case, model, mode, class_id, preds, steps, gt, image, config,
                 clicks=int(n_clicks),
                 dice=round(score.dice, 6),
                 nsd=round(score.nsd, 6),
-                best_dice=round(best if mode == "iterative" else score.dice, 6),
+                best_dice=round(best if mode in STEPPED_MODES else score.dice, 6),
                 reference_voxels=score.reference_voxels,
                 predicted_voxels=score.predicted_voxels,
                 seconds=round(seconds, 3),
