@@ -17,7 +17,8 @@ from voxelprompt.data import PhantomConfig, write_phantom_dataset
 from voxelprompt.evaluation import runner as runner_module
 from voxelprompt.evaluation.adapters import RegionGrowModel
 from voxelprompt.evaluation.datasets import LabelMapping, load_dataset, load_mapping, read_case
-from voxelprompt.evaluation.runner import COLUMNS, EvalConfig, evaluate
+from voxelprompt.evaluation.results import COLUMNS
+from voxelprompt.evaluation.runner import EvalConfig, evaluate
 
 LIVER, SPLEEN = 1, 3
 # 16^3 voxels of 3 mm holding liver and spleen: one 32^3 window at 1.5 mm, so the network runs fast.

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from voxelprompt.evaluation.runner import COLUMNS, MODES, OVERLAY_DIR, STEPPED_MODES, ResultRow, iter_final, overlay_name
+from voxelprompt.evaluation.results import COLUMNS, ResultRow, iter_final, overlay_name
+from voxelprompt.evaluation.runner import MODES, OVERLAY_DIR, STEPPED_MODES
 
 __all__ = ["write_report", "write_csv", "markdown_tables"]
 

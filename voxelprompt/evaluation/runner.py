@@ -36,12 +36,11 @@ continues where it stopped; the CSV, markdown tables and plots are rewritten fro
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import zlib
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,9 +59,10 @@ from voxelprompt.evaluation.clicks import (
 )
 from voxelprompt.evaluation.datasets import EvalDataset, read_case
 from voxelprompt.evaluation.metrics import DEFAULT_TOLERANCE_MM, ClassScore, score_class
+from voxelprompt.evaluation.results import RESULTS_LOG, ResultRow, ResultStore, overlay_name
 from voxelprompt.types import Volume
 
-__all__ = ["MODES", "SEGVOL_MODES", "EvalConfig", "ResultRow", "ResultStore", "evaluate"]
+__all__ = ["MODES", "SEGVOL_MODES", "EvalConfig", "evaluate"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,6 @@ MODES = VISTA_MODES + SEGVOL_MODES
 STEPPED_MODES = ("iterative", "correction5")
 CORRECTION_STEPS = 5
 CORRECTION_STARTS = ("box+text", "points7")
-RESULTS_LOG = "results.jsonl"
 OVERLAY_DIR = "overlays"
 
 
@@ -117,85 +116,6 @@ class EvalConfig:
             raise VoxelPromptError(
                 f"correction_start must be one of {', '.join(CORRECTION_STARTS)}, got {self.correction_start!r}"
             )
-
-
-@dataclass(frozen=True)
-class ResultRow:
-    """One score: a case, class, model and mode, after ``step`` clicks (0 for ``auto``).
-
-    ``clicks`` counts the clicks given (per-window protocols: windows that received one);
-    ``best_dice`` is the best Dice over steps 1..step (``correction5``: 0..step; equal to ``dice``
-    outside :data:`STEPPED_MODES`).
-    """
-
-    dataset: str
-    case: str
-    model: str
-    mode: str
-    class_id: int
-    class_name: str
-    step: int
-    clicks: int
-    dice: float
-    nsd: float
-    best_dice: float
-    reference_voxels: int
-    predicted_voxels: int
-    seconds: float
-
-    @property
-    def key(self) -> tuple[str, str, str, str, int]:
-        return (self.dataset, self.case, self.model, self.mode, self.class_id)
-
-
-COLUMNS = tuple(f.name for f in fields(ResultRow))
-
-
-class ResultStore:
-    """Append-only JSON-lines log of :class:`ResultRow` (one line per row, flushed per group)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    def rows(self) -> list[ResultRow]:
-        """Rows logged so far; a line cut short by a killed run is ignored, later duplicates dropped."""
-        if not self.path.exists():
-            return []
-        by_key: dict[tuple, ResultRow] = {}
-        for line in self.path.read_text().splitlines():
-            try:
-                row = ResultRow(**json.loads(line))
-            except (json.JSONDecodeError, TypeError):
-                continue
-            by_key.setdefault((*row.key, row.step), row)
-        return list(by_key.values())
-
-    def finished(self) -> set[tuple[str, str, str, str, int]]:
-        return {row.key for row in self.rows()}
-
-    def case_classes(self) -> dict[tuple[str, str], tuple[int, ...]]:
-        """Classes present in each case's ground truth, as logged, so finished cases need no reading."""
-        found: dict[tuple[str, str], tuple[int, ...]] = {}
-        if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                try:
-                    entry = json.loads(line)["case_classes"]
-                    found[(entry["dataset"], entry["case"])] = tuple(int(c) for c in entry["classes"])
-                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                    continue
-        return found
-
-    def append_case(self, dataset: str, case: str, classes: Sequence[int]) -> None:
-        self._write(json.dumps({"case_classes": {"dataset": dataset, "case": case, "classes": list(classes)}}) + "\n")
-
-    def append(self, rows: Sequence[ResultRow]) -> None:
-        self._write("".join(json.dumps(asdict(r)) + "\n" for r in rows))
-
-    def _write(self, text: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as handle:
-            handle.write(text)
-            handle.flush()
 
 
 def _rng(seed: int, *parts: object) -> np.random.Generator:
@@ -435,17 +355,3 @@ def _save_overlay(out: Path, row: ResultRow, image: Volume, gt: np.ndarray, pred
         orientation=image.orientation,
         slice=k,
     )
-
-
-def overlay_name(row: ResultRow) -> str:
-    raw = f"{row.dataset}__{row.case}__{row.model}__{row.mode}__{row.class_id}"
-    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in raw)
-
-
-def iter_final(rows: Iterable[ResultRow]) -> list[ResultRow]:
-    """The last step of each (case, class, model, mode) group."""
-    last: dict[tuple, ResultRow] = {}
-    for row in rows:
-        if row.key not in last or row.step > last[row.key].step:
-            last[row.key] = row
-    return list(last.values())
