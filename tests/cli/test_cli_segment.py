@@ -6,18 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-
-from voxelprompt.cli import main
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from cli_runner import run
 
 
 def test_classes_lists_the_table(capsys):

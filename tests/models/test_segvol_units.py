@@ -6,17 +6,14 @@ import math
 
 import pytest
 import torch
-from transformers import CLIPTextConfig, CLIPTextModel
+from inference.segvol.segvol_fixtures import build_tiny_segvol as tiny_segvol
 
 from voxelprompt.errors import CheckpointError, PromptError
 from voxelprompt.models.segvol import (
     SEGVOL_REGISTRY,
-    ImageEncoderViT3D,
-    MaskDecoder,
     PromptEncoder,
     SegVol,
     SegVolTokenizer,
-    TextEncoder,
     TwoWayTransformer,
     build_segvol,
     load_state_dict_strict,
@@ -29,33 +26,6 @@ IMG = (8, 32, 32)
 PATCH = (4, 16, 16)
 GRID = (2, 2, 2)
 DIM = 32
-
-
-def tiny_segvol(depth: int = 1, seed: int = 0) -> SegVol:
-    """A SegVol of the released design at toy sizes (8x32x32 window, width 32)."""
-    torch.manual_seed(seed)
-    text_config = CLIPTextConfig(
-        vocab_size=49408,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        max_position_embeddings=77,
-        eos_token_id=49407,
-        bos_token_id=49406,
-    )
-    return SegVol(
-        image_encoder=ImageEncoderViT3D(IMG, PATCH, hidden_size=DIM, mlp_dim=64, num_layers=depth, num_heads=4),
-        prompt_encoder=PromptEncoder(DIM, GRID, IMG, mask_in_chans=16),
-        mask_decoder=MaskDecoder(
-            transformer_dim=DIM,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=DIM, num_heads=4, mlp_dim=64),
-            image_embedding_size=GRID,
-            text_dim=DIM,
-        ),
-        text_encoder=TextEncoder(CLIPTextModel(text_config), embed_dim=DIM),
-        tokenizer=SegVolTokenizer(),
-    ).eval()
 
 
 # --- tokenizer -------------------------------------------------------------------------------

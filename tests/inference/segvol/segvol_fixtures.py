@@ -20,7 +20,7 @@ from voxelprompt.types import Volume
 TINY_WINDOW = (8, 32, 32)
 
 
-def build_tiny_segvol(seed: int = 0) -> SegVol:
+def build_tiny_segvol(seed: int = 0, depth: int = 1) -> SegVol:
     """SegVol of the released design at toy sizes: (8, 32, 32) windows, feature grid (2, 2, 2)."""
     torch.manual_seed(seed)
     grid, dim = (2, 2, 2), 32
@@ -36,7 +36,7 @@ def build_tiny_segvol(seed: int = 0) -> SegVol:
     )
     return SegVol(
         image_encoder=ImageEncoderViT3D(
-            TINY_WINDOW, (4, 16, 16), hidden_size=dim, mlp_dim=64, num_layers=1, num_heads=4
+            TINY_WINDOW, (4, 16, 16), hidden_size=dim, mlp_dim=64, num_layers=depth, num_heads=4
         ),
         prompt_encoder=PromptEncoder(dim, grid, TINY_WINDOW, mask_in_chans=16),
         mask_decoder=MaskDecoder(

@@ -9,21 +9,11 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
+from cli_runner import run
 
 from voxelprompt import api_segvol
-from voxelprompt.cli import main
 from voxelprompt.imageio import write_volume
 from voxelprompt.inference.segvol import SegVolSegmenter
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture()
