@@ -5,18 +5,22 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import logging
 
 import numpy as np
 import pytest
+from cli_runner import run as run_cli
 from PIL import Image
-
 from shared_paths import shared_file
-from voxelprompt.cli import main
+
 from voxelprompt.data import PhantomConfig, write_phantom_dataset
 from voxelprompt.evaluation import runner as runner_module
 from voxelprompt.evaluation.adapters import RegionGrowModel
-from voxelprompt.evaluation.datasets import LabelMapping, load_dataset, load_mapping, read_case
+from voxelprompt.evaluation.datasets import (
+    LabelMapping,
+    load_dataset,
+    load_mapping,
+    read_case,
+)
 from voxelprompt.evaluation.results import COLUMNS
 from voxelprompt.evaluation.runner import EvalConfig, evaluate
 
@@ -45,21 +49,6 @@ def _valid_png(path):
     with Image.open(path) as image:
         image.verify()
     return True
-
-
-def run_cli(argv, capsys):
-    # main() points the package logger at this test's captured stderr: restore it afterwards.
-    log = logging.getLogger("voxelprompt")
-    saved = (log.handlers[:], log.level, log.propagate)
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    finally:
-        log.handlers[:], log.level, log.propagate = saved
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_cli_runs_vista3d_and_the_baseline_under_every_protocol(phantom_datalist, tiny_checkpoint, tmp_path, capsys):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import logging
 
 import numpy as np
 import pytest
+from cli_runner import run as run_cli
 from inference.segvol.segvol_fixtures import build_tiny_segvol
 
 from voxelprompt.catalog import vista3d_catalog
-from voxelprompt.cli import main
 from voxelprompt.data import PhantomConfig, write_phantom_dataset
 from voxelprompt.evaluation import runner as runner_module
 from voxelprompt.evaluation.adapters import RegionGrowModel, SegVolEvalModel
@@ -139,16 +138,8 @@ def test_cli_segvol_model(datalist, segmenter, tmp_path, capsys, monkeypatch):
     out = tmp_path / "eval"
     argv = ["evaluate", "--segvol-model", "SegVol_v1.pth", "--datalist", str(datalist), "--classes", "spleen",
             "--mode", "box+text,correction5", "--segvol-inference", "zoom-out", "--output", str(out), "-q"]
-    log = logging.getLogger("voxelprompt")
-    saved = (log.handlers[:], log.level, log.propagate)
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    finally:
-        log.handlers[:], log.level, log.propagate = saved
-    assert code == 0, capsys.readouterr().err
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
     assert loaded == [("SegVol_v1.pth", "cpu", "zoom-out")]
     with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
