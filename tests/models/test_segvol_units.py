@@ -145,7 +145,10 @@ def test_forward_equals_encode_then_decode() -> None:
 
 
 def test_registry_names_builders() -> None:
-    assert SEGVOL_REGISTRY == {"segvol_v1": build_segvol}
+    assert SEGVOL_REGISTRY["segvol_v1"] is build_segvol
+    tiny = SEGVOL_REGISTRY["segvol_tiny"]()
+    assert tiny.image_size == (8, 32, 32)
+    assert tiny.image_encoder.feature_size == (2, 2, 2)
 
 
 # --- checkpoints -----------------------------------------------------------------------------

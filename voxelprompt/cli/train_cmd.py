@@ -22,7 +22,12 @@ def _parse_class(text: str) -> tuple[int, int]:
 
 
 def train(
-    recipe: Annotated[str, typer.Argument(help="Recipe file (.json/.yaml) or a built-in stage: stage1..stage4.")],
+    recipe: Annotated[
+        str,
+        typer.Argument(
+            help="Recipe file (.json/.yaml) or a built-in: stage1..stage4 (VISTA3D), segvol-pretrain, segvol-supervised."
+        ),
+    ],
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUTPUT_DIR/checkpoint.pt.")] = False,
     output_dir: Annotated[Path | None, typer.Option(help="Override the recipe's output_dir.")] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Override the recipe's number of steps.")] = None,
@@ -34,9 +39,10 @@ def train(
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Log and skip bad datalist entries.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
-    """Train VISTA3D with a stage recipe (CPU, one GPU, or `torchrun --nproc_per_node N`)."""
+    """Train VISTA3D (a stage recipe) or SegVol (SimMIM or supervised) on CPU, one GPU, or `torchrun`."""
     from voxelprompt.training import load_recipe, recipe_from_dict
     from voxelprompt.training import train as run
+    from voxelprompt.training.segvol import SegVolRecipe, train_segvol
 
     r = load_recipe(recipe)
     changes: dict = {}
@@ -57,6 +63,8 @@ def train(
         changes["data"] = data
     if changes:
         r = recipe_from_dict(changes, base=r)
+    if isinstance(r, SegVolRecipe):
+        run = train_segvol
     result = run(r, resume=resume, progress=progress)
     _report(result)
 

@@ -91,11 +91,13 @@ class StepTrainer:
         self.val_dice: dict[int, float] = {}
         self.amp = bool(recipe.amp and self.device.type == "cuda")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        #: Wrap the network in DDP; False: :meth:`update` averages gradients across ranks itself.
+        self.wrap_ddp = True
 
     def setup_optimizer(self) -> None:
         """Wrap the network in DDP (if distributed) and build AdamW + the warm-up cosine schedule
         over the parameters that require gradients; call after freezing."""
-        if self.distributed:
+        if self.distributed and self.wrap_ddp:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.net, device_ids=ids, find_unused_parameters=True)
         params = [p for p in self.net.parameters() if p.requires_grad]
@@ -151,6 +153,11 @@ class StepTrainer:
         """One optimiser update from ``loss`` (AMP scaling and gradient clipping included)."""
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if self.distributed and not self.wrap_ddp:
+            for p in self.optimizer.param_groups[0]["params"]:
+                grad = p.grad if p.grad is not None else torch.zeros_like(p)
+                dist.all_reduce(grad)
+                p.grad = grad / self.world_size
         if self.recipe.optim.grad_clip:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.recipe.optim.grad_clip)

@@ -33,6 +33,7 @@ __all__ = [
     "recipe_to_dict",
     "recipe_from_dict",
     "load_recipe",
+    "read_recipe_file",
     "save_recipe",
 ]
 
@@ -270,10 +271,10 @@ def recipe_from_dict(data: Mapping[str, Any], base: Recipe | None = None) -> Rec
             base = RECIPE_REGISTRY[base_name]()
         else:
             raise InputError(f"recipe: unknown base {base_name!r} (one of {', '.join(RECIPE_REGISTRY)})")
-    return _merge(Recipe, base, data, "")
+    return _merge(type(base), base, data, "")
 
 
-def _resolve_paths(recipe: Recipe, folder: Path) -> Recipe:
+def _resolve_paths(recipe: Any, folder: Path) -> Any:
     def rel(p: str | None) -> str | None:
         return None if p is None else str((folder / p).resolve()) if not Path(p).is_absolute() else p
 
@@ -286,19 +287,12 @@ def _resolve_paths(recipe: Recipe, folder: Path) -> Recipe:
     return dataclasses.replace(recipe, data=data, init=rel(recipe.init), output_dir=rel(recipe.output_dir))  # type: ignore[arg-type]
 
 
-def load_recipe(source: str | os.PathLike) -> Recipe:
-    """A registry name (``stage1``..``stage4``) or a JSON/YAML file; file paths inside a file are
-    relative to that file.
+def read_recipe_file(path: Path) -> dict[str, Any]:
+    """The mapping stored in a JSON or YAML recipe file.
 
     Raises:
-        InputError: neither a known name nor a readable recipe file.
+        InputError: unreadable, unparsable, or not a mapping.
     """
-    text_source = str(source)
-    path = Path(source)
-    if not path.is_file():
-        if text_source in RECIPE_REGISTRY:
-            return RECIPE_REGISTRY[text_source]()
-        raise InputError(f"recipe not found: {source} (a file, or one of {', '.join(RECIPE_REGISTRY)})")
     try:
         text = path.read_text()
         if path.suffix.lower() in (".yaml", ".yml"):
@@ -311,7 +305,39 @@ def load_recipe(source: str | os.PathLike) -> Recipe:
         raise InputError(f"{path}: cannot read recipe ({type(err).__name__}: {str(err)[:160]})") from err
     if not isinstance(data, dict):
         raise InputError(f"{path}: a recipe is a mapping of fields")
-    return _resolve_paths(recipe_from_dict(data), path.parent)
+    return data
+
+
+def load_recipe(source: str | os.PathLike) -> Any:
+    """A registry name (``stage1``..``stage4``, ``segvol-pretrain``, ``segvol-supervised``) or a
+    JSON/YAML file; file paths inside a file are relative to that file. A file with
+    ``"family": "segvol"`` is a SegVol recipe (:mod:`voxelprompt.training.segvol.recipe`).
+
+    Raises:
+        InputError: neither a known name nor a readable recipe file.
+    """
+    from voxelprompt.training.segvol import recipe as segvol_recipe  # imports this module
+
+    text_source = str(source)
+    path = Path(source)
+    if not path.is_file():
+        if text_source in RECIPE_REGISTRY:
+            return RECIPE_REGISTRY[text_source]()
+        if text_source in segvol_recipe.SEGVOL_RECIPES:
+            return segvol_recipe.SEGVOL_RECIPES[text_source]()
+        names = [*RECIPE_REGISTRY, *segvol_recipe.SEGVOL_RECIPES]
+        raise InputError(f"recipe not found: {source} (a file, or one of {', '.join(names)})")
+    data = read_recipe_file(path)
+    family = data.pop("family", "vista3d")
+    if family not in ("vista3d", "segvol"):
+        raise InputError(f"{path}: unknown recipe family {family!r} (vista3d or segvol)")
+    base = segvol_recipe.SegVolRecipe() if family == "segvol" and "base" not in data else None
+    if family == "segvol" and base is None:
+        name = data.pop("base")
+        if name not in segvol_recipe.SEGVOL_RECIPES:
+            raise InputError(f"recipe: unknown base {name!r} (one of {', '.join(segvol_recipe.SEGVOL_RECIPES)})")
+        base = segvol_recipe.SEGVOL_RECIPES[name]()
+    return _resolve_paths(recipe_from_dict(data, base=base), path.parent)
 
 
 def save_recipe(recipe: Recipe, path: str | os.PathLike) -> Path:

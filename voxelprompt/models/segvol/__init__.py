@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from voxelprompt.models.segvol.builder import SEGVOL_REGISTRY, build_segvol
+from voxelprompt.models.segvol.builder import (
+    SEGVOL_CONFIGS,
+    SEGVOL_REGISTRY,
+    SegVolConfig,
+    build_segvol,
+    build_segvol_config,
+)
 from voxelprompt.models.segvol.checkpoint import load_state_dict_strict, normalize_state_dict, read_state_dict
 from voxelprompt.models.segvol.image_encoder import ImageEncoderViT3D
 from voxelprompt.models.segvol.mask_decoder import MaskDecoder
@@ -13,7 +19,10 @@ from voxelprompt.models.segvol.tokenizer import SEGVOL_TEMPLATE, SegVolTokenizer
 from voxelprompt.models.segvol.transformer import TwoWayTransformer
 
 __all__ = [
+    "SEGVOL_CONFIGS",
     "SEGVOL_REGISTRY",
+    "SegVolConfig",
+    "build_segvol_config",
     "SEGVOL_TEMPLATE",
     "ImageEncoderViT3D",
     "MaskDecoder",
