@@ -13,6 +13,8 @@ from pathlib import Path
 from voxelprompt.catalog import vista3d_catalog
 from voxelprompt.errors import VoxelPromptError
 from voxelprompt.imageio import read_volume, write_volume
+from voxelprompt.inference.default_model import default_checkpoint, default_profile
+from voxelprompt.inference.profiles import InferenceProfile
 from voxelprompt.inference.segmenter import Vista3DSegmenter
 from voxelprompt.types import Points, PointSpace, Prompts, Segmentation, Volume
 
@@ -45,19 +47,27 @@ def build_prompts(
 
 
 def load_segmenter(
-    checkpoint: str | os.PathLike,
+    checkpoint: str | os.PathLike | None = None,
     profile: str = "bundle",
     device: str = "cpu",
     roi_size: tuple[int, int, int] | None = None,
     progress: bool = False,
 ) -> Vista3DSegmenter:
-    """Load a VISTA3D checkpoint (bundle or research layout) into a reusable segmenter."""
+    """Load a VISTA3D checkpoint (bundle or research layout) into a reusable segmenter.
+
+    Without ``checkpoint`` the demo model shipped in the package is used, with ``profile``'s
+    pipeline at the demo model's spacing, window and class set (see
+    :mod:`voxelprompt.inference.default_model`).
+    """
     if device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
             raise VoxelPromptError(f"device {device!r} requested but no CUDA GPU is available")
-    return Vista3DSegmenter.from_checkpoint(checkpoint, profile=profile, device=device, roi_size=roi_size, progress=progress)
+    chosen: str | InferenceProfile = profile
+    if checkpoint is None:
+        checkpoint, chosen = default_checkpoint(), default_profile(profile)
+    return Vista3DSegmenter.from_checkpoint(checkpoint, profile=chosen, device=device, roi_size=roi_size, progress=progress)
 
 
 def segment(
@@ -82,7 +92,8 @@ def segment(
     """Segment a CT (a file, a DICOM folder, or a :class:`Volume`) and optionally write the labels.
 
     The label map has the input's exact shape and affine; values are VISTA3D class indices.
-    Give either ``checkpoint`` or an already loaded ``segmenter`` (to reuse one model).
+    Give ``checkpoint``, an already loaded ``segmenter`` (to reuse one model), or neither for the
+    shipped demo model.
 
     Args:
         model: ``"vista3d"`` or ``"segvol"`` (then see :func:`voxelprompt.api_segvol.segment_segvol`).
@@ -109,8 +120,6 @@ def segment(
     prompts = build_prompts(classes, points, negative_points, point_space, zero_shot_class)
     volume = image if isinstance(image, Volume) else read_volume(image)
     if segmenter is None:
-        if checkpoint is None:
-            raise VoxelPromptError("no model: pass --checkpoint (a VISTA3D model.pt) or a loaded segmenter")
         segmenter = load_segmenter(checkpoint, profile=profile, device=device, progress=progress)
     result = segmenter.segment(volume, prompts, everything=everything)
     if output is not None:

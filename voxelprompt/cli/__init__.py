@@ -27,6 +27,7 @@ app = typer.Typer(
 def _register() -> None:
     from voxelprompt.cli import (
         catalog_cmd,
+        demo_cmd,
         evaluate_cmd,
         model_cmd,
         phantom,
@@ -36,6 +37,7 @@ def _register() -> None:
         train_cmd,
     )
 
+    app.command("demo")(demo_cmd.demo)
     app.command("segment")(segment_cmd.segment)
     app.command("segment-segvol")(segvol_cmd.segment_segvol)
     app.command("identify")(segvol_cmd.identify)

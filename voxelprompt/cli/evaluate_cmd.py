@@ -29,6 +29,9 @@ def evaluate(
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for results.csv, summary.md and plots.")],
     model: Annotated[Path | None, typer.Option("--model", "-m", help="VISTA3D checkpoint (bundle or research).")] = None,
+    demo_model: Annotated[
+        bool, typer.Option("--demo-model", help="Evaluate the demo VISTA3D shipped in the package (its own spacing).")
+    ] = False,
     segvol_model: Annotated[
         Path | None, typer.Option("--segvol-model", help="SegVol v1 checkpoint (SegVol_v1.pth or pytorch_model.bin).")
     ] = None,
@@ -75,12 +78,15 @@ def evaluate(
     from voxelprompt.evaluation.runner import EvalConfig
     from voxelprompt.evaluation.runner import evaluate as run
 
+    if demo_model and model is not None:
+        raise VoxelPromptError("give --model CHECKPOINT or --demo-model, not both")
+    vista = model is not None or demo_model
     modes = tuple(m for text in mode or () for m in _split(text))
     if not modes:
-        modes = (("auto",) if model is not None or segvol_model is None else ()) + (("box+text",) if segvol_model else ())
+        modes = (("auto",) if vista or segvol_model is None else ()) + (("box+text",) if segvol_model else ())
     if baseline is not None and baseline not in BASELINES:
         raise VoxelPromptError(f"unknown baseline {baseline!r}; choose from {', '.join(BASELINES)}")
-    if model is None and segvol_model is None and baseline is None:
+    if not vista and segvol_model is None and baseline is None:
         raise VoxelPromptError(
             "nothing to evaluate: give --model CHECKPOINT, --segvol-model CHECKPOINT and/or --baseline region-grow"
         )
@@ -96,9 +102,9 @@ def evaluate(
         progress=not quiet,
         correction_start=correction_start,
     )
-    models = _models(model, baseline, profile, roi, device)
+    models = _models(model, demo_model, baseline, profile, roi, device)
     if segvol_model is not None:
-        models.insert(1 if model is not None else 0, _segvol(segvol_model, segvol_inference, device))
+        models.insert(1 if vista else 0, _segvol(segvol_model, segvol_inference, device))
     from voxelprompt.evaluation.datasets import load_dataset
 
     dataset = load_dataset(datalist, split=split, mapping=dataset_mapping, name=dataset_name)
@@ -106,11 +112,11 @@ def evaluate(
     typer.echo(f"wrote {output}: {len(rows)} rows in results.csv, summary.md and plots")
 
 
-def _models(model: Path | None, baseline: str | None, profile: str, roi, device: str) -> list:
+def _models(model: Path | None, demo: bool, baseline: str | None, profile: str, roi, device: str) -> list:
     from voxelprompt.evaluation.adapters import RegionGrowModel, Vista3DEvalModel
 
     models: list = []
-    if model is not None:
+    if model is not None or demo:
         from voxelprompt.api import load_segmenter
 
         segmenter = load_segmenter(model, profile=profile, device=device, roi_size=roi)

@@ -15,7 +15,9 @@ __all__ = ["segment"]
 def segment(
     input: Path = typer.Argument(..., help="CT image: .nii/.nii.gz/.nrrd file or a DICOM series folder."),
     output: Path = typer.Option(..., "-o", "--output", help="Label map to write (.nii.gz, .nii or .nrrd)."),
-    checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="Checkpoint: VISTA3D (bundle/research) or SegVol."),
+    checkpoint: Path = typer.Option(
+        None, "--checkpoint", "-c", help="Checkpoint: VISTA3D (bundle/research) or SegVol; default: the shipped demo VISTA3D."
+    ),
     model: str = typer.Option("vista3d", help="Model family of the checkpoint: vista3d or segvol."),
     classes: str = typer.Option("", "--classes", help="Comma-separated class names or ids, e.g. liver,spleen."),
     everything: bool = typer.Option(False, "--everything", help="Segment the official everything class set."),
@@ -36,8 +38,8 @@ def segment(
         raise PromptError(f"--model must be vista3d or segvol, got {model!r}")
     if point_space not in ("voxel", "world"):
         raise PromptError(f"--point-space must be voxel or world, got {point_space!r}")
-    if checkpoint is None:
-        raise PromptError("no --checkpoint given and no default model is installed in this version")
+    if checkpoint is None and model == "segvol":
+        raise PromptError("--model segvol needs --checkpoint (SegVol weights are not shipped)")
     if model == "segvol" and everything:
         raise PromptError("--everything is a VISTA3D mode; SegVol segments one prompted object")
     names = [c.strip() for c in classes.split(",") if c.strip()]

@@ -37,6 +37,8 @@ class InferenceProfile:
             when any id is above the model's last trained id (they then come out as background);
             the research code passes such ids (its everything set has 133) to the class head.
         unpredicted_value: label written where no window produced a prediction (NaN logits).
+        everything: the "everything" class set of a model trained on fewer classes (the shipped
+            demo model); None: ``1..everything_last_id`` minus the excluded set.
     """
 
     name: str
@@ -51,6 +53,7 @@ class InferenceProfile:
     everything_last_id: int = 132
     drop_zero_shot_classes: bool = True
     unpredicted_value: int = 255
+    everything: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.class_overlap < 1.0:

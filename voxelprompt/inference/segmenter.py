@@ -93,6 +93,8 @@ class Vista3DSegmenter:
         if everything:
             if prompts.classes or prompts.points is not None:
                 raise PromptError("--everything cannot be combined with classes or points")
+            if self.profile.everything is not None:
+                return tuple(self.profile.everything)
             return everything_classes(self.profile.everything_last_id)
         classes = expand_groups(tuple(int(c) for c in prompts.classes))
         for c in classes:

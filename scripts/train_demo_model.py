@@ -1,0 +1,121 @@
+"""Reproduce the shipped demo model: phantoms, supervoxels, the shortened recipe, export.
+
+    python scripts/train_demo_model.py WORK_DIR            # ~75 min on 2 CPU cores
+    python scripts/train_demo_model.py WORK_DIR --export   # also write it into the package
+
+Data: 24 training phantoms (seeds 0-23, 128x128x192 voxels of about 3.1 mm), 2 validation
+phantoms (seeds 500-501); held-out evaluation (scripts/evaluate_demo_model.py) uses seeds from 1000.
+Supervoxels (Algorithm 2, offline filter bank, official preset) for the first 12 training cases.
+The automatic class set is every class in the training labels except the lesions (lung tumour 23,
+hepatic vessel 25, hepatic tumour 26, kidney cysts 116/117), which stay zero-shot.
+
+The recipe is VISTA3D's four stages shrunk to two CPU cores (see MODEL_CARD.md for why):
+``stage1`` (interactive, supervoxel zero-shot objects, 100 steps), ``auto`` (stage 3's automatic
+branch but with the encoder trained, 1200 steps), ``point`` (stage 2's interactive finetune with
+the encoder and automatic branch frozen, 150 steps). Stage 4 (uniform dataset sampling) is the
+same as stage 3 with a single dataset and is left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from voxelprompt.data import PhantomConfig, write_phantom_dataset
+from voxelprompt.training import load_recipe, train
+
+SHAPE = (128, 128, 192)
+LESIONS = {23, 25, 26, 116, 117}
+COMMON = {
+    "width": 8,
+    "patch": {"roi": [64, 64, 64], "spacing": [3.0, 3.0, 3.0]},
+    "checkpoint_every": 50,
+    "log_every": 10,
+    "seed": 0,
+}
+STAGES = {
+    "stage1": {
+        "base": "stage1", "steps": 100, "val_every": 0, "datalist": "datalist_sv.json",
+        "optim": {"lr": 1e-3, "warmup_steps": 10}, "prompts": {"iterations": 3},
+        "data": {"supervoxels": True},
+    },
+    "auto": {
+        "base": "stage3", "name": "demo-auto", "init": "../runs/stage1/model.pt", "freeze": "none",
+        "steps": 1200, "val_every": 600, "datalist": "datalist.json",
+        "optim": {"lr": 1e-3, "warmup_steps": 20},
+    },
+    "point": {
+        "base": "stage2", "name": "demo-point", "init": "../runs/auto/model.pt", "freeze": "auto",
+        "steps": 150, "val_every": -1, "checkpoint_every": 25, "datalist": "datalist_sv.json",
+        "optim": {"lr": 1e-3, "warmup_steps": 10},
+        "prompts": {"iterations": 2, "zero_shot_source": "supervoxel"}, "data": {"supervoxels": True},
+    },
+}  # fmt: skip
+
+
+def make_data(root: Path) -> list[int]:
+    """Phantoms, supervoxels and datalists; returns the automatic label set."""
+    data = root / "data"
+    train = write_phantom_dataset(data / "train", 24, PhantomConfig(shape=SHAPE, phase="random"), seed0=0)
+    val = write_phantom_dataset(data / "val", 2, PhantomConfig(shape=SHAPE, phase="random"), seed0=500)
+    entries = json.loads(train.read_text())["training"]
+    labels: set[int] = set()
+    for e in entries:
+        labels |= {int(v) for v in np.unique(np.asarray(nib.load(str(data / "train" / e["label"])).dataobj))}
+    (data / "train" / "supervoxels").mkdir(exist_ok=True)
+    out = {"training": [], "validation": []}
+    for e in entries:
+        e = dict(e, image=f"train/{e['image']}", label=f"train/{e['label']}")
+        out["training"].append(e)
+    for e in json.loads(val.read_text())["training"]:
+        out["validation"].append(dict(e, image=f"val/{e['image']}", label=f"val/{e['label']}"))
+    (data / "datalist.json").write_text(json.dumps(out, indent=1))
+    for e in out["training"][:12]:
+        sv = f"train/supervoxels/{Path(e['image']).name}"
+        if not (data / sv).is_file():
+            subprocess.run(["voxelprompt", "supervoxels", str(data / e["image"]), "-o", str(data / sv)], check=True)
+        e["supervoxel"] = sv
+    (data / "datalist_sv.json").write_text(json.dumps(out, indent=1))
+    return sorted(labels - {0} - LESIONS)
+
+
+def write_recipes(root: Path, label_set: list[int]) -> None:
+    (root / "recipes").mkdir(parents=True, exist_ok=True)
+    for name, stage in STAGES.items():
+        fields = json.loads(json.dumps({**COMMON, **stage}))
+        datalist = fields.pop("datalist")
+        fields["data"] = {"datalists": [f"../data/{datalist}"], "label_set": label_set, "val_cases": 2,
+                          **fields.get("data", {})}  # fmt: skip
+        fields.setdefault("output_dir", f"../runs/{name}")
+        (root / "recipes" / f"{name}.json").write_text(json.dumps(fields, indent=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("work_dir", type=Path)
+    parser.add_argument("--export", action="store_true", help="write the result into the package")
+    args = parser.parse_args()
+    root = args.work_dir.resolve()
+    label_set = make_data(root)
+    write_recipes(root, label_set)
+    for name in STAGES:
+        if (root / "runs" / name / "model.pt").is_file():
+            continue
+        resume = (root / "runs" / name / "checkpoint.pt").is_file()
+        train(load_recipe(root / "recipes" / f"{name}.json"), resume=resume, progress=False)
+    if args.export:
+        subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("export_demo_model.py")), str(root / "runs" / "point" / "model.pt"),
+             "--recipes", str(root / "recipes")],
+            check=True,
+        )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The shipped demo model and ``voxelprompt demo``: real outputs of the trained weights."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from voxelprompt.data import PhantomConfig, make_phantom
+from voxelprompt.demo import LESION_CLASS, ORGAN_CLASSES
+from voxelprompt.evaluation.metrics import dice
+from voxelprompt.inference.default_model import DEMO_DIR, default_card, default_checkpoint, default_profile
+from voxelprompt.models.vista3d import load_vista3d
+
+
+def test_shipped_model_matches_its_card() -> None:
+    card = default_card()
+    path = default_checkpoint()
+    assert path.stat().st_size <= 25e6
+    net, spec = load_vista3d(path)
+    assert spec.width == card["width"]
+    assert sum(p.numel() for p in net.state_dict().values()) == card["parameters"]
+    assert next(net.parameters()).dtype.is_floating_point and next(net.parameters()).dtype.itemsize == 4
+    profile = default_profile()
+    assert profile.spacing == tuple(card["spacing"]) and profile.roi_size == tuple(card["roi"])
+    assert set(profile.everything) == set(card["classes"]) and LESION_CLASS not in profile.everything
+    assert (DEMO_DIR / "MODEL_CARD.md").is_file()
+
+
+@pytest.mark.slow
+def test_segment_without_checkpoint_uses_the_demo_model(tmp_path, capsys) -> None:
+    """Automatic liver and spleen on an unseen phantom: the trained weights, not noise."""
+    from cli_runner import run
+
+    image, truth = make_phantom(PhantomConfig(shape=(96, 96, 144), seed=4321))
+    from voxelprompt.imageio import write_volume
+
+    ct = write_volume(image, tmp_path / "ct.nii.gz")
+    code, out, err = run(["segment", str(ct), "-o", str(tmp_path / "seg.nii.gz"), "--classes", "liver,spleen", "-q"], capsys)
+    assert code == 0, err
+    import nibabel as nib
+
+    labels = np.asarray(nib.load(str(tmp_path / "seg.nii.gz")).dataobj)
+    gt = np.asarray(truth.array)
+    assert labels.shape == gt.shape
+    assert dice(labels == 1, (gt == 1) | (gt == LESION_CLASS)) > 0.8
+    assert dice(labels == 3, gt == 3) > 0.7
+
+
+@pytest.mark.slow
+def test_demo_command_writes_files_and_scores_the_trained_model(tmp_path, capsys) -> None:
+    from cli_runner import run
+
+    out_dir = tmp_path / "demo"
+    code, out, err = run(["demo", str(out_dir), "--seed", "3001"], capsys)
+    assert code == 0, err
+    for name in ("image", "ground_truth", "everything", "lesion_click", "everything_edited"):
+        assert (out_dir / f"{name}.nii.gz").is_file()
+    png = out_dir / "overlays.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert len(summary["organ_dice"]) >= len(ORGAN_CLASSES) - 2
+    assert summary["mean_organ_dice"] > 0.8
+    assert summary["lesion_click"]["dice"] > 0.2
+    edit = summary["click_edit"]
+    assert edit["dice_after"] >= edit["dice_before"] - 0.02
+    assert "mean organ Dice" in out
