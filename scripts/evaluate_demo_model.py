@@ -65,12 +65,13 @@ def main() -> None:
     parser.add_argument("datalist", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--checkpoint", type=Path, help="default: the shipped demo model")
+    parser.add_argument("--auto", default="auto2", help="the recipe of the last automatic stage (classes, spacing)")
     parser.add_argument("--recipes", type=Path, help="with --checkpoint: the run's recipes (spacing, window, classes)")
     args = parser.parse_args()
     if args.checkpoint is None:
         segmenter = load_segmenter(None)
     else:
-        auto = json.loads((args.recipes / "auto.json").read_text())
+        auto = json.loads((args.recipes / f"{args.auto}.json").read_text())
         profile = dataclasses.replace(
             get_profile("bundle"),
             spacing=tuple(auto["patch"]["spacing"]),

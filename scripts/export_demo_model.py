@@ -23,6 +23,7 @@ from voxelprompt.models.vista3d import load_vista3d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path)
+    parser.add_argument("--auto", default="auto2", help="the recipe of the last automatic stage (classes, spacing)")
     parser.add_argument("--recipes", type=Path, required=True, help="folder with the run's recipe JSON files")
     parser.add_argument("--metrics", type=Path, help="held-out metrics JSON from evaluate_demo_model.py")
     args = parser.parse_args()
@@ -30,7 +31,7 @@ def main() -> None:
     state = {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     weights = save_checkpoint_file(state, DEMO_DIR / "vista3d_demo.pt")
-    auto = json.loads((args.recipes / "auto.json").read_text())
+    auto = json.loads((args.recipes / f"{args.auto}.json").read_text())
     card = {
         "name": "voxelprompt-vista3d-demo",
         "architecture": "VISTA3D (MONAI vista3d132), SegResNetDS2 encoder",
