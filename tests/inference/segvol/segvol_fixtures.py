@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
-from transformers import CLIPTextConfig, CLIPTextModel
 
-from voxelprompt.models.segvol import (
-    ImageEncoderViT3D,
-    MaskDecoder,
-    PromptEncoder,
-    SegVol,
-    SegVolTokenizer,
-    TextEncoder,
-    TwoWayTransformer,
-)
+from voxelprompt.models.segvol import SEGVOL_TINY, SegVol, build_segvol_config
 from voxelprompt.types import Volume
 
 TINY_WINDOW = (8, 32, 32)
@@ -23,31 +16,7 @@ TINY_WINDOW = (8, 32, 32)
 def build_tiny_segvol(seed: int = 0, depth: int = 1) -> SegVol:
     """SegVol of the released design at toy sizes: (8, 32, 32) windows, feature grid (2, 2, 2)."""
     torch.manual_seed(seed)
-    grid, dim = (2, 2, 2), 32
-    text_config = CLIPTextConfig(
-        vocab_size=49408,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        max_position_embeddings=77,
-        eos_token_id=49407,
-        bos_token_id=49406,
-    )
-    return SegVol(
-        image_encoder=ImageEncoderViT3D(
-            TINY_WINDOW, (4, 16, 16), hidden_size=dim, mlp_dim=64, num_layers=depth, num_heads=4
-        ),
-        prompt_encoder=PromptEncoder(dim, grid, TINY_WINDOW, mask_in_chans=16),
-        mask_decoder=MaskDecoder(
-            transformer_dim=dim,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=dim, num_heads=4, mlp_dim=64),
-            image_embedding_size=grid,
-            text_dim=dim,
-        ),
-        text_encoder=TextEncoder(CLIPTextModel(text_config), embed_dim=dim),
-        tokenizer=SegVolTokenizer(),
-    ).eval()
+    return build_segvol_config(dataclasses.replace(SEGVOL_TINY, encoder_depth=depth))
 
 
 def body_phantom(shape=(40, 36, 12), seed: int = 0) -> np.ndarray:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from voxelprompt.models.segvol.builder import (
     SEGVOL_CONFIGS,
     SEGVOL_REGISTRY,
+    SEGVOL_TINY,
+    SEGVOL_V1,
     SegVolConfig,
     build_segvol,
     build_segvol_config,
@@ -21,6 +23,8 @@ from voxelprompt.models.segvol.transformer import TwoWayTransformer
 __all__ = [
     "SEGVOL_CONFIGS",
     "SEGVOL_REGISTRY",
+    "SEGVOL_TINY",
+    "SEGVOL_V1",
     "SegVolConfig",
     "build_segvol_config",
     "SEGVOL_TEMPLATE",
