@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("datalist", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--checkpoint", type=Path, help="default: the shipped demo model")
+    parser.add_argument("--max-cases", type=int, default=None, help="evaluate only the first N cases")
     parser.add_argument("--auto", default="auto2", help="the recipe of the last automatic stage (classes, spacing)")
     parser.add_argument("--recipes", type=Path, help="with --checkpoint: the run's recipes (spacing, window, classes)")
     args = parser.parse_args()
@@ -81,7 +82,7 @@ def main() -> None:
         segmenter = Vista3DSegmenter.from_checkpoint(args.checkpoint, profile=profile)
     name = vista3d_catalog().name
     root = args.datalist.parent
-    entries = json.loads(args.datalist.read_text())["training"]
+    entries = json.loads(args.datalist.read_text())["training"][: args.max_cases]
     cases = []
     for entry in entries:
         t0 = time.perf_counter()
