@@ -5,7 +5,8 @@
 Per case (one InteractiveSession, so the CT is pre-processed once):
 * automatic: "everything" with the model's class set, Dice per class;
 * interactive organs: a centre click, then corrective clicks on the largest error (VISTA3D's
-  iterative protocol, ``evaluation.clicks``); point-only Dice after 1, 3 and 5 clicks;
+  iterative protocol, ``evaluation.clicks``) with the organ's class id as the point prompt's class
+  (VISTA3D's "point" mode); point-only Dice after 1, 3 and 5 clicks;
 * zero-shot lesions (hepatic tumour 26, kidney cysts 116/117, lung nodule 23 - never in the
   automatic training set): the same clicks with the zero-shot class id 133.
 """
@@ -96,7 +97,7 @@ def main() -> None:
             if (gt == c).any():
                 target = (gt == c) | ((gt == LESION_CLASS) if c == 1 else False)
                 auto_dice[name(c)] = dice(auto == c, target)
-        organ_clicks = {name(c): _clicked(session, gt == c, None, 255) for c in ORGAN_CLASSES if (gt == c).any()}
+        organ_clicks = {name(c): _clicked(session, gt == c, c, 255) for c in ORGAN_CLASSES if (gt == c).any()}
         lesion_clicks = {name(c): _clicked(session, gt == c, ZERO_SHOT_ID, 255) for c in LESIONS if (gt == c).any()}
         cases.append({
             "case": entry["image"], "seconds_everything": round(t_auto, 1),

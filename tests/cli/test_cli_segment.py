@@ -83,13 +83,14 @@ def _bad_cases(tmp_path, ct, ckpt):
         "bad point text": (["segment", str(ct), *c, "--point", "1,2"], "expected 3 numbers"),
         "unknown class": (["segment", str(ct), *c, "--classes", "livr"], "did you mean 'liver'"),
         "wrong checkpoint": (["segment", str(ct), "-c", str(wrong), "--classes", "liver"], "not a VISTA3D checkpoint"),
-        "no checkpoint": (["segment", str(ct), "--classes", "liver"], "checkpoint"),
+        # Without -c VISTA3D uses the shipped demo model; SegVol weights are not shipped.
+        "no segvol checkpoint": (["segment", str(ct), "--model", "segvol", "--text", "liver"], "needs --checkpoint"),
         "bad profile": (["segment", str(ct), *c, "--classes", "liver", "--profile", "fast"], "unknown profile"),
     }
 
 
 CASES = ["missing file", "corrupt file", "4D data", "2D data", "NaN values", "zero spacing", "point outside",
-         "bad point text", "unknown class", "wrong checkpoint", "no checkpoint", "bad profile"]
+         "bad point text", "unknown class", "wrong checkpoint", "no segvol checkpoint", "bad profile"]
 
 
 @pytest.mark.parametrize("case", CASES)

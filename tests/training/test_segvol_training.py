@@ -133,7 +133,7 @@ def test_supervised_loop_uses_six_combinations_and_weighs_pseudo_masks(phantom_d
     again = SegVolTrainer(recipe, progress=False)
     loss = again._supervised_loss()
     torch.testing.assert_close(
-        float(loss), again.last_losses["gt"] + 0.1 * again.last_losses["pseudo"], rtol=1e-5, atol=1e-5
+        float(loss.detach()), again.last_losses["gt"] + 0.1 * again.last_losses["pseudo"], rtol=1e-5, atol=1e-5
     )
 
 
