@@ -255,22 +255,32 @@ def _merge(cls: type, current: Any, changes: Mapping[str, Any], where: str) -> A
         raise InputError(f"recipe: {where or 'top level'}: {err}") from err
 
 
-def recipe_from_dict(data: Mapping[str, Any], base: Recipe | None = None) -> Recipe:
-    """A recipe from plain data: ``base`` (or the registry stage named by ``data["base"]``, or the
-    :class:`Recipe` defaults) with the given fields replaced, nested configs merged field by field.
+def recipe_from_dict(
+    data: Mapping[str, Any],
+    base: Any | None = None,
+    registry: Mapping[str, Callable[..., Any]] | None = None,
+    default: Callable[[], Any] = Recipe,
+) -> Any:
+    """A recipe from plain data: ``base`` (or the ``registry`` entry named by ``data["base"]``, or
+    ``default()``) with the given fields replaced, nested configs merged field by field.
+
+    Args:
+        registry: named recipes (VISTA3D's :data:`RECIPE_REGISTRY` unless given).
+        default: the recipe class (or builder) used when neither ``base`` nor a name is given.
 
     Raises:
         InputError: unknown base or field, or an invalid value (named).
     """
     data = dict(data)
     base_name = data.pop("base", None)
+    registry = RECIPE_REGISTRY if registry is None else registry
     if base is None:
         if base_name is None:
-            base = Recipe()
-        elif base_name in RECIPE_REGISTRY:
-            base = RECIPE_REGISTRY[base_name]()
+            base = default()
+        elif base_name in registry:
+            base = registry[base_name]()
         else:
-            raise InputError(f"recipe: unknown base {base_name!r} (one of {', '.join(RECIPE_REGISTRY)})")
+            raise InputError(f"recipe: unknown base {base_name!r} (one of {', '.join(registry)})")
     return _merge(type(base), base, data, "")
 
 
@@ -329,15 +339,12 @@ def load_recipe(source: str | os.PathLike) -> Any:
         raise InputError(f"recipe not found: {source} (a file, or one of {', '.join(names)})")
     data = read_recipe_file(path)
     family = data.pop("family", "vista3d")
-    if family not in ("vista3d", "segvol"):
+    if family == "segvol":
+        recipe = recipe_from_dict(data, registry=segvol_recipe.SEGVOL_RECIPES, default=segvol_recipe.SegVolRecipe)
+        return _resolve_paths(recipe, path.parent)
+    if family != "vista3d":
         raise InputError(f"{path}: unknown recipe family {family!r} (vista3d or segvol)")
-    base = segvol_recipe.SegVolRecipe() if family == "segvol" and "base" not in data else None
-    if family == "segvol" and base is None:
-        name = data.pop("base")
-        if name not in segvol_recipe.SEGVOL_RECIPES:
-            raise InputError(f"recipe: unknown base {name!r} (one of {', '.join(segvol_recipe.SEGVOL_RECIPES)})")
-        base = segvol_recipe.SEGVOL_RECIPES[name]()
-    return _resolve_paths(recipe_from_dict(data, base=base), path.parent)
+    return _resolve_paths(recipe_from_dict(data), path.parent)
 
 
 def save_recipe(recipe: Recipe, path: str | os.PathLike) -> Path:
