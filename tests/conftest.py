@@ -53,3 +53,15 @@ def ct_crop_path(real_ct_path, tmp_path_factory) -> Path:
     affine = vol.affine.copy()
     affine[:3, 3] = vol.voxel_to_world(start[None])[0]
     return write_volume(Volume(crop, affine, "crop"), tmp_path_factory.mktemp("ct") / "ct_crop.nii.gz")
+
+
+@pytest.fixture()
+def one_thread():
+    """Run a test with one torch thread: tiny networks gain nothing from threads, and on a busy
+    2-core machine threads slow them ~50x."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -23,15 +23,7 @@ SMALL = PhantomConfig(shape=(16, 16, 16), spacing=(3.0, 3.0, 3.0), center=(-30.0
 SEGVOL_MODES = ("box+text", "points7", "correction5")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks gain nothing from threads (as in the SegVol inference tests)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,5 @@ def ras_volume() -> Volume:
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks gain nothing from threads, and on a busy 2-core machine threads slow them ~50x."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Every SegVol inference test runs on one torch thread (``one_thread`` in tests/conftest.py)."""
