@@ -1,8 +1,8 @@
 """PNG overlays of label maps on a CT: axial, coronal and sagittal slices through one point.
 
-Slices are cut in the RAS-reoriented volume (nibabel's ``as_closest_canonical`` idea on our
-:class:`~voxelprompt.types.Volume`), shown in radiological convention (patient right on the image's
-left, anterior up in axial, superior up in coronal and sagittal) with the voxel aspect ratio kept.
+Slices are cut in the RAS-reoriented volume (nibabel's ``as_closest_canonical``), shown in
+radiological convention (patient right on the image's left, anterior up in axial, superior up in
+coronal and sagittal) with the voxel aspect ratio kept.
 """
 
 from __future__ import annotations
@@ -22,28 +22,16 @@ VIEWS = ("axial", "coronal", "sagittal")
 _WINDOW = (-160.0, 240.0)  # abdominal soft-tissue window in HU
 
 
-def _to_ras(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The array reoriented to RAS axes and its voxel sizes."""
-    ornt = nib.orientations.ornt_transform(
-        nib.orientations.io_orientation(affine), nib.orientations.axcodes2ornt(("R", "A", "S"))
-    )
-    out = nib.orientations.apply_orientation(array, ornt)
-    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-    return out, _permuted_zooms(zooms, ornt)
+def _canonical(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """nibabel's closest-canonical (RAS) reorientation: the array, its voxel sizes, its affine."""
+    img = nib.as_closest_canonical(nib.Nifti1Image(array, affine))
+    return np.asanyarray(img.dataobj), np.asarray(img.header.get_zooms()[:3], dtype=float), img.affine
 
 
-def _permuted_zooms(zooms: np.ndarray, ornt: np.ndarray) -> np.ndarray:
-    out = np.empty(3)
-    for axis, (new_axis, _) in enumerate(ornt):
-        out[int(new_axis)] = zooms[axis]
-    return out
-
-
-def _ras_point(point: Sequence[int], affine: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    marker = np.zeros(tuple(shape), dtype=np.uint8)
-    marker[tuple(int(p) for p in point)] = 1
-    ras, _ = _to_ras(marker, affine)
-    return np.argwhere(ras)[0]
+def _ras_point(point: Sequence[int], affine: np.ndarray, canonical_affine: np.ndarray) -> np.ndarray:
+    """Input voxel -> voxel of the canonical array (both grids share their world frame)."""
+    world = affine @ np.append(np.asarray(point, dtype=float), 1.0)
+    return np.rint(np.linalg.solve(canonical_affine, world)[:3]).astype(int)
 
 
 def overlay_png(
@@ -70,14 +58,14 @@ def overlay_png(
     import matplotlib.pyplot as plt
 
     point = tuple(int(s) // 2 for s in image.shape) if point is None else tuple(int(p) for p in point)
-    ct, zooms = _to_ras(np.asarray(image.array, dtype=np.float32), image.affine)
-    p = _ras_point(point, image.affine, image.shape)
-    marks = [_ras_point(c, image.affine, image.shape) for c in clicks]
+    ct, zooms, ras_affine = _canonical(np.asarray(image.array, dtype=np.float32), image.affine)
+    p = _ras_point(point, image.affine, ras_affine)
+    marks = [_ras_point(c, image.affine, ras_affine) for c in clicks]
     rows = max(1, len(labels))
     fig, axes = plt.subplots(rows, 3, figsize=(12, 4 * rows), squeeze=False)
     cmap = plt.get_cmap("tab10")
     for r, (caption, lab) in enumerate(labels or [("", image.with_array(np.zeros(image.shape, np.int32)))]):
-        lab_ras, _ = _to_ras(np.asarray(lab.array), lab.affine)
+        lab_ras, _, _ = _canonical(np.asarray(lab.array).astype(np.int32, copy=False), lab.affine)
         for c, view in enumerate(VIEWS):
             sl, aspect, keep = _slice(view, p, zooms)
             ax = axes[r][c]
