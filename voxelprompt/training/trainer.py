@@ -26,6 +26,7 @@ from voxelprompt.training.prompts import PromptBatch, next_clicks, sample_prompt
 from voxelprompt.training.recipe import Recipe
 from voxelprompt.training.runtime import any_rank
 from voxelprompt.training.transforms import (
+    as_batch,
     first_sample,
     label_set_of,
     read_label_mappings,
@@ -59,13 +60,6 @@ def case_weights(datasets: list[str], mode: str, weights: dict[str, float] | Non
     if not (w >= 0).all() or w.sum() <= 0:
         raise InputError(f"dataset weights must be >= 0 and not all 0, got {weights}")
     return w / w.sum()
-
-
-def _plain(x: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
-    """[C, X, Y, Z] (Meta)Tensor -> plain [1, C, X, Y, Z] tensor (MetaTensor ops are slow)."""
-    if x is None:
-        return None
-    return torch.as_tensor(x).as_subclass(torch.Tensor).unsqueeze(0).to(device)
 
 
 class Trainer(StepTrainer):
@@ -140,7 +134,7 @@ class Trainer(StepTrainer):
             rng = self.seed_step(step, attempt)
             index = int(rng.choice(len(self.train_cases), p=self.weights))
             sample = first_sample(self.train_ds[index])
-            image, labels, sv = (_plain(sample.get(k), self.device) for k in ("image", "label", "supervoxel"))
+            image, labels, sv = (as_batch(sample.get(k), self.device) for k in ("image", "label", "supervoxel"))
             prompts = sample_prompts(
                 labels, self._label_set(sample["dataset_name"]), self.recipe.prompts, supervoxels=sv, image=image
             )

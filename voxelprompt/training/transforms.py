@@ -44,6 +44,7 @@ __all__ = [
     "label_set_of",
     "train_transforms",
     "val_transforms",
+    "as_batch",
 ]
 
 #: ``classes``: patch centres drawn per class (MONAI ``RandCropByLabelClassesd``, small organs
@@ -214,3 +215,11 @@ def first_sample(out):
     if isinstance(out, list):
         return out[0]
     return out
+
+
+def as_batch(x, device: torch.device) -> torch.Tensor | None:
+    """A transform's [C, X, Y, Z] (Meta)Tensor as a plain [1, C, X, Y, Z] tensor on ``device``
+    (MetaTensor ops are slow); None stays None."""
+    if x is None:
+        return None
+    return torch.as_tensor(x).as_subclass(torch.Tensor).unsqueeze(0).to(device)

@@ -15,12 +15,9 @@ import torch
 from voxelprompt.catalog import SPECIAL_CLASSES
 from voxelprompt.training.prompts import object_mask
 from voxelprompt.training.recipe import Recipe
+from voxelprompt.training.transforms import as_batch
 
 __all__ = ["validation_dice"]
-
-
-def _plain(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(x).as_subclass(torch.Tensor).unsqueeze(0).to(device)
 
 
 @torch.no_grad()
@@ -52,8 +49,8 @@ def validation_dice(
     scores: dict[int, list[float]] = {}
     for i in range(len(dataset)):
         sample = dataset[i]
-        image = _plain(sample["image"], device)
-        labels = _plain(sample["label"], device)[0, 0]
+        image = as_batch(sample["image"], device)
+        labels = as_batch(sample["label"], device)[0, 0]
         targets = {c: object_mask(labels, c) for c in label_set(sample["dataset_name"])}
         present = [c for c, m in targets.items() if bool(m.any())]
         if not present:
