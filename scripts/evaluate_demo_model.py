@@ -14,7 +14,6 @@ Per case (one InteractiveSession, so the CT is pre-processed once):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from voxelprompt.demo import LESION_CLASS, ORGAN_CLASSES, ZERO_SHOT_ID
 from voxelprompt.evaluation.clicks import Click, center_click, correction_click
 from voxelprompt.evaluation.metrics import dice
 from voxelprompt.imageio import read_labels, read_volume
-from voxelprompt.inference.profiles import get_profile
+from voxelprompt.inference.default_model import card_from_recipe, profile_from_card
 from voxelprompt.inference.segmenter import Vista3DSegmenter
 from voxelprompt.inference.session import InteractiveSession
 from voxelprompt.types import Points, PointSpace, Prompts
@@ -74,12 +73,7 @@ def main() -> None:
         segmenter = load_segmenter(None)
     else:
         auto = json.loads((args.recipes / f"{args.auto}.json").read_text())
-        profile = dataclasses.replace(
-            get_profile("bundle"),
-            spacing=tuple(auto["patch"]["spacing"]),
-            roi_size=tuple(auto["patch"]["roi"]),
-            everything=tuple(auto["data"]["label_set"]),
-        )
+        profile = profile_from_card(card_from_recipe(auto))
         segmenter = Vista3DSegmenter.from_checkpoint(args.checkpoint, profile=profile)
     name = vista3d_catalog().name
     root = args.datalist.parent

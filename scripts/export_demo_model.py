@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from voxelprompt.inference.default_model import DEMO_DIR
+from voxelprompt.imageio import write_text
+from voxelprompt.inference.default_model import DEMO_DIR, card_from_recipe
 from voxelprompt.models.checkpoint_io import save_checkpoint_file
 from voxelprompt.models.vista3d import load_vista3d
 
@@ -38,15 +39,13 @@ def main() -> None:
         "width": spec.width,
         "parameters": sum(v.numel() for v in state.values()),
         "dtype": "float16",
-        "spacing": auto["patch"]["spacing"],
-        "roi": auto["patch"]["roi"],
-        "classes": auto["data"]["label_set"],
+        **card_from_recipe(auto),
         "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
         "recipes": {p.stem: json.loads(p.read_text()) for p in sorted(args.recipes.glob("*.json"))},
     }
     if args.metrics:
         card["metrics"] = json.loads(args.metrics.read_text())
-    (DEMO_DIR / "model.json").write_text(json.dumps(card, indent=1) + "\n")
+    write_text(DEMO_DIR / "model.json", json.dumps(card, indent=1) + "\n")
     print(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and model.json; {torch.__version__}")
 
 

@@ -24,7 +24,7 @@ from voxelprompt.data import PhantomConfig, make_phantom
 from voxelprompt.errors import VoxelPromptError
 from voxelprompt.evaluation.clicks import center_click, correction_click
 from voxelprompt.evaluation.metrics import dice
-from voxelprompt.imageio import write_volume
+from voxelprompt.imageio import write_text, write_volume
 from voxelprompt.inference.segmenter import Vista3DSegmenter
 from voxelprompt.types import Points, PointSpace, Prompts
 from voxelprompt.visualize import overlay_png
@@ -105,8 +105,9 @@ def run_demo(
     result.seconds["everything"] = time.perf_counter() - t0
     result.files["everything"] = write_volume(auto, out / "everything.nii.gz")
     pred = np.asarray(auto.array)
+    known = set(segmenter.resolve_classes(Prompts(), everything=True))
     for c in ORGAN_CLASSES:
-        if (gt == c).any() and c in segmenter.resolve_classes(Prompts(), everything=True):
+        if c in known and (gt == c).any():
             target = (gt == c) | ((gt == LESION_CLASS) if c == 1 else False)  # liver includes its tumour
             result.organ_dice[c] = dice(pred == c, target)
 
@@ -158,9 +159,6 @@ def run_demo(
         },
         "seconds": {k: round(v, 2) for k, v in result.seconds.items()},
     }
-    tmp = out / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, out / "summary.json")
-    result.files["summary"] = out / "summary.json"
+    result.files["summary"] = write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return result
 

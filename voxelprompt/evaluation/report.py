@@ -21,6 +21,7 @@ import numpy as np
 
 from voxelprompt.evaluation.results import COLUMNS, ResultRow, iter_final, overlay_name
 from voxelprompt.evaluation.runner import MODES, OVERLAY_DIR, STEPPED_MODES
+from voxelprompt.imageio import write_text
 
 __all__ = ["write_report", "write_csv", "markdown_tables"]
 
@@ -37,18 +38,12 @@ def write_report(rows: Sequence[ResultRow], output: str | Path, datasets: Sequen
     rows = sorted(rows, key=lambda r: (r.dataset, r.case, r.model, r.mode, r.class_id, r.step))
     written = [write_csv(rows, out / CSV_NAME)]
     table = out / TABLE_NAME
-    _atomic_text(table, markdown_tables(rows))
+    write_text(table, markdown_tables(rows))
     written.append(table)
     if rows:
         written += _plots(rows, out, worst)
     logger.info("report written to %s (%d rows)", out, len(rows))
     return written
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def write_csv(rows: Sequence[ResultRow], path: Path) -> Path:

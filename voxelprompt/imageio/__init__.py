@@ -7,6 +7,6 @@ from __future__ import annotations
 
 from voxelprompt.imageio.readers import read_labels, read_volume
 from voxelprompt.imageio.validate import validate_volume
-from voxelprompt.imageio.writers import write_volume
+from voxelprompt.imageio.writers import write_text, write_volume
 
-__all__ = ["read_volume", "read_labels", "write_volume", "validate_volume"]
+__all__ = ["read_volume", "read_labels", "write_volume", "write_text", "validate_volume"]

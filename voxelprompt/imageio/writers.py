@@ -18,7 +18,7 @@ from voxelprompt.errors import InputError
 from voxelprompt.imageio.readers import LPS_TO_RAS, NIFTI_SUFFIXES, _suffix
 from voxelprompt.types import Volume
 
-__all__ = ["write_volume", "NIFTI_XFORM_CODE"]
+__all__ = ["write_volume", "write_text", "NIFTI_XFORM_CODE"]
 
 logger = logging.getLogger(__name__)
 
@@ -137,3 +137,15 @@ def _narrow_int(array: np.ndarray, path: Path) -> np.ndarray:
             return array.astype(candidate)
     raise InputError(f"{path}: integer values {low}..{high} do not fit in int32; pass dtype explicitly")
 
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file (JSON, Markdown, CSV) atomically: hidden temporary file, then rename."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

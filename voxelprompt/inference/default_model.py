@@ -16,7 +16,7 @@ from pathlib import Path
 from voxelprompt.errors import CheckpointError
 from voxelprompt.inference.profiles import InferenceProfile, get_profile
 
-__all__ = ["DEMO_DIR", "default_checkpoint", "default_card", "default_profile"]
+__all__ = ["DEMO_DIR", "card_from_recipe", "default_checkpoint", "default_card", "default_profile", "profile_from_card"]
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "models" / "vista3d" / "demo"
 _WEIGHTS = "vista3d_demo.pt"
@@ -42,13 +42,28 @@ def default_checkpoint() -> Path:
     return DEMO_DIR / _WEIGHTS
 
 
-def default_profile(base: str | InferenceProfile = "bundle") -> InferenceProfile:
-    """``base`` with the demo model's spacing, window and "everything" class set."""
-    card = default_card()
+def card_from_recipe(recipe: dict) -> dict:
+    """The inference fields of ``model.json`` (``spacing``, ``roi``, ``classes``) from the plain
+    data of a model's last automatic training recipe."""
+    return {
+        "spacing": list(recipe["patch"]["spacing"]),
+        "roi": list(recipe["patch"]["roi"]),
+        "classes": list(recipe["data"]["label_set"]),
+    }
+
+
+def profile_from_card(card: dict, base: str | InferenceProfile = "bundle") -> InferenceProfile:
+    """``base`` with a model card's spacing, window and "everything" class set."""
+    profile = get_profile(base)
     return replace(
-        get_profile(base),
-        name=f"{get_profile(base).name}+demo",
+        profile,
+        name=f"{profile.name}+demo",
         spacing=tuple(float(s) for s in card["spacing"]),
         roi_size=tuple(int(r) for r in card["roi"]),
         everything=tuple(int(c) for c in card["classes"]),
     )
+
+
+def default_profile(base: str | InferenceProfile = "bundle") -> InferenceProfile:
+    """``base`` with the shipped model's spacing, window and "everything" class set."""
+    return profile_from_card(default_card(), base)
