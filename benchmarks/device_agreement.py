@@ -1,6 +1,8 @@
-"""The bundle pipeline on two devices with the same weights: label agreement and wall time.
+"""The bundle pipeline on devices and engines with the same weights: label agreement and wall time.
 
-Usage: python benchmarks/device_agreement.py --ct CT.nii.gz [--width 48] [--devices cpu cuda]
+Usage: python benchmarks/device_agreement.py --ct CT.nii.gz [--width 48] [--runs cpu:reference cuda:exact cuda:exact:amp]
+
+Each run is DEVICE:ENGINE[:amp]; every run's labels are compared with the first run's.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ct", required=True)
     parser.add_argument("--width", type=int, default=48)
-    parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"])
+    parser.add_argument(
+        "--runs", nargs="+", default=["cpu:reference", "cuda:reference", "cuda:exact", "cuda:exact:amp"]
+    )
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -32,20 +36,26 @@ def main() -> None:
         "liver + click": (Prompts(classes=(1,), points=Points.from_lists([(60, 30, 10)])), False),
     }
     results: dict[tuple[str, str], np.ndarray] = {}
-    for device in args.devices:
-        seg = Vista3DSegmenter(random_vista3d(spec, seed=0), spec, profile="bundle", device=device)
+    for run in args.runs:
+        device, engine, *flags = run.split(":")
+        seg = Vista3DSegmenter(
+            random_vista3d(spec, seed=0), spec, profile="bundle", device=device, engine=engine, amp="amp" in flags
+        )
         for name, (prompts, everything) in runs.items():
+            seg.segment(volume, prompts, everything=everything)  # warm-up (cuDNN autotuning, lazy init)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
             start = time.perf_counter()
             out = seg.segment(volume, prompts, everything=everything)
             seconds = time.perf_counter() - start
-            results[(device, name)] = out.labels.array
-            print(f"{device:>5} {name:>14}: {seconds:7.1f} s, {out.windows} windows, "
+            results[(run, name)] = out.labels.array
+            print(f"{run:>18} {name:>14}: {seconds:7.1f} s, {out.windows} windows, "
                   f"{len(np.unique(out.labels.array))} labels")
-    if len(args.devices) == 2:
-        a, b = args.devices
+    first = args.runs[0]
+    for run in args.runs[1:]:
         for name in runs:
-            same = float((results[(a, name)] == results[(b, name)]).mean())
-            print(f"{name}: {a} vs {b}: {same * 100:.4f} % of voxels identical")
+            same = float((results[(run, name)] == results[(first, name)]).mean())
+            print(f"{name}: {run} vs {first}: {same * 100:.4f} % of voxels identical")
 
 
 if __name__ == "__main__":

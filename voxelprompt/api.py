@@ -52,12 +52,15 @@ def load_segmenter(
     device: str = "cpu",
     roi_size: tuple[int, int, int] | None = None,
     progress: bool = False,
+    engine: str = "exact",
+    amp: bool = False,
 ) -> Vista3DSegmenter:
     """Load a VISTA3D checkpoint (bundle or research layout) into a reusable segmenter.
 
     Without ``checkpoint`` the demo model shipped in the package is used, with ``profile``'s
     pipeline at the demo model's spacing, window and class set (see
-    :mod:`voxelprompt.inference.default_model`).
+    :mod:`voxelprompt.inference.default_model`). ``engine`` and ``amp``: see
+    :class:`~voxelprompt.inference.segmenter.Vista3DSegmenter`.
     """
     if device.startswith("cuda"):
         import torch
@@ -67,7 +70,9 @@ def load_segmenter(
     chosen: str | InferenceProfile = profile
     if checkpoint is None:
         checkpoint, chosen = default_checkpoint(), default_profile(profile)
-    return Vista3DSegmenter.from_checkpoint(checkpoint, profile=chosen, device=device, roi_size=roi_size, progress=progress)
+    return Vista3DSegmenter.from_checkpoint(
+        checkpoint, profile=chosen, device=device, roi_size=roi_size, progress=progress, engine=engine, amp=amp
+    )
 
 
 def segment(
@@ -87,6 +92,8 @@ def segment(
     zero_shot_class: int | None = None,
     profile: str = "bundle",
     device: str = "cpu",
+    engine: str = "exact",
+    amp: bool = False,
     progress: bool = False,
 ) -> Segmentation:
     """Segment a CT (a file, a DICOM folder, or a :class:`Volume`) and optionally write the labels.
@@ -99,6 +106,9 @@ def segment(
         model: ``"vista3d"`` or ``"segvol"`` (then see :func:`voxelprompt.api_segvol.segment_segvol`).
         text: a class name; SegVol encodes it with CLIP, VISTA3D looks it up in the class table.
         box: SegVol box ``(i0, j0, k0, i1, j1, k1)`` in input voxels, corners inclusive.
+        engine: VISTA3D class-prompt engine: ``exact`` (official result, faster), ``reference``
+            (MONAI's inferer) or ``fast`` (approximate); see :mod:`voxelprompt.inference.engine`.
+        amp: float16 autocast on CUDA.
     """
     if model == "segvol":
         from voxelprompt.api_segvol import segment_segvol
@@ -120,7 +130,7 @@ def segment(
     prompts = build_prompts(classes, points, negative_points, point_space, zero_shot_class)
     volume = image if isinstance(image, Volume) else read_volume(image)
     if segmenter is None:
-        segmenter = load_segmenter(checkpoint, profile=profile, device=device, progress=progress)
+        segmenter = load_segmenter(checkpoint, profile=profile, device=device, progress=progress, engine=engine, amp=amp)
     result = segmenter.segment(volume, prompts, everything=everything)
     if output is not None:
         write_volume(result.labels, Path(output))

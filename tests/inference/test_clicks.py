@@ -122,7 +122,9 @@ def test_click_labels_and_prompt_class_reach_the_network(
     tiny_net, tiny_spec, ct_crop_path, classes, zero_shot, expect_labels, expect_prompt
 ):
     spy = _Spy(tiny_net)
-    seg = Vista3DSegmenter(spy, tiny_spec, profile=get_profile("bundle").with_roi(ROI))
+    # The spy stands in for the network's forward, so it runs on the reference engine (the exact one
+    # prepares a copy of a real VISTA3D).
+    seg = Vista3DSegmenter(spy, tiny_spec, profile=get_profile("bundle").with_roi(ROI), engine="reference")
     prompts = Prompts(classes=classes, points=Points.from_lists([(20, 20, 10)], [(5, 5, 5)]), zero_shot_class=zero_shot)
     seg.segment(read_volume(ct_crop_path), prompts)
     point_calls = [c for c in spy.calls if c["point_labels"] is not None]

@@ -28,6 +28,8 @@ from voxelprompt.inference.profiles import get_profile
 from voxelprompt.inference.segmenter import Vista3DSegmenter
 from voxelprompt.types import Prompts
 
+#: The engines that must reproduce the official labels voxel for voxel.
+EXACT_ENGINES = pytest.mark.parametrize("engine", ["reference", "exact"])
 ROI = (64, 64, 64)  # the tiny model runs 64^3 windows to keep the suite fast; the logic is size-free
 SCALE = {"a_min": -963.8247715525971, "a_max": 1053.678477684517, "b_min": 0.0, "b_max": 1.0, "clip": True}
 
@@ -82,9 +84,10 @@ def reference_labels(path, net, classes, transforms, overlap, mode) -> np.ndarra
 
 
 @pytest.mark.slow
-def test_bundle_profile_matches_monai_reference_on_real_ct(real_ct_path, tiny_net, tiny_spec):
+@EXACT_ENGINES
+def test_bundle_profile_matches_monai_reference_on_real_ct(real_ct_path, tiny_net, tiny_spec, engine):
     classes = (1, 3, 14, 5)  # liver, spleen and "kidney" expanded the bundle way (14, 5)
-    seg = Vista3DSegmenter(tiny_net, tiny_spec, profile=get_profile("bundle").with_roi(ROI))
+    seg = Vista3DSegmenter(tiny_net, tiny_spec, profile=get_profile("bundle").with_roi(ROI), engine=engine)
     volume = read_volume(real_ct_path)
     ours = seg.segment(volume, Prompts(classes=(1, 3, 2)))
     ref = reference_labels(real_ct_path, tiny_net, classes, bundle_reference_transforms(), 0.25, "constant")
@@ -95,9 +98,10 @@ def test_bundle_profile_matches_monai_reference_on_real_ct(real_ct_path, tiny_ne
     np.testing.assert_array_equal(ours.labels.array.astype(np.int64), ref)
 
 
-def test_research_profile_matches_monai_reference_on_real_ct(ct_crop_path, tiny_net, tiny_spec):
+@EXACT_ENGINES
+def test_research_profile_matches_monai_reference_on_real_ct(ct_crop_path, tiny_net, tiny_spec, engine):
     classes = (1, 3, 6)
-    seg = Vista3DSegmenter(tiny_net, tiny_spec, profile=get_profile("research").with_roi(ROI))
+    seg = Vista3DSegmenter(tiny_net, tiny_spec, profile=get_profile("research").with_roi(ROI), engine=engine)
     volume = read_volume(ct_crop_path)
     ours = seg.segment(volume, Prompts(classes=classes))
     ref = reference_labels(ct_crop_path, tiny_net, classes, research_reference_transforms(), 0.625, "gaussian")
@@ -106,19 +110,21 @@ def test_research_profile_matches_monai_reference_on_real_ct(ct_crop_path, tiny_
     np.testing.assert_array_equal(ours.labels.affine, volume.affine)
 
 
-def test_bundle_profile_on_a_crop_smaller_than_one_window(ct_crop_path, tiny_net, tiny_spec):
-    seg = Vista3DSegmenter(tiny_net, tiny_spec, profile=get_profile("bundle").with_roi(ROI))
+@EXACT_ENGINES
+def test_bundle_profile_on_a_crop_smaller_than_one_window(ct_crop_path, tiny_net, tiny_spec, engine):
+    seg = Vista3DSegmenter(tiny_net, tiny_spec, profile=get_profile("bundle").with_roi(ROI), engine=engine)
     ours = seg.segment(read_volume(ct_crop_path), Prompts(classes=(1, 3)))
     ref = reference_labels(ct_crop_path, tiny_net, (1, 3), bundle_reference_transforms(), 0.25, "constant")
     np.testing.assert_array_equal(ours.labels.array.astype(np.int64), ref)
 
 
 @pytest.mark.slow
-def test_research_everything_includes_133_like_the_research_code(ct_crop_path, tiny_net, tiny_spec):
+@EXACT_ENGINES
+def test_research_everything_includes_133_like_the_research_code(ct_crop_path, tiny_net, tiny_spec, engine):
     from voxelprompt.catalog import everything_classes
 
     classes = everything_classes(133)
-    seg = Vista3DSegmenter(tiny_net, tiny_spec, profile=get_profile("research").with_roi(ROI))
+    seg = Vista3DSegmenter(tiny_net, tiny_spec, profile=get_profile("research").with_roi(ROI), engine=engine)
     ours = seg.segment(read_volume(ct_crop_path), Prompts(), everything=True)
     ref = reference_labels(ct_crop_path, tiny_net, classes, research_reference_transforms(), 0.625, "gaussian")
     assert ours.classes == classes and len(classes) == 118

@@ -26,7 +26,7 @@ def volume(ct_crop_path):
 
 
 def test_click_sequence_matches_one_shot_and_reuses_work(segmenter, volume):
-    session = InteractiveSession(segmenter, volume)
+    session = InteractiveSession(segmenter, volume, click_windows="centred")
     steps = [
         Prompts(classes=(1,), points=Points.from_lists([P1])),
         Prompts(classes=(1,), points=Points.from_lists([P1, P2])),
@@ -43,8 +43,31 @@ def test_click_sequence_matches_one_shot_and_reuses_work(segmenter, volume):
     assert session.stats.misses == 3 and session.stats.hits == 1 + 2
 
 
+def test_grid_windows_answer_later_clicks_from_one_encoding(segmenter, volume):
+    session = InteractiveSession(segmenter, volume)  # click_windows="grid"
+    steps = [
+        Prompts(points=Points.from_lists([P1])),
+        Prompts(points=Points.from_lists([P1, P2])),
+        Prompts(points=Points.from_lists([P1, P2], [N1])),
+        Prompts(classes=(1,), points=Points.from_lists([P1, P2], [N1])),
+    ]
+    misses = []
+    for prompts in steps:
+        ours = session.segment(prompts)
+        ref = segmenter.segment_prepared(segmenter.prepare(volume), prompts, click_windows="grid")
+        np.testing.assert_array_equal(ours.labels.array, ref.labels.array)
+        assert ours.labels.array.any()
+        misses.append(session.stats.misses)
+    # Each grid window is encoded once (the crop has 2x2x1 windows of 64^3); repeating the clicks
+    # with a class prompt encodes nothing new.
+    assert misses[0] == 1 and misses[-1] == misses[-2] <= 4
+    assert session.stats.hits >= 3  # every later step reuses at least the first click's window
+    with pytest.raises(ValueError, match="click_windows must be grid or centred"):
+        InteractiveSession(segmenter, volume, click_windows="nearest")
+
+
 def test_point_only_and_class_prompts_match(segmenter, volume):
-    session = InteractiveSession(segmenter, volume)
+    session = InteractiveSession(segmenter, volume, click_windows="centred")
     for prompts in (Prompts(points=Points.from_lists([P1], [N1])), Prompts(classes=(1, 3, 6))):
         np.testing.assert_array_equal(
             session.segment(prompts).labels.array, segmenter.segment(volume, prompts).labels.array
@@ -52,10 +75,11 @@ def test_point_only_and_class_prompts_match(segmenter, volume):
 
 
 def test_memory_budget_evicts_least_recently_used(segmenter, volume):
-    one_window_mb = 8 * 64**3 * 4 / 2**20 * 1.01  # width-8 point features of one 64^3 window
-    session = InteractiveSession(segmenter, volume, memory_budget_mb=one_window_mb)
+    # width-8 point features of one 64^3 window: downsampled features + positional encoding at 32^3
+    one_window_mb = 2 * 8 * 32**3 * 4 / 2**20 * 1.01
+    session = InteractiveSession(segmenter, volume, memory_budget_mb=one_window_mb, click_windows="centred")
     session.segment(Prompts(points=Points.from_lists([P1, P2])))
-    assert session.stats.evictions == 1 and len(session._net.encoder.entries) == 1
-    assert session.stats.bytes <= one_window_mb * 2**20
+    assert session.stats.evictions == 1 and len(session._net.cache.entries) == 1
+    assert 0 < session.stats.bytes <= one_window_mb * 2**20
     session.reset()
     assert session.stats.bytes == 0 and not session._auto

@@ -29,6 +29,10 @@ def segment(
     zero_shot_class: int = typer.Option(None, help="Class id for a point-only object (>132: zero-shot embedding)."),
     profile: str = typer.Option("bundle", help="Official pipeline: bundle (MONAI model zoo) or research (VISTA repo)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    engine: str = typer.Option(
+        "exact", help="VISTA3D class prompts: exact (official labels, faster), reference (MONAI's inferer) or fast."
+    ),
+    amp: bool = typer.Option(False, "--amp", help="float16 autocast (CUDA only)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Segment a CT volume with VISTA3D (default) or SegVol; the output has the input's exact grid."""
@@ -58,6 +62,8 @@ def segment(
         zero_shot_class=zero_shot_class,
         profile=profile,
         device=device,
+        engine=engine,
+        amp=amp,
         progress=not quiet,
     )
     found = sorted(set(int(v) for v in result.labels.array.ravel().tolist()) - {0})

@@ -26,7 +26,7 @@ from voxelprompt.evaluation.clicks import Click
 from voxelprompt.inference.postprocess import invert_to_input, logits_to_labels
 from voxelprompt.inference.preprocess import IMAGE_KEY, to_model_voxels, volume_to_metatensor
 from voxelprompt.inference.segmenter import UNNAMED_IDS, Vista3DSegmenter
-from voxelprompt.inference.windows import ClickPrompt, WindowCounter, class_logits, pad_to_window, unpad
+from voxelprompt.inference.windows import ClickPrompt, WindowCounter, pad_to_window, unpad
 from voxelprompt.types import Box, Points, Prompts, Volume
 
 __all__ = ["ClickState", "EvalModel", "PatchSlices", "RegionGrowModel", "SegVolEvalModel", "Vista3DEvalModel"]
@@ -153,8 +153,6 @@ class Vista3DEvalModel:
 
     def _to_input_labels(self, labels: torch.Tensor) -> np.ndarray:
         seg = self.segmenter
-        if not isinstance(labels, MetaTensor):
-            labels = MetaTensor(labels)  # Invertd only inverts MetaTensors against the image's record
         return invert_to_input(labels, self._model_image, seg.preprocessing, seg.profile.unpredicted_value)
 
     def auto_classes(self, classes: Sequence[int]) -> list[int]:
@@ -164,8 +162,7 @@ class Vista3DEvalModel:
     def auto(self, classes: Sequence[int]) -> np.ndarray:
         seg = self.segmenter
         classes = tuple(int(c) for c in classes)
-        logits = class_logits(self._batch, self._counter, classes, seg.profile, seg.spec.last_supported)
-        return self._to_input_labels(logits_to_labels(logits.cpu(), classes))
+        return self._to_input_labels(seg.automatic_labels(self._batch, classes, self._counter))
 
     @torch.no_grad()
     def patch_clicks(self, class_id: int, clicks: Sequence[Click | None], with_auto: bool) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from monai.apps.vista3d.transforms import VistaPostTransformd
+from monai.data import MetaTensor
 from monai.transforms import Compose, Invertd
 
 from voxelprompt.inference.preprocess import IMAGE_KEY
@@ -48,6 +49,8 @@ def invert_to_input(
     labels: torch.Tensor, model_image: torch.Tensor, preprocessing: Compose, unpredicted_value: int
 ) -> np.ndarray:
     """Undo the pre-processing (nearest interpolation) and return an (I, J, K) integer array."""
+    if not isinstance(labels, MetaTensor):
+        labels = MetaTensor(labels)  # Invertd only inverts MetaTensors against the image's record
     data = {IMAGE_KEY: model_image, PRED_KEY: labels}
     inverter = Invertd(
         keys=PRED_KEY, transform=preprocessing, orig_keys=IMAGE_KEY, nearest_interp=True, to_tensor=True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
@@ -12,21 +13,36 @@ import torch
 from monai.networks.nets.vista3d import VISTA3D
 
 from voxelprompt.catalog import SPECIAL_CLASSES, everything_classes, expand_groups
-from voxelprompt.errors import PromptError
+from voxelprompt.errors import PromptError, VoxelPromptError
+from voxelprompt.inference.engine import FastSettings, prepare_network, stitched_class_labels
+from voxelprompt.inference.engine.allocator import keep_freed_memory
+from voxelprompt.inference.engine.point_head import FastPointHead
 from voxelprompt.inference.postprocess import invert_to_input, logits_to_labels
 from voxelprompt.inference.preprocess import IMAGE_KEY, build_preprocessing, to_model_voxels, volume_to_metatensor
 from voxelprompt.inference.profiles import InferenceProfile, get_profile
 from voxelprompt.inference.refine import merge_clicks
-from voxelprompt.inference.windows import ClickPrompt, WindowCounter, class_logits, pad_to_window, point_logits, unpad
+from voxelprompt.inference.windows import (
+    ClickPrompt,
+    WindowCounter,
+    class_logits,
+    grid_point_logits,
+    pad_to_window,
+    point_logits,
+    unpad,
+)
 from voxelprompt.models.vista3d import Vista3DSpec, load_vista3d
 from voxelprompt.types import Points, Prompts, Segmentation, Volume
 
-__all__ = ["Vista3DSegmenter", "PreparedVolume", "UNNAMED_IDS"]
+__all__ = ["Vista3DSegmenter", "PreparedVolume", "UNNAMED_IDS", "ENGINES"]
 
 logger = logging.getLogger(__name__)
 
 #: Ids below the zero-shot range that the released model has no trained class for.
 UNNAMED_IDS = frozenset({16, 18, 129, 130, 131})
+
+#: How class prompts are computed: MONAI's official inferer, the same result with less time and
+#: memory, or a faster approximation (see :mod:`voxelprompt.inference.engine`).
+ENGINES = ("reference", "exact", "fast")
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,12 @@ class Vista3DSegmenter:
         profile: ``"bundle"`` (default), ``"research"`` or an :class:`InferenceProfile`.
         device: torch device for the network and windows.
         progress: show a progress bar over sliding windows.
+        engine: ``"exact"`` (default: the official windows and averaging, with channels-last
+            kernels and bounded-memory stitching; labels equal the reference up to float
+            rounding), ``"reference"`` (MONAI's own inferer, as the official bundle runs it) or
+            ``"fast"`` (fewer windows, labels differ; tuned by ``fast``).
+        fast: settings of the fast engine (default :class:`FastSettings`; used when ``engine`` is fast).
+        amp: run the network in float16 autocast (CUDA only; exact/fast engines).
     """
 
     def __init__(
@@ -62,13 +84,24 @@ class Vista3DSegmenter:
         profile: str | InferenceProfile = "bundle",
         device: str | torch.device = "cpu",
         progress: bool = False,
+        engine: str = "exact",
+        fast: FastSettings | None = None,
+        amp: bool = False,
     ) -> None:
+        if engine not in ENGINES:
+            raise VoxelPromptError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         self.device = torch.device(device)
+        if amp and self.device.type != "cuda":
+            raise VoxelPromptError(f"amp needs a CUDA device, got {self.device}")
         self.net = net.to(self.device).eval()
         self.spec = spec
         self.profile = get_profile(profile)
         self.progress = progress
         self.preprocessing = build_preprocessing(self.profile)
+        self.engine = engine
+        self.fast = fast or FastSettings()
+        self.amp = amp
+        self._engine_net: VISTA3D | None = None
 
     @classmethod
     def from_checkpoint(
@@ -78,13 +111,14 @@ class Vista3DSegmenter:
         device: str | torch.device = "cpu",
         roi_size: tuple[int, int, int] | None = None,
         progress: bool = False,
+        **options,
     ) -> Vista3DSegmenter:
-        """Load an official-format checkpoint (bundle or research layout)."""
+        """Load an official-format checkpoint (bundle or research layout); ``options`` as in the class."""
         net, spec = load_vista3d(path, device=device)
         prof = get_profile(profile)
         if roi_size is not None:
             prof = prof.with_roi(roi_size)
-        return cls(net, spec, profile=prof, device=device, progress=progress)
+        return cls(net, spec, profile=prof, device=device, progress=progress, **options)
 
     # ---- prompts -------------------------------------------------------------------------
 
@@ -140,29 +174,75 @@ class Vista3DSegmenter:
         everything: bool = False,
         net: torch.nn.Module | None = None,
         auto_cache: dict[int, torch.Tensor] | None = None,
+        click_windows: str = "centred",
     ) -> Segmentation:
         """:meth:`segment` on a pre-processed volume.
 
         Args:
             net: the network to call (a caching wrapper of ``self.net``); default ``self.net``.
-            auto_cache: class id -> automatic logits in window-padded model space, reused and
+            click_windows: ``"centred"`` (a window centred on each click, MONAI's rule) or
+                ``"grid"`` (the sliding grid's window that holds each click; see
+                :func:`~voxelprompt.inference.windows.grid_point_logits`).
+            auto_cache: class id -> automatic mask in window-padded model space, reused and
                 filled by click edits (an interactive session keeps it between calls).
         """
         start = time.perf_counter()
         classes = self.resolve_classes(prompts, everything)
-        counter = WindowCounter(self.net if net is None else net)
+        counter = WindowCounter(self.click_net() if net is None else net)
         if prompts.points is None:
-            logits = class_logits(prepared.batch, counter, classes, self.profile, self.spec.last_supported, self.progress)
-            labels = logits_to_labels(logits.cpu(), classes)
+            labels = self.automatic_labels(prepared.batch, classes, counter)
         else:
             self._check_points(prompts.points, prepared.volume)
-            labels = self._segment_clicks(prepared, counter, classes, prompts, {} if auto_cache is None else auto_cache)
+            if click_windows not in ("centred", "grid"):
+                raise VoxelPromptError(f"click_windows must be centred or grid, got {click_windows!r}")
+            cache = {} if auto_cache is None else auto_cache
+            labels = self._segment_clicks(prepared, counter, classes, prompts, cache, click_windows)
         array = invert_to_input(labels, prepared.image, self.preprocessing, self.profile.unpredicted_value)
         volume = prepared.volume
         result = volume.with_array(array, source=f"segmentation of {volume.source}")
         seconds = time.perf_counter() - start
         logger.info("segmented %s: %d windows in %.1f s", volume.source, counter.calls, seconds)
         return Segmentation(labels=result, classes=classes, windows=counter.calls, seconds=seconds)
+
+    def automatic_labels(self, batch: torch.Tensor, classes: tuple[int, ...], counter: WindowCounter) -> torch.Tensor:
+        """Class-index map of class prompts in model space, [1, H, W, D] float, by the segmenter's engine.
+
+        Args:
+            batch: [1, 1, H, W, D] pre-processed image.
+            classes: global class indices.
+            counter: counts the windows evaluated.
+        """
+        last = self.spec.last_supported
+        if self.engine == "reference":
+            logits = class_logits(batch, counter, classes, self.profile, last, self.progress)
+            return logits_to_labels(logits.cpu(), classes)
+        bar = _ProgressBar(self.progress)
+        labels, windows = stitched_class_labels(
+            batch, self.engine_net(), classes, self.profile, last, fast=self.fast if self.engine == "fast" else None,
+            channels_last=True, amp=self.amp, on_window=bar.update,
+        )  # fmt: skip
+        bar.close()
+        counter.calls += windows
+        return labels
+
+    def engine_net(self) -> VISTA3D:
+        """The network prepared for the exact/fast engines (a copy: channels-last weights, fused layers).
+
+        The copy costs the weights' memory once more (0.9 GB for the full-size model); it is made on
+        first use, and ``self.net`` stays MONAI's for the reference inferers. On CPU this also
+        tunes glibc's allocator for the process (see :mod:`voxelprompt.inference.engine.allocator`).
+        """
+        if self._engine_net is None:
+            if self.device.type == "cpu":
+                keep_freed_memory()
+            net = prepare_network(copy.deepcopy(self.net), channels_last=True)
+            net.point_head = FastPointHead(net.point_head)
+            self._engine_net = net.eval()
+        return self._engine_net
+
+    def click_net(self) -> VISTA3D:
+        """The network clicks run through: MONAI's with the reference engine, else the prepared one."""
+        return self.net if self.engine == "reference" else self.engine_net()
 
     def _check_points(self, points: Points, volume: Volume) -> None:
         ijk = points.to_voxel(volume)
@@ -178,7 +258,13 @@ class Vista3DSegmenter:
             raise PromptError("points were given but the list is empty")
 
     def _segment_clicks(
-        self, prepared: PreparedVolume, counter, classes, prompts: Prompts, auto_cache: dict[int, torch.Tensor]
+        self,
+        prepared: PreparedVolume,
+        counter,
+        classes,
+        prompts: Prompts,
+        auto_cache: dict[int, torch.Tensor],
+        click_windows: str,
     ) -> torch.Tensor:
         points = prompts.points
         assert points is not None
@@ -195,7 +281,12 @@ class Vista3DSegmenter:
         )
         if cls is None or cls > self.spec.last_supported:
             # Point-only (zero-shot) object: keep components holding a positive click.
-            clicked = point_logits(batch, counter, click, self.profile).cpu()
+            if click_windows == "grid":
+                padded, before = pad_to_window(batch, self.profile.roi_size)
+                moved = replace(click, coords=click.coords + torch.tensor(before, dtype=click.coords.dtype, device=self.device))
+                clicked = unpad(grid_point_logits(padded, counter, moved, self.profile), before, tuple(batch.shape[-3:]))
+            else:
+                clicked = point_logits(batch, counter, click, self.profile).cpu()
             label_prompt = None if not classes else (cls,)
             return logits_to_labels(clicked, label_prompt, click.coords.cpu(), click.labels.cpu())
         # Edit the automatic result (Algorithm 1) in window-padded space, where MONAI's point
@@ -203,17 +294,38 @@ class Vista3DSegmenter:
         shape = tuple(batch.shape[-3:])
         padded, before = pad_to_window(batch, self.profile.roi_size)
         if cls not in auto_cache:
-            auto_cache[cls] = class_logits(
-                padded, counter, (cls,), self.profile, self.spec.last_supported, self.progress
-            ).cpu()
-        auto = auto_cache[cls]
+            auto_cache[cls] = self.automatic_labels(padded, (cls,), counter)[0] == cls
         inside = torch.zeros(padded.shape[-3:], dtype=torch.bool)
         unpad(inside, before, shape).fill_(True)
         shifted = replace(click, coords=click.coords + torch.tensor(before, dtype=click.coords.dtype, device=self.device))
-        clicked = point_logits(padded, counter, shifted, self.profile).cpu()
+        if click_windows == "grid":
+            clicked = grid_point_logits(padded, counter, shifted, self.profile)
+        else:
+            clicked = point_logits(padded, counter, shifted, self.profile).cpu()
         xyz = model_xyz + np.asarray(before, dtype=np.float64)
-        merged = _merge_in_windows((auto[0, 0] > 0) & inside, clicked[0, 0], xyz, points.labels)
+        merged = _merge_in_windows(auto_cache[cls] & inside, clicked[0, 0], xyz, points.labels)
         return unpad(merged, before, shape).to(torch.float32)[None] * float(cls)
+
+
+class _ProgressBar:
+    """A tqdm bar over windows, created on the first update (only when progress is wanted)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+
+    def update(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="windows")
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _merge_in_windows(auto: torch.Tensor, clicked: torch.Tensor, xyz: np.ndarray, labels: np.ndarray) -> torch.Tensor:

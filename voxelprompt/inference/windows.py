@@ -18,7 +18,7 @@ from monai.networks.nets.vista3d import VISTA3D
 
 from voxelprompt.inference.profiles import InferenceProfile
 
-__all__ = ["WindowCounter", "class_logits", "point_logits", "pad_to_window", "unpad"]
+__all__ = ["WindowCounter", "class_logits", "point_logits", "grid_point_logits", "pad_to_window", "unpad"]
 
 
 def pad_to_window(image: torch.Tensor, roi_size: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
@@ -152,3 +152,52 @@ def _point_windows(image, net, click: ClickPrompt, profile: InferenceProfile, pr
         transpose=True,
         with_coord=True,
     )
+
+
+@torch.no_grad()
+def grid_point_logits(image: torch.Tensor, net: torch.nn.Module, click: ClickPrompt, profile: InferenceProfile) -> torch.Tensor:
+    """Interactive-branch logits on fixed windows of the class-prompt sliding grid.
+
+    The first click picks the grid window that holds it farthest from the borders (its anchor
+    window); a later click is answered in the anchor window too when it lies at least 1/8 of a
+    window inside it, else in its own farthest-inside window. Unlike :func:`point_logits` (a
+    window centred on every click, MONAI's rule), the clicks refining one object then usually
+    share one already-encoded window, which is what lets an interactive session answer them with
+    the point head alone; the choice depends only on the clicks, not on what is cached. Clicks
+    outside a window are ignored there (label -1), as in MONAI; where chosen windows overlap their
+    logits are averaged.
+
+    Args:
+        image: [1, 1, H, W, D] pre-processed image, at least one window large.
+        click: clicks of one object (model voxels).
+
+    Returns:
+        [1, 1, H, W, D] logits, NaN outside the chosen windows.
+    """
+    from voxelprompt.inference.engine.accumulate import window_grid
+
+    shape = tuple(image.shape[-3:])
+    windows = window_grid(shape, profile.roi_size, profile.class_overlap)
+    inside = min(profile.roi_size) / 8
+
+    def depth(window, xyz) -> float:
+        return min(min(p - s.start, s.stop - p) for p, s in zip(xyz, window.slices))
+
+    points = click.coords[0].cpu().numpy()
+    anchor = max(windows, key=lambda w: depth(w, points[0]))
+    chosen = []
+    for xyz in points:
+        best = anchor if depth(anchor, xyz) >= inside else max(windows, key=lambda w: depth(w, xyz))
+        if best not in chosen:
+            chosen.append(best)
+    total = torch.zeros((1, 1, *shape), dtype=torch.float32)
+    count = torch.zeros((1, 1, *shape), dtype=torch.float32)
+    for w in chosen:
+        region = (slice(None), slice(None), *w.slices)
+        logits = net(
+            image[region], [region], point_coords=click.coords, point_labels=click.labels,
+            prompt_class=click.prompt_class, transpose=True,
+        )  # fmt: skip
+        total[region] += logits.float().cpu()
+        count[region] += 1.0
+    return torch.where(count > 0, total / count.clamp(min=1.0), torch.nan)

@@ -1,0 +1,309 @@
+"""Everything mode: the official inferer against voxelprompt's exact and fast engines, in one run.
+
+    python benchmarks/everything.py                  # all three parts, ~25 min on 2 cores
+    python benchmarks/everything.py --parts window   # one part
+
+Parts (each engine runs in its own subprocess, so peak RSS is its own):
+
+* ``window``: seconds per 128^3 window of the full-size (218 M, deterministic random weights)
+  network with the 117-class everything prompt: MONAI's ``VISTA3D.forward`` (what the official
+  inferer calls) vs the engine's prepared network; the largest absolute logit difference.
+* ``stitch``: stitching a whole everything-mode volume (224x224x256, 333x333x603 and 512x512x768
+  model-space grids: one the reference fits in 24 GB, the paper's scan, a large one) from windows of cheap stand-in logits: MONAI's
+  ``SlidingWindowInfererAdapt`` (117 full-volume float maps) vs the cell stitcher vs the fast
+  mode's running argmax. Wall time and peak RSS; a reference that cannot fit in this machine's
+  memory is reported from its buffer size instead of run.
+* ``end2end``: the shipped demo model on the real CT and a phantom: the three engines end to end
+  (pre-processing to the label map on the input grid), windows, wall time, peak RSS, and Dice /
+  identical voxels against the reference labels.
+
+The full-size time of a whole volume is extrapolated as windows x seconds per window + stitching,
+and printed as such. Nothing here asserts a time; it prints measurements side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CT = ROOT.parent / "shared" / "data" / "totalseg" / "example_ct_sm.nii.gz"
+GRIDS = {"medium": (224, 224, 256), "paper": (333, 333, 603), "large": (512, 512, 768)}
+AVAILABLE_GB = 24.0
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+# ---- children: one measurement each ---------------------------------------------------------
+
+
+def child_window(engine: str, repeats: int) -> dict:
+    from voxelprompt.catalog import everything_classes
+    from voxelprompt.inference.engine import prepare_network
+    from voxelprompt.inference.engine.allocator import keep_freed_memory
+    from voxelprompt.inference.engine.class_windows import class_embedding_matrix, window_class_logits
+    from voxelprompt.inference.engine.layout import to_layout
+    from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d
+
+    net = random_vista3d(Vista3DSpec(width=48), seed=0)
+    classes = everything_classes(132)
+    x = _real_window(128)
+    times = []
+    if engine != "reference":
+        keep_freed_memory()
+    with torch.no_grad():
+        if engine in ("reference", "reference+malloc"):
+            vector = torch.tensor(classes)[:, None]
+            for _ in range(repeats):
+                start = time.perf_counter()
+                out = net(x, class_vector=vector, transpose=True)[0].permute(1, 2, 3, 0)
+                times.append(time.perf_counter() - start)
+        else:
+            net = prepare_network(net, channels_last=True)
+            embedding = class_embedding_matrix(net.class_head, classes)
+            xl = to_layout(x, channels_last=True)
+            for _ in range(repeats):
+                start = time.perf_counter()
+                out = window_class_logits(net, xl, embedding)
+                times.append(time.perf_counter() - start)
+    path = Path(tempfile.gettempdir()) / f"vp_window_{engine.replace('+', '_')}.pt"
+    torch.save(out[::4, ::4, ::4].clone(), path)
+    return {"seconds": min(times), "all": times, "peak_rss_gb": peak_rss_gb(), "sample": str(path)}
+
+
+def _real_window(size: int) -> torch.Tensor:
+    from voxelprompt.imageio import read_volume
+    from voxelprompt.inference.preprocess import IMAGE_KEY, build_preprocessing, volume_to_metatensor
+    from voxelprompt.inference.profiles import get_profile
+    from voxelprompt.inference.windows import pad_to_window
+
+    profile = get_profile("bundle")
+    image = build_preprocessing(profile)({IMAGE_KEY: volume_to_metatensor(read_volume(CT))})[IMAGE_KEY]
+    padded, _ = pad_to_window(image[None].as_tensor(), (size,) * 3)
+    return padded[..., :size, :size, :size].contiguous()
+
+
+class _StandIn(torch.nn.Module):
+    """Cheap logits with the shape of the real ones: [1, K, 128^3] from a window."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+        self.calls = 0
+
+    def forward(self, x, *args, **kwargs):
+        self.calls += 1
+        base = x[:, :1] * 2.0 - 1.0
+        return base.expand(-1, self.k, -1, -1, -1) + torch.arange(self.k, dtype=x.dtype).view(1, -1, 1, 1, 1) * 1e-3
+
+
+def child_stitch(engine: str, grid: tuple[int, int, int]) -> dict:
+    from monai.inferers import SlidingWindowInfererAdapt
+
+    from voxelprompt.catalog import everything_classes
+    from voxelprompt.inference.engine.accumulate import CellStitcher, RunningArgmax, slab_order, window_grid
+    from voxelprompt.inference.postprocess import logits_to_labels
+
+    classes = everything_classes(132)
+    k, roi = len(classes), (128, 128, 128)
+    image = torch.rand((1, 1, *grid), generator=torch.Generator().manual_seed(0))
+    start = time.perf_counter()
+    with torch.no_grad():
+        if engine == "reference":
+            net = _StandIn(k)
+            logits = SlidingWindowInfererAdapt(roi_size=roi, sw_batch_size=1, overlap=0.25)(image, net)
+            labels = logits_to_labels(logits, tuple(classes))[0]
+            windows = net.calls
+        else:
+            overlap = 0.25 if engine == "exact" else 0.0
+            windows_list = slab_order(window_grid(grid, roi, overlap), grid)
+            stitcher = (
+                CellStitcher(grid, windows_list, classes) if engine == "exact" else RunningArgmax(grid, classes)
+            )
+            net = _StandIn(k)
+            for w in windows_list:
+                out = net(image[(0, 0, *w.slices)][None, None])[0].permute(1, 2, 3, 0)
+                stitcher.add(w, out)
+            labels = stitcher.result()
+            windows = net.calls
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "windows": windows, "peak_rss_gb": peak_rss_gb(), "labels_sum": float(labels.sum())}
+
+
+def child_end2end(engine: str, case: str) -> dict:
+    from voxelprompt.api import load_segmenter
+    from voxelprompt.types import Prompts
+
+    volume = _case_volume(case)
+    seg = load_segmenter(None)
+    seg.engine = engine  # same loaded model, another engine
+    if engine == "fast":
+        from voxelprompt.inference.engine import FastSettings
+
+        seg.fast = FastSettings()
+    start = time.perf_counter()
+    result = seg.segment(volume, Prompts(), everything=True)
+    seconds = time.perf_counter() - start
+    path = Path(tempfile.gettempdir()) / f"vp_e2e_{case}_{engine}.npy"
+    np.save(path, np.asarray(result.labels.array))
+    return {"seconds": seconds, "windows": result.windows, "peak_rss_gb": peak_rss_gb(), "labels": str(path)}
+
+
+def _case_volume(case: str):
+    from voxelprompt.data import PhantomConfig, make_phantom
+    from voxelprompt.imageio import read_volume
+
+    if case == "real-ct":
+        return read_volume(CT)
+    image, _ = make_phantom(PhantomConfig(shape=(192, 192, 256), seed=1001))
+    return image
+
+
+# ---- parent: run children, print ratios -----------------------------------------------------
+
+
+def run_child(*args: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def part_window(repeats: int) -> dict:
+    rows = {e: run_child("window", e, str(repeats)) for e in ("reference", "reference+malloc", "exact")}
+    ref, ex = rows["reference"], rows["exact"]
+    diff = float("nan")
+    if "sample" in ref and "sample" in ex:
+        diff = float((torch.load(ref["sample"]) - torch.load(ex["sample"])).abs().max())
+    print("\n## Seconds per 128^3 window, full-size VISTA3D, 117 classes")
+    print("| engine | best s | all | peak RSS GB |\n|---|---|---|---|")
+    for name, r in rows.items():
+        if "error" in r:
+            print(f"| {name} | failed: {r['error']} | | |")
+            continue
+        print(f"| {name} | {r['seconds']:.1f} | {', '.join(f'{t:.1f}' for t in r['all'])} | {r['peak_rss_gb']:.2f} |")
+    if "seconds" in ref and "seconds" in ex:
+        print(f"speed-up per window: {ref['seconds'] / ex['seconds']:.2f}x; max |logit difference| {diff:.2e}")
+    return rows
+
+
+def part_stitch() -> dict:
+    out = {}
+    print("\n## Stitching a whole everything-mode volume (stand-in logits, 117 classes)")
+    print("| grid | engine | windows | seconds | peak RSS GB |\n|---|---|---|---|---|")
+    for name, grid in GRIDS.items():
+        need = 2 * 117 * int(np.prod(grid)) * 4 / 2**30  # output maps + one copy while dividing/argmax
+        for engine in ("reference", "exact", "fast"):
+            if engine == "reference" and need > AVAILABLE_GB * 0.8:
+                print(f"| {grid} | reference | - | not run: needs > {need:.0f} GB of logit maps | - |")
+                continue
+            r = run_child("stitch", engine, ",".join(map(str, grid)))
+            out[f"{name}/{engine}"] = r
+            if "error" in r:
+                print(f"| {grid} | {engine} | failed: {r['error']} | | |")
+                continue
+            print(f"| {grid} | {engine} | {r['windows']} | {r['seconds']:.1f} | {r['peak_rss_gb']:.2f} |")
+    return out
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    scores = []
+    for c in np.union1d(np.unique(a), np.unique(b)):
+        if c == 0:
+            continue
+        x, y = a == c, b == c
+        scores.append(2 * np.logical_and(x, y).sum() / (x.sum() + y.sum()))
+    return float(np.mean(scores)) if scores else 1.0
+
+
+def part_end2end() -> dict:
+    out = {}
+    print("\n## End to end, shipped demo model, everything mode")
+    print("| case | engine | windows | seconds | speed-up | peak RSS GB | differing voxels | mean Dice vs reference |")
+    print("|---|---|---|---|---|---|---|---|")
+    for case in ("real-ct", "phantom"):
+        rows = {e: run_child("end2end", e, case) for e in ("reference", "exact", "fast")}
+        ref = np.load(rows["reference"]["labels"]) if "labels" in rows["reference"] else None
+        for engine, r in rows.items():
+            if "error" in r:
+                print(f"| {case} | {engine} | failed: {r['error']} | | | | | |")
+                continue
+            labels = np.load(r["labels"])
+            speed = rows["reference"].get("seconds", float("nan")) / r["seconds"]
+            differ = int((labels != ref).sum()) if ref is not None else -1
+            d = dice(labels, ref) if ref is not None else float("nan")
+            print(f"| {case} | {engine} | {r['windows']} | {r['seconds']:.1f} | {speed:.2f}x | {r['peak_rss_gb']:.2f} "
+                  f"| {differ} of {labels.size} | {d:.4f} |")
+            out[f"{case}/{engine}"] = {**r, "differing": differ, "dice": d}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", default="window,stitch,end2end")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also write the measurements here")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, engine, *rest = args.child
+        if kind == "window":
+            result = child_window(engine, int(rest[0]))
+        elif kind == "stitch":
+            result = child_stitch(engine, tuple(int(v) for v in rest[0].split(",")))
+        else:
+            result = child_end2end(engine, rest[0])
+        print(json.dumps(result))
+        return
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
+    results = {}
+    parts = args.parts.split(",")
+    if "window" in parts:
+        results["window"] = part_window(args.repeats)
+    if "stitch" in parts:
+        results["stitch"] = part_stitch()
+    if "end2end" in parts:
+        results["end2end"] = part_end2end()
+    if "window" in results and "stitch" in results:
+        _extrapolate(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+def _extrapolate(results: dict) -> None:
+    from voxelprompt.inference.engine.accumulate import window_grid
+
+    win = results["window"]
+    if any("seconds" not in win[e] for e in ("reference", "exact")):
+        return
+    print("\n## Whole volume, full-size model (extrapolated: windows x seconds per window + stitching)")
+    print("| grid | engine | windows | estimated minutes | speed-up |\n|---|---|---|---|---|")
+    for name, grid in GRIDS.items():
+        n_ref = len(window_grid(grid, (128,) * 3, 0.25))
+        n_fast = len(window_grid(grid, (128,) * 3, 0.0))
+        stitch = results["stitch"]
+        ref_min = (n_ref * win["reference"]["seconds"] + stitch.get(f"{name}/reference", {}).get("seconds", 0.0)) / 60
+        rows = [
+            ("reference", n_ref, ref_min),
+            ("exact", n_ref, (n_ref * win["exact"]["seconds"] + stitch.get(f"{name}/exact", {}).get("seconds", 0.0)) / 60),
+            ("fast", n_fast, (n_fast * win["exact"]["seconds"] + stitch.get(f"{name}/fast", {}).get("seconds", 0.0)) / 60),
+        ]
+        for engine, n, minutes in rows:
+            print(f"| {grid} | {engine} | {n} | {minutes:.1f} | {ref_min / minutes:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
