@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--checkpoint", type=Path, help="default: the shipped demo model")
     parser.add_argument("--max-cases", type=int, default=None, help="evaluate only the first N cases")
-    parser.add_argument("--auto", default="auto2", help="the recipe of the last automatic stage (classes, spacing)")
+    parser.add_argument("--auto", default="auto3", help="the recipe of the last automatic stage (classes, spacing)")
     parser.add_argument("--recipes", type=Path, help="with --checkpoint: the run's recipes (spacing, window, classes)")
     args = parser.parse_args()
     if args.checkpoint is None:

@@ -24,7 +24,7 @@ from voxelprompt.models.vista3d import load_vista3d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path)
-    parser.add_argument("--auto", default="auto2", help="the recipe of the last automatic stage (classes, spacing)")
+    parser.add_argument("--auto", default="auto3", help="the recipe of the last automatic stage (classes, spacing)")
     parser.add_argument("--recipes", type=Path, required=True, help="folder with the run's recipe JSON files")
     parser.add_argument("--metrics", type=Path, help="held-out metrics JSON from evaluate_demo_model.py")
     args = parser.parse_args()

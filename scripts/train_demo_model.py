@@ -1,6 +1,6 @@
 """Reproduce the shipped demo model: phantoms, supervoxels, the shortened recipe, export.
 
-    python scripts/train_demo_model.py WORK_DIR            # ~75 min on 2 CPU cores
+    python scripts/train_demo_model.py WORK_DIR            # ~2 h 15 min on 2 CPU cores
     python scripts/train_demo_model.py WORK_DIR --export   # also write it into the package
 
 Data: 24 training phantoms (seeds 0-23, 128x128x192 voxels of about 3.1 mm), 2 validation
@@ -12,8 +12,8 @@ hepatic vessel 25, hepatic tumour 26, kidney cysts 116/117), which stay zero-sho
 The recipe is VISTA3D's four stages shrunk to two CPU cores (see MODEL_CARD.md for why):
 ``stage1`` (interactive, supervoxel zero-shot objects, 100 steps), ``auto`` and ``auto2`` (stage
 3's automatic branch but with the encoder trained: 700 steps on all 85 classes, then 900 on 35),
-``point`` (stage 2's interactive finetune with the encoder and automatic branch frozen, 150
-steps). Stage 4 (uniform dataset sampling) equals stage 3 with a single dataset and is left out.
+``auto3`` (auto2 continued for 1200 more steps), ``point`` (stage 2's interactive finetune with
+the encoder and automatic branch frozen, 150 steps). Stage 4 (uniform dataset sampling) equals stage 3 with a single dataset and is left out.
 """
 
 from __future__ import annotations
@@ -63,8 +63,16 @@ STAGES = {
         "optim": {"lr": 1e-3, "warmup_steps": 10}, "prompts": {"max_foreground": 16, "max_background": 4},
         "patch": {"crop_class_ratios": {str(c): float(c in FOCUS) for c in range(1, 133)}},
     },
+    # Session 3: the same automatic stage again from auto2's weights, a fresh 1200-step schedule
+    # (validation was still rising: 0.267 after auto2).
+    "auto3": {
+        "base": "stage3", "name": "demo-auto3", "init": "../runs/auto2/model.pt", "freeze": "none",
+        "steps": 1200, "val_every": 600, "checkpoint_every": 100, "datalist": "datalist.json", "label_set": FOCUS,
+        "optim": {"lr": 1e-3, "warmup_steps": 10}, "prompts": {"max_foreground": 16, "max_background": 4},
+        "patch": {"crop_class_ratios": {str(c): float(c in FOCUS) for c in range(1, 133)}},
+    },
     "point": {
-        "base": "stage2", "name": "demo-point", "init": "../runs/auto2/model.pt", "freeze": "auto",
+        "base": "stage2", "name": "demo-point", "init": "../runs/auto3/model.pt", "freeze": "auto",
         "steps": 150, "val_every": -1, "checkpoint_every": 25, "datalist": "datalist_sv.json", "label_set": FOCUS,
         "optim": {"lr": 1e-3, "warmup_steps": 10},
         "prompts": {"iterations": 2, "zero_shot_source": "supervoxel"}, "data": {"supervoxels": True},
@@ -139,7 +147,7 @@ def main() -> None:
     if args.export:
         subprocess.run(
             [sys.executable, str(Path(__file__).with_name("export_demo_model.py")), str(root / "runs" / "point" / "model.pt"),
-             "--recipes", str(root / "recipes"), "--auto", "auto2"],
+             "--recipes", str(root / "recipes"), "--auto", "auto3"],
             check=True,
         )  # fmt: skip
 

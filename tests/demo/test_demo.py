@@ -62,7 +62,7 @@ def test_demo_command_writes_files_and_scores_the_trained_model(tmp_path, capsys
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((out_dir / "summary.json").read_text())
     assert len(summary["organ_dice"]) >= len(ORGAN_CLASSES) - 2
-    assert summary["mean_organ_dice"] > 0.1  # held-out mean 0.21 (model card); random weights ~0
+    assert summary["mean_organ_dice"] > 0.2  # held-out mean 0.50 (model card); random weights ~0
     edit = summary["click_edit"]
     assert edit["dice_after"] >= edit["dice_before"] - 0.02
     assert "mean organ Dice" in out
