@@ -36,9 +36,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from vista3d_window import CT, window  # the script's folder is on sys.path when it runs
 
-ROOT = Path(__file__).resolve().parents[1]
-CT = ROOT.parent / "shared" / "data" / "totalseg" / "example_ct_sm.nii.gz"
 GRIDS = {"medium": (224, 224, 256), "paper": (333, 333, 603), "large": (512, 512, 768)}
 AVAILABLE_GB = 24.0
 
@@ -60,7 +59,7 @@ def child_window(engine: str, repeats: int) -> dict:
 
     net = random_vista3d(Vista3DSpec(width=48), seed=0)
     classes = everything_classes(132)
-    x = _real_window(128)
+    x = window(torch.device("cpu"), CT)
     times = []
     if engine != "reference":
         keep_freed_memory()
@@ -82,18 +81,6 @@ def child_window(engine: str, repeats: int) -> dict:
     path = Path(tempfile.gettempdir()) / f"vp_window_{engine.replace('+', '_')}.pt"
     torch.save(out[::4, ::4, ::4].clone(), path)
     return {"seconds": min(times), "all": times, "peak_rss_gb": peak_rss_gb(), "sample": str(path)}
-
-
-def _real_window(size: int) -> torch.Tensor:
-    from voxelprompt.imageio import read_volume
-    from voxelprompt.inference.preprocess import IMAGE_KEY, build_preprocessing, volume_to_metatensor
-    from voxelprompt.inference.profiles import get_profile
-    from voxelprompt.inference.windows import pad_to_window
-
-    profile = get_profile("bundle")
-    image = build_preprocessing(profile)({IMAGE_KEY: volume_to_metatensor(read_volume(CT))})[IMAGE_KEY]
-    padded, _ = pad_to_window(image[None].as_tensor(), (size,) * 3)
-    return padded[..., :size, :size, :size].contiguous()
 
 
 class _StandIn(torch.nn.Module):

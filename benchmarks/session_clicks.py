@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from vista3d_window import CT  # the script's folder is on sys.path when it runs
 
 from voxelprompt.imageio import read_volume
 from voxelprompt.inference.profiles import get_profile
@@ -31,7 +31,6 @@ from voxelprompt.inference.session import InteractiveSession
 from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d
 from voxelprompt.types import Points, Prompts
 
-CT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "totalseg" / "example_ct_sm.nii.gz"
 #: Clicks in the CT's input voxels (3 mm): one, then two corrections within 5 voxels of it.
 CLICKS = [(60.0, 50.0, 15.0), (64.0, 47.0, 14.0), (57.0, 53.0, 16.0)]
 

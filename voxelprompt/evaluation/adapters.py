@@ -16,13 +16,12 @@ from typing import Protocol
 import numpy as np
 import torch
 from monai.data import MetaTensor
-from monai.data.utils import dense_patch_slices
 from monai.apps.vista3d.inferer import point_based_window_inferer
-from monai.inferers.utils import _get_scan_interval
 
 from voxelprompt.catalog import SPECIAL_CLASSES
 from voxelprompt.evaluation.baselines import region_grow
 from voxelprompt.evaluation.clicks import Click
+from voxelprompt.inference.engine import window_grid
 from voxelprompt.inference.postprocess import invert_to_input, logits_to_labels
 from voxelprompt.inference.preprocess import IMAGE_KEY, to_model_voxels, volume_to_metatensor
 from voxelprompt.inference.segmenter import UNNAMED_IDS, Vista3DSegmenter
@@ -116,8 +115,7 @@ class Vista3DEvalModel:
         self._counter = WindowCounter(seg.net)
         roi = seg.profile.roi_size
         size = tuple(self._padded.shape[-3:])
-        interval = _get_scan_interval(size, roi, 3, (seg.profile.class_overlap,) * 3)
-        self._windows = [tuple(s) for s in dense_patch_slices(size, roi, interval)]
+        self._windows = [w.slices for w in window_grid(size, roi, seg.profile.class_overlap)]
         self._boxes = [self._input_box(w) for w in self._windows]
 
     def _input_box(self, window: tuple[slice, ...]) -> PatchSlices:
@@ -267,8 +265,7 @@ class RegionGrowModel:
         self._image = image
         shape = image.shape
         self._window = tuple(max(1, min(int(round(self.window_mm / s)), n)) for s, n in zip(image.spacing, shape))
-        interval = _get_scan_interval(shape, self._window, 3, (self.overlap,) * 3)
-        self._boxes = [tuple(s) for s in dense_patch_slices(shape, self._window, interval)]
+        self._boxes = [w.slices for w in window_grid(shape, self._window, self.overlap)]
 
     def patch_boxes(self) -> list[PatchSlices]:
         return list(self._boxes)  # type: ignore[arg-type]

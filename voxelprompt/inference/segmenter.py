@@ -179,7 +179,8 @@ class Vista3DSegmenter:
         """:meth:`segment` on a pre-processed volume.
 
         Args:
-            net: the network to call (a caching wrapper of ``self.net``); default ``self.net``.
+            net: the network clicks run through (a session's caching wrapper); default
+                :meth:`click_net`.
             click_windows: ``"centred"`` (a window centred on each click, MONAI's rule) or
                 ``"grid"`` (the sliding grid's window that holds each click; see
                 :func:`~voxelprompt.inference.windows.grid_point_logits`).

@@ -174,6 +174,7 @@ def grid_point_logits(image: torch.Tensor, net: torch.nn.Module, click: ClickPro
     Returns:
         [1, 1, H, W, D] logits, NaN outside the chosen windows.
     """
+    # Imported here: the engine package imports this module for its padding helpers.
     from voxelprompt.inference.engine.accumulate import window_grid
 
     shape = tuple(image.shape[-3:])

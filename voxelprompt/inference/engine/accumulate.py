@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from monai.data.utils import dense_patch_slices
+from monai.inferers.utils import _get_scan_interval
 
 __all__ = ["Window", "window_grid", "CellStitcher", "RunningArgmax", "labels_from_scores", "slab_order"]
 
@@ -35,20 +37,6 @@ class Window:
         return tuple(slice(s, s + n) for s, n in zip(self.start, self.size))  # type: ignore[return-value]
 
 
-def _axis_starts(length: int, roi: int, overlap: float) -> list[int]:
-    # MONAI's dense_patch_slices: a step of int(roi * (1 - overlap)), the last window pulled back
-    # to end at the border.
-    if roi >= length:
-        return [0]
-    step = max(int(roi * (1 - overlap)), 1)
-    starts = []
-    for i in range(int(np.ceil(length / step))):
-        starts.append(min(i * step, length - roi))
-        if i * step + roi >= length:
-            break
-    return starts
-
-
 def window_grid(shape: Sequence[int], roi: Sequence[int], overlap: float) -> list[Window]:
     """The windows MONAI's ``sliding_window_inference`` evaluates, in its order (first axis outermost).
 
@@ -61,9 +49,9 @@ def window_grid(shape: Sequence[int], roi: Sequence[int], overlap: float) -> lis
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
     if any(int(s) < int(r) for s, r in zip(shape, roi)):
         raise ValueError(f"image {tuple(shape)} is smaller than the window {tuple(roi)}; pad it first")
-    per_axis = [_axis_starts(int(s), int(r), overlap) for s, r in zip(shape, roi)]
-    size = tuple(int(r) for r in roi)
-    return [Window(start=tuple(int(v) for v in s), size=size) for s in itertools.product(*per_axis)]  # type: ignore[arg-type]
+    shape, size = tuple(int(s) for s in shape), tuple(int(r) for r in roi)
+    interval = _get_scan_interval(shape, size, len(size), (overlap,) * len(size))
+    return [Window(start=tuple(s.start for s in w), size=size) for w in dense_patch_slices(shape, size, interval)]  # type: ignore[arg-type]
 
 
 def slab_order(windows: Sequence[Window], shape: Sequence[int]) -> list[Window]:

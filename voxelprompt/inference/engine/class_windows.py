@@ -162,15 +162,16 @@ def stitched_class_labels(
         amp=amp,
         on_window=on_window,
     )
+    roi = profile.roi_size
     if fast is None:
-        labels, windows, _ = _windowed(image[0, 0], run, profile.roi_size, profile.class_overlap, None, None, False)
+        labels, windows = _windowed(image[0, 0], run, roi, profile.class_overlap)
     elif fast.use_coarse(len(run.classes)):
-        labels, windows = _coarse_to_fine(image[0, 0], run, profile.roi_size, fast, fast.overlap_for(profile))
+        labels, windows = _coarse_to_fine(image[0, 0], run, roi, fast, fast.overlap_for(profile))
     else:
-        labels, windows, _ = _windowed(
-            image[0, 0], run, profile.roi_size, fast.overlap_for(profile), fast.skip_below, None, fast.running_max
+        labels, windows = _windowed(
+            image[0, 0], run, roi, fast.overlap_for(profile), skip_below=fast.skip_below, running_max=fast.running_max
         )
-    return labels.to(torch.float32)[None], windows
+    return labels.to(torch.float32)[None], len(windows)
 
 
 def _windowed(
@@ -178,16 +179,19 @@ def _windowed(
     run: _Run,
     roi: Sequence[int],
     overlap: float,
-    skip_below: float | None,
-    needed: torch.Tensor | None,
-    running_max: bool,
+    *,
+    skip_below: float | None = None,
+    needed: torch.Tensor | None = None,
     margin: int = 0,
-) -> tuple[torch.Tensor, int, torch.Tensor]:
+    running_max: bool = False,
+) -> tuple[torch.Tensor, list[Window]]:
     """Labels of the (H, W, D) ``image`` from its sliding windows; unevaluated voxels are 0.
 
     ``needed`` (a bool map of the image) keeps only windows that come within ``margin`` voxels of
-    it; ``skip_below`` drops windows of air. Returns ((H, W, D) int16 labels, windows evaluated, (H, W, D) bool map of
-    the voxels they cover).
+    it; ``skip_below`` drops windows of air.
+
+    Returns:
+        ((H, W, D) int16 labels, the windows evaluated, in the padded grid of :func:`pad_to_window`).
     """
     shape = tuple(image.shape)
     padded, before = pad_to_window(image[None, None], roi)
@@ -198,9 +202,6 @@ def _windowed(
     if needed is not None:
         needed = pad_to_window(needed[None, None].float(), roi)[0][0, 0]
         windows = [w for w in windows if bool(needed[_grown(w, margin, grid)].any())]
-    covered = torch.zeros(grid, dtype=torch.bool)
-    for w in windows:
-        covered[w.slices] = True
     if running_max:
         stitcher: CellStitcher | RunningArgmax = RunningArgmax(grid, run.classes)
     else:
@@ -216,28 +217,34 @@ def _windowed(
             run.on_window(done, len(windows))
     if isinstance(stitcher, CellStitcher):
         logger.debug("stitching kept at most %.1f MB of open cells", stitcher.peak_open_bytes / 2**20)
-    return unpad(stitcher.result(), before, shape), len(windows), unpad(covered, before, shape)
+    return unpad(stitcher.result(), before, shape), windows
 
 
 def _coarse_to_fine(
     image: torch.Tensor, run: _Run, roi: Sequence[int], fast: FastSettings, overlap: float
-) -> tuple[torch.Tensor, int]:
+) -> tuple[torch.Tensor, list[Window]]:
     """Zoom out (2x voxel size) to find the structures, zoom in with windows only around them."""
     shape = tuple(image.shape)
     # Average 2x2x2 blocks: the partial-volume look of a scan at twice the voxel size.
     even = [n + n % 2 for n in shape]
     padded = F.pad(image[None, None], [0, even[2] - shape[2], 0, even[1] - shape[1], 0, even[0] - shape[0]], mode="replicate")
     small = F.avg_pool3d(padded, 2)[0, 0]
-    coarse, n_coarse, _ = _windowed(small, run, roi, overlap, fast.skip_below, None, fast.running_max)
+    coarse, coarse_windows = _windowed(small, run, roi, overlap, skip_below=fast.skip_below, running_max=fast.running_max)
     upsampled = coarse.repeat_interleave(2, 0).repeat_interleave(2, 1).repeat_interleave(2, 2)
     upsampled = upsampled[: shape[0], : shape[1], : shape[2]]
     if not fast.fine:
-        return upsampled, n_coarse
-    found = upsampled > 0
-    fine, n_fine, covered = _windowed(
-        image, run, roi, overlap, fast.skip_below, found, fast.running_max, margin=fast.margin
-    )
-    return torch.where(covered, fine, upsampled), n_coarse + n_fine
+        return upsampled, coarse_windows
+    fine, fine_windows = _windowed(
+        image, run, roi, overlap, skip_below=fast.skip_below, needed=upsampled > 0, margin=fast.margin,
+        running_max=fast.running_max,
+    )  # fmt: skip
+    # Voxels the fine windows covered take the fine labels (windows live in the padded grid; the
+    # pad only copies images smaller than a window).
+    padded, before = pad_to_window(image[None, None], roi)
+    covered = torch.zeros(padded.shape[-3:], dtype=torch.bool)
+    for w in fine_windows:
+        covered[w.slices] = True
+    return torch.where(unpad(covered, before, shape), fine, upsampled), coarse_windows + fine_windows
 
 
 def _grown(window: Window, margin: int, grid: Sequence[int]) -> tuple[slice, ...]:
