@@ -7,15 +7,11 @@ from pathlib import Path
 import nibabel as nib
 import pytest
 
-# tests/imageio/conftest.py -> repository root -> ../shared (never an absolute path).
-TOTALSEG = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "totalseg"
+from shared_paths import shared_file
 
 
 def _shared(name: str) -> Path:
-    path = TOTALSEG / name
-    if not path.exists():
-        pytest.skip(f"shared test data missing: {path}")
-    return path
+    return shared_file("data", "totalseg", name)
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+
+from shared_paths import shared_file
 import SimpleITK as sitk
 
 from voxelprompt.errors import InputError
@@ -154,9 +156,7 @@ def _random_nrrd(tmp_path):
 
 
 def _truncated_nifti_gz(tmp_path):
-    source = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "totalseg" / "example_ct_sm.nii.gz"
-    if not source.exists():
-        pytest.skip(f"shared test data missing: {source}")
+    source = shared_file("data", "totalseg", "example_ct_sm.nii.gz")
     data = source.read_bytes()
     path = tmp_path / "truncated.nii.gz"
     path.write_bytes(data[: len(data) // 2])
@@ -213,9 +213,7 @@ def _folder_without_dicom(tmp_path):
 
 
 def _dicom_missing_slice(tmp_path):
-    source = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "totalseg" / "example_ct_dicom"
-    if not source.exists():
-        pytest.skip(f"shared test data missing: {source}")
+    source = shared_file("data", "totalseg", "example_ct_dicom")
     reader = sitk.ImageSeriesReader()
     files = reader.GetGDCMSeriesFileNames(str(source))
     folder = tmp_path / "gap_series"

@@ -6,13 +6,9 @@ Arrays come back in on-disk (i, j, k) order with a voxel -> RAS+ mm affine (see
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import contextlib
 import logging
 import os
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import nibabel as nib
@@ -22,10 +18,10 @@ from nibabel.openers import ImageOpener
 from nibabel.spatialimages import HeaderDataError
 
 from voxelprompt.errors import InputError
+from voxelprompt.imageio import preflight
+from voxelprompt.imageio.dicom import read_dicom_series
+from voxelprompt.imageio.itk import sitk_message, sitk_to_array_affine, sitk_voxel_type
 from voxelprompt.types import Volume
-
-if TYPE_CHECKING:  # SimpleITK is imported where used: NIfTI users never load it
-    import SimpleITK as sitk
 
 __all__ = ["read_volume", "read_labels", "NIFTI_SUFFIXES", "NRRD_SUFFIXES"]
 
@@ -34,17 +30,11 @@ logger = logging.getLogger(__name__)
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 NRRD_SUFFIXES = (".nrrd", ".nhdr")
 
-# ITK (and DICOM, NRRD) world coordinates are LPS+; flipping x and y gives nibabel's RAS+.
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
 # What nibabel raises for unreadable files: bad magic, bad gzip, truncated data, bad header fields.
 _NIBABEL_ERRORS = (ImageFileError, HeaderDataError, OSError, EOFError, zlib.error, ValueError)
 
 # Label maps stored as floats are cast to the first of these that holds their range.
 _LABEL_DTYPES = (np.uint8, np.int16, np.int32)
-
-# Relative variation of DICOM slice steps above which the series is rejected (a missing slice).
-_SLICE_STEP_TOLERANCE = 0.01
 
 
 def read_volume(
@@ -61,17 +51,23 @@ def read_volume(
     Args:
         path: ``.nii``/``.nii.gz`` (nibabel), ``.nrrd``/``.nhdr`` (SimpleITK) or a folder holding
             one DICOM series (SimpleITK/GDCM).
-        dtype: dtype of the returned array; ``None`` keeps the stored (scaled) dtype.
-        series_uid: which series to read when a DICOM folder holds several.
+        dtype: dtype of the returned array; ``None`` keeps the stored (scaled) dtype (float32 for
+            a gantry-tilted DICOM series, which is interpolated).
+        series_uid: which series to read when a DICOM folder holds several (see
+            :func:`~voxelprompt.imageio.list_dicom_series`).
 
     Returns:
         Volume with an (I, J, K) array in on-disk order and a voxel -> RAS+ mm affine. A trailing
         singleton 4th dimension (I, J, K, 1) is squeezed; other 2D or 4D data raise InputError.
+        A gantry-tilted DICOM series is resampled onto an orthogonal grid (see
+        :func:`~voxelprompt.imageio.dicom.read_dicom_series`).
 
     Raises:
-        InputError: missing, unreadable or corrupt input, not 3D, NaN values or a bad grid.
+        InputError: missing, unreadable or corrupt input; a header that states an empty axis,
+            more data than the file holds or more than the available memory; not 3D, NaN values
+            or a bad grid.
     """
-    array, affine, source = _read(path, series_uid)
+    array, affine, source = _read(path, series_uid, labels=False)
     if dtype is not None:
         array = array.astype(dtype, copy=False)
     return Volume(array=array, affine=affine, source=source)
@@ -93,7 +89,7 @@ def read_labels(path: str | os.PathLike, series_uid: str | None = None) -> Volum
     Raises:
         InputError: as for :func:`read_volume`, or non-integer label values.
     """
-    array, affine, source = _read(path, series_uid)
+    array, affine, source = _read(path, series_uid, labels=True)
     if array.dtype.kind == "b":
         array = array.astype(np.uint8)
     elif array.dtype.kind == "f":
@@ -103,19 +99,19 @@ def read_labels(path: str | os.PathLike, series_uid: str | None = None) -> Volum
     return Volume(array=array, affine=affine, source=source)
 
 
-def _read(path: str | os.PathLike, series_uid: str | None) -> tuple[np.ndarray, np.ndarray, str]:
+def _read(path: str | os.PathLike, series_uid: str | None, labels: bool) -> tuple[np.ndarray, np.ndarray, str]:
     path = Path(path)
     source = str(path)
     if not path.exists():
         raise InputError(f"{source}: file not found")
     if path.is_dir():
-        array, affine = _read_dicom_series(path, series_uid, source)
+        array, affine = read_dicom_series(path, series_uid, source, nearest=labels)
     else:
         name = path.name.lower()
         if name.endswith(NIFTI_SUFFIXES):
             array, affine = _read_nifti(path, source)
         elif name.endswith(NRRD_SUFFIXES):
-            array, affine = _read_sitk_file(path, source)
+            array, affine = _read_nrrd(path, source)
         else:
             suffixes = ", ".join(NIFTI_SUFFIXES + NRRD_SUFFIXES)
             raise InputError(
@@ -127,15 +123,25 @@ def _read(path: str | os.PathLike, series_uid: str | None) -> tuple[np.ndarray, 
 def _read_nifti(path: Path, source: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         # No memory map: the Volume owns its data and no file stays open (values are the same).
+        # Loading reads the header only; the data is read below, after the header's checks.
         image = nib.load(path, mmap=False)
-        # Same call as MONAI's NibabelReader: applies scl_slope/scl_inter, keeps (i, j, k) order.
-        array = np.asanyarray(image.dataobj)
     except _NIBABEL_ERRORS as err:
         raise InputError(f"{source}: cannot read NIfTI file ({_one_line(err)})") from err
     if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):
         raise InputError(f"{source}: not a NIfTI image ({type(image).__name__})")
+    shape, stored = image.shape, image.get_data_dtype()
+    preflight.check_header_shape(shape, source)
+    offset = getattr(image.dataobj, "offset", None)
+    if offset is not None:
+        preflight.check_nifti_size(path, shape, stored, int(offset), source)
+    preflight.check_memory(shape, stored.itemsize, source)
     if int(image.header["sform_code"]) == 0:
         _check_pixdim(path, type(image.header), source)
+    try:
+        # Same call as MONAI's NibabelReader: applies scl_slope/scl_inter, keeps (i, j, k) order.
+        array = np.asanyarray(image.dataobj)
+    except _NIBABEL_ERRORS as err:
+        raise InputError(f"{source}: cannot read NIfTI file ({_one_line(err)})") from err
     return array, np.array(image.affine, dtype=np.float64)
 
 
@@ -155,98 +161,27 @@ def _check_pixdim(path: Path, header_class: type, source: str) -> None:
         raise InputError(f"{source}: voxel spacing must be positive, got pixdim {tuple(pixdim.tolist())}")
 
 
-def _read_sitk_file(path: Path, source: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_nrrd(path: Path, source: str) -> tuple[np.ndarray, np.ndarray]:
     import SimpleITK as sitk
 
+    preflight.check_nrrd_sizes(path, source)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
     try:
-        image = sitk.ReadImage(str(path))
+        reader.ReadImageInformation()
     except RuntimeError as err:
-        raise InputError(f"{source}: cannot read image file ({_sitk_message(err)})") from err
-    return _sitk_to_array_affine(image, source)
-
-
-def _read_dicom_series(folder: Path, series_uid: str | None, source: str) -> tuple[np.ndarray, np.ndarray]:
-    # ITK prints warnings for empty folders and uneven slices to stderr; both become InputErrors.
-    with _itk_warnings_off():
-        return _read_dicom_series_quietly(folder, series_uid, source)
-
-
-def _read_dicom_series_quietly(folder: Path, series_uid: str | None, source: str) -> tuple[np.ndarray, np.ndarray]:
-    import SimpleITK as sitk
-
-    reader = sitk.ImageSeriesReader()
-    series = reader.GetGDCMSeriesIDs(str(folder))
-    if not series:
-        raise InputError(f"{source}: no DICOM series found in folder")
-    if series_uid is None:
-        if len(series) > 1:
-            raise InputError(
-                f"{source}: folder holds {len(series)} DICOM series ({', '.join(map(repr, series))}); choose one with series_uid"
-            )
-        series_uid = series[0]
-    elif series_uid not in series:
-        raise InputError(f"{source}: no DICOM series {series_uid!r} in folder (found {', '.join(map(repr, series))})")
-    files = reader.GetGDCMSeriesFileNames(str(folder), series_uid)
-    reader.SetFileNames(files)
-    reader.MetaDataDictionaryArrayUpdateOn()
+        raise InputError(f"{source}: cannot read image file ({sitk_message(err)})") from err
+    shape = reader.GetSize()
+    dtype, n_components = sitk_voxel_type(reader)
+    itemsize = dtype.itemsize * n_components
+    preflight.check_header_shape(shape, source)
+    preflight.check_raw_nrrd_size(path, shape, dtype, itemsize, source)
+    preflight.check_memory(shape, itemsize, source)
     try:
         image = reader.Execute()
     except RuntimeError as err:
-        raise InputError(f"{source}: cannot read DICOM series ({_sitk_message(err)})") from err
-    _check_slice_steps(reader, image, len(files), source)
-    return _sitk_to_array_affine(image, source)
-
-
-def _check_slice_steps(reader: sitk.ImageSeriesReader, image: sitk.Image, n_files: int, source: str) -> None:
-    """Reject a series whose slice positions are not evenly spaced (ITK would assume they are)."""
-    if n_files < 3 or image.GetDimension() != 3:
-        return
-    key = "0020|0032"  # Image Position (Patient)
-    if not all(reader.HasMetaDataKey(i, key) for i in range(n_files)):
-        return
-    positions = np.array([[float(v) for v in reader.GetMetaData(i, key).split("\\")] for i in range(n_files)])
-    normal = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)[:, 2]
-    steps = np.diff(positions @ normal)
-    mean_step = abs(float(steps.mean()))
-    if mean_step == 0 or np.abs(steps - steps.mean()).max() > _SLICE_STEP_TOLERANCE * mean_step:
-        raise InputError(
-            f"{source}: DICOM slices are not evenly spaced (steps {abs(steps).min():.3f} to "
-            f"{abs(steps).max():.3f} mm); a slice may be missing or duplicated"
-        )
-
-
-def _sitk_to_array_affine(image: sitk.Image, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """(i, j, k) array and RAS+ affine of a SimpleITK image (whose array is (k, j, i), world LPS+)."""
-    import SimpleITK as sitk
-
-    n_components = image.GetNumberOfComponentsPerPixel()
-    if n_components != 1:
-        raise InputError(f"{source}: expected one value per voxel, got {n_components} components")
-    ndim = image.GetDimension()
-    array = sitk.GetArrayFromImage(image).transpose(tuple(range(ndim - 1, -1, -1)))
-    n = min(ndim, 3)
-    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(ndim, ndim)[:n, :n]
-    spacing = np.asarray(image.GetSpacing(), dtype=np.float64)[:n]
-    origin = np.asarray(image.GetOrigin(), dtype=np.float64)[:n]
-    if ndim < 3:
-        # Let _squeeze_to_3d report the dimension; any invertible affine will do until then.
-        return array, np.eye(4)
-    affine_lps = np.eye(4)
-    affine_lps[:3, :3] = direction * spacing  # column c = spacing[c] * direction of axis c
-    affine_lps[:3, 3] = origin
-    return array, LPS_TO_RAS @ affine_lps
-
-
-@contextlib.contextmanager
-def _itk_warnings_off() -> Iterator[None]:
-    import SimpleITK as sitk
-
-    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)
-    try:
-        yield
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
+        raise InputError(f"{source}: cannot read image file ({sitk_message(err)})") from err
+    return sitk_to_array_affine(image, source)
 
 
 def _squeeze_to_3d(array: np.ndarray, source: str) -> np.ndarray:
@@ -276,15 +211,6 @@ def _suffix(path: Path) -> str:
     if name.endswith(".gz") and len(path.suffixes) > 1:
         return "".join(path.suffixes[-2:])
     return path.suffix or "(none)"
-
-
-def _sitk_message(err: RuntimeError) -> str:
-    # ITK exceptions span several lines starting with the source location; keep the description.
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    for line in lines:
-        if line.lower().startswith("description:"):
-            return line.split(":", 1)[1].strip()
-    return lines[-1] if lines else type(err).__name__
 
 
 def _one_line(err: BaseException) -> str:

@@ -1,24 +1,28 @@
-"""Write :class:`~voxelprompt.types.Volume` records to NIfTI or NRRD, atomically.
+"""Write :class:`~voxelprompt.types.Volume` records to NIfTI or NRRD, atomically, and check output paths.
 
 The file gets exactly the volume's shape and affine; it appears under its final name only once
-fully written (temporary file in the same folder, then ``os.replace``).
+fully written (temporary file in the same folder, then ``os.replace``). A missing output folder
+is created, as TotalSegmentator, nnU-Net and MONAI's writers do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
 from voxelprompt.errors import InputError
-from voxelprompt.imageio.readers import LPS_TO_RAS, NIFTI_SUFFIXES, _suffix
+from voxelprompt.imageio.itk import LPS_TO_RAS, sitk_message
+from voxelprompt.imageio.readers import NIFTI_SUFFIXES, _suffix
 from voxelprompt.types import Volume
 
-__all__ = ["write_volume", "write_text", "NIFTI_XFORM_CODE"]
+__all__ = ["write_volume", "write_text", "check_output_path", "NIFTI_XFORM_CODE", "IMAGE_SUFFIXES"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +31,37 @@ logger = logging.getLogger(__name__)
 # frame); readers (nibabel, ITK, MONAI) treat codes 1 and 2 alike.
 NIFTI_XFORM_CODE = 1
 
-_WRITE_SUFFIXES = (*NIFTI_SUFFIXES, ".nrrd")
+# What write_volume writes (.nhdr is read but not written: header and data cannot be replaced
+# in one step).
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
 
 # int64 arrays (torch's default) are narrowed to the first of these that holds their range:
 # nibabel refuses int64 by default and many viewers cannot show it.
 _NARROW_INT_DTYPES = (np.uint8, np.int16, np.int32)
+
+
+def check_output_path(path: str | os.PathLike, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> Path:
+    """Check that an output file can be written, before any expensive work; create its folder.
+
+    Cheap and side-effect free apart from creating a missing parent folder (``mkdir -p``): the
+    folder is probed by creating and removing a uniquely named hidden file in it.
+
+    Args:
+        path: the output file.
+        suffixes: accepted endings, compared case-insensitively (``.nii.gz`` before ``.gz``).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        InputError: an ending not in ``suffixes``, a path that is an existing folder, a parent
+            folder that cannot be created, or a folder that cannot be written (read-only file
+            system, no permission).
+    """
+    path = Path(path)
+    _check_suffix(path, suffixes)
+    _prepare_folder(path)
+    return path
 
 
 def write_volume(volume: Volume, path: str | os.PathLike, dtype: np.dtype | type | None = None) -> Path:
@@ -43,7 +73,8 @@ def write_volume(volume: Volume, path: str | os.PathLike, dtype: np.dtype | type
 
     Args:
         volume: (I, J, K) array in on-disk order with a voxel -> RAS+ mm affine.
-        path: ``.nii``, ``.nii.gz`` or ``.nrrd``; an existing file is replaced.
+        path: ``.nii``, ``.nii.gz`` or ``.nrrd``; an existing file is replaced, a missing
+            folder created.
         dtype: on-disk voxel type; ``None`` keeps the array's dtype, except that bool becomes
             uint8 and 64-bit integers the smallest of uint8, int16, int32 that holds the values.
             Floats cast to an integer type are rounded; values must fit the target type.
@@ -52,18 +83,14 @@ def write_volume(volume: Volume, path: str | os.PathLike, dtype: np.dtype | type
         The path written.
 
     Raises:
-        InputError: unknown extension, missing output folder, values that do not fit ``dtype``,
-            or the file cannot be written.
+        InputError: unknown extension, values that do not fit ``dtype``, or the file or its
+            folder cannot be written.
     """
     path = Path(path)
     name = path.name.lower()
-    if not name.endswith(_WRITE_SUFFIXES):
-        raise InputError(
-            f"{path}: unknown output extension {_suffix(path)!r}; expected {', '.join(_WRITE_SUFFIXES)}"
-        )
-    if not path.parent.is_dir():
-        raise InputError(f"{path}: output folder {path.parent} does not exist")
+    _check_suffix(path, IMAGE_SUFFIXES)
     array = _cast(volume.array, dtype, path)
+    _prepare_folder(path)
     suffix = ".nii.gz" if name.endswith(".nii.gz") else path.suffix
     # Hidden name with the real extension, so nibabel/ITK pick the same format and compression.
     tmp = path.parent / f".{path.name[: -len(suffix)]}.{secrets.token_hex(4)}.tmp{suffix}"
@@ -74,9 +101,11 @@ def write_volume(volume: Volume, path: str | os.PathLike, dtype: np.dtype | type
             _write_nrrd(array, volume.affine, tmp)
         os.replace(tmp, path)
     except BaseException as err:
-        tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError | RuntimeError):
-            raise InputError(f"{path}: cannot write file ({' '.join(str(err).split())})") from err
+        _remove_quietly(tmp)
+        if isinstance(err, OSError):
+            raise InputError(f"{path}: cannot write file ({_reason(err)})") from err
+        if isinstance(err, RuntimeError):  # ITK
+            raise InputError(f"{path}: cannot write file ({sitk_message(err)})") from err
         raise
     logger.debug("wrote %s %s %s", path, array.shape, array.dtype)
     return path
@@ -139,13 +168,74 @@ def _narrow_int(array: np.ndarray, path: Path) -> np.ndarray:
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write a text file (JSON, Markdown, CSV) atomically: hidden temporary file, then rename."""
+    """Write a text file (JSON, Markdown, CSV) atomically: hidden temporary file, then rename.
+
+    Args:
+        path: the file; a missing folder is created.
+        text: the content (UTF-8).
+
+    Returns:
+        The path written.
+
+    Raises:
+        InputError: the file or its folder cannot be written.
+    """
     path = Path(path)
+    _prepare_folder(path)
     tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
     try:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as err:
+        _remove_quietly(tmp)
+        if isinstance(err, OSError):
+            raise InputError(f"{path}: cannot write file ({_reason(err)})") from err
         raise
     return path
+
+
+def _check_suffix(path: Path, suffixes: Sequence[str]) -> None:
+    if not path.name.lower().endswith(tuple(suffix.lower() for suffix in suffixes)):
+        raise InputError(f"{path}: unknown output extension {_suffix(path)!r}; expected {', '.join(suffixes)}")
+
+
+def _prepare_folder(path: Path) -> None:
+    """Refuse a path that is a folder, create a missing parent, and probe that it is writable.
+
+    The probe gives the same one-line message on a read-only folder for every writer (nibabel,
+    ITK and plain files each word it differently, ITK with its own prefix).
+    """
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a file name")
+    _make_parent(path.parent, path)
+    probe = path.parent / f".{secrets.token_hex(8)}.voxelprompt-write-test"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as err:
+        raise InputError(f"{path}: cannot write into folder {path.parent} ({_reason(err)})") from err
+    _remove_quietly(probe)
+
+
+def _make_parent(folder: Path, path: Path) -> None:
+    if folder.is_dir():
+        return
+    if folder.exists():
+        raise InputError(f"{path}: output folder {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"{path}: cannot create output folder {folder} ({_reason(err)})") from err
+    logger.info("created output folder %s", folder)
+
+
+def _remove_quietly(path: Path) -> None:
+    # The temporary file may never have been created (read-only or vanished folder), and removing
+    # it can fail the same way: the error worth reporting is the one that got us here.
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
+def _reason(err: OSError) -> str:
+    """``"read-only file system"`` for EROFS: the errno's text, lower-case first letter."""
+    text = err.strerror or " ".join(str(err).split()) or type(err).__name__
+    return text[:1].lower() + text[1:]
