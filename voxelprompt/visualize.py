@@ -1,105 +1,360 @@
 """PNG overlays of label maps on a CT: axial, coronal and sagittal slices through one point.
 
-Slices are cut in the RAS-reoriented volume (nibabel's ``as_closest_canonical``), shown in
-radiological convention (patient right on the image's left, anterior up in axial, superior up in
-coronal and sagittal) with the voxel aspect ratio kept.
+Slices are cut in the RAS-reoriented volume (nibabel's closest canonical orientation) and shown as
+a radiologist reads them: axial and coronal with the patient's right on the image's left, sagittal
+with anterior on the left; anterior up in axial, superior up in coronal and sagittal. Pixels keep
+the voxel aspect ratio. Labels take the anatomical colours of :func:`voxelprompt.catalog.class_color`.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nibabel as nib
 import numpy as np
+from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
 
+from voxelprompt.catalog import class_color, vista3d_catalog
+from voxelprompt.errors import InputError, PromptError
 from voxelprompt.types import Volume
 
-__all__ = ["overlay_png", "VIEWS"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["VIEWS", "Panel", "overlay_panels", "overlay_figure", "overlay_png", "overlay_file", "default_point"]
 
 VIEWS = ("axial", "coronal", "sagittal")
 _WINDOW = (-160.0, 240.0)  # abdominal soft-tissue window in HU
+_FIXED = {"axial": 2, "coronal": 1, "sagittal": 0}  # RAS axis held constant by each view
+_PLANE = {"axial": (0, 1), "coronal": (0, 2), "sagittal": (1, 2)}  # RAS axes shown (across, up)
+# Patient directions at the (left, right, top, bottom) edges of each view.
+_EDGES = {"axial": "RLAP", "coronal": "RLSI", "sagittal": "APSI"}
+_GRID_TOLERANCE_MM = 1e-3
+_LEGEND_ROWS = 18  # legend entries per column before another column starts
+
+RowSpec = tuple[str, Volume] | tuple[str, Volume, Mapping[int, str] | None]
 
 
-def _canonical(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """nibabel's closest-canonical (RAS) reorientation: the array, its voxel sizes, its affine."""
-    img = nib.as_closest_canonical(nib.Nifti1Image(array, affine))
-    return np.asanyarray(img.dataobj), np.asarray(img.header.get_zooms()[:3], dtype=float), img.affine
+@dataclass(frozen=True)
+class Panel:
+    """One view of an overlay, ready to show.
+
+    Args:
+        view: ``"axial"``, ``"coronal"`` or ``"sagittal"``.
+        rgb: (H, W, 3) float32 colours in [0, 1], row 0 at the top, column 0 on the left, oriented
+            as the module docstring states.
+        ids: label values > 0 visible in the slice, ascending.
+        pixel_aspect: height / width of one pixel in millimetres.
+        marks: (row, column) of the clicks lying in this slice.
+    """
+
+    view: str
+    rgb: np.ndarray
+    ids: tuple[int, ...]
+    pixel_aspect: float
+    marks: tuple[tuple[int, int], ...] = ()
 
 
-def _ras_point(point: Sequence[int], affine: np.ndarray, canonical_affine: np.ndarray) -> np.ndarray:
-    """Input voxel -> voxel of the canonical array (both grids share their world frame)."""
+def _to_ras(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A view of ``array`` in the closest RAS orientation (no copy) and its voxel -> RAS+ affine."""
+    ornt = io_orientation(affine)
+    return apply_orientation(array, ornt), affine @ inv_ornt_aff(ornt, array.shape)
+
+
+def _ras_index(point: Sequence[float], affine: np.ndarray, ras_affine: np.ndarray) -> np.ndarray:
+    """Input voxel (i, j, k) -> nearest voxel of the RAS-reoriented array (same world frame)."""
     world = affine @ np.append(np.asarray(point, dtype=float), 1.0)
-    return np.rint(np.linalg.solve(canonical_affine, world)[:3]).astype(int)
+    return np.rint(np.linalg.solve(ras_affine, world)[:3]).astype(int)
+
+
+def _plane(ras: np.ndarray, view: str, p: np.ndarray) -> np.ndarray:
+    """The ``view`` slice through RAS voxel ``p`` as displayed (row 0 top, column 0 left)."""
+    index: list[slice | int] = [slice(None)] * 3
+    index[_FIXED[view]] = int(p[_FIXED[view]])
+    # Slice axes are (across, up) in increasing R/A/S; the display runs both the other way.
+    return np.asarray(ras[tuple(index)])[::-1, ::-1].T
+
+
+def _display_position(m: np.ndarray, view: str, shape: tuple[int, int, int]) -> tuple[int, int]:
+    """(row, column) at which RAS voxel ``m`` appears in the ``view`` panel."""
+    across, up = _PLANE[view]
+    return int(shape[up] - 1 - m[up]), int(shape[across] - 1 - m[across])
+
+
+def _blend(ct: np.ndarray, labels: np.ndarray | None, alpha: float) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Windowed grey CT with label colours mixed in at ``alpha``; also the label values seen."""
+    grey = np.clip((ct.astype(np.float32) - _WINDOW[0]) / (_WINDOW[1] - _WINDOW[0]), 0.0, 1.0)
+    rgb = np.repeat(grey[..., None], 3, axis=-1)
+    if labels is None:
+        return rgb, ()
+    if labels.dtype.kind == "f":
+        labels = np.rint(labels)
+    labels = labels.astype(np.int64, copy=False)
+    values, inverse = np.unique(labels, return_inverse=True)
+    table = np.array([class_color(v) if v > 0 else (0, 0, 0) for v in values], dtype=np.float32) / 255.0
+    colour = table[inverse.reshape(labels.shape)]
+    on = labels > 0
+    rgb[on] = (1.0 - alpha) * rgb[on] + alpha * colour[on]
+    return rgb, tuple(int(v) for v in values if v > 0)
+
+
+def _check_point(point: Sequence[float], image: Volume) -> tuple[int, int, int]:
+    p = tuple(int(round(float(c))) for c in point)
+    if len(p) != 3 or any(not 0 <= c < s for c, s in zip(p, image.shape)):
+        raise PromptError(f"point {tuple(point)} is outside the volume of shape {image.shape} (voxel indices i, j, k)")
+    return p  # type: ignore[return-value]
+
+
+def _check_grid(image: Volume, labels: Volume) -> None:
+    """Raise InputError unless ``labels`` has the image's shape and voxel positions (within 1e-3 mm)."""
+    if labels.shape != image.shape:
+        raise InputError(f"{labels.source}: label map shape {labels.shape} differs from the image's {image.shape}")
+    corners = np.array(np.meshgrid(*[[0, s - 1] for s in image.shape], indexing="ij")).reshape(3, -1).T
+    gap = np.linalg.norm(image.voxel_to_world(corners) - labels.voxel_to_world(corners), axis=1).max()
+    if gap > _GRID_TOLERANCE_MM:
+        raise InputError(
+            f"{labels.source}: label map grid is {gap:.4g} mm away from the image's ({image.source}); "
+            "resample it onto the image grid first"
+        )
+
+
+def overlay_panels(
+    image: Volume,
+    labels: Volume | None = None,
+    point: Sequence[float] | None = None,
+    clicks: Sequence[Sequence[float]] = (),
+    alpha: float = 0.5,
+) -> tuple[Panel, Panel, Panel]:
+    """The three display-ready views through one point: axial, coronal, sagittal.
+
+    Args:
+        image: CT in HU, (I, J, K) in on-disk order with its voxel -> RAS+ affine.
+        labels: label map on the image's grid (0 = background), or None for the CT alone.
+        point: input voxel (i, j, k) the slices pass through (default: the volume centre).
+        clicks: input voxels (i, j, k) reported in :attr:`Panel.marks` where they lie in a slice.
+        alpha: opacity of the label colours.
+
+    Returns:
+        One :class:`Panel` per view, in :data:`VIEWS` order, oriented as the module docstring states.
+
+    Raises:
+        InputError: ``labels`` is not on the image's grid.
+        PromptError: ``point`` is outside the volume.
+    """
+    return _panel_rows(image, [labels], point, clicks, alpha)[0]
+
+
+def _panel_rows(
+    image: Volume,
+    label_maps: Sequence[Volume | None],
+    point: Sequence[float] | None,
+    clicks: Sequence[Sequence[float]],
+    alpha: float,
+) -> list[tuple[Panel, Panel, Panel]]:
+    """Panels for several label maps over one CT (the CT is reoriented once)."""
+    point = tuple(s // 2 for s in image.shape) if point is None else _check_point(point, image)
+    for lab in label_maps:
+        if lab is not None:
+            _check_grid(image, lab)
+    ct, ras_affine = _to_ras(np.asarray(image.array), image.affine)
+    zooms = np.linalg.norm(ras_affine[:3, :3], axis=0)
+    p = _ras_index(point, image.affine, ras_affine)
+    marks = [_ras_index(c, image.affine, ras_affine) for c in clicks]
+    ct_planes = {view: _plane(ct, view, p) for view in VIEWS}
+    rows = []
+    for lab in label_maps:
+        lab_ras = None if lab is None else _to_ras(np.asarray(lab.array), lab.affine)[0]
+        panels = []
+        for view in VIEWS:
+            rgb, ids = _blend(ct_planes[view], None if lab_ras is None else _plane(lab_ras, view, p), alpha)
+            fixed = _FIXED[view]
+            shown = tuple(_display_position(m, view, ct.shape) for m in marks if m[fixed] == p[fixed])
+            across, up = _PLANE[view]
+            panels.append(Panel(view, rgb, ids, float(zooms[up] / zooms[across]), shown))
+        rows.append(tuple(panels))
+    return rows  # type: ignore[return-value]
+
+
+def _row_parts(row: RowSpec) -> tuple[str, Volume, Mapping[int, str] | None]:
+    if len(row) == 3:
+        return row  # type: ignore[return-value]
+    caption, volume = row  # type: ignore[misc]
+    return caption, volume, None
+
+
+def overlay_figure(
+    image: Volume,
+    labels: Sequence[RowSpec],
+    point: Sequence[float] | None = None,
+    clicks: Sequence[Sequence[float]] = (),
+    title: str = "",
+    names: Mapping[int, str] | None = None,
+    dpi: float = 100.0,
+) -> Figure:
+    """A matplotlib figure: one row per label map, axial / coronal / sagittal columns and a legend.
+
+    Each row's legend lists the label values visible in that row's three slices, named by the
+    row's own mapping, else ``names``, else :func:`voxelprompt.catalog.vista3d_catalog`.
+
+    Args:
+        image: CT in HU, (I, J, K) in on-disk order with its voxel -> RAS+ affine.
+        labels: ``(caption, label map)`` or ``(caption, label map, names)`` per row, label maps on
+            the image's grid (0 = background); empty for the CT alone.
+        point: input voxel (i, j, k) the slices pass through (default: the volume centre).
+        clicks: input voxels (i, j, k) drawn as yellow crosses where they lie in a shown slice.
+        title: figure title (kept clear of the panel captions by constrained layout).
+        names: label value -> legend name for every row, e.g. ``{1: "object (clicks)"}``.
+        dpi: resolution of the figure (pixels per inch).
+
+    Returns:
+        A figure on an Agg canvas (no pyplot state is touched).
+
+    Raises:
+        InputError: a label map is not on the image's grid.
+        PromptError: ``point`` is outside the volume.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    specs = [_row_parts(r) for r in labels] or [("", None, None)]
+    rows = _panel_rows(image, [s[1] for s in specs], point, clicks, alpha=0.5)
+    catalog = vista3d_catalog()
+    legends = []
+    for (_, _, row_names), panels in zip(specs, rows):
+        ids = sorted(set().union(*(p.ids for p in panels)))
+        lookup = {**(names or {}), **(row_names or {})}
+        legends.append([(i, lookup.get(i, catalog.name(i))) for i in ids])
+    columns = max([1] + [math.ceil(len(entries) / _LEGEND_ROWS) for entries in legends])
+    longest = max([len(name) for entries in legends for _, name in entries] + [12])
+    legend_width = columns * (0.5 + 0.07 * longest)
+    size = (12.0 + legend_width, 4.0 * len(rows) + (0.4 if title else 0.0))
+    fig = Figure(figsize=size, dpi=dpi, layout="constrained")  # constrained: the title gets its own room
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(len(rows), 4, width_ratios=[4.0, 4.0, 4.0, legend_width])
+    for r, ((caption, _, _), panels, entries) in enumerate(zip(specs, rows, legends)):
+        for c, panel in enumerate(panels):
+            ax = fig.add_subplot(grid[r, c])
+            ax.imshow(panel.rgb, origin="upper", aspect=panel.pixel_aspect, interpolation="nearest")
+            for row, col in panel.marks:
+                ax.plot(col, row, "+", color="yellow", markersize=14, markeredgewidth=2)
+            _edge_letters(ax, panel.view)
+            ax.set_title(f"{caption} - {panel.view}" if caption else panel.view, fontsize=10)
+            ax.axis("off")
+        key = fig.add_subplot(grid[r, 3])
+        key.axis("off")
+        if entries:
+            handles = [Patch(facecolor=np.array(class_color(i)) / 255.0, label=name) for i, name in entries]
+            key.legend(handles=handles, loc="upper left", frameon=False, fontsize=8, borderaxespad=0.0,
+                       ncol=math.ceil(len(entries) / _LEGEND_ROWS), handlelength=1.2)  # fmt: skip
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _edge_letters(ax, view: str) -> None:
+    """Patient directions at the panel edges, as viewers print them (R/L, A/P, S/I)."""
+    left, right, top, bottom = _EDGES[view]
+    style = {"transform": ax.transAxes, "color": "#7fd4ff", "fontsize": 8, "fontweight": "bold"}
+    ax.text(0.01, 0.5, left, ha="left", va="center", **style)
+    ax.text(0.99, 0.5, right, ha="right", va="center", **style)
+    ax.text(0.5, 0.99, top, ha="center", va="top", **style)
+    ax.text(0.5, 0.01, bottom, ha="center", va="bottom", **style)
 
 
 def overlay_png(
     image: Volume,
-    labels: Sequence[tuple[str, Volume]],
+    labels: Sequence[RowSpec],
     path: str | os.PathLike,
-    point: Sequence[int] | None = None,
-    clicks: Sequence[Sequence[int]] = (),
+    point: Sequence[float] | None = None,
+    clicks: Sequence[Sequence[float]] = (),
     title: str = "",
+    names: Mapping[int, str] | None = None,
 ) -> Path:
-    """Write one PNG: a row per label map, axial / coronal / sagittal columns through ``point``.
+    """Write one PNG (atomically): a row per label map, axial / coronal / sagittal and a legend.
 
     Args:
-        image: CT in HU.
-        labels: ``(caption, label map)`` pairs on the image's grid (0 = background).
-        path: PNG to write (atomically).
-        point: input voxel (i, j, k) the slices pass through (default: the centre).
-        clicks: input voxels drawn as crosses where they lie in a shown slice.
+        image: CT in HU, (I, J, K) in on-disk order with its voxel -> RAS+ affine.
+        labels: ``(caption, label map)`` or ``(caption, label map, names)`` per row (see
+            :func:`overlay_figure`).
+        path: PNG to write; its folder is created.
+        point: input voxel (i, j, k) the slices pass through (default: the volume centre).
+        clicks: input voxels (i, j, k) drawn as crosses where they lie in a shown slice.
         title: figure title.
+        names: label value -> legend name for every row (e.g. ``{1: "object (clicks)"}``).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        InputError: a label map is not on the image's grid.
+        PromptError: ``point`` is outside the volume.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    point = tuple(int(s) // 2 for s in image.shape) if point is None else tuple(int(p) for p in point)
-    ct, zooms, ras_affine = _canonical(np.asarray(image.array, dtype=np.float32), image.affine)
-    p = _ras_point(point, image.affine, ras_affine)
-    marks = [_ras_point(c, image.affine, ras_affine) for c in clicks]
-    rows = max(1, len(labels))
-    fig, axes = plt.subplots(rows, 3, figsize=(12, 4 * rows), squeeze=False)
-    cmap = plt.get_cmap("tab10")
-    for r, (caption, lab) in enumerate(labels or [("", image.with_array(np.zeros(image.shape, np.int32)))]):
-        lab_ras, _, _ = _canonical(np.asarray(lab.array).astype(np.int32, copy=False), lab.affine)
-        for c, view in enumerate(VIEWS):
-            sl, aspect, keep = _slice(view, p, zooms)
-            ax = axes[r][c]
-            ax.imshow(np.clip(ct[sl], *_WINDOW).T, cmap="gray", origin="lower", aspect=aspect)
-            ids = lab_ras[sl].T
-            colors = cmap(ids % 10)
-            colors[..., 3] = np.where(ids > 0, 0.5, 0.0)
-            ax.imshow(colors, origin="lower", aspect=aspect)
-            for m in marks:
-                if m[keep[0]] == p[keep[0]]:
-                    ax.plot(m[keep[1]], m[keep[2]], "y+", markersize=14, markeredgewidth=2)
-            if view != "sagittal":
-                ax.invert_xaxis()  # radiological: patient right on the left
-            ax.set_title(f"{caption} - {view}" if caption else view, fontsize=10)
-            ax.axis("off")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+    fig = overlay_figure(image, labels, point=point, clicks=clicks, title=title, names=names)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=80)
+        fig.savefig(tmp, dpi=fig.dpi, format="png")
         os.replace(tmp, path)
     finally:
-        plt.close(fig)
         tmp.unlink(missing_ok=True)
     return path
 
 
-def _slice(view: str, p: np.ndarray, zooms: np.ndarray) -> tuple[tuple, float, tuple[int, int, int]]:
-    """Index of the 2D slice, display aspect (row mm / column mm), and (fixed, x, y) RAS axes."""
-    if view == "axial":
-        return (slice(None), slice(None), int(p[2])), zooms[1] / zooms[0], (2, 0, 1)
-    if view == "coronal":
-        return (slice(None), int(p[1]), slice(None)), zooms[2] / zooms[0], (1, 0, 2)
-    return (int(p[0]), slice(None), slice(None)), zooms[2] / zooms[1], (0, 1, 2)
+def default_point(labels: Volume) -> tuple[int, int, int]:
+    """Voxel (i, j, k) to slice a label map through: the labelled voxel nearest its centre of mass.
+
+    Snapping to a labelled voxel keeps the slices on a structure when the centre of mass falls
+    between structures (two kidneys). The volume centre when nothing is labelled.
+    """
+    mask = np.asarray(labels.array) > 0
+    total = int(mask.sum())
+    if total == 0:
+        return tuple(s // 2 for s in labels.shape)  # type: ignore[return-value]
+    centre = np.array([
+        (np.arange(n) * mask.sum(axis=tuple(a for a in range(3) if a != axis))).sum() / total
+        for axis, n in enumerate(mask.shape)
+    ])  # fmt: skip
+    # A strided look keeps the candidate list short for whole-body label maps.
+    stride = max(1, math.ceil((total / 1e6) ** (1 / 3)))
+    candidates = np.argwhere(mask[::stride, ::stride, ::stride]) * stride
+    if len(candidates) == 0:
+        candidates = np.argwhere(mask)
+    nearest = candidates[np.argmin((((candidates - centre) * labels.spacing) ** 2).sum(axis=1))]
+    return tuple(int(c) for c in nearest)  # type: ignore[return-value]
+
+
+def overlay_file(
+    image: Volume,
+    labels: Volume,
+    path: str | os.PathLike,
+    point: Sequence[float] | None = None,
+    title: str = "",
+    names: Mapping[int, str] | None = None,
+) -> Path:
+    """Overlay one label map on its CT as a PNG (``voxelprompt overlay CT LABELS -o picture.png``).
+
+    Args:
+        image: CT in HU, (I, J, K) in on-disk order with its voxel -> RAS+ affine.
+        labels: label map on the image's grid (same shape, voxel positions within 1e-3 mm).
+        path: PNG to write (atomically).
+        point: input voxel (i, j, k) the slices pass through; default :func:`default_point`.
+        title: figure title; without one, the panel captions name the label file.
+        names: label value -> legend name, for ids that are not VISTA3D classes.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        InputError: ``labels`` is not on the image's grid.
+        PromptError: ``point`` is outside the volume.
+    """
+    _check_grid(image, labels)
+    point = default_point(labels) if point is None else point
+    caption = "" if title or labels.source.startswith("<") else Path(labels.source).name  # else said twice
+    return overlay_png(image, [(caption, labels)], path, point=point, title=title, names=names)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from voxelprompt.catalog.colors import ClassColor, Code, class_color, fallback_color, vista3d_colors
 from voxelprompt.catalog.labels import (
     EVERYTHING_EXCLUDED,
     GROUPS,
@@ -15,13 +16,18 @@ from voxelprompt.catalog.labels import (
 )
 
 __all__ = [
+    "ClassColor",
+    "Code",
     "EVERYTHING_EXCLUDED",
     "GROUPS",
     "LAST_SUPPORTED",
     "SPECIAL_CLASSES",
     "LabelCatalog",
+    "class_color",
     "everything_classes",
     "expand_groups",
+    "fallback_color",
     "normalize_name",
     "vista3d_catalog",
+    "vista3d_colors",
 ]
