@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 import torch
 
+from shared_paths import SHARED, shared_file
 from voxelprompt.models.segvol import SEGVOL_REGISTRY, SegVol, load_state_dict_strict, normalize_state_dict
 
-FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "segvol_parity"
+FIXTURE = SHARED / "fixtures" / "segvol_parity"
 TOLERANCE = 1e-3  # max |logit difference|; float32 round-off gives ~1e-5
-
-pytestmark = pytest.mark.skipif(not FIXTURE.is_dir(), reason=f"SegVol parity fixture not found at {FIXTURE}")
 
 
 def _cases() -> dict[str, dict]:
@@ -31,6 +29,13 @@ def _cases() -> dict[str, dict]:
 
 CASES = _cases()
 TEXT_CASES = [name for name, case in CASES.items() if "text" in case]
+
+
+def test_parity_fixture_is_present():
+    """The parametrised cases below come from the fixture: without it they would silently vanish."""
+    for name in ("cases.json", "expected.npz", "state_dict_keys.txt", "weights.py"):
+        shared_file("fixtures", "segvol_parity", name)
+    assert CASES and TEXT_CASES
 
 
 def _weights_module() -> ModuleType:
