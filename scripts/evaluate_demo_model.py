@@ -22,7 +22,7 @@ import numpy as np
 
 from voxelprompt.api import load_segmenter
 from voxelprompt.catalog import vista3d_catalog
-from voxelprompt.demo import LESION_CLASS, ORGAN_CLASSES, ZERO_SHOT_ID
+from voxelprompt.demo import LESION_CLASS, ORGAN_CLASSES
 from voxelprompt.evaluation.clicks import Click, center_click, correction_click
 from voxelprompt.evaluation.metrics import dice
 from voxelprompt.imageio import read_labels, read_volume
@@ -43,13 +43,13 @@ def _points(clicks) -> Points:
     )
 
 
-def _clicked(session: InteractiveSession, gt: np.ndarray, zero_shot: int | None, unpredicted: int) -> dict[int, float]:
-    """Point-only Dice after each click count in CLICKS."""
+def _clicked(session: InteractiveSession, gt: np.ndarray, classes: tuple[int, ...], new_structure: bool) -> dict[int, float]:
+    """Dice after each click count in CLICKS (clicks with the class id, or a new structure)."""
     clicks = [Click(center_click(gt), 1)]
     out: dict[int, float] = {}
     for n in range(1, max(CLICKS) + 1):
-        labels = np.asarray(session.segment(Prompts(points=_points(clicks), zero_shot_class=zero_shot)).labels.array)
-        pred = (labels > 0) & (labels != unpredicted)
+        prompts = Prompts(classes=classes, points=_points(clicks), new_structure=new_structure)
+        pred = np.asarray(session.segment(prompts).labels.array) > 0
         if n in CLICKS:
             out[n] = dice(pred, gt)
         nxt = correction_click(pred, gt, rng=n, strategy="center")
@@ -91,8 +91,8 @@ def main() -> None:
             if (gt == c).any():
                 target = (gt == c) | ((gt == LESION_CLASS) if c == 1 else False)
                 auto_dice[name(c)] = dice(auto == c, target)
-        organ_clicks = {name(c): _clicked(session, gt == c, c, 255) for c in ORGAN_CLASSES if (gt == c).any()}
-        lesion_clicks = {name(c): _clicked(session, gt == c, ZERO_SHOT_ID, 255) for c in LESIONS if (gt == c).any()}
+        organ_clicks = {name(c): _clicked(session, gt == c, (c,), False) for c in ORGAN_CLASSES if (gt == c).any()}
+        lesion_clicks = {name(c): _clicked(session, gt == c, (), True) for c in LESIONS if (gt == c).any()}
         cases.append({
             "case": entry["image"], "seconds_everything": round(t_auto, 1),
             "seconds_total": round(time.perf_counter() - t0, 1), "auto": auto_dice,

@@ -1,8 +1,12 @@
-"""Run the ``voxelprompt`` command line in-process, as the console script would."""
+"""Run the ``voxelprompt`` command line in-process, as the console script would, or the installed
+console script itself in a subprocess (what users run)."""
 
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 from voxelprompt.cli import main
 
@@ -21,3 +25,13 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
         log.handlers[:], log.level, log.propagate = saved
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+#: The console script pip installed next to this interpreter (``pip install -e .`` in the README).
+SCRIPT = Path(sys.executable).with_name("voxelprompt")
+
+
+def script(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the installed ``voxelprompt ARGS`` in a subprocess (stdout and stderr captured as text)."""
+    assert SCRIPT.is_file(), f"console script not installed next to {sys.executable}: run `pip install -e .`"
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout)

@@ -1,55 +1,46 @@
 """One-call Python entry point: a path or an in-memory volume in, a label map out.
 
 The CLI, server and batch runner are thin adapters over :func:`segment` and
-:class:`~voxelprompt.inference.segmenter.Vista3DSegmenter` (load once, segment many).
+:class:`~voxelprompt.inference.segmenter.Vista3DSegmenter` (load once, segment many). Importing
+this module is cheap (no torch): every check that needs only the prompts, the output path or the
+image's header runs before a model is loaded.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from voxelprompt.catalog import vista3d_catalog
+from voxelprompt.devices import check_device, resolve_device
 from voxelprompt.errors import VoxelPromptError
-from voxelprompt.imageio import read_volume, write_volume
-from voxelprompt.inference.default_model import default_checkpoint, default_profile
-from voxelprompt.inference.profiles import InferenceProfile
-from voxelprompt.inference.segmenter import Vista3DSegmenter
-from voxelprompt.types import Points, PointSpace, Prompts, Segmentation, Volume
+from voxelprompt.prompts import Coordinate, build_prompts, check_points_inside
+from voxelprompt.types import PointSpace, Segmentation, Volume
 
-__all__ = ["segment", "build_prompts", "load_segmenter"]
+if TYPE_CHECKING:  # torch is imported only when a model is loaded
+    from voxelprompt.inference.segmenter import Vista3DSegmenter
 
-Coordinate = tuple[float, float, float]
+__all__ = ["segment", "build_prompts", "load_segmenter", "read_ct", "DEMO_MODEL_WARNING", "MODEL_FAMILIES"]
 
+logger = logging.getLogger(__name__)
 
-def build_prompts(
-    classes: Sequence[str | int] = (),
-    points: Sequence[Coordinate] = (),
-    negative_points: Sequence[Coordinate] = (),
-    point_space: PointSpace | str = PointSpace.VOXEL,
-    zero_shot_class: int | None = None,
-) -> Prompts:
-    """Prompts from user-facing values: class names or ids, positive and negative clicks.
+#: Model families :func:`segment` takes.
+MODEL_FAMILIES = ("vista3d", "segvol")
 
-    Args:
-        classes: VISTA3D class names (case, ``_``/space and word order tolerated) or indices.
-        points: positive clicks, (I, J, K) voxels or (x, y, z) RAS+ mm (see :mod:`voxelprompt.types`).
-        negative_points: negative clicks, same frame.
-        point_space: ``"voxel"`` or ``"world"``.
-        zero_shot_class: class id for a point-only object (> 132 selects the zero-shot embedding).
-    """
-    ids = vista3d_catalog().resolve(list(classes))
-    clicks = None
-    if points or negative_points:
-        clicks = Points.from_lists(list(points), list(negative_points), space=PointSpace(point_space))
-    return Prompts(classes=ids, points=clicks, zero_shot_class=zero_shot_class)
+#: Printed whenever the shipped demo model segments something other than a phantom.
+DEMO_MODEL_WARNING = (
+    "WARNING: no --checkpoint given, so the shipped DEMO model segments this image: it was trained "
+    "on synthetic CT phantoms only and its labels on a real CT are not meaningful; pass "
+    "--checkpoint model.pt with the official VISTA3D weights (MONAI model zoo, models/model.pt)"
+)
 
 
 def load_segmenter(
     checkpoint: str | os.PathLike | None = None,
     profile: str = "bundle",
-    device: str = "cpu",
+    device: str = "auto",
     roi_size: tuple[int, int, int] | None = None,
     progress: bool = False,
     engine: str = "exact",
@@ -59,20 +50,41 @@ def load_segmenter(
 
     Without ``checkpoint`` the demo model shipped in the package is used, with ``profile``'s
     pipeline at the demo model's spacing, window and class set (see
-    :mod:`voxelprompt.inference.default_model`). ``engine`` and ``amp``: see
+    :mod:`voxelprompt.inference.default_model`). ``device``: auto, cpu, cuda or cuda:N (see
+    :mod:`voxelprompt.devices`). ``engine`` and ``amp``: see
     :class:`~voxelprompt.inference.segmenter.Vista3DSegmenter`.
-    """
-    if device.startswith("cuda"):
-        import torch
 
-        if not torch.cuda.is_available():
-            raise VoxelPromptError(f"device {device!r} requested but no CUDA GPU is available")
+    Raises:
+        CheckpointError: unreadable checkpoint or another architecture.
+        VoxelPromptError: an unknown profile, engine or device.
+    """
+    from voxelprompt.inference.default_model import default_checkpoint, default_profile
+    from voxelprompt.inference.profiles import InferenceProfile
+    from voxelprompt.inference.segmenter import Vista3DSegmenter
+
     chosen: str | InferenceProfile = profile
     if checkpoint is None:
         checkpoint, chosen = default_checkpoint(), default_profile(profile)
     return Vista3DSegmenter.from_checkpoint(
-        checkpoint, profile=chosen, device=device, roi_size=roi_size, progress=progress, engine=engine, amp=amp
-    )
+        checkpoint, profile=chosen, device=resolve_device(device), roi_size=roi_size, progress=progress,
+        engine=engine, amp=amp,
+    )  # fmt: skip
+
+
+def read_ct(image: str | os.PathLike | Volume, series_uid: str | None = None) -> Volume:
+    """The CT to segment, read (see :func:`voxelprompt.imageio.read_volume`) unless already a
+    :class:`Volume`; logs a one-line warning when its values do not look like Hounsfield units.
+
+    Raises:
+        InputError: as :func:`~voxelprompt.imageio.read_volume`.
+    """
+    from voxelprompt.imageio import hounsfield_warning, read_volume
+
+    volume = image if isinstance(image, Volume) else read_volume(image, series_uid=series_uid)
+    warning = hounsfield_warning(volume)
+    if warning is not None:
+        logger.warning("WARNING: %s", warning)
+    return volume
 
 
 def segment(
@@ -89,47 +101,72 @@ def segment(
     points: Sequence[Coordinate] = (),
     negative_points: Sequence[Coordinate] = (),
     point_space: PointSpace | str = PointSpace.VOXEL,
-    zero_shot_class: int | None = None,
+    new_structure: bool = False,
+    series_uid: str | None = None,
     profile: str = "bundle",
-    device: str = "cpu",
+    device: str = "auto",
     engine: str = "exact",
     amp: bool = False,
     progress: bool = False,
 ) -> Segmentation:
     """Segment a CT (a file, a DICOM folder, or a :class:`Volume`) and optionally write the labels.
 
-    The label map has the input's exact shape and affine; values are VISTA3D class indices.
-    Give ``checkpoint``, an already loaded ``segmenter`` (to reuse one model), or neither for the
-    shipped demo model.
+    The label map has the input's exact shape and affine and holds only 0 and the prompted ids
+    (VISTA3D class indices, or :data:`~voxelprompt.types.OBJECT_ID` for an object from clicks
+    alone). Give ``checkpoint``, an already loaded ``segmenter`` (to reuse one model), or neither
+    for the shipped demo model. Checks run cheapest first: prompts and the output path, then the
+    image (clicks against its grid), and only then is a model loaded.
 
     Args:
         model: ``"vista3d"`` or ``"segvol"`` (then see :func:`voxelprompt.api_segvol.segment_segvol`).
         text: a class name; SegVol encodes it with CLIP, VISTA3D looks it up in the class table.
         box: SegVol box ``(i0, j0, k0, i1, j1, k1)`` in input voxels, corners inclusive.
+        new_structure: clicks without a class mark a structure outside VISTA3D's classes
+            (zero-shot point embedding); see :class:`~voxelprompt.types.Prompts`.
+        series_uid: which DICOM series to read when ``image`` is a folder holding several.
+        device: auto, cpu, cuda or cuda:N.
         engine: VISTA3D class-prompt engine: ``exact`` (official result, faster), ``reference``
             (MONAI's inferer) or ``fast`` (approximate); see :mod:`voxelprompt.inference.engine`.
         amp: float16 autocast on CUDA.
+
+    Raises:
+        VoxelPromptError: bad input, prompt, option, output path or checkpoint (one-line message).
     """
+    from voxelprompt.imageio import check_output_path, write_volume
+
+    if model not in MODEL_FAMILIES:
+        raise VoxelPromptError(f"unknown model family {model!r}; choose {' or '.join(MODEL_FAMILIES)}")
+    check_device(device)
+    if output is not None:
+        check_output_path(output)
     if model == "segvol":
-        from voxelprompt.api_segvol import segment_segvol
+        from voxelprompt.api_segvol import build_segvol_prompts, segment_segvol
 
         if everything:
             raise VoxelPromptError("everything mode is VISTA3D's; SegVol segments one prompted object")
+        if new_structure:
+            raise VoxelPromptError("new_structure is a VISTA3D option; SegVol segments what its prompts locate")
+        if checkpoint is None:
+            raise VoxelPromptError("SegVol needs --checkpoint (SegVol_v1.pth): its weights are not shipped")
+        build_segvol_prompts(text, box, points, negative_points, point_space, classes)  # cheap checks first
         return segment_segvol(
-            image, output, checkpoint=checkpoint, text=text, box=box, points=points,
-            negative_points=negative_points, point_space=point_space, classes=classes,
-            device=device, progress=progress,
-        )
-    if model != "vista3d":
-        raise VoxelPromptError(f"unknown model family {model!r}; choose vista3d or segvol")
+            read_ct(image, series_uid), output, checkpoint=checkpoint, text=text, box=box, points=points,
+            negative_points=negative_points, point_space=point_space, classes=classes, device=resolve_device(device),
+            progress=progress,
+        )  # fmt: skip
     if box is not None:
         raise VoxelPromptError("box prompts need SegVol (--model segvol); VISTA3D takes classes and clicks")
     if text:
         classes = [*classes, text]  # VISTA3D resolves free text through its class table
-    # Cheap checks first: a bad prompt or file fails before the model is loaded.
-    prompts = build_prompts(classes, points, negative_points, point_space, zero_shot_class)
-    volume = image if isinstance(image, Volume) else read_volume(image)
+    prompts = build_prompts(classes, points, negative_points, point_space, new_structure)
+    if not everything and not prompts.classes and prompts.points is None:
+        raise VoxelPromptError("nothing to segment: give classes, everything, or points")
+    volume = read_ct(image, series_uid)
+    if prompts.points is not None:
+        check_points_inside(prompts.points, volume)
     if segmenter is None:
+        if checkpoint is None:
+            logger.warning(DEMO_MODEL_WARNING)
         segmenter = load_segmenter(checkpoint, profile=profile, device=device, progress=progress, engine=engine, amp=amp)
     result = segmenter.segment(volume, prompts, everything=everything)
     if output is not None:

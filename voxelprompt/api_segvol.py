@@ -11,13 +11,17 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from voxelprompt.devices import resolve_device
 from voxelprompt.errors import InputError, PromptError, VoxelPromptError
 from voxelprompt.imageio import read_volume, write_volume
-from voxelprompt.inference.segvol import Identification, SegVolSegmenter, identify_mask
 from voxelprompt.types import Box, Points, PointSpace, Prompts, Segmentation, Volume
+
+if TYPE_CHECKING:  # torch is imported only when a model is loaded
+    from voxelprompt.inference.segvol import Identification, SegVolSegmenter
 
 __all__ = ["build_segvol_prompts", "identify", "load_segvol_segmenter", "segment_segvol"]
 
@@ -62,18 +66,18 @@ def build_segvol_prompts(
 
 def load_segvol_segmenter(
     checkpoint: str | os.PathLike,
-    device: str = "cpu",
+    device: str = "auto",
     mode: str = "zoom",
     overlap: float = 0.5,
     progress: bool = False,
 ) -> SegVolSegmenter:
-    """Load a SegVol v1 checkpoint into a reusable segmenter (``mode``: zoom, sliding, zoom-out)."""
-    if device.startswith("cuda"):
-        import torch
+    """Load a SegVol v1 checkpoint into a reusable segmenter (``mode``: zoom, sliding, zoom-out;
+    ``device``: auto, cpu, cuda or cuda:N)."""
+    from voxelprompt.inference.segvol import SegVolSegmenter
 
-        if not torch.cuda.is_available():
-            raise VoxelPromptError(f"device {device!r} requested but no CUDA GPU is available")
-    return SegVolSegmenter.from_checkpoint(checkpoint, device=device, mode=mode, overlap=overlap, progress=progress)
+    return SegVolSegmenter.from_checkpoint(
+        checkpoint, device=resolve_device(device), mode=mode, overlap=overlap, progress=progress
+    )
 
 
 def _segmenter(checkpoint, segmenter, device, mode, progress) -> SegVolSegmenter:
@@ -81,7 +85,7 @@ def _segmenter(checkpoint, segmenter, device, mode, progress) -> SegVolSegmenter
         return segmenter
     if checkpoint is None:
         raise VoxelPromptError("no model: pass --checkpoint (SegVol_v1.pth) or a loaded SegVol segmenter")
-    return load_segvol_segmenter(checkpoint, device=device, mode=mode, progress=progress)
+    return load_segvol_segmenter(checkpoint, device=resolve_device(device), mode=mode, progress=progress)
 
 
 def segment_segvol(
@@ -98,16 +102,18 @@ def segment_segvol(
     classes: Sequence[str | int] = (),
     label_value: int | None = None,
     mode: str = "zoom",
-    device: str = "cpu",
+    series_uid: str | None = None,
+    device: str = "auto",
     progress: bool = False,
 ) -> Segmentation:
     """Segment one object with SegVol and optionally write the label map.
 
     The label map has the input's exact shape and affine; the object carries ``label_value``
-    (default: its VISTA3D class index when the text is a catalog name, else 1).
+    (default: its VISTA3D class index when the text is a catalog name, else 1). ``series_uid``
+    picks the DICOM series of a folder holding several; ``device``: auto, cpu, cuda or cuda:N.
     """
     prompts = build_segvol_prompts(text, box, points, negative_points, point_space, classes)
-    volume = image if isinstance(image, Volume) else read_volume(image)
+    volume = image if isinstance(image, Volume) else read_volume(image, series_uid=series_uid)
     segmenter = _segmenter(checkpoint, segmenter, device, mode, progress)
     result = segmenter.segment(volume, prompts, label_value=label_value)
     if output is not None:
@@ -126,7 +132,8 @@ def identify(
     negative_points: Sequence[Coordinate] = (),
     point_space: PointSpace | str = PointSpace.VOXEL,
     categories: Sequence[str] | None = None,
-    device: str = "cpu",
+    series_uid: str | None = None,
+    device: str = "auto",
 ) -> Identification:
     """Rank class names for a mask (paper Fig. 5).
 
@@ -135,8 +142,11 @@ def identify(
 
     Args:
         categories: names to score; default: the VISTA3D catalog names.
+        series_uid: the DICOM series of ``image`` when it is a folder holding several.
     """
-    volume = image if isinstance(image, Volume) else read_volume(image)
+    from voxelprompt.inference.segvol import identify_mask
+
+    volume = image if isinstance(image, Volume) else read_volume(image, series_uid=series_uid)
     if mask is None:
         prompts = build_segvol_prompts(None, box, points, negative_points, point_space)
         if prompts.box is None and prompts.points is None:

@@ -4,14 +4,16 @@
 2. "everything": every class the model knows, automatically;
 3. a click on the tumour: a point-only zero-shot object (the interactive branch);
 4. a click edit (paper Algorithm 1): the organ with the lowest automatic Dice gets one corrective
-   click where its error is largest, and is segmented again with class + click;
+   click where its error is largest; an interactive session answers it from the everything
+   result, running only the clicked window;
 5. NIfTI files of all of it, a PNG of axial / coronal / sagittal overlays, and ``summary.json``
-   with Dice against the phantom's ground truth.
+   with Dice against the phantom's ground truth and a plain verdict per feature.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -26,18 +28,22 @@ from voxelprompt.evaluation.clicks import center_click, correction_click
 from voxelprompt.evaluation.metrics import dice
 from voxelprompt.imageio import write_text, write_volume
 from voxelprompt.inference.segmenter import Vista3DSegmenter
+from voxelprompt.inference.session import InteractiveSession
 from voxelprompt.types import Points, PointSpace, Prompts
 from voxelprompt.visualize import overlay_png
 
-__all__ = ["DemoResult", "run_demo", "ORGAN_CLASSES", "LESION_CLASS", "ZERO_SHOT_ID"]
+__all__ = ["DemoResult", "run_demo", "verdict", "ORGAN_CLASSES", "LESION_CLASS"]
+
+logger = logging.getLogger(__name__)
+
+#: Dice from which the demo calls a feature working (below it: weak; 0: failed).
+WORKS_FROM = 0.5
 
 #: Soft-tissue organs of the phantom whose automatic Dice the demo reports (and the model card
 #: targets): liver, spleen, pancreas, kidneys, aorta, IVC, gallbladder, stomach, bladder, lung lobes.
 ORGAN_CLASSES = (1, 3, 4, 5, 6, 7, 10, 12, 14, 15, 28, 29, 30, 31, 32)
 #: The phantom's hepatic tumour: not in the demo model's automatic class set.
 LESION_CLASS = 26
-#: Any id above 132 selects VISTA3D's zero-shot embedding for a point-only object.
-ZERO_SHOT_ID = 133
 
 
 @dataclass
@@ -50,6 +56,7 @@ class DemoResult:
         lesion_dice: Dice of the one-click tumour.
         edited_class: class edited by a click; dice_before / dice_after: its Dice around the edit.
         seconds: step -> wall time.
+        windows: step -> network windows it ran (the click edit runs only the clicked one).
     """
 
     files: dict[str, Path] = field(default_factory=dict)
@@ -59,10 +66,30 @@ class DemoResult:
     dice_before: float = float("nan")
     dice_after: float = float("nan")
     seconds: dict[str, float] = field(default_factory=dict)
+    windows: dict[str, int] = field(default_factory=dict)
 
     @property
     def mean_organ_dice(self) -> float:
         return float(np.mean(list(self.organ_dice.values()))) if self.organ_dice else float("nan")
+
+    def verdicts(self) -> dict[str, str]:
+        """One plain sentence per feature, saying when it failed (see :func:`verdict`)."""
+        edited = f"click edit of class {self.edited_class}"
+        out = {
+            "everything": verdict("automatic everything (mean organ Dice)", self.mean_organ_dice),
+            "lesion_click": verdict("zero-shot tumour from one click", self.lesion_dice),
+            "click_edit": verdict(edited, self.dice_after),
+        }
+        if self.dice_after <= self.dice_before:
+            out["click_edit"] += f"; the click did not improve it (Dice {self.dice_before:.2f} -> {self.dice_after:.2f})"
+        return out
+
+
+def verdict(feature: str, score: float) -> str:
+    """``"<feature>: works (Dice 0.83)"``, ``"... weak (Dice 0.31)"`` or ``"... FAILED (Dice 0.00) ..."``."""
+    if not score > 0:
+        return f"{feature}: FAILED (Dice {score:.2f}): the demo model does not do this yet, see its MODEL_CARD.md"
+    return f"{feature}: {'works' if score >= WORKS_FROM else 'weak'} (Dice {score:.2f})"
 
 
 def _clicks(coords: list[tuple[int, int, int]], labels: list[int]) -> Points:
@@ -82,6 +109,9 @@ def run_demo(
 ) -> DemoResult:
     """Generate, segment, edit, and write one demo case into ``out_dir``.
 
+    Progress is logged one line per step (``voxelprompt.demo`` logger) and, when
+    ``segmenter.progress`` is set, a bar over each step's windows.
+
     Args:
         out_dir: output folder (created).
         segmenter: a loaded VISTA3D segmenter (the shipped demo model by default in the CLI).
@@ -92,6 +122,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     result = DemoResult()
     t0 = time.perf_counter()
+    logger.info("[1/5] generating CT phantom (seed %d, %s voxels)", seed, "x".join(map(str, shape)))
     image, truth = make_phantom(PhantomConfig(shape=shape, spacing=spacing, seed=seed))
     gt = np.asarray(truth.array)
     if not (gt == LESION_CLASS).any():
@@ -101,46 +132,58 @@ def run_demo(
     result.seconds["phantom"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    auto = segmenter.segment(image, Prompts(), everything=True).labels
-    result.seconds["everything"] = time.perf_counter() - t0
+    session = InteractiveSession(segmenter, image)
+    logger.info("[2/5] everything: all %d classes of the model, automatically", len(segmenter.resolve_classes(Prompts(), True)))
+    everything = session.segment(Prompts(), everything=True)
+    auto = everything.labels
+    result.seconds["everything"], result.windows["everything"] = time.perf_counter() - t0, everything.windows
     result.files["everything"] = write_volume(auto, out / "everything.nii.gz")
     pred = np.asarray(auto.array)
-    known = set(segmenter.resolve_classes(Prompts(), everything=True))
+    known = set(everything.classes)
     for c in ORGAN_CLASSES:
         if c in known and (gt == c).any():
             target = (gt == c) | ((gt == LESION_CLASS) if c == 1 else False)  # liver includes its tumour
             result.organ_dice[c] = dice(pred == c, target)
 
     t0 = time.perf_counter()
+    logger.info("[3/5] one click on the liver tumour, a structure outside the automatic classes (zero-shot)")
     lesion_gt = gt == LESION_CLASS
     click = center_click(lesion_gt)
-    lesion = segmenter.segment(image, Prompts(points=_clicks([click], [1]), zero_shot_class=ZERO_SHOT_ID)).labels
-    result.seconds["lesion_click"] = time.perf_counter() - t0
-    lesion_mask = (np.asarray(lesion.array) > 0) & (np.asarray(lesion.array) != segmenter.profile.unpredicted_value)
+    lesion_result = session.segment(Prompts(points=_clicks([click], [1]), new_structure=True))
+    lesion = lesion_result.labels
+    result.seconds["lesion_click"], result.windows["lesion_click"] = time.perf_counter() - t0, lesion_result.windows
+    lesion_mask = np.asarray(lesion.array) > 0
     result.lesion_dice = dice(lesion_mask, lesion_gt)
     lesion_out = image.with_array(np.where(lesion_mask, LESION_CLASS, 0).astype(np.uint8))
     result.files["lesion_click"] = write_volume(lesion_out, out / "lesion_click.nii.gz")
 
     t0 = time.perf_counter()
     worst = min(result.organ_dice, key=result.organ_dice.get) if result.organ_dice else 1
+    name = vista3d_catalog().name
+    logger.info("[4/5] one corrective click on the worst organ, %s (Algorithm 1, only the clicked window)", name(worst))
     target = gt == worst
     fix = correction_click(pred == worst, target, rng=seed, strategy="center")
     edit_clicks = [] if fix is None else [fix]
-    prompts = Prompts(classes=(worst,), points=_clicks([c.coord for c in edit_clicks], [c.label for c in edit_clicks]))
-    edited_single = segmenter.segment(image, prompts if edit_clicks else Prompts(classes=(worst,))).labels
-    edited = np.where(pred == worst, 0, pred)
-    edited[np.asarray(edited_single.array) == worst] = worst
+    edited = pred.copy()
+    result.windows["click_edit"] = 0
+    if edit_clicks:
+        prompts = Prompts(classes=(worst,), points=_clicks([c.coord for c in edit_clicks], [c.label for c in edit_clicks]))
+        edit_result = session.segment(prompts)
+        result.windows["click_edit"] = edit_result.windows
+        edited[pred == worst] = 0
+        edited[np.asarray(edit_result.labels.array) == worst] = worst
     result.seconds["click_edit"] = time.perf_counter() - t0
     result.edited_class, result.dice_before = worst, result.organ_dice.get(worst, float("nan"))
     result.dice_after = dice(edited == worst, target)
-    result.files["edited"] = write_volume(auto.with_array(edited.astype(pred.dtype)), out / "everything_edited.nii.gz")
+    edited_volume = auto.with_array(edited.astype(pred.dtype))
+    result.files["edited"] = write_volume(edited_volume, out / "everything_edited.nii.gz")
 
-    name = vista3d_catalog().name
+    logger.info("[5/5] writing overlays.png and summary.json")
     rows = [
         ("ground truth", truth),
         ("everything (automatic)", auto),
         ("one click on the tumour (zero-shot)", lesion_out),
-        (f"{name(worst)} after one corrective click", auto.with_array(edited.astype(pred.dtype))),
+        (f"{name(worst)} after one corrective click", edited_volume),
     ]
     shown = [click] + [c.coord for c in edit_clicks]
     result.files["overlays"] = overlay_png(
@@ -148,6 +191,7 @@ def run_demo(
     )
     summary = {
         "seed": seed,
+        "verdicts": result.verdicts(),
         "organ_dice": {name(c): round(v, 4) for c, v in result.organ_dice.items()},
         "mean_organ_dice": round(result.mean_organ_dice, 4),
         "lesion_click": {"click": list(click), "dice": round(result.lesion_dice, 4)},
@@ -158,7 +202,7 @@ def run_demo(
             "dice_after": round(result.dice_after, 4),
         },
         "seconds": {k: round(v, 2) for k, v in result.seconds.items()},
+        "windows": dict(result.windows),
     }
     result.files["summary"] = write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return result
-

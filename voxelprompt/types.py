@@ -13,8 +13,9 @@ Conventions (every API that takes coordinates refers here):
 * **Points.** A user point is ``(i, j, k)`` in voxel indices of the input volume as stored on disk
   (``PointSpace.VOXEL``), or ``(x, y, z)`` in RAS+ millimetres (``PointSpace.WORLD``). Labels: 1
   positive, 0 negative.
-* **Labels.** Output label maps hold VISTA3D global class indices (see
-  :mod:`voxelprompt.catalog`), 0 for background.
+* **Labels.** Output label maps hold only 0 (background, and voxels no window predicted) and the
+  prompted ids: VISTA3D global class indices (see :mod:`voxelprompt.catalog`), or
+  :data:`OBJECT_ID` for an object segmented from clicks alone.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["PointSpace", "Volume", "Points", "Box", "Prompts", "Segmentation"]
+__all__ = ["OBJECT_ID", "PointSpace", "Volume", "Points", "Box", "Prompts", "Segmentation"]
+
+#: Value of an object segmented from clicks without a class (MONAI's point-only post-processing).
+OBJECT_ID = 1
 
 
 class PointSpace(str, enum.Enum):
@@ -153,9 +157,12 @@ class Prompts:
     Args:
         classes: global class indices to segment automatically (VISTA3D ids); empty for none.
         points: clicks; with one class they edit that class's automatic result (Algorithm 1),
-            without classes they segment one object interactively.
-        zero_shot_class: class index used for a point-only object (> 132 selects VISTA3D's
-            zero-shot embedding; ``None`` treats it as a supported class).
+            without classes they segment one object interactively (written with value
+            :data:`OBJECT_ID`).
+        new_structure: clicks without a class mark a structure outside the model's classes:
+            VISTA3D then adds its zero-shot embedding to the point head (paper Sec. 3.2, the
+            "zero-shot" interactive setting); False uses the embedding of supported classes, as
+            the official pipeline does for a point-only prompt.
         box: a box around the object (SegVol).
         text: a free-text class name (SegVol encodes it with CLIP; VISTA3D resolves it through
             the label catalog).
@@ -163,7 +170,7 @@ class Prompts:
 
     classes: tuple[int, ...] = ()
     points: Points | None = None
-    zero_shot_class: int | None = None
+    new_structure: bool = False
     box: Box | None = None
     text: str | None = None
 
@@ -177,6 +184,10 @@ class Segmentation:
         classes: the class indices that were prompted.
         windows: number of network windows evaluated.
         seconds: wall time of the whole call.
+        extras: measurements of the call (e.g. ``click_changed_voxels``: voxels an Algorithm 1
+            edit changed in the automatic result).
+        notes: sentences for the user about how the prompts were answered (which point
+            embedding clicks used, an empty object, ...).
     """
 
     labels: Volume
@@ -184,3 +195,4 @@ class Segmentation:
     windows: int = 0
     seconds: float = 0.0
     extras: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()

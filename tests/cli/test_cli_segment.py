@@ -85,7 +85,7 @@ def _bad_cases(tmp_path, ct, ckpt):
         "wrong checkpoint": (["segment", str(ct), "-c", str(wrong), "--classes", "liver"], "not a VISTA3D checkpoint"),
         # Without -c VISTA3D uses the shipped demo model; SegVol weights are not shipped.
         "no segvol checkpoint": (["segment", str(ct), "--model", "segvol", "--text", "liver"], "needs --checkpoint"),
-        "bad profile": (["segment", str(ct), *c, "--classes", "liver", "--profile", "fast"], "unknown profile"),
+        "bad profile": (["segment", str(ct), *c, "--classes", "liver", "--profile", "fast"], "is not one of 'bundle', 'research'"),
     }
 
 

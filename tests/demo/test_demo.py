@@ -66,3 +66,11 @@ def test_demo_command_writes_files_and_scores_the_trained_model(tmp_path, capsys
     edit = summary["click_edit"]
     assert edit["dice_after"] >= edit["dice_before"] - 0.02
     assert "mean organ Dice" in out
+    # the click edit is answered by the interactive session: only the clicked window runs
+    assert summary["windows"]["everything"] > 1 and summary["windows"]["click_edit"] <= 1
+    # every feature gets a plain verdict, and a feature that scores 0 is called a failure
+    verdicts = summary["verdicts"]
+    assert set(verdicts) == {"everything", "lesion_click", "click_edit"}
+    for key, score in (("lesion_click", summary["lesion_click"]["dice"]), ("click_edit", edit["dice_after"])):
+        assert ("FAILED" in verdicts[key]) == (score == 0), verdicts[key]
+        assert verdicts[key] in out

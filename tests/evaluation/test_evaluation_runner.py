@@ -53,7 +53,7 @@ def _valid_png(path):
 
 def test_cli_runs_vista3d_and_the_baseline_under_every_protocol(phantom_datalist, tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "eval"
-    argv = ["evaluate", "--model", str(tiny_checkpoint), "--baseline", "region-grow", "--datalist", str(phantom_datalist),
+    argv = ["evaluate", "--checkpoint", str(tiny_checkpoint), "--baseline", "region-grow", "--datalist", str(phantom_datalist),
             "--mode", "auto,point,auto+point", "--mode", "iterative", "--clicks", "2", "--classes", "spleen",
             *ROI, "--max-cases", "1", "--oracle-best-of", "2", "--output", str(out), "-q"]
     code, _, err = run_cli(argv, capsys)

@@ -128,8 +128,8 @@ def test_cli_segvol_model(datalist, segmenter, tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(api_segvol, "load_segvol_segmenter", fake_load)
     out = tmp_path / "eval"
-    argv = ["evaluate", "--segvol-model", "SegVol_v1.pth", "--datalist", str(datalist), "--classes", "spleen",
-            "--mode", "box+text,correction5", "--segvol-inference", "zoom-out", "--output", str(out), "-q"]
+    argv = ["evaluate", "--segvol-checkpoint", "SegVol_v1.pth", "--datalist", str(datalist), "--classes", "spleen",
+            "--mode", "box+text,correction5", "--segvol-mode", "zoom-out", "--output", str(out), "-q"]
     code, _, err = run_cli(argv, capsys)
     assert code == 0, err
     assert loaded == [("SegVol_v1.pth", "cpu", "zoom-out")]

@@ -14,7 +14,7 @@ from voxelprompt.errors import PromptError
 from voxelprompt.imageio import read_volume
 from voxelprompt.inference.profiles import get_profile
 from voxelprompt.inference.segmenter import Vista3DSegmenter
-from voxelprompt.types import Points, PointSpace, Prompts
+from voxelprompt.types import OBJECT_ID, Points, PointSpace, Prompts
 
 CLICK = (60.0, 30.0, 10.0)  # input voxel where the tiny model's click result edits "liver"
 
@@ -74,16 +74,32 @@ def test_click_edit_equals_monais_previous_mask_path(liver_clicked, real_ct_path
     np.testing.assert_array_equal(liver_clicked.labels.array, ref)
 
 
+def _far_and_near(volume, shape):
+    offset_mm = np.abs(volume.voxel_to_world(np.indices(shape).reshape(3, -1).T) - volume.voxel_to_world(np.array([CLICK])))
+    far = (offset_mm > 48 + 3.0).any(axis=1).reshape(shape)
+    near = (offset_mm < 40.0).all(axis=1).reshape(shape)
+    return far, near
+
+
 def test_point_only_result_is_confined_to_the_clicked_window(segmenter, volume):
     result = segmenter.segment(volume, Prompts(points=Points.from_lists([CLICK])))
     labels = result.labels.array
     assert result.windows == 1
+    assert result.classes == (OBJECT_ID,)
+    assert set(np.unique(labels)) <= {0, OBJECT_ID}  # never the pipeline's "not predicted" marker
+    far, _ = _far_and_near(volume, labels.shape)
+    assert far.any() and not (labels[far] != 0).any()  # outside the clicked window: background
+    assert any("supported point embedding" in note for note in result.notes)
+
+
+def test_official_unpredicted_marker_is_kept_for_parity(tiny_net, tiny_spec, volume):
+    official = Vista3DSegmenter(
+        tiny_net, tiny_spec, profile=get_profile("bundle").with_roi(ROI), official_unpredicted=True
+    )
+    labels = official.segment(volume, Prompts(points=Points.from_lists([CLICK]))).labels.array
     assert set(np.unique(labels)) <= {0, 1, 255}
-    offset_mm = np.abs(volume.voxel_to_world(np.indices(labels.shape).reshape(3, -1).T) - volume.voxel_to_world(np.array([CLICK])))
-    far = (offset_mm > 48 + 3.0).any(axis=1).reshape(labels.shape)
-    near = (offset_mm < 40.0).all(axis=1).reshape(labels.shape)
-    assert not (labels[far] == 1).any()  # nothing segmented outside the clicked window
-    assert not (labels[near] == 255).any()  # everything inside it was predicted
+    far, near = _far_and_near(volume, labels.shape)
+    assert not (labels[near] == 255).any()  # everything inside the window was predicted
     assert (labels[far] == 255).any()  # the official pipeline marks unpredicted voxels 255
 
 
@@ -111,21 +127,21 @@ class _Spy(torch.nn.Module):
 
 
 @pytest.mark.parametrize(
-    "classes, zero_shot, expect_labels, expect_prompt",
+    "classes, new_structure, expect_labels, expect_prompt",
     [
-        ((), None, {1, 0}, None),  # point-only, supported embedding
-        ((26,), None, {3, 2}, 26),  # hepatic tumour: ambiguity ("special") embedding
-        ((), 133, {1, 0}, 133),  # zero-shot embedding
+        ((), False, {1, 0}, None),  # point-only, supported embedding
+        ((26,), False, {3, 2}, 26),  # hepatic tumour: ambiguity ("special") embedding
+        ((), True, {1, 0}, 133),  # a new structure: zero-shot embedding (any id above 132)
     ],
 )
 def test_click_labels_and_prompt_class_reach_the_network(
-    tiny_net, tiny_spec, ct_crop_path, classes, zero_shot, expect_labels, expect_prompt
+    tiny_net, tiny_spec, ct_crop_path, classes, new_structure, expect_labels, expect_prompt
 ):
     spy = _Spy(tiny_net)
     # The spy stands in for the network's forward, so it runs on the reference engine (the exact one
     # prepares a copy of a real VISTA3D).
     seg = Vista3DSegmenter(spy, tiny_spec, profile=get_profile("bundle").with_roi(ROI), engine="reference")
-    prompts = Prompts(classes=classes, points=Points.from_lists([(20, 20, 10)], [(5, 5, 5)]), zero_shot_class=zero_shot)
+    prompts = Prompts(classes=classes, points=Points.from_lists([(20, 20, 10)], [(5, 5, 5)]), new_structure=new_structure)
     seg.segment(read_volume(ct_crop_path), prompts)
     point_calls = [c for c in spy.calls if c["point_labels"] is not None]
     assert len(point_calls) == 2  # MONAI's point inferer opens one window per click

@@ -39,13 +39,23 @@ def test_supervoxels_cache_dir_is_filled(ct_path, tmp_path, capsys):
     assert len(list((tmp_path / "c").glob("case.supervoxels.*.npz"))) == 1
 
 
-@pytest.mark.parametrize("name", ["ids.png", "missing/ids.nii.gz"])
+@pytest.mark.parametrize("name", ["ids.png", "a_folder.nii.gz"])
 def test_bad_output_path_exits_2_before_work(name, ct_path, tmp_path, capsys):
     out = tmp_path / name
+    if name.startswith("a_folder"):
+        out.mkdir()
     code, _, stderr = run(["supervoxels", str(ct_path), "-o", str(out)], capsys)
-    assert code == 2 and stderr.startswith("error:") and not out.exists()
+    assert code == 2 and stderr.startswith("error:") and len(stderr.strip().splitlines()) == 1
+    assert not out.is_file()
+
+
+def test_missing_output_folder_is_created(ct_path, tmp_path, capsys):
+    out = tmp_path / "new" / "deeper" / "ids.nii.gz"
+    code, _, stderr = run(["pseudo-masks", str(ct_path), "-o", str(out), "-k", "300"], capsys)
+    assert code == 0, stderr
+    assert out.is_file()
 
 
 def test_unknown_preset_exits_2(ct_path, tmp_path, capsys):
     code, _, stderr = run(["supervoxels", str(ct_path), "-o", str(tmp_path / "x.nii.gz"), "--preset", "fast"], capsys)
-    assert code == 2 and "unknown supervoxel preset" in stderr and not (tmp_path / "x.nii.gz").exists()
+    assert code == 2 and "is not one of 'official', 'paper'" in stderr and not (tmp_path / "x.nii.gz").exists()

@@ -188,6 +188,6 @@ def test_train_cli_runs_a_segvol_recipe(phantom_datalist, tmp_path, capsys) -> N
     path = tmp_path / "pre.json"
     path.write_text(json.dumps({"family": "segvol", "base": "segvol-pretrain", "model": "segvol_tiny", "steps": 2,
                                 "device": "cpu", "data": {"datalists": [str(phantom_datalist)]}}))  # fmt: skip
-    code, out, _ = run(["train", str(path), "--output-dir", str(tmp_path / "run"), "--no-progress"], capsys)
+    code, out, _ = run(["train", str(path), "--output-dir", str(tmp_path / "run"), "-q"], capsys)
     assert code == 0, out
     assert (tmp_path / "run" / "model.pt").is_file() and "steps: 2" in out

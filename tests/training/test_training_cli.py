@@ -21,9 +21,9 @@ def test_train_recipe_file_then_resume(phantom_datalist, tmp_path, capsys):
     }
     path = tmp_path / "recipe.json"
     path.write_text(json.dumps(recipe))
-    main(["train", str(path), "--no-progress"])  # returns normally on success
+    main(["train", str(path), "-q"])  # returns normally on success
     assert (tmp_path / "run" / "model.pt").is_file() and (tmp_path / "run" / "checkpoint.pt").is_file()
-    main(["train", str(path), "--resume", "--steps", "2", "--no-progress"])
+    main(["train", str(path), "--resume", "--steps", "2", "-q"])
     assert "steps: 2" in capsys.readouterr().out
 
 

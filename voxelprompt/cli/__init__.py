@@ -1,16 +1,21 @@
 """The ``voxelprompt`` command line: thin Typer adapters over the Python API.
 
-Each command lives in its own module and is registered here; errors derived from
-:class:`voxelprompt.errors.VoxelPromptError` become a one-line message and exit code 2.
+Each command lives in its own module and is registered here. Whatever goes wrong on the user's
+side ends in one line on stderr and exit code 2: a :class:`voxelprompt.errors.VoxelPromptError`
+(bad file, prompt, option value, checkpoint) or a usage error (unknown option, missing argument,
+bad choice), whichever copy of click the installed Typer uses. The option vocabulary shared by all
+commands is in ``README.md`` beside this file.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Annotated
 
 import typer
 
+from voxelprompt import __version__
 from voxelprompt.errors import VoxelPromptError
 
 __all__ = ["app", "main"]
@@ -18,10 +23,29 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     name="voxelprompt",
     help="Promptable 3D CT segmentation (VISTA3D, SegVol).",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: Typer's rich panels print Python types (<bool>, <list[str]>) beside options.
+    rich_markup_mode=None,
 )
+
+#: Exit code for everything the user can fix: bad input, bad prompts, bad options.
+USAGE_EXIT = 2
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"voxelprompt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Promptable 3D CT segmentation (VISTA3D, SegVol): `voxelprompt COMMAND --help` explains each command."""
 
 
 def _register() -> None:
@@ -30,6 +54,7 @@ def _register() -> None:
         demo_cmd,
         evaluate_cmd,
         model_cmd,
+        overlay_cmd,
         phantom,
         segment_cmd,
         segvol_cmd,
@@ -41,6 +66,7 @@ def _register() -> None:
     app.command("segment")(segment_cmd.segment)
     app.command("segment-segvol")(segvol_cmd.segment_segvol)
     app.command("identify")(segvol_cmd.identify)
+    app.command("overlay")(overlay_cmd.overlay)
     app.command("classes")(catalog_cmd.classes)
     app.command("info")(model_cmd.info)
     app.command("random-checkpoint")(model_cmd.random_checkpoint)
@@ -55,28 +81,63 @@ def _register() -> None:
 _register()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+def _configure_logging() -> None:
+    """Library logging to stderr as plain lines (warnings stay visible next to progress bars)."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     log = logging.getLogger("voxelprompt")
     log.handlers[:] = [handler]
     log.setLevel(logging.INFO)
     log.propagate = False
-    try:
-        app(args=argv, standalone_mode=False)
-    except VoxelPromptError as err:
-        typer.echo(f"error: {err}", err=True)
-        sys.exit(err.exit_code)
-    except (typer.Exit, SystemExit) as err:
-        code = getattr(err, "exit_code", getattr(err, "code", 0))
-        sys.exit(code or 0)
-    except Exception as err:  # click usage errors carry their own exit code
-        import click
 
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Abort):
-            sys.exit(1)
+
+def _command_names() -> list[str]:
+    return [info.name for info in app.registered_commands if info.name]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _usage_line(err: Exception) -> str:
+    """One line for a click/Typer usage error: what is wrong and where the help is."""
+    ctx = getattr(err, "ctx", None)
+    path = getattr(ctx, "command_path", None) or "voxelprompt"
+    message = err.format_message() if hasattr(err, "format_message") else str(err)
+    return f"error: {_one_line(message)} (see '{path} --help')"
+
+
+def _is_click_error(err: BaseException) -> bool:
+    # Typer >= 0.29 ships its own copy of click (typer._click); older releases use click itself.
+    # Both raise ClickException subclasses that carry exit_code and format_message.
+    return any(cls.__name__ == "ClickException" for cls in type(err).__mro__)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run a command; user errors become one line and exit code 2."""
+    _configure_logging()
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args:
+        names = ", ".join(_command_names())
+        typer.echo(f"usage: voxelprompt COMMAND [ARGS]... (commands: {names}); 'voxelprompt --help' explains each", err=True)
+        sys.exit(USAGE_EXIT)
+    try:
+        code = app(args=args, standalone_mode=False, prog_name="voxelprompt")
+    except VoxelPromptError as err:
+        typer.echo(f"error: {_one_line(err)}", err=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: nothing half-written was left behind", err=True)
+        sys.exit(130)
+    except Exception as err:
+        if _is_click_error(err):
+            typer.echo(_usage_line(err), err=True)
+            sys.exit(USAGE_EXIT)
+        if type(err).__name__ == "Abort":
+            typer.echo("aborted", err=True)
+            sys.exit(130)
+        if type(err).__name__ == "Exit":
+            sys.exit(getattr(err, "exit_code", 0) or 0)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -6,7 +6,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from voxelprompt.catalog import GROUPS, SPECIAL_CLASSES, everything_classes, vista3d_catalog
+from voxelprompt.catalog import (
+    GROUPS,
+    SPECIAL_CLASSES,
+    everything_classes,
+    vista3d_catalog,
+)
 
 __all__ = ["classes"]
 

@@ -1,8 +1,9 @@
 """``voxelprompt evaluate``: a thin adapter over :func:`voxelprompt.evaluation.runner.evaluate`.
 
-``--model`` evaluates VISTA3D (modes auto, point, auto+point, iterative), ``--segvol-model`` SegVol
-(modes box+text, points7, correction5, and iterative); both may be given, and each model runs the
-requested modes it supports. Without ``--mode``: auto for VISTA3D, box+text for SegVol.
+``--checkpoint`` (or ``--demo-model``) evaluates VISTA3D (modes auto, point, auto+point,
+iterative), ``--segvol-checkpoint`` SegVol (modes box+text, points7, correction5, and iterative);
+both may be given, and each model runs the requested modes it supports. Without ``--mode``: auto
+for VISTA3D, box+text for SegVol.
 """
 
 from __future__ import annotations
@@ -12,6 +13,13 @@ from typing import Annotated
 
 import typer
 
+from voxelprompt.cli.options import (
+    DeviceOption,
+    Profile,
+    QuietOption,
+    SegVolMode,
+    checkpoint_option,
+)
 from voxelprompt.errors import VoxelPromptError
 
 __all__ = ["evaluate"]
@@ -25,53 +33,73 @@ def _split(text: str) -> list[str]:
 
 def evaluate(
     datalist: Annotated[
-        Path, typer.Option("--datalist", "-d", help="Datalist JSON, MSD folder/dataset.json, or TotalSegmentator folder.")
+        Path, typer.Option("--datalist", "-d", metavar="PATH", help="Datalist JSON, MSD folder/dataset.json, or TotalSegmentator folder.")
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for results.csv, summary.md and plots.")],
-    model: Annotated[Path | None, typer.Option("--model", "-m", help="VISTA3D checkpoint (bundle or research).")] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="DIR", help="Folder for results.csv, summary.md and plots (created; a rerun resumes).")
+    ],
+    model: Annotated[
+        Path | None, checkpoint_option("VISTA3D checkpoint (bundle or research layout); omitted: no VISTA3D unless --demo-model.")
+    ] = None,
     demo_model: Annotated[
         bool, typer.Option("--demo-model", help="Evaluate the demo VISTA3D shipped in the package (its own spacing).")
     ] = False,
     segvol_model: Annotated[
-        Path | None, typer.Option("--segvol-model", help="SegVol v1 checkpoint (SegVol_v1.pth or pytorch_model.bin).")
+        Path | None,
+        typer.Option(
+            "--segvol-checkpoint", metavar="PATH", help="SegVol v1 checkpoint (SegVol_v1.pth or pytorch_model.bin); omitted: no SegVol."
+        ),
     ] = None,
     mode: Annotated[
         list[str] | None,
         typer.Option(
             "--mode",
+            metavar="MODES",
             help="VISTA3D: auto, point, auto+point, iterative; SegVol: box+text, points7, correction5, iterative "
             "(repeatable or comma-separated; default: auto and/or box+text).",
         ),
     ] = None,
-    clicks: Annotated[int, typer.Option("--clicks", min=1, help="Clicks of the iterative protocol.")] = 10,
+    clicks: Annotated[int, typer.Option("--clicks", min=1, metavar="N", help="Clicks of the iterative protocol.")] = 10,
     baseline: Annotated[
-        str | None, typer.Option("--baseline", help="Also run a classical baseline: region-grow.")
+        str | None, typer.Option("--baseline", metavar="region-grow", help="Also run a classical baseline: region-grow; omitted: none.")
     ] = None,
     dataset_mapping: Annotated[
         Path | None,
-        typer.Option("--dataset-mapping", help="Label mapping JSON ({dataset: [[value, class], ...]} or {value: class})."),
+        typer.Option(
+            "--dataset-mapping", metavar="PATH",
+            help="Label mapping JSON ({dataset: [[value, class], ...]} or {value: class}); omitted: the dataset's label names through the class table, else labels are VISTA3D ids.",
+        ),
     ] = None,
-    dataset_name: Annotated[str | None, typer.Option(help="Dataset name (tables, mapping lookup).")] = None,
-    split: Annotated[str | None, typer.Option(help="Datalist split (default: first labelled of validation, testing, training).")] = None,
-    classes: Annotated[str, typer.Option(help="Only these classes (names or ids, comma-separated).")] = "",
+    dataset_name: Annotated[
+        str | None, typer.Option("--dataset-name", metavar="NAME", help="Dataset name (tables, mapping lookup); omitted: the datalist's name key, else its file or folder name.")
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option("--split", metavar="NAME", help="Datalist split; omitted: the first labelled of validation, testing, training.")
+    ] = None,
+    classes: Annotated[
+        str, typer.Option("--classes", metavar="NAMES", help="Only these classes (names or ids, comma-separated); omitted: every labelled class.")
+    ] = "",
     oracle_best_of: Annotated[
-        int, typer.Option("--oracle-best-of", min=1, help="auto+point: keep the best of N trials by ground-truth Dice (official: 3).")
+        int, typer.Option("--oracle-best-of", min=1, metavar="N", help="auto+point: keep the best of N trials by ground-truth Dice (official: 3).")
     ] = 1,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated clicks.")] = 0,
-    tolerance_mm: Annotated[float, typer.Option(help="NSD tolerance in mm.")] = 2.0,
-    max_cases: Annotated[int | None, typer.Option(min=1, help="At most this many cases per dataset.")] = None,
-    profile: Annotated[str, typer.Option(help="bundle (MONAI model zoo) or research (VISTA repo).")] = "bundle",
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the simulated clicks.")] = 0,
+    tolerance_mm: Annotated[float, typer.Option("--tolerance-mm", metavar="MM", help="NSD tolerance in mm.")] = 2.0,
+    max_cases: Annotated[
+        int | None, typer.Option("--max-cases", min=1, metavar="N", help="At most this many cases per dataset; omitted: all.")
+    ] = None,
+    profile: Annotated[Profile, typer.Option("--profile", help="Official VISTA3D pipeline: bundle (MONAI model zoo) or research (VISTA repository).")] = Profile.bundle,
     roi: Annotated[
-        tuple[int, int, int] | None, typer.Option(help="Sliding-window size in model voxels (default: the profile's).")
+        tuple[int, int, int] | None,
+        typer.Option("--roi", metavar="H W D", help="Sliding-window size in model voxels; omitted: the profile's (128 128 128)."),
     ] = None,
     correction_start: Annotated[
-        str, typer.Option(help="correction5 starts from the box+text or the points7 result.")
+        str, typer.Option("--correction-start", metavar="box+text|points7", help="correction5 starts from the box+text or the points7 result.")
     ] = "box+text",
-    segvol_inference: Annotated[
-        str, typer.Option(help="SegVol inference: zoom (zoom-out-zoom-in), sliding or zoom-out.")
-    ] = "zoom",
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    segvol_mode: Annotated[
+        SegVolMode, typer.Option("--segvol-mode", help="SegVol inference: zoom (zoom-out-zoom-in), sliding or zoom-out.")
+    ] = SegVolMode.zoom,
+    device: DeviceOption = "auto",
+    quiet: QuietOption = False,
 ) -> None:
     """Evaluate VISTA3D and/or SegVol (and baselines) with the papers' protocols; resumable, writes CSV, tables and plots."""
     from voxelprompt.catalog import vista3d_catalog
@@ -79,7 +107,7 @@ def evaluate(
     from voxelprompt.evaluation.runner import evaluate as run
 
     if demo_model and model is not None:
-        raise VoxelPromptError("give --model CHECKPOINT or --demo-model, not both")
+        raise VoxelPromptError("give --checkpoint PATH or --demo-model, not both")
     vista = model is not None or demo_model
     modes = tuple(m for text in mode or () for m in _split(text))
     if not modes:
@@ -88,7 +116,7 @@ def evaluate(
         raise VoxelPromptError(f"unknown baseline {baseline!r}; choose from {', '.join(BASELINES)}")
     if not vista and segvol_model is None and baseline is None:
         raise VoxelPromptError(
-            "nothing to evaluate: give --model CHECKPOINT, --segvol-model CHECKPOINT and/or --baseline region-grow"
+            "nothing to evaluate: give --checkpoint PATH, --demo-model, --segvol-checkpoint PATH and/or --baseline region-grow"
         )
     class_ids = vista3d_catalog().resolve(_split(classes)) if classes.strip() else None
     config = EvalConfig(
@@ -102,9 +130,9 @@ def evaluate(
         progress=not quiet,
         correction_start=correction_start,
     )
-    models = _models(model, demo_model, baseline, profile, roi, device)
+    models = _models(model, demo_model, baseline, profile.value, roi, device)
     if segvol_model is not None:
-        models.insert(1 if vista else 0, _segvol(segvol_model, segvol_inference, device))
+        models.insert(1 if vista else 0, _segvol(segvol_model, segvol_mode.value, device))
     from voxelprompt.evaluation.datasets import load_dataset
 
     dataset = load_dataset(datalist, split=split, mapping=dataset_mapping, name=dataset_name)
@@ -128,6 +156,8 @@ def _models(model: Path | None, demo: bool, baseline: str | None, profile: str, 
 
 def _segvol(checkpoint: Path, inference: str, device: str):
     from voxelprompt import api_segvol
+    from voxelprompt.devices import resolve_device
     from voxelprompt.evaluation.adapters import SegVolEvalModel
 
-    return SegVolEvalModel(api_segvol.load_segvol_segmenter(checkpoint, device=device, mode=inference), name="segvol")
+    segmenter = api_segvol.load_segvol_segmenter(checkpoint, device=resolve_device(device), mode=inference)
+    return SegVolEvalModel(segmenter, name="segvol")

@@ -9,7 +9,7 @@ import typer
 __all__ = ["info", "random_checkpoint"]
 
 
-def info(checkpoint: Path = typer.Argument(..., help="VISTA3D checkpoint (bundle model.pt or research layout).")) -> None:
+def info(checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="VISTA3D checkpoint (bundle model.pt or research layout).")) -> None:
     """Show a checkpoint's architecture and check that it loads strictly."""
     from voxelprompt.models.vista3d import load_vista3d
 
@@ -24,9 +24,9 @@ def info(checkpoint: Path = typer.Argument(..., help="VISTA3D checkpoint (bundle
 
 
 def random_checkpoint(
-    output: Path = typer.Argument(..., help="Where to write the checkpoint (.pt)."),
-    width: int = typer.Option(48, help="Encoder width (48 = the released 218 M-parameter size)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    output: Path = typer.Argument(..., metavar="OUTPUT", help="Where to write the checkpoint (.pt)."),
+    width: int = typer.Option(48, "--width", min=16, metavar="N", help="Encoder width (48 = the released 218 M-parameter size)."),
+    seed: int = typer.Option(0, "--seed", metavar="N", help="Random seed."),
 ) -> None:
     """Write a VISTA3D checkpoint with deterministic random weights (pipeline checks, timing)."""
     from voxelprompt.errors import VoxelPromptError

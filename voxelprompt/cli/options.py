@@ -1,10 +1,151 @@
-"""Parsing of comma-separated CLI values (clicks, boxes) shared by the commands."""
+"""The option vocabulary every command shares (see README.md here), and parsing of comma-separated
+values (clicks, boxes).
+
+An option means the same thing in every command that has it; commands take these definitions
+instead of spelling their own. Fixed choices are enums, so ``--help`` lists them and a bad value
+is a usage error (one line, exit code 2).
+"""
 
 from __future__ import annotations
 
-from voxelprompt.errors import PromptError
+import enum
+from pathlib import Path
+from typing import Annotated
 
-__all__ = ["parse_numbers", "parse_point", "parse_box"]
+import typer
+
+from voxelprompt.devices import check_device
+from voxelprompt.errors import PromptError, VoxelPromptError
+
+__all__ = [
+    "InputArgument",
+    "LabelOutputOption",
+    "BoxOption",
+    "Family",
+    "Profile",
+    "Engine",
+    "Space",
+    "SegVolMode",
+    "DeviceOption",
+    "QuietOption",
+    "SeriesUidOption",
+    "PointOption",
+    "NegativePointOption",
+    "PointSpaceOption",
+    "checkpoint_option",
+    "parse_numbers",
+    "parse_point",
+    "parse_box",
+    "split_names",
+]
+
+
+class Family(str, enum.Enum):
+    """Model families (``--model``)."""
+
+    vista3d = "vista3d"
+    segvol = "segvol"
+
+
+class Profile(str, enum.Enum):
+    """Official VISTA3D pipelines (``--profile``): MONAI model zoo bundle or the VISTA repository."""
+
+    bundle = "bundle"
+    research = "research"
+
+
+class Engine(str, enum.Enum):
+    """VISTA3D class-prompt engines (``--engine``)."""
+
+    exact = "exact"
+    reference = "reference"
+    fast = "fast"
+
+
+class Space(str, enum.Enum):
+    """Frame of clicks and boxes (``--point-space``): input voxel indices or RAS+ millimetres."""
+
+    voxel = "voxel"
+    world = "world"
+
+
+class SegVolMode(str, enum.Enum):
+    """SegVol inference (``--segvol-mode``): zoom-out-zoom-in, full sliding window, or zoom-out only."""
+
+    zoom = "zoom"
+    sliding = "sliding"
+    zoom_out = "zoom-out"
+
+
+def _device(value: str) -> str:
+    try:
+        return check_device(value)
+    except VoxelPromptError as err:
+        raise typer.BadParameter(str(err)) from None
+
+
+InputArgument = Annotated[
+    Path, typer.Argument(metavar="INPUT", help="CT image in HU: .nii/.nii.gz/.nrrd file or a DICOM series folder.")
+]
+
+LabelOutputOption = Annotated[
+    Path,
+    typer.Option(
+        "--output", "-o", metavar="PATH", help="Label map to write (.nii.gz, .nii or .nrrd); a missing folder is created."
+    ),
+]
+
+BoxOption = Annotated[
+    str | None,
+    typer.Option("--box", metavar="I0,J0,K0,I1,J1,K1", help="SegVol box, inclusive corners in --point-space; omitted: none."),
+]
+
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        metavar="auto|cpu|cuda[:N]",
+        callback=_device,
+        help="Where the network runs: auto (a CUDA GPU when one is present, else the CPU), cpu, cuda or cuda:N.",
+    ),
+]
+
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bars (results, warnings and errors still print).")
+]
+
+SeriesUidOption = Annotated[
+    str | None,
+    typer.Option(
+        "--series-uid",
+        metavar="UID",
+        help="Which DICOM series to read when the input folder holds several (the error lists them); "
+        "omitted: the folder's only series.",
+    ),
+]
+
+PointOption = Annotated[
+    list[str] | None,
+    typer.Option("--point", metavar="I,J,K", help="Positive click (repeatable); omitted: no clicks."),
+]
+
+NegativePointOption = Annotated[
+    list[str] | None,
+    typer.Option("--negative-point", metavar="I,J,K", help="Negative click (repeatable); omitted: none."),
+]
+
+PointSpaceOption = Annotated[
+    Space,
+    typer.Option(
+        "--point-space",
+        help="Frame of clicks and boxes: voxel (indices of the input as stored) or world (RAS+ mm, as 3D Slicer shows).",
+    ),
+]
+
+
+def checkpoint_option(help: str) -> typer.models.OptionInfo:  # noqa: A002 - Typer's own keyword
+    """``-c/--checkpoint PATH``: a model weights file; ``help`` says which and what happens when omitted."""
+    return typer.Option("--checkpoint", "-c", metavar="PATH", help=help)
 
 
 def parse_numbers(text: str, count: int, option: str, form: str) -> tuple[float, ...]:
@@ -27,3 +168,17 @@ def parse_point(text: str, option: str = "--point") -> tuple[float, float, float
 def parse_box(text: str, option: str = "--box") -> tuple[float, ...]:
     """A box ``I0,J0,K0,I1,J1,K1`` (both corners inclusive)."""
     return parse_numbers(text, 6, option, "I0,J0,K0,I1,J1,K1")
+
+
+def split_names(text: str) -> list[str]:
+    """``"liver, spleen"`` -> ``["liver", "spleen"]`` (empty parts dropped)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def output_path(path: Path | None, suffixes: tuple[str, ...] | None = None) -> Path | None:
+    """Check an output path before any work (suffix, folder writable, created when missing)."""
+    if path is None:
+        return None
+    from voxelprompt.imageio import check_output_path
+
+    return check_output_path(path) if suffixes is None else check_output_path(path, suffixes=suffixes)

@@ -3,71 +3,118 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from voxelprompt.cli.options import parse_box, parse_point
-from voxelprompt.errors import PromptError
+from voxelprompt.cli.options import (
+    BoxOption,
+    DeviceOption,
+    Engine,
+    Family,
+    InputArgument,
+    LabelOutputOption,
+    NegativePointOption,
+    PointOption,
+    PointSpaceOption,
+    Profile,
+    QuietOption,
+    SeriesUidOption,
+    Space,
+    checkpoint_option,
+    output_path,
+    parse_box,
+    parse_point,
+    split_names,
+)
 
 __all__ = ["segment"]
 
 
 def segment(
-    input: Path = typer.Argument(..., help="CT image: .nii/.nii.gz/.nrrd file or a DICOM series folder."),
-    output: Path = typer.Option(..., "-o", "--output", help="Label map to write (.nii.gz, .nii or .nrrd)."),
-    checkpoint: Path = typer.Option(
-        None, "--checkpoint", "-c", help="Checkpoint: VISTA3D (bundle/research) or SegVol; default: the shipped demo VISTA3D."
-    ),
-    model: str = typer.Option("vista3d", help="Model family of the checkpoint: vista3d or segvol."),
-    classes: str = typer.Option("", "--classes", help="Comma-separated class names or ids, e.g. liver,spleen."),
-    everything: bool = typer.Option(False, "--everything", help="Segment the official everything class set."),
-    text: str = typer.Option(None, help="Class name as free text (SegVol: CLIP; VISTA3D: the class table)."),
-    box: str = typer.Option(None, help="SegVol box I0,J0,K0,I1,J1,K1 (input voxels, inclusive)."),
-    point: list[str] = typer.Option([], "--point", help="Positive click I,J,K (repeatable)."),
-    negative_point: list[str] = typer.Option([], "--negative-point", help="Negative click I,J,K (repeatable)."),
-    point_space: str = typer.Option("voxel", help="Frame of clicks: voxel (input indices) or world (RAS mm)."),
-    zero_shot_class: int = typer.Option(None, help="Class id for a point-only object (>132: zero-shot embedding)."),
-    profile: str = typer.Option("bundle", help="Official pipeline: bundle (MONAI model zoo) or research (VISTA repo)."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
-    engine: str = typer.Option(
-        "exact", help="VISTA3D class prompts: exact (official labels, faster), reference (MONAI's inferer) or fast."
-    ),
-    amp: bool = typer.Option(False, "--amp", help="float16 autocast (CUDA only)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    input: InputArgument,
+    output: LabelOutputOption,
+    checkpoint: Annotated[
+        Path | None,
+        checkpoint_option(
+            "VISTA3D checkpoint (MONAI bundle models/model.pt or research layout) or, with --model segvol, "
+            "SegVol_v1.pth; omitted: the shipped demo VISTA3D (phantoms only, not for real CTs)."
+        ),
+    ] = None,
+    model: Annotated[Family, typer.Option("--model", help="Model family of the checkpoint.")] = Family.vista3d,
+    classes: Annotated[
+        str, typer.Option("--classes", metavar="NAMES", help="Comma-separated class names or ids, e.g. liver,spleen (`voxelprompt classes` lists them); omitted: none.")
+    ] = "",
+    everything: Annotated[bool, typer.Option("--everything", help="Segment the official everything class set (VISTA3D).")] = False,
+    text: Annotated[
+        str | None, typer.Option("--text", metavar="NAME", help="Class name as free text (SegVol: CLIP-encoded; VISTA3D: looked up in the class table); omitted: none.")
+    ] = None,
+    box: BoxOption = None,
+    point: PointOption = None,
+    negative_point: NegativePointOption = None,
+    point_space: PointSpaceOption = Space.voxel,
+    new_structure: Annotated[
+        bool,
+        typer.Option(
+            "--new-structure",
+            help="Clicks without --classes mark a structure outside VISTA3D's classes (zero-shot point embedding). "
+            "Omitted: VISTA3D's embedding of supported classes, as the official pipeline does.",
+        ),
+    ] = False,
+    series_uid: SeriesUidOption = None,
+    profile: Annotated[Profile, typer.Option("--profile", help="Official VISTA3D pipeline: bundle (MONAI model zoo) or research (VISTA repository).")] = Profile.bundle,
+    engine: Annotated[Engine, typer.Option("--engine", help="VISTA3D class prompts: exact (official labels, faster), reference (MONAI's inferer) or fast (approximate).")] = Engine.exact,
+    device: DeviceOption = "auto",
+    amp: Annotated[bool, typer.Option("--amp", help="float16 autocast (CUDA only).")] = False,
+    preview: Annotated[
+        Path | None, typer.Option("--preview", metavar="PNG", help="Also write a PNG of axial/coronal/sagittal overlays with a legend; omitted: none.")
+    ] = None,
+    quiet: QuietOption = False,
 ) -> None:
-    """Segment a CT volume with VISTA3D (default) or SegVol; the output has the input's exact grid."""
-    from voxelprompt.api import segment as run
+    """Segment a CT with VISTA3D (default) or SegVol; the label map has the input's exact grid and holds only 0 and the prompted ids."""
+    from voxelprompt import api
+    from voxelprompt.cli.report import report_segmentation, structure_names
 
-    if model not in ("vista3d", "segvol"):
-        raise PromptError(f"--model must be vista3d or segvol, got {model!r}")
-    if point_space not in ("voxel", "world"):
-        raise PromptError(f"--point-space must be voxel or world, got {point_space!r}")
-    if checkpoint is None and model == "segvol":
-        raise PromptError("--model segvol needs --checkpoint (SegVol weights are not shipped)")
-    if model == "segvol" and everything:
-        raise PromptError("--everything is a VISTA3D mode; SegVol segments one prompted object")
-    names = [c.strip() for c in classes.split(",") if c.strip()]
-    result = run(
-        input,
+    points = [parse_point(p, "--point") for p in point or ()]
+    negatives = [parse_point(p, "--negative-point") for p in negative_point or ()]
+    names = split_names(classes)
+    boxed = parse_box(box) if box else None
+    # Cheap checks before reading the image, and reading before any model work.
+    if model is Family.vista3d:
+        api.build_prompts(names + ([text] if text else []), points, negatives, point_space.value, new_structure)
+    output_path(output)
+    output_path(preview, (".png",))
+    from voxelprompt.imageio import read_volume
+
+    volume = read_volume(input, series_uid=series_uid)
+    result = api.segment(
+        volume,
         output,
         checkpoint=checkpoint,
-        model=model,
+        model=model.value,
         classes=names,
         everything=everything,
         text=text,
-        box=parse_box(box) if box else None,
-        points=[parse_point(p, "--point") for p in point],
-        negative_points=[parse_point(p, "--negative-point") for p in negative_point],
-        point_space=point_space,
-        zero_shot_class=zero_shot_class,
-        profile=profile,
+        box=boxed,
+        points=points,
+        negative_points=negatives,
+        point_space=point_space.value,
+        new_structure=new_structure,
+        profile=profile.value,
         device=device,
-        engine=engine,
+        engine=engine.value,
         amp=amp,
         progress=not quiet,
     )
-    found = sorted(set(int(v) for v in result.labels.array.ravel().tolist()) - {0})
-    typer.echo(
-        f"wrote {output}: shape {result.labels.shape}, {len(found)} labels present, "
-        f"{result.windows} windows, {result.seconds:.1f} s"
-    )
+    if model is Family.segvol:
+        label_names = structure_names(result.classes, text or (names[0] if names else "object (SegVol)"))
+    elif not names and not text and not everything:
+        label_names = structure_names(result.classes, "object from clicks")
+    else:
+        label_names = structure_names(result.classes)
+    report_segmentation(result, output, label_names)
+    if preview is not None:
+        from voxelprompt.visualize import overlay_file
+
+        overlay_file(volume, result.labels, preview, names=label_names, title=f"{input.name}: {model.value}")
+        typer.echo(f"wrote {preview}")

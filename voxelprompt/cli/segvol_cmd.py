@@ -3,84 +3,122 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from voxelprompt.cli.options import parse_box, parse_point
+from voxelprompt.cli.options import (
+    BoxOption,
+    DeviceOption,
+    InputArgument,
+    LabelOutputOption,
+    NegativePointOption,
+    PointOption,
+    PointSpaceOption,
+    QuietOption,
+    SegVolMode,
+    SeriesUidOption,
+    Space,
+    checkpoint_option,
+    output_path,
+    parse_box,
+    parse_point,
+    split_names,
+)
 from voxelprompt.errors import PromptError
 
 __all__ = ["identify", "segment_segvol"]
 
+_SEGVOL_CHECKPOINT = "SegVol checkpoint (SegVol_v1.pth or the Hugging Face pytorch_model.bin); required: SegVol weights are not shipped."
+
+SegVolModeOption = Annotated[
+    SegVolMode,
+    typer.Option("--segvol-mode", help="zoom (zoom-out-zoom-in, the paper's), sliding (full sliding window) or zoom-out (coarse pass only)."),
+]
+
 
 def segment_segvol(
-    input: Path = typer.Argument(..., help="CT image: .nii/.nii.gz/.nrrd file or a DICOM series folder."),
-    output: Path = typer.Option(..., "-o", "--output", help="Label map to write (.nii.gz, .nii or .nrrd)."),
-    checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="SegVol checkpoint (SegVol_v1.pth)."),
-    text: str = typer.Option(None, "--text", help='Any class name, e.g. "left kidney" (CLIP-encoded).'),
-    box: str = typer.Option(None, "--box", help="Box I0,J0,K0,I1,J1,K1 (inclusive corners)."),
-    point: list[str] = typer.Option([], "--point", help="Positive click I,J,K (repeatable)."),
-    negative_point: list[str] = typer.Option([], "--negative-point", help="Negative click I,J,K (repeatable)."),
-    point_space: str = typer.Option("voxel", help="Frame of clicks and box: voxel (input indices) or world (RAS mm)."),
-    mode: str = typer.Option("zoom", help="zoom (zoom-out-zoom-in), sliding (full sliding window) or zoom-out."),
-    label_value: int = typer.Option(None, help="Value of the object (default: catalog index of the text, else 1)."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    input: InputArgument,
+    output: LabelOutputOption,
+    checkpoint: Annotated[Path | None, checkpoint_option(_SEGVOL_CHECKPOINT)] = None,
+    text: Annotated[str | None, typer.Option("--text", metavar="NAME", help='Any class name, e.g. "left kidney" (CLIP-encoded); omitted: none.')] = None,
+    box: BoxOption = None,
+    point: PointOption = None,
+    negative_point: NegativePointOption = None,
+    point_space: PointSpaceOption = Space.voxel,
+    segvol_mode: SegVolModeOption = SegVolMode.zoom,
+    label_value: Annotated[
+        int | None, typer.Option("--label-value", min=1, metavar="N", help="Value of the object; omitted: the class index of the text when it names a VISTA3D class, else 1.")
+    ] = None,
+    series_uid: SeriesUidOption = None,
+    device: DeviceOption = "auto",
+    quiet: QuietOption = False,
 ) -> None:
     """Segment one object with SegVol from text, a box and/or clicks; the output has the input's grid."""
     from voxelprompt import api_segvol
+    from voxelprompt.api import read_ct
+    from voxelprompt.cli.report import report_segmentation, structure_names
+    from voxelprompt.imageio import read_volume
 
     if checkpoint is None:
         raise PromptError("no --checkpoint given: pass a SegVol checkpoint (SegVol_v1.pth)")
+    points = [parse_point(p, "--point") for p in point or ()]
+    negatives = [parse_point(p, "--negative-point") for p in negative_point or ()]
+    boxed = None if box is None else parse_box(box)
+    api_segvol.build_segvol_prompts(text, boxed, points, negatives, point_space.value)
+    output_path(output)
+    volume = read_ct(read_volume(input, series_uid=series_uid))
     result = api_segvol.segment_segvol(
-        input,
+        volume,
         output,
         checkpoint=checkpoint,
         text=text,
-        box=None if box is None else parse_box(box),
-        points=[parse_point(p, "--point") for p in point],
-        negative_points=[parse_point(p, "--negative-point") for p in negative_point],
-        point_space=point_space,
+        box=boxed,
+        points=points,
+        negative_points=negatives,
+        point_space=point_space.value,
         label_value=label_value,
-        mode=mode,
+        mode=segvol_mode.value,
         device=device,
         progress=not quiet,
     )
-    voxels = int((result.labels.array != 0).sum())
-    typer.echo(
-        f"wrote {output}: shape {result.labels.shape}, {voxels} object voxels (label {result.classes[0]}), "
-        f"{result.windows} windows, {result.seconds:.1f} s"
-    )
+    report_segmentation(result, output, structure_names(result.classes, text or "object (SegVol)"))
 
 
 def identify(
-    input: Path = typer.Argument(..., help="CT image the mask belongs to."),
-    mask: Path = typer.Option(None, "--mask", "-m", help="Mask on the CT's grid (non-zero voxels count)."),
-    checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="SegVol checkpoint (SegVol_v1.pth)."),
-    box: str = typer.Option(None, "--box", help="Instead of --mask: box I0,J0,K0,I1,J1,K1 to segment first."),
-    point: list[str] = typer.Option([], "--point", help="Instead of --mask: positive click I,J,K (repeatable)."),
-    negative_point: list[str] = typer.Option([], "--negative-point", help="Negative click I,J,K (repeatable)."),
-    point_space: str = typer.Option("voxel", help="Frame of clicks and box: voxel or world (RAS mm)."),
-    categories: str = typer.Option("", help="Comma-separated names to score (default: the VISTA3D class names)."),
-    top: int = typer.Option(8, help="How many categories to print."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
+    input: Annotated[Path, typer.Argument(metavar="INPUT", help="CT image the mask belongs to (file or DICOM series folder).")],
+    mask: Annotated[
+        Path | None, typer.Option("--mask", metavar="PATH", help="Mask on the CT's grid (every non-zero voxel counts); omitted: segment --box/--point first.")
+    ] = None,
+    checkpoint: Annotated[Path | None, checkpoint_option(_SEGVOL_CHECKPOINT)] = None,
+    box: Annotated[
+        str | None, typer.Option("--box", metavar="I0,J0,K0,I1,J1,K1", help="Instead of --mask: a box to segment first.")
+    ] = None,
+    point: PointOption = None,
+    negative_point: NegativePointOption = None,
+    point_space: PointSpaceOption = Space.voxel,
+    categories: Annotated[
+        str, typer.Option("--categories", metavar="NAMES", help="Comma-separated names to score; omitted: the VISTA3D class names.")
+    ] = "",
+    top: Annotated[int, typer.Option("--top", min=1, metavar="N", help="How many categories to print.")] = 8,
+    series_uid: SeriesUidOption = None,
+    device: DeviceOption = "auto",
 ) -> None:
-    """Name the class of a mask (or of a box/click result) with SegVol: ranked probabilities."""
+    """Name the class of a mask (or of a box/click result) with SegVol: ranked probabilities (paper Fig. 5)."""
     from voxelprompt import api_segvol
 
     if checkpoint is None:
         raise PromptError("no --checkpoint given: pass a SegVol checkpoint (SegVol_v1.pth)")
-    if top < 1:
-        raise PromptError(f"--top must be at least 1, got {top}")
-    names = [c.strip() for c in categories.split(",") if c.strip()] or None
     result = api_segvol.identify(
         input,
         mask,
         checkpoint=checkpoint,
         box=None if box is None else parse_box(box),
-        points=[parse_point(p, "--point") for p in point],
-        negative_points=[parse_point(p, "--negative-point") for p in negative_point],
-        point_space=point_space,
-        categories=names,
+        points=[parse_point(p, "--point") for p in point or ()],
+        negative_points=[parse_point(p, "--negative-point") for p in negative_point or ()],
+        point_space=point_space.value,
+        categories=split_names(categories) or None,
+        series_uid=series_uid,
         device=device,
     )
     for score in result.scores[:top]:

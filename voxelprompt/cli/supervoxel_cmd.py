@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import time
 from pathlib import Path
 from typing import Annotated
@@ -9,19 +10,28 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from voxelprompt.errors import InputError
+from voxelprompt.cli.options import (
+    InputArgument,
+    SeriesUidOption,
+    output_path,
+)
 
 __all__ = ["pseudo_masks", "supervoxels"]
 
-_OUTPUT_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
+
+class Preset(str, enum.Enum):
+    """Supervoxel settings (``--preset``)."""
+
+    official = "official"
+    paper = "paper"
 
 
-def _check_output(output: Path) -> None:
-    # Fail before minutes of computation, not after.
-    if not str(output).lower().endswith(_OUTPUT_SUFFIXES):
-        raise InputError(f"output {str(output)!r} must end in one of {', '.join(_OUTPUT_SUFFIXES)}")
-    if not output.parent.is_dir():
-        raise InputError(f"output folder {str(output.parent)!r} does not exist")
+class Connectivity(str, enum.Enum):
+    """Voxel neighbourhoods of the Felzenszwalb graph (``--connectivity``)."""
+
+    six = "6"
+    eighteen = "18"
+    twenty_six = "26"
 
 
 def _write(labels, output: Path) -> None:
@@ -33,27 +43,37 @@ def _write(labels, output: Path) -> None:
 
 
 def supervoxels(
-    input: Annotated[Path, typer.Argument(help="CT image in HU: .nii/.nii.gz/.nrrd file or a DICOM series folder.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Supervoxel id map to write (.nii.gz, .nii or .nrrd).")],
-    preset: Annotated[str, typer.Option(help="official (VISTA script) or paper (Algorithm 2 as printed).")] = "official",
+    input: InputArgument,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="PATH", help="Supervoxel id map to write (.nii.gz, .nii or .nrrd); a missing folder is created.")
+    ],
+    preset: Annotated[
+        Preset, typer.Option("--preset", help="official (VISTA script) or paper (Algorithm 2 as printed).")
+    ] = Preset.official,
     sam_checkpoint: Annotated[
         Path | None,
-        typer.Option("--sam-checkpoint", help="SAM ViT-H checkpoint (needs segment-anything); default: offline filter bank."),
+        typer.Option(
+            "--sam-checkpoint", metavar="PATH", help="SAM ViT-H checkpoint (needs segment-anything); omitted: the offline filter bank."
+        ),
     ] = None,
-    n_segments: Annotated[int | None, typer.Option("--n-segments", help="Override the preset's SLIC n_segments.")] = None,
-    compactness: Annotated[float | None, typer.Option(help="Override the preset's SLIC compactness.")] = None,
+    n_segments: Annotated[
+        int | None, typer.Option("--n-segments", min=1, metavar="N", help="SLIC n_segments; omitted: the preset's.")
+    ] = None,
+    compactness: Annotated[float | None, typer.Option("--compactness", metavar="X", help="SLIC compactness; omitted: the preset's.")] = None,
     cache_dir: Annotated[
-        Path | None, typer.Option("--cache-dir", help="Reuse/store the map here, keyed by image and settings.")
+        Path | None, typer.Option("--cache-dir", metavar="DIR", help="Reuse/store the map here, keyed by image and settings; omitted: no cache.")
     ] = None,
+    series_uid: SeriesUidOption = None,
 ) -> None:
     """VISTA3D supervoxels (Algorithm 2): SLIC on summed axial, coronal and sagittal slice features."""
+    from voxelprompt.imageio import read_volume
     from voxelprompt.pseudolabels import supervoxels as run
 
-    _check_output(output)
+    output_path(output)
     start = time.perf_counter()
     labels = run(
-        input,
-        preset=preset,
+        read_volume(input, series_uid=series_uid),
+        preset=preset.value,
         sam_checkpoint=sam_checkpoint,
         cache_dir=cache_dir,
         n_segments=n_segments,
@@ -64,23 +84,30 @@ def supervoxels(
 
 
 def pseudo_masks(
-    input: Annotated[Path, typer.Argument(help="CT image in HU: .nii/.nii.gz/.nrrd file or a DICOM series folder.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Pseudo mask id map to write (.nii.gz, .nii or .nrrd).")],
-    k: Annotated[float, typer.Option("-k", help="Felzenszwalb scale (HU x voxels); larger gives fewer masks.")] = 500.0,
-    min_size: Annotated[int, typer.Option(help="Smallest Felzenszwalb segment in input voxels.")] = 200,
-    connectivity: Annotated[int, typer.Option(help="6, 18 or 26 neighbours (26 is ~4x slower).")] = 6,
+    input: InputArgument,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="PATH", help="Pseudo mask id map to write (.nii.gz, .nii or .nrrd); a missing folder is created.")
+    ],
+    k: Annotated[float, typer.Option("-k", "--scale", metavar="K", help="Felzenszwalb scale (HU x voxels); larger gives fewer masks.")] = 500.0,
+    min_size: Annotated[int, typer.Option("--min-size", min=1, metavar="VOXELS", help="Smallest Felzenszwalb segment in input voxels.")] = 200,
+    connectivity: Annotated[
+        Connectivity, typer.Option("--connectivity", help="Neighbours of a voxel: 6, 18 or 26 (26 is ~4x slower).")
+    ] = Connectivity.six,
     no_clean: Annotated[
         bool, typer.Option("--no-clean", help="Skip SegVol's cleaning (1 per mille, opening/closing).")
     ] = False,
     cache_dir: Annotated[
-        Path | None, typer.Option("--cache-dir", help="Reuse/store the map here, keyed by image and settings.")
+        Path | None, typer.Option("--cache-dir", metavar="DIR", help="Reuse/store the map here, keyed by image and settings; omitted: no cache.")
     ] = None,
+    series_uid: SeriesUidOption = None,
 ) -> None:
     """SegVol pseudo masks: 3D Felzenszwalb-Huttenlocher segmentation, then the paper's cleaning."""
+    from voxelprompt.imageio import read_volume
     from voxelprompt.pseudolabels import pseudo_masks as run
 
-    _check_output(output)
+    output_path(output)
     start = time.perf_counter()
-    labels = run(input, k=k, min_size=min_size, connectivity=connectivity, clean=not no_clean, cache_dir=cache_dir)
+    volume = read_volume(input, series_uid=series_uid)
+    labels = run(volume, k=k, min_size=min_size, connectivity=int(connectivity.value), clean=not no_clean, cache_dir=cache_dir)
     _write(labels, output)
     typer.echo(f"wrote {output}: shape {labels.shape}, {int(labels.array.max())} masks, {time.perf_counter() - start:.1f} s")

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from voxelprompt.cli.options import QuietOption, _device
+
 __all__ = ["train", "finetune"]
 
 
@@ -25,19 +27,31 @@ def train(
     recipe: Annotated[
         str,
         typer.Argument(
+            metavar="RECIPE",
             help="Recipe file (.json/.yaml) or a built-in: stage1..stage4 (VISTA3D), segvol-pretrain, segvol-supervised."
         ),
     ],
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUTPUT_DIR/checkpoint.pt.")] = False,
-    output_dir: Annotated[Path | None, typer.Option(help="Override the recipe's output_dir.")] = None,
-    steps: Annotated[int | None, typer.Option(min=1, help="Override the recipe's number of steps.")] = None,
-    datalist: Annotated[
-        list[Path] | None, typer.Option("--datalist", help="Override the recipe's datalists (repeatable).")
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "-o", metavar="DIR", help="Run folder; omitted: the recipe's output_dir.")
     ] = None,
-    init: Annotated[Path | None, typer.Option(help="Start from this checkpoint (the previous stage).")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, metavar="N", help="Optimisation steps; omitted: the recipe's.")] = None,
+    datalist: Annotated[
+        list[Path] | None,
+        typer.Option("--datalist", metavar="PATH", help="Datalist JSON (repeatable); omitted: the recipe's datalists."),
+    ] = None,
+    init: Annotated[
+        Path | None, typer.Option("--init", metavar="PATH", help="Start from this checkpoint (the previous stage); omitted: the recipe's init.")
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device", metavar="auto|cpu|cuda[:N]", callback=lambda v: None if v is None else _device(v),
+            help="Where the network trains; omitted: the recipe's device (auto: a CUDA GPU when present, else the CPU).",
+        ),
+    ] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Log and skip bad datalist entries.")] = False,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    quiet: QuietOption = False,
 ) -> None:
     """Train VISTA3D (a stage recipe) or SegVol (SimMIM or supervised) on CPU, one GPU, or `torchrun`."""
     from voxelprompt.training import load_recipe, recipe_from_dict
@@ -65,27 +79,32 @@ def train(
         r = recipe_from_dict(changes, base=r)
     if isinstance(r, SegVolRecipe):
         run = train_segvol
-    result = run(r, resume=resume, progress=progress)
+    result = run(r, resume=resume, progress=not quiet)
     _report(result)
 
 
 def finetune(
-    checkpoint: Annotated[Path, typer.Argument(help="Trained VISTA3D checkpoint to start from.")],
-    datalist: Annotated[Path, typer.Argument(help="Datalist JSON of the new dataset.")],
+    checkpoint: Annotated[Path, typer.Argument(metavar="CHECKPOINT", help="Trained VISTA3D checkpoint to start from.")],
+    datalist: Annotated[Path, typer.Argument(metavar="DATALIST", help="Datalist JSON of the new dataset.")],
     classes: Annotated[
-        list[str], typer.Option("--class", help="LOCAL=GLOBAL label mapping, e.g. 1=140 or 2=liver (repeatable).")
+        list[str], typer.Option("--class", metavar="LOCAL=GLOBAL", help="Label mapping, e.g. 1=140 or 2=liver (repeatable).")
     ],
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Run folder.")] = Path("runs/finetune"),
-    cases: Annotated[int | None, typer.Option(min=1, help="Few-shot: use only the first N training cases.")] = None,
-    steps: Annotated[int, typer.Option(min=1, help="Optimisation steps.")] = 200,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-4,
-    roi: Annotated[tuple[int, int, int], typer.Option(help="Patch size (multiples of 16).")] = (128, 128, 128),
-    spacing: Annotated[tuple[float, float, float], typer.Option(help="Training voxel size in mm.")] = (1.5, 1.5, 1.5),
-    init_from: Annotated[
-        list[str] | None, typer.Option("--init-from", help="NEW=KNOWN: start a new class's embedding from a known one.")
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", metavar="DIR", help="Run folder.")] = Path("runs/finetune"),
+    cases: Annotated[
+        int | None, typer.Option("--cases", min=1, metavar="N", help="Few-shot: use only the first N training cases; omitted: all.")
     ] = None,
-    train_encoder: Annotated[bool, typer.Option("--train-encoder", help="Also train the encoder.")] = False,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    steps: Annotated[int, typer.Option("--steps", min=1, metavar="N", help="Optimisation steps.")] = 200,
+    lr: Annotated[float, typer.Option("--lr", metavar="LR", help="Peak learning rate.")] = 1e-4,
+    roi: Annotated[tuple[int, int, int], typer.Option("--roi", metavar="H W D", help="Patch size in voxels (multiples of 16).")] = (128, 128, 128),
+    spacing: Annotated[
+        tuple[float, float, float], typer.Option("--spacing", metavar="X Y Z", help="Training voxel size in mm.")
+    ] = (1.5, 1.5, 1.5),
+    init_from: Annotated[
+        list[str] | None,
+        typer.Option("--init-from", metavar="NEW=KNOWN", help="Start a new class's embedding from a known one (repeatable); omitted: the checkpoint's row for that id."),
+    ] = None,
+    train_encoder: Annotated[bool, typer.Option("--train-encoder", help="Also train the encoder (default: frozen).")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Few-shot finetuning: add classes to the class embedding from N labelled cases (auto branch)."""
     from voxelprompt.training import finetune as run
@@ -101,7 +120,7 @@ def finetune(
         steps=steps,
         output_dir=output_dir,
         train_encoder=train_encoder,
-        progress=progress,
+        progress=not quiet,
         optim={"lr": lr},
         patch={"roi": list(roi), "spacing": list(spacing)},
     )

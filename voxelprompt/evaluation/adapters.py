@@ -151,7 +151,7 @@ class Vista3DEvalModel:
 
     def _to_input_labels(self, labels: torch.Tensor) -> np.ndarray:
         seg = self.segmenter
-        return invert_to_input(labels, self._model_image, seg.preprocessing, seg.profile.unpredicted_value)
+        return invert_to_input(labels, self._model_image, seg.preprocessing, seg.unpredicted_fill)
 
     def auto_classes(self, classes: Sequence[int]) -> list[int]:
         last = self.segmenter.spec.last_supported

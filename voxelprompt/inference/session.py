@@ -1,12 +1,14 @@
 """Interactive sessions: pre-process a volume once, then answer many prompts with cached work.
 
-A session keeps (1) the pre-processed volume, (2) the automatic mask of every class that clicks
-have edited, and (3) the point head's click-independent features of every clicked window
+A session keeps (1) the pre-processed volume, (2) the automatic results clicks edit: the last
+class-prompt result it returned and the mask of every class that clicks have edited, and (3) the
+point head's click-independent features of every clicked window
 (:class:`~voxelprompt.inference.engine.point_head.PointWindowFeatures`), under a memory budget with
 least-recently-used eviction. A further click then costs the point head's click-dependent half on
 its windows (plus the encoder for a window not seen before) instead of the whole pipeline. Results
-are identical to :meth:`Vista3DSegmenter.segment` on the same prompts: the cache only skips
-recomputation.
+are identical to :meth:`Vista3DSegmenter.segment` on the same prompts, with one deliberate
+exception: an edit after an everything (or multi-class) call starts from that result's voxels of
+the class, which is what the annotator sees, not from a recomputed single-class result.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from voxelprompt.inference.engine.point_head import FastPointHead, PointWindowFeatures
-from voxelprompt.inference.segmenter import Vista3DSegmenter
+from voxelprompt.inference.segmenter import AutomaticMasks, Vista3DSegmenter
 from voxelprompt.types import Prompts, Segmentation, Volume
 
 __all__ = ["InteractiveSession", "CacheStats"]
@@ -165,11 +167,16 @@ class InteractiveSession:
         self.stats = CacheStats()
         self.prepared = segmenter.prepare(volume)
         self._net = _SessionNet(segmenter.click_net(), int(memory_budget_mb * 2**20), self.stats)
-        self._auto: dict[int, torch.Tensor] = {}
+        self._auto = AutomaticMasks()
 
     @torch.no_grad()
     def segment(self, prompts: Prompts, everything: bool = False) -> Segmentation:
-        """Same result as ``segmenter.segment_prepared`` with the session's click windows, reusing its caches."""
+        """Same result as ``segmenter.segment_prepared`` with the session's click windows, reusing its caches.
+
+        A click edit of a class starts from the automatic result this session last returned for
+        it (see :class:`~voxelprompt.inference.segmenter.AutomaticMasks`): after an everything
+        call, an edit of the liver costs only its clicked windows.
+        """
         return self.segmenter.segment_prepared(
             self.prepared, prompts, everything, net=self._net, auto_cache=self._auto, click_windows=self.click_windows
         )

@@ -7,7 +7,9 @@ Loads with ``weights_only=True`` (no arbitrary pickles) and turns every failure 
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -21,15 +23,31 @@ def load_checkpoint_file(path: str | os.PathLike) -> object:
     """The object stored in a torch checkpoint, on the CPU.
 
     Raises:
-        CheckpointError: the file is missing or unreadable.
+        CheckpointError: the file is missing or unreadable, or it is a pickle carrying Python
+            objects beyond tensors and plain containers (never unpickled: that could run code).
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "global" not in str(err).lower():  # torch names the Python object it refused to build
+            raise CheckpointError(f"{path}: cannot read checkpoint (corrupt or foreign pickle data)") from err
+        # torch's own advice here is to load with weights_only=False, i.e. to run the file's code.
+        raise CheckpointError(
+            f"{path}: not a plain weights file (it holds pickled Python objects, which could run code "
+            "when loaded), so it is not loaded; load and re-save only its state_dict where you trust it"
+        ) from err
     except Exception as err:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(err).__name__}: {str(err)[:160]})") from err
+        raise CheckpointError(f"{path}: cannot read checkpoint ({type(err).__name__}: {_first_line(err)})") from err
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0][:160] if lines else type(err).__name__
 
 
 def save_checkpoint_file(obj: object, path: str | os.PathLike) -> Path:

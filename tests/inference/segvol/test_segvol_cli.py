@@ -55,8 +55,8 @@ def test_segment_segvol_writes_labels_on_the_input_grid(ct_path, fake_checkpoint
         (["--box", "0,0,0,40,10,5"], "outside the volume"),
         (["--box", "1,2,3"], "expected 6 numbers"),
         (["--point", "1,2"], "expected 3 numbers"),
-        (["--text", "liver", "--mode", "fast"], "unknown SegVol mode"),
-        (["--text", "liver", "--point-space", "ijk"], "point space"),
+        (["--text", "liver", "--segvol-mode", "fast"], "is not one of 'zoom', 'sliding', 'zoom-out'"),
+        (["--text", "liver", "--point-space", "ijk"], "is not one of 'voxel', 'world'"),
     ],
 )
 def test_bad_input_exits_2_without_output(ct_path, fake_checkpoint, tmp_path, capsys, extra, message):

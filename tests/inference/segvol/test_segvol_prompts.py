@@ -25,7 +25,7 @@ from voxelprompt.types import Box, Points, PointSpace, Prompts
         (Prompts(), "nothing to segment"),
         (Prompts(classes=(1, 3)), "one object"),
         (Prompts(classes=(1,), text="liver"), "not both"),
-        (Prompts(text="liver", zero_shot_class=140), "VISTA3D option"),
+        (Prompts(text="liver", new_structure=True), "VISTA3D option"),
     ],
 )
 def test_bad_prompts_raise_prompt_errors(ras_volume, prompts, message):

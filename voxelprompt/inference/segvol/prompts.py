@@ -107,8 +107,8 @@ def check_prompts(prompts: Prompts, volume: Volume, label_value: int | None = No
         PromptError: empty text, text plus a class, several classes, a box with lower > upper or
             outside the volume, points outside the volume, or nothing that locates the object.
     """
-    if prompts.zero_shot_class is not None:
-        raise PromptError("zero_shot_class is a VISTA3D option; SegVol segments any text or box instead")
+    if prompts.new_structure:
+        raise PromptError("new_structure is a VISTA3D option; SegVol segments any text, box or clicks as they are")
     text = prompts.text
     if text is not None:
         if not isinstance(text, str) or not text.strip():

@@ -1,0 +1,150 @@
+"""What ``segment`` writes and says: a label map holds only 0 and the requested ids, whatever the
+prompt and model family; the summary names the structures with their volumes; pictures."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import nibabel as nib
+import numpy as np
+import pytest
+from cli_runner import run
+
+from voxelprompt.catalog import everything_classes, vista3d_catalog
+from voxelprompt.measure import structure_volumes
+from voxelprompt.imageio import read_labels
+
+CLICK = "20,20,10"  # a voxel of the 40x40x20 crop (conftest.ct_crop_path)
+
+#: prompt arguments -> the ids the output may hold besides 0
+CASES = {
+    "classes": (["--classes", "liver,spleen"], {1, 3}),
+    "group class": (["--classes", "kidney"], {14, 5}),
+    "clicks": (["--point", CLICK, "--negative-point", "5,5,5"], {1}),
+    "new structure": (["--point", CLICK, "--new-structure"], {1}),
+    "class and clicks": (["--classes", "spleen", "--point", CLICK], {3}),
+    "zero-shot class and clicks": (["--classes", "140", "--point", CLICK], {140}),
+    "everything": (["--everything"], set(everything_classes(132))),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_vista3d_output_holds_only_0_and_requested_ids(case, ct_crop_path, tiny_checkpoint, tmp_path, capsys):
+    extra, allowed = CASES[case]
+    out = tmp_path / "seg.nii.gz"
+    code, stdout, err = run(["segment", str(ct_crop_path), "-o", str(out), "-c", str(tiny_checkpoint), "-q", *extra], capsys)
+    assert code == 0, err
+    values = set(np.unique(np.asarray(nib.load(out).dataobj)).tolist())
+    assert values <= {0} | allowed, f"{case}: unexpected values {sorted(values - {0} - allowed)}"
+    assert "wrote" in stdout
+
+
+@pytest.fixture()
+def fake_segvol(tmp_path, monkeypatch):
+    """A tiny SegVol of the released design behind the API's one loading seam."""
+    from voxelprompt import api_segvol
+    from voxelprompt.inference.segvol import SegVolSegmenter
+    from voxelprompt.models.segvol import SEGVOL_TINY, build_segvol_config
+
+    path = tmp_path / "segvol.pth"
+    path.write_bytes(b"stand-in")
+
+    def load(checkpoint, device="cpu", mode="zoom", overlap=0.5, progress=False):
+        import torch
+
+        torch.manual_seed(0)
+        model = build_segvol_config(dataclasses.replace(SEGVOL_TINY, encoder_depth=1))
+        return SegVolSegmenter(model, device=device, mode=mode, overlap=overlap, progress=progress)
+
+    monkeypatch.setattr(api_segvol, "load_segvol_segmenter", load)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("extra", "allowed"),
+    [(["--text", "left kidney"], {14}), (["--box", "5,5,3,30,30,15"], {1}), (["--text", "gallstone", "--point", CLICK], {1})],
+    ids=["catalog text", "box", "free text and click"],
+)
+def test_segvol_output_holds_only_0_and_its_value(extra, allowed, ct_crop_path, fake_segvol, tmp_path, capsys):
+    out = tmp_path / "seg.nii.gz"
+    code, _, err = run(["segment", str(ct_crop_path), "-o", str(out), "-c", str(fake_segvol), "--model", "segvol", "-q", *extra], capsys)
+    assert code == 0, err
+    values = set(np.unique(np.asarray(nib.load(out).dataobj)).tolist())
+    assert values <= {0} | allowed
+
+
+def test_summary_names_structures_with_their_volume(ct_crop_path, tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "seg.nii.gz"
+    code, stdout, err = run(["segment", str(ct_crop_path), "-o", str(out), "-c", str(tiny_checkpoint), "-q",
+                             "--classes", "liver,spleen,aorta"], capsys)  # fmt: skip
+    assert code == 0, err
+    found = structure_volumes(read_labels(out))
+    name = vista3d_catalog().name
+    for s in found:  # one line per structure with its volume in ml (from the file, not from the code under test)
+        assert any(name(s.label) in line and f"{s.ml:.1f} ml" in line for line in stdout.splitlines()), stdout
+    missing = {1, 3, 6} - {s.label for s in found}
+    for c in missing:
+        assert f"{name(c)} ({c})" in stdout and "not found" in stdout
+    assert f"{len(found)} structure(s) found" in stdout
+
+
+def test_click_edit_that_changes_nothing_says_so(ct_crop_path, tiny_checkpoint, tmp_path, capsys):
+    """Only a negative click far from the automatic gallbladder (the tiny model's is a few voxels):
+    Algorithm 1 removes nothing the click does not touch (refine.py), so the result must equal the
+    automatic one and the summary must say so."""
+    from scipy.ndimage import distance_transform_edt
+
+    argv = ["segment", str(ct_crop_path), "-o", str(tmp_path / "a.nii.gz"), "-c", str(tiny_checkpoint), "-q", "--classes", "gallbladder"]
+    code, _, err = run(argv, capsys)
+    assert code == 0, err
+    auto = np.asarray(nib.load(tmp_path / "a.nii.gz").dataobj)
+    distance = distance_transform_edt(auto != 10) if (auto == 10).any() else np.full(auto.shape, np.inf)
+    # inside the bundle's foreground crop (voxels > 0 HU), where the model space has the click
+    ct = np.asarray(nib.load(ct_crop_path).dataobj)
+    lo, hi = np.argwhere(ct > 0).min(0), np.argwhere(ct > 0).max(0) + 1
+    inside = np.zeros(ct.shape, bool)
+    inside[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = True
+    far = tuple(int(v) for v in np.unravel_index(int(np.argmax(np.where(inside, distance, 0))), auto.shape))
+    assert distance[far] > 4  # 12 mm from it: well beyond Algorithm 1's 2-voxel search
+    argv[3] = str(tmp_path / "b.nii.gz")
+    code, stdout, err = run([*argv, "--negative-point", ",".join(map(str, far))], capsys)
+    assert code == 0, err
+    np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "b.nii.gz").dataobj), auto)
+    assert "the clicks changed nothing" in stdout, stdout
+
+
+def test_preview_and_overlay_write_pictures(ct_crop_path, tiny_checkpoint, tmp_path, capsys):
+    out, preview = tmp_path / "seg.nii.gz", tmp_path / "pics" / "preview.png"
+    code, stdout, err = run(["segment", str(ct_crop_path), "-o", str(out), "-c", str(tiny_checkpoint), "-q",
+                             "--classes", "liver,spleen", "--preview", str(preview)], capsys)  # fmt: skip
+    assert code == 0, err
+    assert preview.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and str(preview) in stdout
+    picture = tmp_path / "overlay.png"
+    code, stdout, err = run(["overlay", str(ct_crop_path), str(out), "-o", str(picture)], capsys)
+    assert code == 0 and picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", err
+    # labels on another grid, a bad picture suffix and a point outside are one-line errors
+    other = tmp_path / "other.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), np.eye(4)), str(other))
+    for argv, message in (
+        (["overlay", str(ct_crop_path), str(other), "-o", str(tmp_path / "x.png")], "differs from the image's"),
+        (["overlay", str(ct_crop_path), str(out), "-o", str(tmp_path / "x.jpg")], "x.jpg"),
+        (["overlay", str(ct_crop_path), str(out), "-o", str(tmp_path / "x.png"), "--point", "99,0,0"], "outside"),
+    ):
+        code, _, err = run(argv, capsys)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_the_shipped_demo_model_says_what_it_is(ct_crop_path, tmp_path, capsys):
+    """Without --checkpoint the demo model runs, with one loud line; with one, no such line."""
+    out = tmp_path / "seg.nii.gz"
+    code, _, err = run(["segment", str(ct_crop_path), "-o", str(out), "--classes", "liver", "-q"], capsys)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "DEMO model" in line]
+    assert len(warnings) == 1 and "--checkpoint" in warnings[0] and "not meaningful" in warnings[0]
+
+
+def test_a_checkpoint_run_has_no_demo_warning(ct_crop_path, tiny_checkpoint, tmp_path, capsys):
+    code, _, err = run(["segment", str(ct_crop_path), "-o", str(tmp_path / "s.nii.gz"), "-c", str(tiny_checkpoint),
+                        "--classes", "liver", "-q"], capsys)  # fmt: skip
+    assert code == 0 and "DEMO model" not in err, err

@@ -1,0 +1,44 @@
+"""What the commands print after segmenting: the structures found, their volumes, and notes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import typer
+
+from voxelprompt.measure import structure_volumes
+from voxelprompt.types import Segmentation
+
+__all__ = ["structure_names", "report_segmentation"]
+
+
+def structure_names(ids: tuple[int, ...], object_name: str | None = None) -> dict[int, str]:
+    """Display names of label values: catalog names, or ``object_name`` for every id when given
+    (an object segmented from clicks or a box carries no class)."""
+    from voxelprompt.catalog import vista3d_catalog
+
+    name = vista3d_catalog().name
+    return {i: object_name if object_name is not None else name(i) for i in ids}
+
+
+def report_segmentation(result: Segmentation, output: Path | None, names: Mapping[int, str]) -> None:
+    """Print one summary line, a line per structure found (id, name, ml), what was asked for but
+    not found, and the segmenter's notes (which embedding clicks used, an empty object ...)."""
+    found = structure_volumes(result.labels)
+    shape = "x".join(str(s) for s in result.labels.shape)
+    where = f"wrote {output}" if output is not None else "segmented"
+    typer.echo(
+        f"{where}: {shape} voxels on the input grid, {len(found)} structure(s) found, "
+        f"{result.windows} windows, {result.seconds:.1f} s"
+    )
+    for s in found:
+        voxels = f"{s.voxels} voxel" + ("s" if s.voxels != 1 else "")
+        typer.echo(f"  {s.label:>4}  {names.get(s.label, f'label {s.label}'):<32} {s.ml:>10.1f} ml  ({voxels})")
+    present = {s.label for s in found}
+    missing = [c for c in result.classes if c not in present]
+    if missing:
+        listed = ", ".join(f"{names.get(c, f'label {c}')} ({c})" for c in missing)
+        typer.echo(f"  not found: {listed}")
+    for note in result.notes:
+        typer.echo(f"note: {note}")

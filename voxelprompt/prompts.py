@@ -1,0 +1,80 @@
+"""Prompts from user-facing values, and the checks that need only the volume's grid (torch-free).
+
+Everything here is cheap, so the CLI and the API run it before any model is loaded: a misspelt
+class or a click outside the image fails in well under a second, not after minutes of work.
+Coordinates follow :mod:`voxelprompt.types`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from voxelprompt.errors import PromptError
+from voxelprompt.types import Points, PointSpace, Prompts, Volume
+
+__all__ = ["Coordinate", "build_prompts", "check_points_inside"]
+
+Coordinate = tuple[float, float, float]
+
+
+def build_prompts(
+    classes: Sequence[str | int] = (),
+    points: Sequence[Coordinate] = (),
+    negative_points: Sequence[Coordinate] = (),
+    point_space: PointSpace | str = PointSpace.VOXEL,
+    new_structure: bool = False,
+) -> Prompts:
+    """Prompts from user-facing values: class names or ids, positive and negative clicks.
+
+    Args:
+        classes: VISTA3D class names (case, ``_``/space and word order tolerated) or indices.
+        points: positive clicks, (I, J, K) voxels or (x, y, z) RAS+ mm (see :mod:`voxelprompt.types`).
+        negative_points: negative clicks, same frame.
+        point_space: ``"voxel"`` or ``"world"``.
+        new_structure: the clicks mark a structure outside the model's classes (VISTA3D's
+            zero-shot embedding; see :class:`~voxelprompt.types.Prompts`).
+
+    Raises:
+        PromptError: an unknown class name, a bad point space, or ``new_structure`` without clicks
+            or together with classes.
+    """
+    from voxelprompt.catalog import vista3d_catalog
+
+    try:
+        space = PointSpace(point_space)
+    except ValueError:
+        raise PromptError(f"point space must be voxel or world, got {point_space!r}") from None
+    ids = vista3d_catalog().resolve(list(classes))
+    clicks = None
+    if points or negative_points:
+        clicks = Points.from_lists(list(points), list(negative_points), space=space)
+    if new_structure and clicks is None:
+        raise PromptError("--new-structure marks what clicks segment: give at least one --point")
+    if new_structure and ids:
+        raise PromptError("--new-structure is for a structure outside the model's classes; drop --classes or it")
+    return Prompts(classes=ids, points=clicks, new_structure=new_structure)
+
+
+def check_points_inside(points: Points, volume: Volume) -> None:
+    """Raise unless every click lies inside ``volume`` (voxel centres +- half a voxel).
+
+    Args:
+        points: clicks in voxel indices of ``volume`` or RAS+ mm (``points.space``).
+        volume: the image the clicks refer to (only its shape and affine are used).
+
+    Raises:
+        PromptError: an empty click list, or a click outside the volume (named with its frame).
+    """
+    if len(points) == 0:
+        raise PromptError("points were given but the list is empty")
+    ijk = points.to_voxel(volume)
+    shape = np.asarray(volume.shape)
+    outside = ~((ijk >= -0.5) & (ijk <= shape - 0.5)).all(axis=1)
+    if outside.any():
+        bad = points.coords[int(np.argmax(outside))]
+        raise PromptError(
+            f"point {tuple(float(v) for v in bad)} ({points.space.value}) lies outside the volume "
+            f"of shape {volume.shape}"
+        )
