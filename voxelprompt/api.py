@@ -15,19 +15,34 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voxelprompt.devices import check_device, resolve_device
-from voxelprompt.errors import VoxelPromptError
-from voxelprompt.prompts import Coordinate, build_prompts, check_points_inside
+from voxelprompt.errors import CheckpointError, VoxelPromptError
+from voxelprompt.prompts import Coordinate, build_prompts, check_class_prompts, check_points_inside
 from voxelprompt.types import PointSpace, Segmentation, Volume
 
 if TYPE_CHECKING:  # torch is imported only when a model is loaded
     from voxelprompt.inference.segmenter import Vista3DSegmenter
 
-__all__ = ["segment", "build_prompts", "load_segmenter", "read_ct", "DEMO_MODEL_WARNING", "MODEL_FAMILIES"]
+__all__ = [
+    "segment",
+    "build_prompts",
+    "load_segmenter",
+    "read_ct",
+    "check_checkpoint_path",
+    "DEMO_MODEL_WARNING",
+    "SEGVOL_NEEDS_CHECKPOINT",
+    "MODEL_FAMILIES",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Model families :func:`segment` takes.
 MODEL_FAMILIES = ("vista3d", "segvol")
+
+#: The one answer to SegVol without weights, wherever it is asked for.
+SEGVOL_NEEDS_CHECKPOINT = (
+    "SegVol needs --checkpoint SegVol_v1.pth: its weights are not shipped "
+    "(the SegVol authors publish them as BAAI/SegVol on Hugging Face)"
+)
 
 #: Printed whenever the shipped demo model segments something other than a phantom.
 DEMO_MODEL_WARNING = (
@@ -58,6 +73,10 @@ def load_segmenter(
         CheckpointError: unreadable checkpoint or another architecture.
         VoxelPromptError: an unknown profile, engine or device.
     """
+    if checkpoint is not None:
+        check_checkpoint_path(checkpoint)
+    device = resolve_device(device)
+    logger.info("loading %s on %s", checkpoint or "the shipped demo VISTA3D", device)
     from voxelprompt.inference.default_model import default_checkpoint, default_profile
     from voxelprompt.inference.profiles import InferenceProfile
     from voxelprompt.inference.segmenter import Vista3DSegmenter
@@ -66,9 +85,21 @@ def load_segmenter(
     if checkpoint is None:
         checkpoint, chosen = default_checkpoint(), default_profile(profile)
     return Vista3DSegmenter.from_checkpoint(
-        checkpoint, profile=chosen, device=resolve_device(device), roi_size=roi_size, progress=progress,
+        checkpoint, profile=chosen, device=device, roi_size=roi_size, progress=progress,
         engine=engine, amp=amp,
     )  # fmt: skip
+
+
+def check_checkpoint_path(checkpoint: str | os.PathLike) -> Path:
+    """The checkpoint file, checked to exist before any model code is imported.
+
+    Raises:
+        CheckpointError: no such file, or a folder.
+    """
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: {'is a folder, not a checkpoint file' if path.is_dir() else 'checkpoint file not found'}")
+    return path
 
 
 def read_ct(image: str | os.PathLike | Volume, series_uid: str | None = None) -> Volume:
@@ -138,7 +169,7 @@ def segment(
         raise VoxelPromptError(f"unknown model family {model!r}; choose {' or '.join(MODEL_FAMILIES)}")
     check_device(device)
     if output is not None:
-        check_output_path(output)
+        check_output_path(output, inputs=() if isinstance(image, Volume) else (image,))
     if model == "segvol":
         from voxelprompt.api_segvol import build_segvol_prompts, segment_segvol
 
@@ -147,8 +178,9 @@ def segment(
         if new_structure:
             raise VoxelPromptError("new_structure is a VISTA3D option; SegVol segments what its prompts locate")
         if checkpoint is None:
-            raise VoxelPromptError("SegVol needs --checkpoint (SegVol_v1.pth): its weights are not shipped")
+            raise VoxelPromptError(SEGVOL_NEEDS_CHECKPOINT)
         build_segvol_prompts(text, box, points, negative_points, point_space, classes)  # cheap checks first
+        check_checkpoint_path(checkpoint)
         return segment_segvol(
             read_ct(image, series_uid), output, checkpoint=checkpoint, text=text, box=box, points=points,
             negative_points=negative_points, point_space=point_space, classes=classes, device=resolve_device(device),
@@ -159,8 +191,11 @@ def segment(
     if text:
         classes = [*classes, text]  # VISTA3D resolves free text through its class table
     prompts = build_prompts(classes, points, negative_points, point_space, new_structure)
+    check_class_prompts(prompts, everything)
     if not everything and not prompts.classes and prompts.points is None:
         raise VoxelPromptError("nothing to segment: give classes, everything, or points")
+    if segmenter is None and checkpoint is not None:
+        check_checkpoint_path(checkpoint)
     volume = read_ct(image, series_uid)
     if prompts.points is not None:
         check_points_inside(prompts.points, volume)

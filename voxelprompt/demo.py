@@ -30,7 +30,7 @@ from voxelprompt.imageio import write_text, write_volume
 from voxelprompt.inference.segmenter import Vista3DSegmenter
 from voxelprompt.inference.session import InteractiveSession
 from voxelprompt.types import Points, PointSpace, Prompts
-from voxelprompt.visualize import overlay_png
+from voxelprompt.visualize import default_point, overlay_png
 
 __all__ = ["DemoResult", "run_demo", "verdict", "ORGAN_CLASSES", "LESION_CLASS"]
 
@@ -74,9 +74,12 @@ class DemoResult:
 
     def verdicts(self) -> dict[str, str]:
         """One plain sentence per feature, saying when it failed (see :func:`verdict`)."""
-        edited = f"click edit of class {self.edited_class}"
+        name = vista3d_catalog().name
+        edited = "click edit" + ("" if self.edited_class is None else f" of the {name(self.edited_class)}")
+        weak = [f"{name(c)} {d:.2f}" for c, d in sorted(self.organ_dice.items(), key=lambda kv: kv[1]) if d < WORKS_FROM]
         out = {
-            "everything": verdict("automatic everything (mean organ Dice)", self.mean_organ_dice),
+            "everything": verdict("automatic everything (mean organ Dice)", self.mean_organ_dice)
+            + (f"; below {WORKS_FROM}: {', '.join(weak)}" if weak else ""),
             "lesion_click": verdict("zero-shot tumour from one click", self.lesion_dice),
             "click_edit": verdict(edited, self.dice_after),
         }
@@ -115,7 +118,7 @@ def run_demo(
     Args:
         out_dir: output folder (created).
         segmenter: a loaded VISTA3D segmenter (the shipped demo model by default in the CLI).
-        seed: phantom seed; the demo model never saw seeds above 999 in training.
+        seed: phantom seed; the demo model was trained on seeds 0-23 and validated on 500-501.
         shape, spacing: phantom grid (spacing None fits the default trunk field of view).
     """
     out = Path(out_dir)
@@ -179,11 +182,13 @@ def run_demo(
     result.files["edited"] = write_volume(edited_volume, out / "everything_edited.nii.gz")
 
     logger.info("[5/5] writing overlays.png and summary.json")
+    # The first rows cross at the tumour click, the last at the corrective click (or the organ).
+    edit_point = edit_clicks[0].coord if edit_clicks else default_point(auto.with_array((gt == worst).astype(np.uint8)))
     rows = [
         ("ground truth", truth),
         ("everything (automatic)", auto),
         ("one click on the tumour (zero-shot)", lesion_out),
-        (f"{name(worst)} after one corrective click", edited_volume),
+        (f"{name(worst)} after one corrective click", edited_volume, None, edit_point),
     ]
     shown = [click] + [c.coord for c in edit_clicks]
     result.files["overlays"] = overlay_png(

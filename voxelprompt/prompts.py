@@ -14,7 +14,7 @@ import numpy as np
 from voxelprompt.errors import PromptError
 from voxelprompt.types import Points, PointSpace, Prompts, Volume
 
-__all__ = ["Coordinate", "build_prompts", "check_points_inside"]
+__all__ = ["Coordinate", "build_prompts", "check_class_prompts", "check_points_inside"]
 
 Coordinate = tuple[float, float, float]
 
@@ -50,6 +50,8 @@ def build_prompts(
     clicks = None
     if points or negative_points:
         clicks = Points.from_lists(list(points), list(negative_points), space=space)
+    if clicks is not None and not clicks.has_positive and not ids:
+        raise PromptError("negative clicks alone mark nothing to segment: give at least one --point inside the structure")
     if new_structure and clicks is None:
         raise PromptError("--new-structure marks what clicks segment: give at least one --point")
     if new_structure and ids:
@@ -74,7 +76,39 @@ def check_points_inside(points: Points, volume: Volume) -> None:
     outside = ~((ijk >= -0.5) & (ijk <= shape - 0.5)).all(axis=1)
     if outside.any():
         bad = points.coords[int(np.argmax(outside))]
-        raise PromptError(
-            f"point {tuple(float(v) for v in bad)} ({points.space.value}) lies outside the volume "
-            f"of shape {volume.shape}"
-        )
+        where = f"of shape {volume.shape}"
+        if points.space is PointSpace.WORLD:
+            corners = np.array(np.meshgrid(*[[-0.5, s - 0.5] for s in volume.shape], indexing="ij")).reshape(3, -1).T
+            world = volume.voxel_to_world(corners)
+            extent = ", ".join(f"{a} {lo:.1f}..{hi:.1f}" for a, lo, hi in zip("xyz", world.min(0), world.max(0)))
+            where += f", RAS+ extent {extent} mm"
+        raise PromptError(f"point {tuple(float(v) for v in bad)} ({points.space.value}) lies outside the volume {where}")
+
+
+def check_class_prompts(prompts: Prompts, everything: bool = False) -> None:
+    """VISTA3D's rules for class prompts that need no model: checked before one is loaded.
+
+    The loaded segmenter applies the same rules to its own class table
+    (:meth:`~voxelprompt.inference.segmenter.Vista3DSegmenter.resolve_classes`); these use the
+    released table (:mod:`voxelprompt.catalog`).
+
+    Raises:
+        PromptError: everything with classes or clicks, an id outside the class table, or a class
+            without automatic segmentation and without clicks.
+    """
+    from voxelprompt.catalog import CLASS_TABLE_SIZE, LAST_SUPPORTED, UNNAMED_IDS, expand_groups
+
+    if everything and (prompts.classes or prompts.points is not None):
+        raise PromptError("--everything cannot be combined with classes or points")
+    for c in prompts.classes:
+        if not 0 < c < CLASS_TABLE_SIZE:
+            raise PromptError(
+                f"class index {c} is not a VISTA3D class: ids run 1..{CLASS_TABLE_SIZE - 1} "
+                "(`voxelprompt classes` lists the named ones)"
+            )
+    if prompts.points is None and not everything:
+        unknown = [c for c in expand_groups(prompts.classes) if c > LAST_SUPPORTED or c in UNNAMED_IDS]
+        if unknown:
+            raise PromptError(
+                f"class {unknown[0]} has no automatic segmentation in VISTA3D; add --point clicks to segment it zero-shot"
+            )

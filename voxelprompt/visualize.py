@@ -25,7 +25,16 @@ from voxelprompt.types import Volume
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["VIEWS", "Panel", "overlay_panels", "overlay_figure", "overlay_png", "overlay_file", "default_point"]
+__all__ = [
+    "VIEWS",
+    "Panel",
+    "overlay_panels",
+    "overlay_figure",
+    "overlay_png",
+    "overlay_file",
+    "default_point",
+    "relabel_to_catalog",
+]
 
 VIEWS = ("axial", "coronal", "sagittal")
 _WINDOW = (-160.0, 240.0)  # abdominal soft-tissue window in HU
@@ -36,7 +45,17 @@ _EDGES = {"axial": "RLAP", "coronal": "RLSI", "sagittal": "APSI"}
 _GRID_TOLERANCE_MM = 1e-3
 _LEGEND_ROWS = 18  # legend entries per column before another column starts
 
-RowSpec = tuple[str, Volume] | tuple[str, Volume, Mapping[int, str] | None]
+#: A figure row: ``(caption, label map)``, ``(caption, label map, names)`` or
+#: ``(caption, label map, names, point)``: ``names`` maps label values to legend names, ``point``
+#: (input voxel i, j, k) is where this row's slices cross (default: the figure's point).
+RowSpec = (
+    tuple[str, Volume]
+    | tuple[str, Volume, Mapping[int, str] | None]
+    | tuple[str, Volume, Mapping[int, str] | None, Sequence[float] | None]
+)
+
+#: A label map with more distinct values than this is taken for an image, not labels.
+_MAX_LABEL_VALUES = 1024
 
 
 @dataclass(frozen=True)
@@ -154,23 +173,26 @@ def _panel_rows(
     point: Sequence[float] | None,
     clicks: Sequence[Sequence[float]],
     alpha: float,
+    row_points: Sequence[Sequence[float] | None] = (),
 ) -> list[tuple[Panel, Panel, Panel]]:
-    """Panels for several label maps over one CT (the CT is reoriented once)."""
+    """Panels for several label maps over one CT (the CT is reoriented once); ``row_points``
+    overrides ``point`` row by row."""
     point = tuple(s // 2 for s in image.shape) if point is None else _check_point(point, image)
     for lab in label_maps:
         if lab is not None:
             _check_grid(image, lab)
     ct, ras_affine = _to_ras(np.asarray(image.array), image.affine)
     zooms = np.linalg.norm(ras_affine[:3, :3], axis=0)
-    p = _ras_index(point, image.affine, ras_affine)
     marks = [_ras_index(c, image.affine, ras_affine) for c in clicks]
-    ct_planes = {view: _plane(ct, view, p) for view in VIEWS}
     rows = []
-    for lab in label_maps:
+    for r, lab in enumerate(label_maps):
+        own = row_points[r] if r < len(row_points) else None
+        p = _ras_index(point if own is None else _check_point(own, image), image.affine, ras_affine)
         lab_ras = None if lab is None else _to_ras(np.asarray(lab.array), lab.affine)[0]
         panels = []
         for view in VIEWS:
-            rgb, ids = _blend(ct_planes[view], None if lab_ras is None else _plane(lab_ras, view, p), alpha)
+            ct_plane = _plane(ct, view, p)
+            rgb, ids = _blend(ct_plane, None if lab_ras is None else _plane(lab_ras, view, p), alpha)
             fixed = _FIXED[view]
             shown = tuple(_display_position(m, view, ct.shape) for m in marks if m[fixed] == p[fixed])
             across, up = _PLANE[view]
@@ -179,11 +201,9 @@ def _panel_rows(
     return rows  # type: ignore[return-value]
 
 
-def _row_parts(row: RowSpec) -> tuple[str, Volume, Mapping[int, str] | None]:
-    if len(row) == 3:
-        return row  # type: ignore[return-value]
-    caption, volume = row  # type: ignore[misc]
-    return caption, volume, None
+def _row_parts(row: RowSpec) -> tuple[str, Volume, Mapping[int, str] | None, Sequence[float] | None]:
+    caption, volume, names, point = (*row, None, None)[:4]  # type: ignore[misc]
+    return caption, volume, names, point
 
 
 def overlay_figure(
@@ -221,14 +241,18 @@ def overlay_figure(
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    specs = [_row_parts(r) for r in labels] or [("", None, None)]
-    rows = _panel_rows(image, [s[1] for s in specs], point, clicks, alpha=0.5)
+    specs = [_row_parts(r) for r in labels] or [("", None, None, None)]
+    rows = _panel_rows(image, [s[1] for s in specs], point, clicks, alpha=0.5, row_points=[s[3] for s in specs])
     catalog = vista3d_catalog()
     legends = []
-    for (_, _, row_names), panels in zip(specs, rows):
+    for (_, volume, row_names, _), panels in zip(specs, rows):
         ids = sorted(set().union(*(p.ids for p in panels)))
         lookup = {**(names or {}), **(row_names or {})}
-        legends.append([(i, lookup.get(i, catalog.name(i))) for i in ids])
+        entries: list[tuple[int | None, str]] = [(i, lookup.get(i, catalog.name(i))) for i in ids]
+        if volume is not None and not ids:
+            empty = not np.asarray(volume.array).any()
+            entries = [(None, "empty: nothing segmented" if empty else "nothing labelled in these slices")]
+        legends.append(entries)
     columns = max([1] + [math.ceil(len(entries) / _LEGEND_ROWS) for entries in legends])
     longest = max([len(name) for entries in legends for _, name in entries] + [12])
     legend_width = columns * (0.5 + 0.07 * longest)
@@ -236,7 +260,7 @@ def overlay_figure(
     fig = Figure(figsize=size, dpi=dpi, layout="constrained")  # constrained: the title gets its own room
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(len(rows), 4, width_ratios=[4.0, 4.0, 4.0, legend_width])
-    for r, ((caption, _, _), panels, entries) in enumerate(zip(specs, rows, legends)):
+    for r, ((caption, _, _, _), panels, entries) in enumerate(zip(specs, rows, legends)):
         for c, panel in enumerate(panels):
             ax = fig.add_subplot(grid[r, c])
             ax.imshow(panel.rgb, origin="upper", aspect=panel.pixel_aspect, interpolation="nearest")
@@ -248,7 +272,10 @@ def overlay_figure(
         key = fig.add_subplot(grid[r, 3])
         key.axis("off")
         if entries:
-            handles = [Patch(facecolor=np.array(class_color(i)) / 255.0, label=name) for i, name in entries]
+            handles = [
+                Patch(facecolor="none" if i is None else np.array(class_color(i)) / 255.0, label=name)
+                for i, name in entries
+            ]
             key.legend(handles=handles, loc="upper left", frameon=False, fontsize=8, borderaxespad=0.0,
                        ncol=math.ceil(len(entries) / _LEGEND_ROWS), handlelength=1.2)  # fmt: skip
     if title:
@@ -336,6 +363,7 @@ def overlay_file(
     point: Sequence[float] | None = None,
     title: str = "",
     names: Mapping[int, str] | None = None,
+    clicks: Sequence[Sequence[float]] = (),
 ) -> Path:
     """Overlay one label map on its CT as a PNG (``voxelprompt overlay CT LABELS -o picture.png``).
 
@@ -346,15 +374,60 @@ def overlay_file(
         point: input voxel (i, j, k) the slices pass through; default :func:`default_point`.
         title: figure title; without one, the panel captions name the label file.
         names: label value -> legend name, for ids that are not VISTA3D classes.
+        clicks: input voxels (i, j, k) marked with a cross where they lie in a shown slice.
 
     Returns:
         ``path``.
 
     Raises:
-        InputError: ``labels`` is not on the image's grid.
+        InputError: ``labels`` is not on the image's grid, or holds negative values or more
+            distinct values than a label map does (an image passed as labels).
         PromptError: ``point`` is outside the volume.
     """
     _check_grid(image, labels)
+    _check_labels(labels)
     point = default_point(labels) if point is None else point
     caption = "" if title or labels.source.startswith("<") else Path(labels.source).name  # else said twice
-    return overlay_png(image, [(caption, labels)], path, point=point, title=title, names=names)
+    return overlay_png(image, [(caption, labels)], path, point=point, clicks=clicks, title=title, names=names)
+
+
+def _check_labels(labels: Volume) -> None:
+    array = np.asarray(labels.array)
+    if array.dtype.kind not in "iub":
+        raise InputError(f"{labels.source}: a label map holds whole numbers, got {array.dtype} values")
+    if array.size and int(array.min()) < 0:
+        raise InputError(f"{labels.source}: holds negative values ({int(array.min())}): an image, not a label map?")
+    count = len(np.unique(array))
+    if count > _MAX_LABEL_VALUES:
+        raise InputError(f"{labels.source}: holds {count} distinct values: an image, not a label map?")
+
+
+def relabel_to_catalog(labels: Volume, names: Mapping[int, str]) -> tuple[Volume, dict[int, str]]:
+    """A label map of another id scheme (e.g. TotalSegmentator's ``classes.json``) for display.
+
+    Values whose name the VISTA3D catalog knows (tolerant lookup: ``kidney_right`` is ``right
+    kidney``) become that class's id, so they get its colour; other named values move above the
+    class table, keeping their own name, so that they never borrow a class's colour.
+
+    Args:
+        labels: integer label map.
+        names: label value -> structure name, for the values to show.
+
+    Returns:
+        The relabelled map (same grid) and its value -> name mapping.
+    """
+    from voxelprompt.catalog import CLASS_TABLE_SIZE
+    from voxelprompt.errors import PromptError
+
+    catalog = vista3d_catalog()
+    array = np.asarray(labels.array)
+    out = np.zeros(array.shape, dtype=np.int32)
+    shown: dict[int, str] = {}
+    for value, name in sorted(names.items()):
+        try:
+            target = catalog.index(name)
+        except PromptError:
+            target = CLASS_TABLE_SIZE + int(value)
+        out[array == int(value)] = target
+        shown[target] = name
+    return labels.with_array(out), shown

@@ -148,3 +148,27 @@ def test_a_checkpoint_run_has_no_demo_warning(ct_crop_path, tiny_checkpoint, tmp
     code, _, err = run(["segment", str(ct_crop_path), "-o", str(tmp_path / "s.nii.gz"), "-c", str(tiny_checkpoint),
                         "--classes", "liver", "-q"], capsys)  # fmt: skip
     assert code == 0 and "DEMO model" not in err, err
+
+
+def test_overlay_names_labels_of_another_scheme(tmp_path, capsys):
+    """TotalSegmentator's own ids with its classes.json: liver (its 5) is named and coloured as
+    the liver, not as VISTA3D's class 5 (right kidney)."""
+    from shared_paths import shared_file
+    from voxelprompt.catalog import class_color
+    from voxelprompt.imageio import read_volume
+    from voxelprompt.visualize import overlay_panels, relabel_to_catalog
+
+    ct = shared_file("data", "totalseg", "example_ct_sm.nii.gz")
+    seg = shared_file("data", "totalseg", "example_ct_sm_seg.nii.gz")
+    names_path = shared_file("data", "totalseg", "classes.json")
+    picture = tmp_path / "ts.png"
+    code, _, err = run(["overlay", str(ct), str(seg), "-o", str(picture), "--label-names", str(names_path)], capsys)
+    assert code == 0 and picture.is_file(), err
+    import json
+
+    names = {int(k): v for k, v in json.loads(names_path.read_text()).items()}
+    relabelled, shown = relabel_to_catalog(read_labels(seg), names)
+    liver = vista3d_catalog().index("liver")
+    assert shown[liver] == "liver" and (np.asarray(relabelled.array) == liver).sum() == (np.asarray(read_labels(seg).array) == 5).sum()
+    panels = overlay_panels(read_volume(ct), relabelled, point=(81, 58, 19))
+    assert liver in panels[0].ids and class_color(liver) == class_color(1)

@@ -65,6 +65,14 @@ def test_help_classes_and_prompt_errors_do_not_load_torch(tmp_path):
         (["segment", str(ct), "-o", out, "--point", "500,1,1"], 2, "outside the volume"),
         (["segment", str(ct), "-o", str(tmp_path / "seg.png"), "--classes", "liver"], 2, "seg.png"),
         (["segment", str(ct), "-o", out, "--new-structure", "--classes", "liver", "--point", "1,1,1"], 2, "new-structure"),
+        (["segment", str(ct), "-o", out, "--negative-point", "1,1,1"], 2, "negative clicks alone"),
+        (["segment", str(ct), "-o", out, "--classes", "999"], 2, "ids run 1..511"),
+        (["segment", str(ct), "-o", out, "--classes", "300"], 2, "no automatic segmentation"),
+        (["segment", str(ct), "-o", out, "--classes", "liver", "--everything"], 2, "cannot be combined"),
+        (["segment", str(ct), "-o", out, "--classes", "liver", "-c", str(tmp_path / "nope.pt")], 2, "checkpoint file not found"),
+        (["segment", str(ct), "-o", str(ct), "--classes", "liver"], 2, "is the input image"),
+        (["segment", str(ct), "-o", str(tmp_path), "--classes", "liver"], 2, "is a folder"),
+        (["demo", str(ct)], 2, "is a file; give a folder"),
     ]
     for argv, code, message in cases:
         done = _torch_free(argv)

@@ -159,7 +159,12 @@ def test_legend_lists_the_structures_in_each_row():
         np.zeros(labels.shape, np.int16)))]  # fmt: skip
     fig = overlay_figure(image, rows, point=(10, 10, 10))
     name = vista3d_catalog().name
-    assert _legend_texts(fig) == [[name(1), name(3), name(300)], ["object (clicks)"]]  # no legend for "empty"
+    # an empty label map says so rather than showing a bare row
+    assert _legend_texts(fig) == [[name(1), name(3), name(300)], ["object (clicks)"], ["empty: nothing segmented"]]
+    elsewhere = overlay_figure(image, [("liver", only_liver, None, (0, 0, 0))], point=(10, 10, 10))
+    liver = np.asarray(only_liver.array) > 0
+    seen = bool(liver[0].any() or liver[:, 0].any() or liver[:, :, 0].any())  # the planes through (0, 0, 0)
+    assert _legend_texts(elsewhere) == ([[name(1)]] if seen else [["nothing labelled in these slices"]])
     legend = next(ax.get_legend() for ax in fig.axes if ax.get_legend() is not None)
     for patch, index in zip(legend.get_patches(), (1, 3, 300)):
         np.testing.assert_allclose(patch.get_facecolor()[:3], np.array(class_color(index)) / 255.0)

@@ -53,7 +53,7 @@ def test_other_suffixes(tmp_path):
 def test_existing_folder_is_refused(tmp_path):
     folder = tmp_path / "out.nii.gz"
     folder.mkdir()
-    with pytest.raises(InputError, match="out.nii.gz: is a folder; give a file name"):
+    with pytest.raises(InputError, match="out.nii.gz: is a folder; give a file in it"):
         check_output_path(folder)
     with pytest.raises(InputError, match="is a folder"):
         write_volume(_tiny(), folder)

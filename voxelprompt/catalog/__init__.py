@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from voxelprompt.catalog.colors import ClassColor, Code, class_color, fallback_color, vista3d_colors
 from voxelprompt.catalog.labels import (
+    CLASS_TABLE_SIZE,
     EVERYTHING_EXCLUDED,
     GROUPS,
     LAST_SUPPORTED,
     SPECIAL_CLASSES,
+    UNNAMED_IDS,
     LabelCatalog,
     everything_classes,
     expand_groups,
@@ -22,6 +24,7 @@ __all__ = [
     "GROUPS",
     "LAST_SUPPORTED",
     "SPECIAL_CLASSES",
+    "UNNAMED_IDS",
     "LabelCatalog",
     "class_color",
     "everything_classes",

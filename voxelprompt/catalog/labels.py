@@ -17,6 +17,8 @@ from voxelprompt.errors import PromptError
 
 __all__ = [
     "LAST_SUPPORTED",
+    "CLASS_TABLE_SIZE",
+    "UNNAMED_IDS",
     "EVERYTHING_EXCLUDED",
     "GROUPS",
     "SPECIAL_CLASSES",
@@ -29,6 +31,12 @@ __all__ = [
 
 #: Highest class index the released VISTA3D was trained on; larger ids select the zero-shot embedding.
 LAST_SUPPORTED = 132
+
+#: Rows of the released VISTA3D class embedding: valid class ids are 1..CLASS_TABLE_SIZE - 1.
+CLASS_TABLE_SIZE = 512
+
+#: Ids up to LAST_SUPPORTED that the released model has no trained class for.
+UNNAMED_IDS = frozenset({16, 18, 129, 130, 131})
 
 #: Ids left out of "everything" by both official pipelines (groups, unnamed ids, tumours, airway).
 EVERYTHING_EXCLUDED = frozenset({2, 16, 18, 20, 21, 23, 24, 25, 26, 27, 128, 129, 130, 131, 132})

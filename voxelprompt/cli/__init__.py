@@ -104,6 +104,7 @@ def _usage_line(err: Exception) -> str:
     ctx = getattr(err, "ctx", None)
     path = getattr(ctx, "command_path", None) or "voxelprompt"
     message = err.format_message() if hasattr(err, "format_message") else str(err)
+    message = message.replace("Value error, ", "")  # Typer 0.29 passes pydantic's prefix through
     return f"error: {_one_line(message)} (see '{path} --help')"
 
 

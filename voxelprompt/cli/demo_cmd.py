@@ -21,7 +21,7 @@ def demo(
     out_dir: Annotated[
         Path, typer.Argument(metavar="OUT_DIR", help="Folder for the NIfTI files, overlays.png and summary.json (created).")
     ] = Path("voxelprompt-demo"),
-    seed: Annotated[int, typer.Option("--seed", min=0, metavar="N", help="Phantom seed (the demo model was trained on seeds 0-999).")] = 2026,
+    seed: Annotated[int, typer.Option("--seed", min=0, metavar="N", help="Phantom seed (the demo model was trained on seeds 0-23, validated on 500-501; others are unseen).")] = 2026,
     checkpoint: Annotated[
         Path | None, checkpoint_option("A VISTA3D checkpoint; omitted: the shipped demo model.")
     ] = None,
@@ -30,6 +30,9 @@ def demo(
     quiet: QuietOption = False,
 ) -> None:
     """Segment a generated CT phantom: everything, one click on a tumour, one click edit; write NIfTI, PNG overlays and Dice."""
+    from voxelprompt.imageio import check_output_folder
+
+    check_output_folder(out_dir)  # before the model: a read-only or taken path fails in a second
     from voxelprompt.api import load_segmenter
     from voxelprompt.catalog import vista3d_catalog
     from voxelprompt.demo import run_demo

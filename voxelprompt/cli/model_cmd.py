@@ -25,7 +25,7 @@ def info(checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="VIST
 
 def random_checkpoint(
     output: Path = typer.Argument(..., metavar="OUTPUT", help="Where to write the checkpoint (.pt)."),
-    width: int = typer.Option(48, "--width", min=16, metavar="N", help="Encoder width (48 = the released 218 M-parameter size)."),
+    width: int = typer.Option(48, "--width", metavar="N", help="Encoder width (48 = the released 218 M-parameter size)."),
     seed: int = typer.Option(0, "--seed", metavar="N", help="Random seed."),
 ) -> None:
     """Write a VISTA3D checkpoint with deterministic random weights (pipeline checks, timing)."""

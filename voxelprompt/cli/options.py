@@ -175,10 +175,12 @@ def split_names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def output_path(path: Path | None, suffixes: tuple[str, ...] | None = None) -> Path | None:
-    """Check an output path before any work (suffix, folder writable, created when missing)."""
+def output_path(path: Path | None, suffixes: tuple[str, ...] | None = None, inputs: tuple[Path, ...] = ()) -> Path | None:
+    """Check an output path before any work (not a folder nor an input, suffix, folder writable,
+    created when missing); see :func:`voxelprompt.imageio.check_output_path`."""
     if path is None:
         return None
     from voxelprompt.imageio import check_output_path
+    from voxelprompt.imageio.writers import IMAGE_SUFFIXES
 
-    return check_output_path(path) if suffixes is None else check_output_path(path, suffixes=suffixes)
+    return check_output_path(path, suffixes=suffixes or IMAGE_SUFFIXES, inputs=inputs)

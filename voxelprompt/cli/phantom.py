@@ -44,4 +44,4 @@ def phantom(
         orientation=orientation,
     )
     path = write_phantom_dataset(out_dir, n=n, config=config, seed0=seed, n_validation=n_validation)
-    typer.echo(str(path))
+    typer.echo(f"wrote {n} phantom case(s) to {out_dir} (images/, labels/); datalist: {path}")

@@ -8,9 +8,9 @@ from pathlib import Path
 import typer
 
 from voxelprompt.measure import structure_volumes
-from voxelprompt.types import Segmentation
+from voxelprompt.types import Points, Segmentation, Volume
 
-__all__ = ["structure_names", "report_segmentation"]
+__all__ = ["structure_names", "report_segmentation", "volume_clicks"]
 
 
 def structure_names(ids: tuple[int, ...], object_name: str | None = None) -> dict[int, str]:
@@ -28,10 +28,8 @@ def report_segmentation(result: Segmentation, output: Path | None, names: Mappin
     found = structure_volumes(result.labels)
     shape = "x".join(str(s) for s in result.labels.shape)
     where = f"wrote {output}" if output is not None else "segmented"
-    typer.echo(
-        f"{where}: {shape} voxels on the input grid, {len(found)} structure(s) found, "
-        f"{result.windows} windows, {result.seconds:.1f} s"
-    )
+    windows = f"{result.windows} window" + ("s" if result.windows != 1 else "")
+    typer.echo(f"{where}: {shape} voxels, {len(found)} structure(s) found, {windows}, {result.seconds:.1f} s")
     for s in found:
         voxels = f"{s.voxels} voxel" + ("s" if s.voxels != 1 else "")
         typer.echo(f"  {s.label:>4}  {names.get(s.label, f'label {s.label}'):<32} {s.ml:>10.1f} ml  ({voxels})")
@@ -42,3 +40,9 @@ def report_segmentation(result: Segmentation, output: Path | None, names: Mappin
         typer.echo(f"  not found: {listed}")
     for note in result.notes:
         typer.echo(f"note: {note}")
+
+
+def volume_clicks(coords: list[tuple[float, float, float]], space: str, volume: Volume) -> list[tuple[int, int, int]]:
+    """Clicks as the nearest (i, j, k) voxels of ``volume`` (from voxel or RAS+ mm coordinates)."""
+    ijk = Points.from_lists(coords, space=space).to_voxel(volume)
+    return [tuple(int(round(v)) for v in row) for row in ijk]  # type: ignore[misc]

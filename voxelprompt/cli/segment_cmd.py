@@ -73,7 +73,7 @@ def segment(
 ) -> None:
     """Segment a CT with VISTA3D (default) or SegVol; the label map has the input's exact grid and holds only 0 and the prompted ids."""
     from voxelprompt import api
-    from voxelprompt.cli.report import report_segmentation, structure_names
+    from voxelprompt.cli.report import report_segmentation, structure_names, volume_clicks
 
     points = [parse_point(p, "--point") for p in point or ()]
     negatives = [parse_point(p, "--negative-point") for p in negative_point or ()]
@@ -82,8 +82,8 @@ def segment(
     # Cheap checks before reading the image, and reading before any model work.
     if model is Family.vista3d:
         api.build_prompts(names + ([text] if text else []), points, negatives, point_space.value, new_structure)
-    output_path(output)
-    output_path(preview, (".png",))
+    output_path(output, inputs=(input,))
+    output_path(preview, (".png",), inputs=(input, output))
     from voxelprompt.imageio import read_volume
 
     volume = read_volume(input, series_uid=series_uid)
@@ -116,5 +116,7 @@ def segment(
     if preview is not None:
         from voxelprompt.visualize import overlay_file
 
-        overlay_file(volume, result.labels, preview, names=label_names, title=f"{input.name}: {model.value}")
+        marks = [] if not points and not negatives else volume_clicks(points + negatives, point_space.value, volume)
+        first = marks[0] if points else None  # the slices cross at the first positive click
+        overlay_file(volume, result.labels, preview, point=first, clicks=marks, names=label_names, title=f"{input.name}: {model.value}")
         typer.echo(f"wrote {preview}")

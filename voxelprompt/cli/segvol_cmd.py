@@ -25,6 +25,7 @@ from voxelprompt.cli.options import (
     parse_point,
     split_names,
 )
+from voxelprompt.api import SEGVOL_NEEDS_CHECKPOINT
 from voxelprompt.errors import PromptError
 
 __all__ = ["identify", "segment_segvol"]
@@ -61,12 +62,12 @@ def segment_segvol(
     from voxelprompt.imageio import read_volume
 
     if checkpoint is None:
-        raise PromptError("no --checkpoint given: pass a SegVol checkpoint (SegVol_v1.pth)")
+        raise PromptError(SEGVOL_NEEDS_CHECKPOINT)
     points = [parse_point(p, "--point") for p in point or ()]
     negatives = [parse_point(p, "--negative-point") for p in negative_point or ()]
     boxed = None if box is None else parse_box(box)
     api_segvol.build_segvol_prompts(text, boxed, points, negatives, point_space.value)
-    output_path(output)
+    output_path(output, inputs=(input,))
     volume = read_ct(read_volume(input, series_uid=series_uid))
     result = api_segvol.segment_segvol(
         volume,
@@ -108,7 +109,7 @@ def identify(
     from voxelprompt import api_segvol
 
     if checkpoint is None:
-        raise PromptError("no --checkpoint given: pass a SegVol checkpoint (SegVol_v1.pth)")
+        raise PromptError(SEGVOL_NEEDS_CHECKPOINT)
     result = api_segvol.identify(
         input,
         mask,

@@ -34,6 +34,10 @@ class Connectivity(str, enum.Enum):
     twenty_six = "26"
 
 
+def _shape(volume) -> str:
+    return "x".join(str(n) for n in volume.shape)
+
+
 def _write(labels, output: Path) -> None:
     from voxelprompt.imageio import write_volume
 
@@ -69,7 +73,7 @@ def supervoxels(
     from voxelprompt.imageio import read_volume
     from voxelprompt.pseudolabels import supervoxels as run
 
-    output_path(output)
+    output_path(output, inputs=(input,))
     start = time.perf_counter()
     labels = run(
         read_volume(input, series_uid=series_uid),
@@ -80,7 +84,7 @@ def supervoxels(
         compactness=compactness,
     )
     _write(labels, output)
-    typer.echo(f"wrote {output}: shape {labels.shape}, {int(labels.array.max())} supervoxels, {time.perf_counter() - start:.1f} s")
+    typer.echo(f"wrote {output}: {_shape(labels)} voxels, {int(labels.array.max())} supervoxels, {time.perf_counter() - start:.1f} s")
 
 
 def pseudo_masks(
@@ -105,9 +109,9 @@ def pseudo_masks(
     from voxelprompt.imageio import read_volume
     from voxelprompt.pseudolabels import pseudo_masks as run
 
-    output_path(output)
+    output_path(output, inputs=(input,))
     start = time.perf_counter()
     volume = read_volume(input, series_uid=series_uid)
     labels = run(volume, k=k, min_size=min_size, connectivity=int(connectivity.value), clean=not no_clean, cache_dir=cache_dir)
     _write(labels, output)
-    typer.echo(f"wrote {output}: shape {labels.shape}, {int(labels.array.max())} masks, {time.perf_counter() - start:.1f} s")
+    typer.echo(f"wrote {output}: {_shape(labels)} voxels, {int(labels.array.max())} masks, {time.perf_counter() - start:.1f} s")

@@ -18,13 +18,13 @@ import torch
 from monai.data import MetaTensor
 from monai.apps.vista3d.inferer import point_based_window_inferer
 
-from voxelprompt.catalog import SPECIAL_CLASSES
+from voxelprompt.catalog import SPECIAL_CLASSES, UNNAMED_IDS
 from voxelprompt.evaluation.baselines import region_grow
 from voxelprompt.evaluation.clicks import Click
 from voxelprompt.inference.engine import window_grid
 from voxelprompt.inference.postprocess import invert_to_input, logits_to_labels
 from voxelprompt.inference.preprocess import IMAGE_KEY, to_model_voxels, volume_to_metatensor
-from voxelprompt.inference.segmenter import UNNAMED_IDS, Vista3DSegmenter
+from voxelprompt.inference.segmenter import Vista3DSegmenter
 from voxelprompt.inference.windows import ClickPrompt, WindowCounter, pad_to_window, unpad
 from voxelprompt.types import Box, Points, Prompts, Volume
 

@@ -9,7 +9,7 @@ from voxelprompt.imageio.dicom import DicomSeriesInfo, list_dicom_series, series
 from voxelprompt.imageio.intensity import hounsfield_warning
 from voxelprompt.imageio.readers import read_labels, read_volume
 from voxelprompt.imageio.validate import validate_volume
-from voxelprompt.imageio.writers import check_output_path, write_text, write_volume
+from voxelprompt.imageio.writers import check_output_folder, check_output_path, write_text, write_volume
 
 __all__ = [
     "read_volume",
@@ -17,6 +17,7 @@ __all__ = [
     "write_volume",
     "write_text",
     "check_output_path",
+    "check_output_folder",
     "validate_volume",
     "list_dicom_series",
     "DicomSeriesInfo",

@@ -6,9 +6,11 @@ Arrays come back in on-disk (i, j, k) order with a voxel -> RAS+ mm affine (see
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import nibabel as nib
@@ -120,11 +122,25 @@ def _read(path: str | os.PathLike, series_uid: str | None, labels: bool) -> tupl
     return _squeeze_to_3d(array, source), affine, source
 
 
+@contextlib.contextmanager
+def _nibabel_quiet() -> Iterator[None]:
+    """nibabel logs header repairs ("pixdim[1,2,3] should be non-zero; setting 0 dims to 1") to
+    stderr; the checks below report what matters as one InputError instead."""
+    log = logging.getLogger("nibabel.global")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _read_nifti(path: Path, source: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         # No memory map: the Volume owns its data and no file stays open (values are the same).
         # Loading reads the header only; the data is read below, after the header's checks.
-        image = nib.load(path, mmap=False)
+        with _nibabel_quiet():
+            image = nib.load(path, mmap=False)
     except _NIBABEL_ERRORS as err:
         raise InputError(f"{source}: cannot read NIfTI file ({_one_line(err)})") from err
     if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):

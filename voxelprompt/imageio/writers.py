@@ -22,7 +22,7 @@ from voxelprompt.imageio.itk import LPS_TO_RAS, sitk_message
 from voxelprompt.imageio.readers import NIFTI_SUFFIXES, _suffix
 from voxelprompt.types import Volume
 
-__all__ = ["write_volume", "write_text", "check_output_path", "NIFTI_XFORM_CODE", "IMAGE_SUFFIXES"]
+__all__ = ["write_volume", "write_text", "check_output_path", "check_output_folder", "NIFTI_XFORM_CODE", "IMAGE_SUFFIXES"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,9 @@ IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
 _NARROW_INT_DTYPES = (np.uint8, np.int16, np.int32)
 
 
-def check_output_path(path: str | os.PathLike, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> Path:
+def check_output_path(
+    path: str | os.PathLike, suffixes: Sequence[str] = IMAGE_SUFFIXES, inputs: Sequence[str | os.PathLike] = ()
+) -> Path:
     """Check that an output file can be written, before any expensive work; create its folder.
 
     Cheap and side-effect free apart from creating a missing parent folder (``mkdir -p``): the
@@ -49,19 +51,49 @@ def check_output_path(path: str | os.PathLike, suffixes: Sequence[str] = IMAGE_S
     Args:
         path: the output file.
         suffixes: accepted endings, compared case-insensitively (``.nii.gz`` before ``.gz``).
+        inputs: files (or folders) the command reads; writing over one of them is refused.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        InputError: an ending not in ``suffixes``, a path that is an existing folder, a parent
-            folder that cannot be created, or a folder that cannot be written (read-only file
-            system, no permission).
+        InputError: a path that is an existing folder or one of ``inputs``, an ending not in
+            ``suffixes``, a parent folder that cannot be created, or a folder that cannot be
+            written (read-only file system, no permission).
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a file in it, such as {path / ('seg' + suffixes[0])}")
+    for source in inputs:
+        if _same_file(path, Path(source)):
+            raise InputError(f"{path}: is the input image; give another output file (the input is never overwritten)")
     _check_suffix(path, suffixes)
     _prepare_folder(path)
     return path
+
+
+def check_output_folder(folder: str | os.PathLike) -> Path:
+    """Check that files can be written into ``folder`` before any expensive work; create it.
+
+    Raises:
+        InputError: ``folder`` is a file, cannot be created, or cannot be written.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: is a file; give a folder for the outputs")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"{folder}: cannot create output folder ({_reason(err)})") from err
+    _probe(folder, f"{folder}: cannot write into this folder")
+    return folder
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def write_volume(volume: Volume, path: str | os.PathLike, dtype: np.dtype | type | None = None) -> Path:
@@ -208,11 +240,16 @@ def _prepare_folder(path: Path) -> None:
     if path.is_dir():
         raise InputError(f"{path}: is a folder; give a file name")
     _make_parent(path.parent, path)
-    probe = path.parent / f".{secrets.token_hex(8)}.voxelprompt-write-test"
+    _probe(path.parent, f"{path}: cannot write into folder {path.parent}")
+
+
+def _probe(folder: Path, message: str) -> None:
+    """Create and remove a uniquely named hidden file in ``folder``; InputError(``message``) if not."""
+    probe = folder / f".{secrets.token_hex(8)}.voxelprompt-write-test"
     try:
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except OSError as err:
-        raise InputError(f"{path}: cannot write into folder {path.parent} ({_reason(err)})") from err
+        raise InputError(f"{message} ({_reason(err)})") from err
     _remove_quietly(probe)
 
 

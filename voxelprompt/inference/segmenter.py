@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from monai.networks.nets.vista3d import VISTA3D
 
-from voxelprompt.catalog import SPECIAL_CLASSES, everything_classes, expand_groups
+from voxelprompt.catalog import SPECIAL_CLASSES, UNNAMED_IDS, everything_classes, expand_groups
 from voxelprompt.errors import PromptError, VoxelPromptError
 from voxelprompt.inference.engine import (
     FastSettings,
@@ -43,12 +43,10 @@ from voxelprompt.models.vista3d import Vista3DSpec, load_vista3d
 from voxelprompt.prompts import check_points_inside
 from voxelprompt.types import OBJECT_ID, Prompts, Segmentation, Volume
 
-__all__ = ["Vista3DSegmenter", "PreparedVolume", "AutomaticMasks", "UNNAMED_IDS", "ENGINES"]
+__all__ = ["Vista3DSegmenter", "PreparedVolume", "AutomaticMasks", "ENGINES"]
 
 logger = logging.getLogger(__name__)
 
-#: Ids below the zero-shot range that the released model has no trained class for.
-UNNAMED_IDS = frozenset({16, 18, 129, 130, 131})
 
 #: How class prompts are computed: MONAI's official inferer, the same result with less time and
 #: memory, or a faster approximation (see :mod:`voxelprompt.inference.engine`).
@@ -269,10 +267,13 @@ class Vista3DSegmenter:
         volume = prepared.volume
         result = volume.with_array(array, source=f"segmentation of {volume.source}")
         seconds = time.perf_counter() - start
-        logger.info("segmented %s: %d windows in %.1f s", volume.source, counter.calls, seconds)
-        extras, notes = {}, ()
+        logger.debug("segmented %s: %d windows in %.1f s", volume.source, counter.calls, seconds)
+        extras: dict[str, float] = {}
+        notes: tuple[str, ...] = ()
         if prompts.points is not None:
             extras, notes = self._click_report(prompts, classes, array, changed)
+        elif everything:
+            notes = (f"everything: the {len(classes)} classes of this model's everything set ({self.profile.name})",)
         return Segmentation(
             labels=result, classes=classes or (OBJECT_ID,) * (prompts.points is not None), windows=counter.calls,
             seconds=seconds, extras=extras, notes=notes,

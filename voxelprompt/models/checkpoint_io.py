@@ -28,7 +28,7 @@ def load_checkpoint_file(path: str | os.PathLike) -> object:
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"{path}: checkpoint file not found")
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
             warnings.simplefilter("ignore", UserWarning)
@@ -42,7 +42,9 @@ def load_checkpoint_file(path: str | os.PathLike) -> object:
             "when loaded), so it is not loaded; load and re-save only its state_dict where you trust it"
         ) from err
     except Exception as err:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(err).__name__}: {_first_line(err)})") from err
+        raise CheckpointError(
+            f"{path}: cannot read checkpoint: not a PyTorch weights file ({type(err).__name__}: {_first_line(err)})"
+        ) from err
 
 
 def _first_line(err: BaseException) -> str:
