@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from voxelprompt.imageio import read_volume
-from voxelprompt.inference.segmenter import Vista3DSegmenter
+from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
 from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d
 from voxelprompt.types import Points, Prompts
 

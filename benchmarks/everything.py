@@ -51,10 +51,10 @@ def peak_rss_gb() -> float:
 
 def child_window(engine: str, repeats: int) -> dict:
     from voxelprompt.catalog import everything_classes
-    from voxelprompt.inference.engine import prepare_network
-    from voxelprompt.inference.engine.allocator import keep_freed_memory
-    from voxelprompt.inference.engine.class_windows import class_embedding_matrix, window_class_logits
-    from voxelprompt.inference.engine.layout import to_layout
+    from voxelprompt.inference.vista3d.engine import prepare_network
+    from voxelprompt.inference.vista3d.engine.allocator import keep_freed_memory
+    from voxelprompt.inference.vista3d.engine.class_windows import class_embedding_matrix, window_class_logits
+    from voxelprompt.inference.vista3d.engine.layout import to_layout
     from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d
 
     net = random_vista3d(Vista3DSpec(width=48), seed=0)
@@ -101,8 +101,8 @@ def child_stitch(engine: str, grid: tuple[int, int, int]) -> dict:
     from monai.inferers import SlidingWindowInfererAdapt
 
     from voxelprompt.catalog import everything_classes
-    from voxelprompt.inference.engine.accumulate import CellStitcher, RunningArgmax, slab_order, window_grid
-    from voxelprompt.inference.postprocess import logits_to_labels
+    from voxelprompt.inference.vista3d.engine.accumulate import CellStitcher, RunningArgmax, slab_order, window_grid
+    from voxelprompt.inference.vista3d.postprocess import logits_to_labels
 
     classes = everything_classes(132)
     k, roi = len(classes), (128, 128, 128)
@@ -139,7 +139,7 @@ def child_end2end(engine: str, case: str) -> dict:
     seg = load_segmenter(None)
     seg.engine = engine  # same loaded model, another engine
     if engine == "fast":
-        from voxelprompt.inference.engine import FastSettings
+        from voxelprompt.inference.vista3d.engine import FastSettings
 
         seg.fast = FastSettings()
     start = time.perf_counter()
@@ -275,7 +275,7 @@ def main() -> None:
 
 
 def _extrapolate(results: dict) -> None:
-    from voxelprompt.inference.engine.accumulate import window_grid
+    from voxelprompt.inference.vista3d.engine.accumulate import window_grid
 
     win = results["window"]
     if any("seconds" not in win[e] for e in ("reference", "exact")):

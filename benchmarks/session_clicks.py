@@ -8,7 +8,7 @@ random) weights and the same clicks, in one run:
 * MONAI: ``VISTA3D.forward(..., keep_cache=True)`` on the clicked 128^3 window, what MONAI Label's
   interactive loop uses: the first call encodes and stores the embeddings on the module, later
   calls reuse them and run the whole point head.
-* voxelprompt: :class:`~voxelprompt.inference.session.InteractiveSession` end to end (clicks in,
+* voxelprompt: :class:`~voxelprompt.inference.vista3d.session.InteractiveSession` end to end (clicks in,
   label map on the input grid out), grid click windows: the first click encodes its window, later
   clicks in the same window run only the click-dependent half of the point head on cached features.
 
@@ -25,9 +25,9 @@ import torch
 from vista3d_window import CT  # the script's folder is on sys.path when it runs
 
 from voxelprompt.imageio import read_volume
-from voxelprompt.inference.profiles import get_profile
-from voxelprompt.inference.segmenter import Vista3DSegmenter
-from voxelprompt.inference.session import InteractiveSession
+from voxelprompt.inference.vista3d.profiles import get_profile
+from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
+from voxelprompt.inference.vista3d.session import InteractiveSession
 from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d
 from voxelprompt.types import Points, Prompts
 
@@ -37,8 +37,8 @@ CLICKS = [(60.0, 50.0, 15.0), (64.0, 47.0, 14.0), (57.0, 53.0, 16.0)]
 
 def monai_clicks(seg: Vista3DSegmenter, volume, n: int) -> list[float]:
     """Seconds per call of MONAI's keep_cache path on the window centred on the first click."""
-    from voxelprompt.inference.preprocess import to_model_voxels
-    from voxelprompt.inference.windows import pad_to_window
+    from voxelprompt.inference.vista3d.preprocess import to_model_voxels
+    from voxelprompt.inference.vista3d.windows import pad_to_window
 
     prepared = seg.prepare(volume)
     padded, before = pad_to_window(prepared.batch.as_tensor(), seg.profile.roi_size)

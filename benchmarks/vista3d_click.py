@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from voxelprompt.inference.engine.point_head import _folded_conv, _prompt_tokens, encode_window, predict_points
+from voxelprompt.inference.vista3d.engine.point_head import _folded_conv, _prompt_tokens, encode_window, predict_points
 from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d
 
 

@@ -1,7 +1,7 @@
 """One-call Python entry point: a path or an in-memory volume in, a label map out.
 
 The CLI, server and batch runner are thin adapters over :func:`segment` and
-:class:`~voxelprompt.inference.segmenter.Vista3DSegmenter` (load once, segment many). Importing
+:class:`~voxelprompt.inference.vista3d.segmenter.Vista3DSegmenter` (load once, segment many). Importing
 this module is cheap (no torch): every check that needs only the prompts, the output path or the
 image's header runs before a model is loaded.
 """
@@ -20,7 +20,7 @@ from voxelprompt.prompts import Coordinate, build_prompts, check_class_prompts, 
 from voxelprompt.types import PointSpace, Segmentation, Volume
 
 if TYPE_CHECKING:  # torch is imported only when a model is loaded
-    from voxelprompt.inference.segmenter import Vista3DSegmenter
+    from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
 
 __all__ = [
     "segment",
@@ -65,9 +65,9 @@ def load_segmenter(
 
     Without ``checkpoint`` the demo model shipped in the package is used, with ``profile``'s
     pipeline at the demo model's spacing, window and class set (see
-    :mod:`voxelprompt.inference.default_model`). ``device``: auto, cpu, cuda or cuda:N (see
+    :mod:`voxelprompt.inference.vista3d.default_model`). ``device``: auto, cpu, cuda or cuda:N (see
     :mod:`voxelprompt.devices`). ``engine`` and ``amp``: see
-    :class:`~voxelprompt.inference.segmenter.Vista3DSegmenter`.
+    :class:`~voxelprompt.inference.vista3d.segmenter.Vista3DSegmenter`.
 
     Raises:
         CheckpointError: unreadable checkpoint or another architecture.
@@ -77,9 +77,9 @@ def load_segmenter(
         check_checkpoint_path(checkpoint)
     device = resolve_device(device)
     logger.info("loading %s on %s", checkpoint or "the shipped demo VISTA3D", device)
-    from voxelprompt.inference.default_model import default_checkpoint, default_profile
-    from voxelprompt.inference.profiles import InferenceProfile
-    from voxelprompt.inference.segmenter import Vista3DSegmenter
+    from voxelprompt.inference.vista3d.default_model import default_checkpoint, default_profile
+    from voxelprompt.inference.vista3d.profiles import InferenceProfile
+    from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
 
     chosen: str | InferenceProfile = profile
     if checkpoint is None:
@@ -157,7 +157,7 @@ def segment(
         series_uid: which DICOM series to read when ``image`` is a folder holding several.
         device: auto, cpu, cuda or cuda:N.
         engine: VISTA3D class-prompt engine: ``exact`` (official result, faster), ``reference``
-            (MONAI's inferer) or ``fast`` (approximate); see :mod:`voxelprompt.inference.engine`.
+            (MONAI's inferer) or ``fast`` (approximate); see :mod:`voxelprompt.inference.vista3d.engine`.
         amp: float16 autocast on CUDA.
 
     Raises:

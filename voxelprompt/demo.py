@@ -27,8 +27,8 @@ from voxelprompt.errors import VoxelPromptError
 from voxelprompt.evaluation.clicks import center_click, correction_click
 from voxelprompt.evaluation.metrics import dice
 from voxelprompt.imageio import write_text, write_volume
-from voxelprompt.inference.segmenter import Vista3DSegmenter
-from voxelprompt.inference.session import InteractiveSession
+from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
+from voxelprompt.inference.vista3d.session import InteractiveSession
 from voxelprompt.types import Points, PointSpace, Prompts
 from voxelprompt.visualize import default_point, overlay_png
 

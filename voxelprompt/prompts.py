@@ -89,7 +89,7 @@ def check_class_prompts(prompts: Prompts, everything: bool = False) -> None:
     """VISTA3D's rules for class prompts that need no model: checked before one is loaded.
 
     The loaded segmenter applies the same rules to its own class table
-    (:meth:`~voxelprompt.inference.segmenter.Vista3DSegmenter.resolve_classes`); these use the
+    (:meth:`~voxelprompt.inference.vista3d.segmenter.Vista3DSegmenter.resolve_classes`); these use the
     released table (:mod:`voxelprompt.catalog`).
 
     Raises:

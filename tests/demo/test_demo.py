@@ -10,7 +10,7 @@ import pytest
 from voxelprompt.data import PhantomConfig, make_phantom
 from voxelprompt.demo import LESION_CLASS, ORGAN_CLASSES
 from voxelprompt.evaluation.metrics import dice
-from voxelprompt.inference.default_model import DEMO_DIR, default_card, default_checkpoint, default_profile
+from voxelprompt.inference.vista3d.default_model import DEMO_DIR, default_card, default_checkpoint, default_profile
 from voxelprompt.models.vista3d import load_vista3d
 
 

@@ -37,26 +37,3 @@ def phantom_datalist_sv(phantom_datalist) -> Path:
     path = root / "datalist_sv.json"
     path.write_text(json.dumps(data))
     return path
-
-
-def tiny_recipe(stage: str, datalist: Path, output_dir: Path, **overrides):
-    """A registry stage shrunk to seconds: width 8, 32^3 patches at 10 mm, no validation."""
-    from voxelprompt.training import RECIPE_REGISTRY
-
-    fields = {
-        "width": 8,
-        "steps": 4,
-        "output_dir": str(output_dir),
-        "val_every": -1,
-        "checkpoint_every": 100,
-        "data": {"datalists": [str(datalist)], "supervoxels": False},
-        "patch": {"roi": [32, 32, 32], "spacing": [10.0, 10.0, 10.0]},
-        "prompts": {"iterations": 2},
-        "optim": {"lr": 1e-3},
-    }
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(fields.get(key), dict):
-            fields[key] = {**fields[key], **value}
-        else:
-            fields[key] = value
-    return RECIPE_REGISTRY[stage](**fields)

@@ -21,11 +21,11 @@ from monai.apps.vista3d.inferer import point_based_window_inferer
 from voxelprompt.catalog import SPECIAL_CLASSES, UNNAMED_IDS
 from voxelprompt.evaluation.baselines import region_grow
 from voxelprompt.evaluation.clicks import Click
-from voxelprompt.inference.engine import window_grid
-from voxelprompt.inference.postprocess import invert_to_input, logits_to_labels
-from voxelprompt.inference.preprocess import IMAGE_KEY, to_model_voxels, volume_to_metatensor
-from voxelprompt.inference.segmenter import Vista3DSegmenter
-from voxelprompt.inference.windows import ClickPrompt, WindowCounter, pad_to_window, unpad
+from voxelprompt.inference.vista3d.engine import window_grid
+from voxelprompt.inference.vista3d.postprocess import invert_to_input, logits_to_labels
+from voxelprompt.inference.vista3d.preprocess import IMAGE_KEY, to_model_voxels, volume_to_metatensor
+from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
+from voxelprompt.inference.vista3d.windows import ClickPrompt, WindowCounter, pad_to_window, unpad
 from voxelprompt.types import Box, Points, Prompts, Volume
 
 __all__ = ["ClickState", "EvalModel", "PatchSlices", "RegionGrowModel", "SegVolEvalModel", "Vista3DEvalModel"]

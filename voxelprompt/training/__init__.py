@@ -4,9 +4,9 @@ training loop and few-shot finetuning (see ``README.md`` in this folder)."""
 from __future__ import annotations
 
 from voxelprompt.training.datalist import Case, Datalist, check_case, load_datalist, load_datalists
-from voxelprompt.training.finetune import add_classes, finetune, finetune_recipe
-from voxelprompt.training.prompts import PromptBatch, PromptConfig, next_clicks, sample_prompts
-from voxelprompt.training.recipe import (
+from voxelprompt.training.vista3d.finetune import add_classes, finetune, finetune_recipe
+from voxelprompt.training.vista3d.prompts import PromptBatch, PromptConfig, next_clicks, sample_prompts
+from voxelprompt.training.vista3d.recipe import (
     RECIPE_REGISTRY,
     DataConfig,
     OptimConfig,
@@ -16,8 +16,8 @@ from voxelprompt.training.recipe import (
     recipe_to_dict,
     save_recipe,
 )
-from voxelprompt.training.trainer import Trainer, TrainResult, train
-from voxelprompt.training.transforms import PatchConfig, train_transforms, val_transforms
+from voxelprompt.training.vista3d.trainer import Trainer, TrainResult, train
+from voxelprompt.training.vista3d.transforms import PatchConfig, train_transforms, val_transforms
 
 __all__ = [
     "Case",

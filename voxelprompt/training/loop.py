@@ -4,7 +4,7 @@ seeding, checkpoints with exact resume, logging, progress bar and a validation h
 A family subclasses :class:`StepTrainer` and supplies the network, the data and ``train_step``
 (which draws its sample with :meth:`StepTrainer.seed_step` and updates with
 :meth:`StepTrainer.update`). The run settings come from any recipe dataclass with the fields
-listed in :class:`StepTrainer` (VISTA3D's :class:`~voxelprompt.training.recipe.Recipe`, SegVol's
+listed in :class:`StepTrainer` (VISTA3D's :class:`~voxelprompt.training.vista3d.recipe.Recipe`, SegVol's
 :class:`~voxelprompt.training.segvol.recipe.SegVolRecipe`).
 
 Every step re-seeds python, numpy and torch from ``(seed, step, rank, attempt)``, so a resumed run
@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from voxelprompt.errors import CheckpointError, InputError
 from voxelprompt.models.checkpoint_io import load_checkpoint_file, save_checkpoint_file
-from voxelprompt.training.recipe import recipe_to_dict, save_recipe
+from voxelprompt.training.vista3d.recipe import recipe_to_dict, save_recipe
 from voxelprompt.training.runtime import init_distributed, rng_state, set_rng_state
 
 __all__ = ["StepTrainer", "TrainResult", "CHECKPOINT_NAME", "MODEL_NAME"]
@@ -67,7 +67,7 @@ class StepTrainer:
     """Shared machinery of a training run; subclasses implement :meth:`train_step`.
 
     The recipe must provide ``name, steps, checkpoint_every, val_every, log_every, output_dir,
-    seed, amp, device`` and ``optim`` (an :class:`~voxelprompt.training.recipe.OptimConfig`).
+    seed, amp, device`` and ``optim`` (an :class:`~voxelprompt.training.vista3d.recipe.OptimConfig`).
 
     Args:
         recipe: the run settings.

@@ -15,7 +15,7 @@ from typing import Any
 
 from voxelprompt.errors import InputError
 from voxelprompt.models.segvol.builder import SEGVOL_CONFIGS, SegVolConfig
-from voxelprompt.training.recipe import DataConfig, OptimConfig, recipe_from_dict
+from voxelprompt.training.vista3d.recipe import DataConfig, OptimConfig, recipe_from_dict
 
 __all__ = ["SegVolRecipe", "SEGVOL_MODES", "SEGVOL_RECIPES", "model_config", "build_pretrain", "build_supervised"]
 
@@ -43,7 +43,7 @@ class SegVolRecipe:
         box_jitter: largest jitter of box corners in voxels.
         objects_per_step: ground-truth objects per step; Algorithm 1 updates once per object.
         optim, steps, checkpoint_every, val_every, log_every, output_dir, seed, amp, device: as
-            in VISTA3D's :class:`~voxelprompt.training.recipe.Recipe`.
+            in VISTA3D's :class:`~voxelprompt.training.vista3d.recipe.Recipe`.
     """
 
     name: str = "segvol"

@@ -1,0 +1,252 @@
+"""Automatic-branch (class prompt) inference over sliding windows, stitched with bounded memory.
+
+Same windows, same network and same average-then-argmax rule as the official pipeline (MONAI's
+``SlidingWindowInfererAdapt`` + ``VistaPostTransformd``), but each window's logits are computed
+classes-last straight from the class head's features and folded into a
+:class:`~voxelprompt.inference.vista3d.engine.accumulate.CellStitcher`, so no full-volume logit map
+exists. The fast mode changes the work, not only how it is done: see :class:`FastSettings`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from monai.data.utils import compute_importance_map
+
+from voxelprompt.inference.vista3d.engine.accumulate import CellStitcher, RunningArgmax, Window, slab_order, window_grid
+from voxelprompt.inference.vista3d.engine.layout import to_layout
+from voxelprompt.inference.vista3d.profiles import InferenceProfile
+from voxelprompt.inference.vista3d.windows import pad_to_window, unpad
+
+__all__ = ["FastSettings", "class_embedding_matrix", "window_class_logits", "stitched_class_labels"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FastSettings:
+    """What the fast mode gives up for speed (labels then differ from the official pipeline).
+
+    Args:
+        overlap: sliding-window overlap; None (default): the profile's, at most 0.25 (the bundle
+            already uses 0.25; the research code's 0.625 needs ~4x the windows); 0 tiles.
+        skip_below: skip windows in which no voxel of the scaled image exceeds this value
+            (0.25 is about -460 HU with the official intensity window: air only); None keeps all.
+        coarse: first segment the image at twice the voxel size (1/8 of the windows), then run
+            full-resolution windows only where that pass found a requested class (SegVol's
+            zoom-out-zoom-in applied to VISTA3D); voxels no fine window covers keep the coarse
+            result. None (default): only for prompts of at most ``coarse_max_classes`` classes;
+            an everything prompt finds structures in nearly every window, so the coarse pass
+            would only add work.
+        fine: False stops after the coarse pass (its labels upsampled): the fastest, the coarsest.
+        margin: voxels of the fine grid added around the coarse pass's structures when choosing
+            fine windows.
+        running_max: stitch by the highest logit per voxel instead of averaging windows.
+    """
+
+    overlap: float | None = None
+    skip_below: float | None = 0.25
+    coarse: bool | None = None
+    coarse_max_classes: int = 8
+    fine: bool = True
+    margin: int = 8
+    running_max: bool = False
+
+    def __post_init__(self) -> None:
+        if self.overlap is not None and not 0.0 <= self.overlap < 1.0:
+            raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
+        if self.margin < 0:
+            raise ValueError(f"margin must be >= 0, got {self.margin}")
+        if not self.fine and self.coarse is False:
+            raise ValueError("fine=False needs coarse=True (nothing would be segmented)")
+
+    def overlap_for(self, profile: InferenceProfile) -> float:
+        """The overlap used with ``profile``."""
+        return min(profile.class_overlap, 0.25) if self.overlap is None else self.overlap
+
+    def use_coarse(self, n_classes: int) -> bool:
+        """Whether a prompt of ``n_classes`` classes gets the coarse pass."""
+        if self.coarse is None:
+            return n_classes <= self.coarse_max_classes or not self.fine
+        return self.coarse
+
+
+def class_embedding_matrix(class_head: torch.nn.Module, classes: Sequence[int]) -> torch.Tensor:
+    """[K, C] class vectors after VISTA3D's class MLP (what its class head dots with each voxel)."""
+    weight = class_head.class_embeddings.weight
+    ids = torch.as_tensor(list(classes), device=weight.device).unsqueeze(-1)  # [K, 1] like MONAI
+    embedding = class_head.class_embeddings(ids)  # [K, 1, C]
+    if class_head.use_mlp:
+        embedding = class_head.mlp(embedding)
+    return embedding[:, 0, :]
+
+
+def window_class_logits(net: torch.nn.Module, window: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+    """Class logits of one window, classes last: [h, w, d, K].
+
+    Args:
+        net: a VISTA3D network (optionally prepared by :func:`~voxelprompt.inference.vista3d.engine.layout.prepare_network`).
+        window: [1, 1, h, w, d] pre-processed image window (any memory format).
+        embedding: [K, C] from :func:`class_embedding_matrix`.
+    """
+    _, features = net.image_encoder(window, with_point=False, with_label=True)
+    features = net.class_head.image_post_mapping(features)  # [1, C, h, w, d]
+    channels = features.shape[1]
+    # For channels-last features the permute is free and the matmul reads them in place.
+    flat = features[0].permute(1, 2, 3, 0).reshape(-1, channels)
+    logits = flat @ embedding.to(flat.dtype).T
+    return logits.float().reshape(*features.shape[2:], -1)
+
+
+def _gaussian_weight(roi: Sequence[int]) -> torch.Tensor:
+    # The importance map MONAI's inferer uses for "gaussian" blending (sigma 0.125 * roi).
+    return compute_importance_map(tuple(int(r) for r in roi), mode="gaussian", sigma_scale=0.125).float()
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every window of one call shares."""
+
+    net: torch.nn.Module
+    classes: tuple[int, ...]
+    embedding: torch.Tensor
+    weight: torch.Tensor | None
+    channels_last: bool
+    amp: bool
+    on_window: Callable[[int, int], None] | None
+
+
+@torch.no_grad()
+def stitched_class_labels(
+    image: torch.Tensor,
+    net: torch.nn.Module,
+    classes: Sequence[int],
+    profile: InferenceProfile,
+    last_supported: int,
+    fast: FastSettings | None = None,
+    channels_last: bool = False,
+    amp: bool = False,
+    on_window: Callable[[int, int], None] | None = None,
+) -> tuple[torch.Tensor, int]:
+    """Class-index map of ``classes`` over ``image`` (model space).
+
+    Args:
+        image: [1, 1, H, W, D] pre-processed image.
+        net: VISTA3D network, prepared for ``channels_last`` if that is set.
+        classes: global class indices (K of them).
+        profile: windowing settings (roi, overlap, blending) of the official pipeline.
+        last_supported: highest trained class of the model; with the bundle's rule, any higher id
+            makes every voxel background (the official inferer then runs without class prompts).
+        fast: None for the official windows and averaging; settings of the fast mode otherwise.
+        channels_last: feed windows in ``torch.channels_last_3d``.
+        amp: autocast the network to float16 (CUDA only).
+        on_window: called with (done, total) after each window (progress bars).
+
+    Returns:
+        ([1, H, W, D] float class indices, number of windows evaluated).
+    """
+    shape = tuple(image.shape[-3:])
+    if profile.drop_zero_shot_classes and any(int(c) > last_supported for c in classes):
+        return torch.zeros((1, *shape), dtype=torch.float32), 0
+    run = _Run(
+        net=net,
+        classes=tuple(int(c) for c in classes),
+        embedding=class_embedding_matrix(net.class_head, classes),
+        weight=_gaussian_weight(profile.roi_size) if profile.class_blend == "gaussian" else None,
+        channels_last=channels_last,
+        amp=amp,
+        on_window=on_window,
+    )
+    roi = profile.roi_size
+    if fast is None:
+        labels, windows = _windowed(image[0, 0], run, roi, profile.class_overlap)
+    elif fast.use_coarse(len(run.classes)):
+        labels, windows = _coarse_to_fine(image[0, 0], run, roi, fast, fast.overlap_for(profile))
+    else:
+        labels, windows = _windowed(
+            image[0, 0], run, roi, fast.overlap_for(profile), skip_below=fast.skip_below, running_max=fast.running_max
+        )
+    return labels.to(torch.float32)[None], len(windows)
+
+
+def _windowed(
+    image: torch.Tensor,
+    run: _Run,
+    roi: Sequence[int],
+    overlap: float,
+    *,
+    skip_below: float | None = None,
+    needed: torch.Tensor | None = None,
+    margin: int = 0,
+    running_max: bool = False,
+) -> tuple[torch.Tensor, list[Window]]:
+    """Labels of the (H, W, D) ``image`` from its sliding windows; unevaluated voxels are 0.
+
+    ``needed`` (a bool map of the image) keeps only windows that come within ``margin`` voxels of
+    it; ``skip_below`` drops windows of air.
+
+    Returns:
+        ((H, W, D) int16 labels, the windows evaluated, in the padded grid of :func:`pad_to_window`).
+    """
+    shape = tuple(image.shape)
+    padded, before = pad_to_window(image[None, None], roi)
+    grid = tuple(padded.shape[-3:])
+    windows = slab_order(window_grid(grid, roi, overlap), grid)
+    if skip_below is not None:
+        windows = [w for w in windows if bool((padded[(0, 0, *w.slices)] > skip_below).any())]
+    if needed is not None:
+        needed = pad_to_window(needed[None, None].float(), roi)[0][0, 0]
+        windows = [w for w in windows if bool(needed[_grown(w, margin, grid)].any())]
+    if running_max:
+        stitcher: CellStitcher | RunningArgmax = RunningArgmax(grid, run.classes)
+    else:
+        stitcher = CellStitcher(grid, windows, run.classes, weight=run.weight)
+    autocast = torch.autocast("cuda", dtype=torch.float16) if run.amp else contextlib.nullcontext()
+    device = run.embedding.device
+    for done, window in enumerate(windows, start=1):
+        x = to_layout(padded[(slice(None), slice(None), *window.slices)].to(device), run.channels_last)
+        with autocast:
+            logits = window_class_logits(run.net, x, run.embedding)
+        stitcher.add(window, logits.cpu())
+        if run.on_window is not None:
+            run.on_window(done, len(windows))
+    if isinstance(stitcher, CellStitcher):
+        logger.debug("stitching kept at most %.1f MB of open cells", stitcher.peak_open_bytes / 2**20)
+    return unpad(stitcher.result(), before, shape), windows
+
+
+def _coarse_to_fine(
+    image: torch.Tensor, run: _Run, roi: Sequence[int], fast: FastSettings, overlap: float
+) -> tuple[torch.Tensor, list[Window]]:
+    """Zoom out (2x voxel size) to find the structures, zoom in with windows only around them."""
+    shape = tuple(image.shape)
+    # Average 2x2x2 blocks: the partial-volume look of a scan at twice the voxel size.
+    even = [n + n % 2 for n in shape]
+    padded = F.pad(image[None, None], [0, even[2] - shape[2], 0, even[1] - shape[1], 0, even[0] - shape[0]], mode="replicate")
+    small = F.avg_pool3d(padded, 2)[0, 0]
+    coarse, coarse_windows = _windowed(small, run, roi, overlap, skip_below=fast.skip_below, running_max=fast.running_max)
+    upsampled = coarse.repeat_interleave(2, 0).repeat_interleave(2, 1).repeat_interleave(2, 2)
+    upsampled = upsampled[: shape[0], : shape[1], : shape[2]]
+    if not fast.fine:
+        return upsampled, coarse_windows
+    fine, fine_windows = _windowed(
+        image, run, roi, overlap, skip_below=fast.skip_below, needed=upsampled > 0, margin=fast.margin,
+        running_max=fast.running_max,
+    )  # fmt: skip
+    # Voxels the fine windows covered take the fine labels (windows live in the padded grid; the
+    # pad only copies images smaller than a window).
+    padded, before = pad_to_window(image[None, None], roi)
+    covered = torch.zeros(padded.shape[-3:], dtype=torch.bool)
+    for w in fine_windows:
+        covered[w.slices] = True
+    return torch.where(unpad(covered, before, shape), fine, upsampled), coarse_windows + fine_windows
+
+
+def _grown(window: Window, margin: int, grid: Sequence[int]) -> tuple[slice, ...]:
+    """The window's slices widened by ``margin`` voxels on every side, inside ``grid``."""
+    return tuple(slice(max(s.start - margin, 0), min(s.stop + margin, n)) for s, n in zip(window.slices, grid))

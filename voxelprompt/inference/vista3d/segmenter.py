@@ -1,0 +1,474 @@
+"""The VISTA3D segmenter: load a model once, segment many volumes with class and click prompts."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from monai.networks.nets.vista3d import VISTA3D
+
+from voxelprompt.catalog import SPECIAL_CLASSES, UNNAMED_IDS, everything_classes, expand_groups
+from voxelprompt.errors import PromptError, VoxelPromptError
+from voxelprompt.inference.vista3d.engine import (
+    FastSettings,
+    prepare_network,
+    stitched_class_labels,
+)
+from voxelprompt.inference.vista3d.engine.allocator import keep_freed_memory
+from voxelprompt.inference.vista3d.engine.point_head import FastPointHead
+from voxelprompt.inference.vista3d.postprocess import invert_to_input, logits_to_labels
+from voxelprompt.inference.vista3d.preprocess import (
+    IMAGE_KEY,
+    build_preprocessing,
+    to_model_voxels,
+    volume_to_metatensor,
+)
+from voxelprompt.inference.vista3d.profiles import InferenceProfile, get_profile
+from voxelprompt.inference.vista3d.refine import merge_clicks
+from voxelprompt.inference.vista3d.windows import (
+    ClickPrompt,
+    WindowCounter,
+    class_logits,
+    grid_point_logits,
+    pad_to_window,
+    point_logits,
+    unpad,
+)
+from voxelprompt.models.vista3d import Vista3DSpec, load_vista3d
+from voxelprompt.prompts import check_points_inside
+from voxelprompt.types import OBJECT_ID, Prompts, Segmentation, Volume
+
+__all__ = ["Vista3DSegmenter", "PreparedVolume", "AutomaticMasks", "ENGINES"]
+
+logger = logging.getLogger(__name__)
+
+
+#: How class prompts are computed: MONAI's official inferer, the same result with less time and
+#: memory, or a faster approximation (see :mod:`voxelprompt.inference.vista3d.engine`).
+ENGINES = ("reference", "exact", "fast")
+
+
+@dataclass(frozen=True)
+class PreparedVolume:
+    """A volume after the profile's pre-processing.
+
+    Args:
+        volume: the input (its grid is where results are written).
+        image: [1, H, W, D] pre-processed ``MetaTensor`` (model space, carries the inverse info).
+        batch: [1, 1, H, W, D] the same on the segmenter's device.
+    """
+
+    volume: Volume
+    image: torch.Tensor
+    batch: torch.Tensor
+
+
+class AutomaticMasks:
+    """Automatic results an interactive session keeps for click edits (window-padded model space).
+
+    An edit of class ``c`` (Algorithm 1) starts from the automatic result the session holds for
+    ``c``: its own single-class mask from an earlier edit, or else its voxels in the last
+    class-prompt result (everything or several classes) the session returned, which is what the
+    annotator sees. A one-shot :meth:`Vista3DSegmenter.segment` call computes the single-class
+    mask instead, as the official pipeline does.
+    """
+
+    def __init__(self) -> None:
+        self.masks: dict[int, torch.Tensor] = {}
+        self.labels: torch.Tensor | None = None  # (H, W, D) int16 class map of the last class pass
+        self.label_classes: frozenset[int] = frozenset()
+
+    def get(self, cls: int) -> torch.Tensor | None:
+        """(H, W, D) bool mask of ``cls``, or None when the session holds no result for it."""
+        if cls in self.masks:
+            return self.masks[cls]
+        if self.labels is not None and cls in self.label_classes:
+            return self.labels == cls
+        return None
+
+    def put(self, cls: int, mask: torch.Tensor) -> None:
+        self.masks[cls] = mask
+
+    def remember(self, labels: torch.Tensor, classes: tuple[int, ...]) -> None:
+        """Keep a class pass's (H, W, D) label map; its classes' own masks are superseded by it."""
+        self.labels = labels.to(torch.int16)
+        self.label_classes = frozenset(int(c) for c in classes)
+        for c in self.label_classes:
+            self.masks.pop(c, None)
+
+    def __len__(self) -> int:
+        """How many classes the session holds an automatic result for."""
+        return len(self.masks.keys() | self.label_classes)
+
+    def clear(self) -> None:
+        self.masks.clear()
+        self.labels, self.label_classes = None, frozenset()
+
+
+class Vista3DSegmenter:
+    """Segments CT volumes with one VISTA3D network and one official inference profile.
+
+    Args:
+        net: a VISTA3D network in eval mode.
+        spec: its architecture (``last_supported`` decides zero-shot class ids).
+        profile: ``"bundle"`` (default), ``"research"`` or an :class:`InferenceProfile`.
+        device: torch device for the network and windows.
+        progress: show a progress bar over sliding windows.
+        engine: ``"exact"`` (default: the official windows and averaging, with channels-last
+            kernels and bounded-memory stitching; labels equal the reference except where its
+            top logit is within float rounding of the runner-up or of 0, see
+            ``inference/vista3d/engine/README.md``), ``"reference"`` (MONAI's own inferer, as the official bundle runs it) or
+            ``"fast"`` (fewer windows, labels differ; tuned by ``fast``).
+        fast: settings of the fast engine (default :class:`FastSettings`; used when ``engine`` is fast).
+        amp: run the network in float16 autocast (CUDA only; exact/fast engines).
+        official_unpredicted: write the profile's "not predicted" marker (255) where no window
+            produced a prediction, as the official pipeline does (parity tests only). By default
+            those voxels are background (0): a label map holds only 0 and prompted ids.
+    """
+
+    def __init__(
+        self,
+        net: VISTA3D,
+        spec: Vista3DSpec,
+        profile: str | InferenceProfile = "bundle",
+        device: str | torch.device = "cpu",
+        progress: bool = False,
+        engine: str = "exact",
+        fast: FastSettings | None = None,
+        amp: bool = False,
+        official_unpredicted: bool = False,
+    ) -> None:
+        if engine not in ENGINES:
+            raise VoxelPromptError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        self.device = torch.device(device)
+        if amp and self.device.type != "cuda":
+            raise VoxelPromptError(f"amp needs a CUDA device, got {self.device}")
+        self.net = net.to(self.device).eval()
+        self.spec = spec
+        self.profile = get_profile(profile)
+        self.progress = progress
+        self.preprocessing = build_preprocessing(self.profile)
+        self.engine = engine
+        self.fast = fast or FastSettings()
+        self.amp = amp
+        self.official_unpredicted = official_unpredicted
+        self._engine_net: VISTA3D | None = None
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        profile: str | InferenceProfile = "bundle",
+        device: str | torch.device = "cpu",
+        roi_size: tuple[int, int, int] | None = None,
+        progress: bool = False,
+        **options,
+    ) -> Vista3DSegmenter:
+        """Load an official-format checkpoint (bundle or research layout); ``options`` as in the class."""
+        net, spec = load_vista3d(path, device=device)
+        prof = get_profile(profile)
+        if roi_size is not None:
+            prof = prof.with_roi(roi_size)
+        return cls(net, spec, profile=prof, device=device, progress=progress, **options)
+
+    # ---- prompts -------------------------------------------------------------------------
+
+    def resolve_classes(self, prompts: Prompts, everything: bool = False) -> tuple[int, ...]:
+        """Expand groups and validate class ids; ``everything`` gives the profile's official set."""
+        if everything:
+            if prompts.classes or prompts.points is not None:
+                raise PromptError("--everything cannot be combined with classes or points")
+            if self.profile.everything is not None:
+                return tuple(self.profile.everything)
+            return everything_classes(self.profile.everything_last_id)
+        if prompts.new_structure and (prompts.points is None or prompts.classes):
+            raise PromptError("new_structure needs clicks and no classes (it names what the clicks segment)")
+        classes = expand_groups(tuple(int(c) for c in prompts.classes))
+        for c in classes:
+            if not 0 < c < self.spec.n_classes:
+                raise PromptError(f"class index {c} is outside the model's table (1..{self.spec.n_classes - 1})")
+        if prompts.points is None:
+            if not classes:
+                raise PromptError("nothing to segment: give classes, --everything, or points")
+            unknown = [c for c in classes if c > self.spec.last_supported or c in UNNAMED_IDS]
+            if unknown:
+                raise PromptError(
+                    f"class {unknown[0]} has no automatic segmentation in this model; "
+                    "add --point clicks to segment it zero-shot"
+                )
+        elif len(classes) > 1:
+            raise PromptError(f"clicks edit one class at a time, got {len(classes)} classes {classes}")
+        return classes
+
+    # ---- segmentation --------------------------------------------------------------------
+
+    def prepare(self, volume: Volume) -> PreparedVolume:
+        """Pre-process ``volume`` once (for several prompts, see :mod:`voxelprompt.inference.vista3d.session`)."""
+        image = self.preprocessing({IMAGE_KEY: volume_to_metatensor(volume)})[IMAGE_KEY]
+        return PreparedVolume(volume=volume, image=image, batch=image.unsqueeze(0).to(self.device))
+
+    def segment(self, volume: Volume, prompts: Prompts, everything: bool = False) -> Segmentation:
+        """Segment ``volume``; the result has the input's exact shape and affine.
+
+        Args:
+            volume: CT in Hounsfield units (see :mod:`voxelprompt.types` for conventions).
+            prompts: classes and/or clicks (clicks in input voxel or world coordinates).
+            everything: segment the profile's official "everything" class set.
+        """
+        self.resolve_classes(prompts, everything)  # fail fast, before pre-processing
+        if prompts.points is not None:
+            check_points_inside(prompts.points, volume)
+        return self.segment_prepared(self.prepare(volume), prompts, everything)
+
+    def segment_prepared(
+        self,
+        prepared: PreparedVolume,
+        prompts: Prompts,
+        everything: bool = False,
+        net: torch.nn.Module | None = None,
+        auto_cache: AutomaticMasks | None = None,
+        click_windows: str = "centred",
+    ) -> Segmentation:
+        """:meth:`segment` on a pre-processed volume.
+
+        Args:
+            net: the network clicks run through (a session's caching wrapper); default
+                :meth:`click_net`.
+            click_windows: ``"centred"`` (a window centred on each click, MONAI's rule) or
+                ``"grid"`` (the sliding grid's window that holds each click; see
+                :func:`~voxelprompt.inference.vista3d.windows.grid_point_logits`).
+            auto_cache: automatic results in window-padded model space, filled by class passes
+                and click edits and reused by later edits (an interactive session keeps it
+                between calls; see :class:`AutomaticMasks`).
+        """
+        start = time.perf_counter()
+        classes = self.resolve_classes(prompts, everything)
+        counter = WindowCounter(self.click_net() if net is None else net)
+        changed: int | None = None
+        cache = auto_cache
+        if prompts.points is None:
+            labels = self.automatic_labels(prepared.batch, classes, counter)
+            if auto_cache is not None:
+                auto_cache.remember(pad_to_window(labels[None], self.profile.roi_size)[0][0, 0], classes)
+        else:
+            check_points_inside(prompts.points, prepared.volume)
+            if click_windows not in ("centred", "grid"):
+                raise VoxelPromptError(f"click_windows must be centred or grid, got {click_windows!r}")
+            cache = AutomaticMasks() if auto_cache is None else auto_cache
+            labels, changed = self._segment_clicks(prepared, counter, classes, prompts, cache, click_windows)
+        array = invert_to_input(labels, prepared.image, self.preprocessing, self.unpredicted_fill)
+        if changed is not None:
+            changed = self._changed_on_input(changed, prepared, array, classes[0], cache)
+        volume = prepared.volume
+        result = volume.with_array(array, source=f"segmentation of {volume.source}")
+        seconds = time.perf_counter() - start
+        logger.debug("segmented %s: %d windows in %.1f s", volume.source, counter.calls, seconds)
+        extras: dict[str, float] = {}
+        notes: tuple[str, ...] = ()
+        if prompts.points is not None:
+            extras, notes = self._click_report(prompts, classes, array, changed)
+        elif everything:
+            notes = (f"everything: the {len(classes)} classes of this model's everything set ({self.profile.name})",)
+        return Segmentation(
+            labels=result, classes=classes or (OBJECT_ID,) * (prompts.points is not None), windows=counter.calls,
+            seconds=seconds, extras=extras, notes=notes,
+        )  # fmt: skip
+
+    @property
+    def unpredicted_fill(self) -> int:
+        """Label of voxels no window predicted: 0, or the profile's marker with ``official_unpredicted``."""
+        return self.profile.unpredicted_value if self.official_unpredicted else 0
+
+    def point_embedding(self, prompts: Prompts, classes: tuple[int, ...]) -> str:
+        """Which point-head embedding clicks use: ``class`` (editing a class), ``ambiguity``
+        (a class of :data:`SPECIAL_CLASSES`), ``zero-shot`` (a new structure) or ``supported``
+        (a point-only object, the official default); paper Sec. 3.2."""
+        if prompts.new_structure or (classes and classes[0] > self.spec.last_supported):
+            return "zero-shot"
+        if classes:
+            return "ambiguity" if classes[0] in SPECIAL_CLASSES else "class"
+        return "supported"
+
+    def _changed_on_input(
+        self, changed: int, prepared: PreparedVolume, array: np.ndarray, cls: int, cache: AutomaticMasks
+    ) -> int:
+        """Input voxels an Algorithm 1 edit changed (``changed``: model voxels; a change there can
+        fall between the input voxels that the inversion samples)."""
+        if changed == 0:
+            return 0
+        auto = cache.get(cls)
+        assert auto is not None
+        shape = tuple(int(s) for s in prepared.batch.shape[-3:])
+        before = tuple((int(p) - s) // 2 for p, s in zip(auto.shape, shape))  # as pad_to_window split it
+        model = unpad(auto, before, shape).to(torch.float32)[None] * float(cls)
+        shown = invert_to_input(model, prepared.image, self.preprocessing, 0)
+        return int((shown != array).sum())
+
+    def _click_report(
+        self, prompts: Prompts, classes: tuple[int, ...], array: np.ndarray, changed: int | None
+    ) -> tuple[dict[str, float], tuple[str, ...]]:
+        """Measurements and sentences for the user about a click prompt (see :class:`Segmentation`)."""
+        assert prompts.points is not None
+        n = len(prompts.points)
+        kind = self.point_embedding(prompts, classes)
+        extras: dict[str, float] = {} if changed is None else {"click_changed_voxels": float(changed)}
+        if changed is not None:
+            notes = [f"{n} click(s) edited the automatic result (Algorithm 1, {kind} point embedding)"]
+            if changed == 0:
+                notes.append("the clicks changed nothing: the model's click result agrees with the automatic one there")
+            else:
+                notes.append(f"the clicks changed {changed} voxels of the automatic result")
+            return extras, tuple(notes)
+        value = classes[0] if classes else OBJECT_ID
+        notes = [
+            f"{n} click(s) segmented one object, value {value}, with VISTA3D's {kind} point embedding"
+            + ("" if kind == "zero-shot" else " (--new-structure for a structure outside the model's classes)")
+        ]
+        if not (array == value).any():
+            notes.append(
+                "the object is empty: nothing was segmented at the positive clicks; "
+                "try another click inside the structure" + ("" if kind == "zero-shot" else " or --new-structure")
+            )
+        return extras, tuple(notes)
+
+    def automatic_labels(self, batch: torch.Tensor, classes: tuple[int, ...], counter: WindowCounter) -> torch.Tensor:
+        """Class-index map of class prompts in model space, [1, H, W, D] float, by the segmenter's engine.
+
+        Args:
+            batch: [1, 1, H, W, D] pre-processed image.
+            classes: global class indices.
+            counter: counts the windows evaluated.
+        """
+        last = self.spec.last_supported
+        if self.engine == "reference":
+            logits = class_logits(batch, counter, classes, self.profile, last, self.progress)
+            return logits_to_labels(logits.cpu(), classes)
+        bar = _ProgressBar(self.progress)
+        labels, windows = stitched_class_labels(
+            batch, self.engine_net(), classes, self.profile, last, fast=self.fast if self.engine == "fast" else None,
+            channels_last=True, amp=self.amp, on_window=bar.update,
+        )  # fmt: skip
+        bar.close()
+        counter.calls += windows
+        return labels
+
+    def engine_net(self) -> VISTA3D:
+        """The network prepared for the exact/fast engines (a copy: channels-last weights, fused layers).
+
+        The copy costs the weights' memory once more (0.9 GB for the full-size model); it is made on
+        first use, and ``self.net`` stays MONAI's for the reference inferers. On CPU this also
+        tunes glibc's allocator for the process (see :mod:`voxelprompt.inference.vista3d.engine.allocator`).
+        """
+        if self._engine_net is None:
+            if self.device.type == "cpu":
+                keep_freed_memory()
+            net = prepare_network(copy.deepcopy(self.net), channels_last=True)
+            net.point_head = FastPointHead(net.point_head)
+            self._engine_net = net.eval()
+        return self._engine_net
+
+    def click_net(self) -> VISTA3D:
+        """The network clicks run through: MONAI's with the reference engine, else the prepared one."""
+        return self.net if self.engine == "reference" else self.engine_net()
+
+    def _segment_clicks(
+        self,
+        prepared: PreparedVolume,
+        counter,
+        classes,
+        prompts: Prompts,
+        auto_cache: AutomaticMasks,
+        click_windows: str,
+    ) -> tuple[torch.Tensor, int | None]:
+        """Model-space labels of a click prompt, and how many voxels an Algorithm 1 edit changed
+        in the automatic mask (None for a point-only object)."""
+        points = prompts.points
+        assert points is not None
+        batch, image = prepared.batch, prepared.image
+        model_xyz = to_model_voxels(points.to_voxel(prepared.volume), image)
+        cls = classes[0] if classes else (self.spec.last_supported + 1 if prompts.new_structure else None)
+        labels = torch.as_tensor(points.labels, dtype=torch.long)
+        if cls is not None and cls in SPECIAL_CLASSES:
+            labels = labels + 2  # ambiguity embedding for classes like tumours and vessels
+        click = ClickPrompt(
+            coords=torch.as_tensor(model_xyz, dtype=torch.float32)[None].to(self.device),
+            labels=labels[None].to(self.device),
+            prompt_class=None if cls is None else torch.tensor([[cls]], device=self.device),
+        )
+        if cls is None or cls > self.spec.last_supported:
+            # Point-only (zero-shot) object: keep components holding a positive click.
+            if click_windows == "grid":
+                padded, before = pad_to_window(batch, self.profile.roi_size)
+                moved = replace(click, coords=click.coords + torch.tensor(before, dtype=click.coords.dtype, device=self.device))
+                clicked = unpad(grid_point_logits(padded, counter, moved, self.profile), before, tuple(batch.shape[-3:]))
+            else:
+                clicked = point_logits(batch, counter, click, self.profile).cpu()
+            label_prompt = None if not classes else (cls,)
+            return logits_to_labels(clicked, label_prompt, click.coords.cpu(), click.labels.cpu()), None
+        # Edit the automatic result (Algorithm 1) in window-padded space, where MONAI's point
+        # inferer merges too: components may connect through the padding of thin images.
+        shape = tuple(batch.shape[-3:])
+        padded, before = pad_to_window(batch, self.profile.roi_size)
+        auto = auto_cache.get(cls)
+        if auto is None:
+            auto = self.automatic_labels(padded, (cls,), counter)[0] == cls
+            auto_cache.put(cls, auto)
+        inside = torch.zeros(padded.shape[-3:], dtype=torch.bool)
+        unpad(inside, before, shape).fill_(True)
+        shifted = replace(click, coords=click.coords + torch.tensor(before, dtype=click.coords.dtype, device=self.device))
+        if click_windows == "grid":
+            clicked = grid_point_logits(padded, counter, shifted, self.profile)
+        else:
+            clicked = point_logits(padded, counter, shifted, self.profile).cpu()
+        xyz = model_xyz + np.asarray(before, dtype=np.float64)
+        auto = auto & inside
+        merged = _merge_in_windows(auto, clicked[0, 0], xyz, points.labels)
+        changed = int((merged != auto).sum())
+        return unpad(merged, before, shape).to(torch.float32)[None] * float(cls), changed
+
+
+class _ProgressBar:
+    """A tqdm bar over windows, created on the first update (only when progress is wanted)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+
+    def update(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="windows")
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _merge_in_windows(auto: torch.Tensor, clicked: torch.Tensor, xyz: np.ndarray, labels: np.ndarray) -> torch.Tensor:
+    """Algorithm 1 inside the box of the clicked windows; the automatic mask elsewhere."""
+    covered = ~torch.isnan(clicked)
+    result = auto.clone()
+    if not bool(covered.any()):
+        return result
+    idx = torch.nonzero(covered)
+    lo, hi = idx.min(0).values.tolist(), (idx.max(0).values + 1).tolist()
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    offset = np.asarray(lo, dtype=np.float64)
+    merged = merge_clicks(
+        auto[box].numpy(),
+        (torch.nan_to_num(clicked[box], nan=-1.0) > 0).numpy(),
+        xyz[labels == 1] - offset,
+        xyz[labels == 0] - offset,
+    )
+    result[box] = torch.from_numpy(merged)
+    return result
+
