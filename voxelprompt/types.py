@@ -166,6 +166,9 @@ class Prompts:
         box: a box around the object (SegVol).
         text: a free-text class name (SegVol encodes it with CLIP; VISTA3D resolves it through
             the label catalog).
+        everything: the model's official "everything" class set (VISTA3D; no other prompt).
+        label_value: the value written for a single object (SegVol's object, VISTA3D's object
+            from clicks alone); None: the class index the prompts name, else :data:`OBJECT_ID`.
     """
 
     classes: tuple[int, ...] = ()
@@ -173,6 +176,8 @@ class Prompts:
     new_structure: bool = False
     box: Box | None = None
     text: str | None = None
+    everything: bool = False
+    label_value: int | None = None
 
 
 @dataclass(frozen=True)
