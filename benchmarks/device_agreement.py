@@ -32,8 +32,8 @@ def main() -> None:
     volume = read_volume(args.ct)
     spec = Vista3DSpec(width=args.width)
     runs = {
-        "everything": (Prompts(), True),
-        "liver + click": (Prompts(classes=(1,), points=Points.from_lists([(60, 30, 10)])), False),
+        "everything": Prompts(everything=True),
+        "liver + click": Prompts(classes=(1,), points=Points.from_lists([(60, 30, 10)])),
     }
     results: dict[tuple[str, str], np.ndarray] = {}
     for run in args.runs:
@@ -41,12 +41,12 @@ def main() -> None:
         seg = Vista3DSegmenter(
             random_vista3d(spec, seed=0), spec, profile="bundle", device=device, engine=engine, amp="amp" in flags
         )
-        for name, (prompts, everything) in runs.items():
-            seg.segment(volume, prompts, everything=everything)  # warm-up (cuDNN autotuning, lazy init)
+        for name, prompts in runs.items():
+            seg.segment(volume, prompts)  # warm-up (cuDNN autotuning, lazy init)
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            out = seg.segment(volume, prompts, everything=everything)
+            out = seg.segment(volume, prompts)
             seconds = time.perf_counter() - start
             results[(run, name)] = out.labels.array
             print(f"{run:>18} {name:>14}: {seconds:7.1f} s, {out.windows} windows, "

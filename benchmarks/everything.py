@@ -132,18 +132,18 @@ def child_stitch(engine: str, grid: tuple[int, int, int]) -> dict:
 
 
 def child_end2end(engine: str, case: str) -> dict:
-    from voxelprompt.api import load_segmenter
+    from voxelprompt.api import load_model
     from voxelprompt.types import Prompts
 
     volume = _case_volume(case)
-    seg = load_segmenter(None)
+    seg = load_model(None, "vista3d", device="cpu")
     seg.engine = engine  # same loaded model, another engine
     if engine == "fast":
         from voxelprompt.inference.vista3d.engine import FastSettings
 
         seg.fast = FastSettings()
     start = time.perf_counter()
-    result = seg.segment(volume, Prompts(), everything=True)
+    result = seg.segment(volume, Prompts(everything=True))
     seconds = time.perf_counter() - start
     path = Path(tempfile.gettempdir()) / f"vp_e2e_{case}_{engine}.npy"
     np.save(path, np.asarray(result.labels.array))

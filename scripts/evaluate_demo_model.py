@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxelprompt.api import load_segmenter
+from voxelprompt.api import load_model
 from voxelprompt.catalog import vista3d_catalog
 from voxelprompt.demo import LESION_CLASS, ORGAN_CLASSES
 from voxelprompt.evaluation.clicks import Click, center_click, correction_click
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--recipes", type=Path, help="with --checkpoint: the run's recipes (spacing, window, classes)")
     args = parser.parse_args()
     if args.checkpoint is None:
-        segmenter = load_segmenter(None)
+        segmenter = load_model(None, "vista3d", device="cpu")
     else:
         auto = json.loads((args.recipes / f"{args.auto}.json").read_text())
         profile = profile_from_card(card_from_recipe(auto))
@@ -84,7 +84,7 @@ def main() -> None:
         volume, truth = read_volume(root / entry["image"]), read_labels(root / entry["label"])
         gt = np.asarray(truth.array)
         session = InteractiveSession(segmenter, volume)
-        auto = np.asarray(session.segment(Prompts(), everything=True).labels.array)
+        auto = np.asarray(session.segment(Prompts(everything=True)).labels.array)
         t_auto = time.perf_counter() - t0
         auto_dice = {}
         for c in segmenter.profile.everything or ():

@@ -1,9 +1,11 @@
-"""One-call Python entry point: a path or an in-memory volume in, a label map out.
+"""The public Python API, one front door for every model family: load a model, segment, open an
+interactive session, identify a mask.
 
-The CLI, server and batch runner are thin adapters over :func:`segment` and
-:class:`~voxelprompt.inference.vista3d.segmenter.Vista3DSegmenter` (load once, segment many). Importing
-this module is cheap (no torch): every check that needs only the prompts, the output path or the
-image's header runs before a model is loaded.
+A path or an in-memory :class:`~voxelprompt.types.Volume` goes in, a label map on the input's
+exact grid comes out. The CLI, server and batch runner are thin adapters over these functions.
+Importing this module is cheap (no torch); every check that needs only the prompts, the output path
+or the image runs before a model is loaded, and prompts are checked against the family's
+capabilities (:mod:`voxelprompt.families`) in one place.
 """
 
 from __future__ import annotations
@@ -12,37 +14,44 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from voxelprompt.devices import check_device, resolve_device
-from voxelprompt.errors import CheckpointError, VoxelPromptError
-from voxelprompt.prompts import Coordinate, build_prompts, check_class_prompts, check_points_inside
+from voxelprompt.errors import (
+    CheckpointError,
+    InputError,
+    PromptError,
+    VoxelPromptError,
+)
+from voxelprompt.families import (
+    DEFAULT_FAMILY,
+    ModelFamily,
+    families_with,
+    family_of_keys,
+    get_family,
+)
+from voxelprompt.prompts import Coordinate, build_prompts
 from voxelprompt.types import PointSpace, Segmentation, Volume
 
 if TYPE_CHECKING:  # torch is imported only when a model is loaded
-    from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
+    from voxelprompt.inference.protocol import Segmenter, Session
+    from voxelprompt.inference.segvol.identify import Identification
 
 __all__ = [
+    "load_model",
     "segment",
+    "open_session",
+    "identify",
     "build_prompts",
-    "load_segmenter",
+    "resolve_family",
     "read_ct",
     "check_checkpoint_path",
     "DEMO_MODEL_WARNING",
-    "SEGVOL_NEEDS_CHECKPOINT",
-    "MODEL_FAMILIES",
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Model families :func:`segment` takes.
-MODEL_FAMILIES = ("vista3d", "segvol")
-
-#: The one answer to SegVol without weights, wherever it is asked for.
-SEGVOL_NEEDS_CHECKPOINT = (
-    "SegVol needs --checkpoint SegVol_v1.pth: its weights are not shipped "
-    "(the SegVol authors publish them as BAAI/SegVol on Hugging Face)"
-)
 
 #: Printed whenever the shipped demo model segments something other than a phantom.
 DEMO_MODEL_WARNING = (
@@ -50,44 +59,6 @@ DEMO_MODEL_WARNING = (
     "on synthetic CT phantoms only and its labels on a real CT are not meaningful; pass "
     "--checkpoint model.pt with the official VISTA3D weights (MONAI model zoo, models/model.pt)"
 )
-
-
-def load_segmenter(
-    checkpoint: str | os.PathLike | None = None,
-    profile: str = "bundle",
-    device: str = "auto",
-    roi_size: tuple[int, int, int] | None = None,
-    progress: bool = False,
-    engine: str = "exact",
-    amp: bool = False,
-) -> Vista3DSegmenter:
-    """Load a VISTA3D checkpoint (bundle or research layout) into a reusable segmenter.
-
-    Without ``checkpoint`` the demo model shipped in the package is used, with ``profile``'s
-    pipeline at the demo model's spacing, window and class set (see
-    :mod:`voxelprompt.inference.vista3d.default_model`). ``device``: auto, cpu, cuda or cuda:N (see
-    :mod:`voxelprompt.devices`). ``engine`` and ``amp``: see
-    :class:`~voxelprompt.inference.vista3d.segmenter.Vista3DSegmenter`.
-
-    Raises:
-        CheckpointError: unreadable checkpoint or another architecture.
-        VoxelPromptError: an unknown profile, engine or device.
-    """
-    if checkpoint is not None:
-        check_checkpoint_path(checkpoint)
-    device = resolve_device(device)
-    logger.info("loading %s on %s", checkpoint or "the shipped demo VISTA3D", device)
-    from voxelprompt.inference.vista3d.default_model import default_checkpoint, default_profile
-    from voxelprompt.inference.vista3d.profiles import InferenceProfile
-    from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
-
-    chosen: str | InferenceProfile = profile
-    if checkpoint is None:
-        checkpoint, chosen = default_checkpoint(), default_profile(profile)
-    return Vista3DSegmenter.from_checkpoint(
-        checkpoint, profile=chosen, device=device, roi_size=roi_size, progress=progress,
-        engine=engine, amp=amp,
-    )  # fmt: skip
 
 
 def check_checkpoint_path(checkpoint: str | os.PathLike) -> Path:
@@ -100,6 +71,71 @@ def check_checkpoint_path(checkpoint: str | os.PathLike) -> Path:
     if not path.is_file():
         raise CheckpointError(f"{path}: {'is a folder, not a checkpoint file' if path.is_dir() else 'checkpoint file not found'}")
     return path
+
+
+def resolve_family(checkpoint: str | os.PathLike | None = None, family: str | None = None) -> ModelFamily:
+    """The family of a model: ``family`` when given (checked against the checkpoint's tensors),
+    else recognised from the checkpoint's tensor names, else the family of the shipped default.
+
+    Raises:
+        CheckpointError: a missing or unreadable checkpoint, one of another family than
+            ``family``, or one of no known family.
+        VoxelPromptError: an unknown family name.
+    """
+    wanted = None if family is None else get_family(family)
+    if checkpoint is None:
+        chosen = wanted or get_family(DEFAULT_FAMILY)
+        if chosen.default_checkpoint is None:
+            raise CheckpointError(chosen.missing_checkpoint)
+        return chosen
+    path = check_checkpoint_path(checkpoint)
+    from voxelprompt.models.checkpoint_io import checkpoint_keys
+
+    found = family_of_keys(checkpoint_keys(path), str(path))
+    if wanted is not None and found is not wanted:
+        raise CheckpointError(f"{path}: is a {found.name} checkpoint, not {wanted.name}: use --model {found.name}")
+    return found
+
+
+def load_model(
+    checkpoint: str | os.PathLike | None = None,
+    family: str | None = None,
+    device: str = "auto",
+    options: Any = None,
+    *,
+    progress: bool = False,
+    tune_allocator: bool = True,
+) -> Segmenter:
+    """Load a model of any registered family (:mod:`voxelprompt.families`) once, for many calls.
+
+    Args:
+        checkpoint: weights file (VISTA3D bundle or research layout; SegVol v1); None: the
+            shipped demo VISTA3D.
+        family: ``"vista3d"`` or ``"segvol"``; None: recognised from the checkpoint's tensors.
+        device: ``auto`` (a CUDA GPU when present), ``cpu``, ``cuda`` or ``cuda:N``.
+        options: the family's options (:class:`~voxelprompt.families.Vista3DOptions`,
+            :class:`~voxelprompt.families.SegVolOptions`), a mapping of them, or None.
+        progress: show progress bars over windows.
+        tune_allocator: on the CPU, stop glibc from unmapping every large freed block (a
+            process-wide setting that saves 15-35 % per VISTA3D window; see
+            ``inference/vista3d/engine/allocator.py``). False leaves the process untouched.
+
+    Returns:
+        A :class:`~voxelprompt.inference.protocol.Segmenter`.
+
+    Raises:
+        CheckpointError: a missing, unreadable or foreign checkpoint.
+        VoxelPromptError: an unknown family, device or option.
+    """
+    chosen = resolve_family(checkpoint, family)
+    opts = chosen.make_options(options)
+    device = resolve_device(device)
+    if tune_allocator and device == "cpu":
+        from voxelprompt.inference.vista3d.engine.allocator import keep_freed_memory
+
+        keep_freed_memory()
+    logger.info("loading %s (%s) on %s", checkpoint or chosen.default_checkpoint, chosen.name, device)
+    return chosen.load(None if checkpoint is None else Path(checkpoint), device, opts, progress)
 
 
 def read_ct(image: str | os.PathLike | Volume, series_uid: str | None = None) -> Volume:
@@ -118,13 +154,30 @@ def read_ct(image: str | os.PathLike | Volume, series_uid: str | None = None) ->
     return volume
 
 
+def _family_of(segmenter: Segmenter | None, checkpoint, family: str | None) -> ModelFamily:
+    if segmenter is not None:
+        own = get_family(segmenter.family)
+        if family is not None and get_family(family) is not own:
+            raise VoxelPromptError(f"the given segmenter is a {own.name} model, not {family}")
+        return own
+    return resolve_family(checkpoint, family)
+
+
+def _model(segmenter, checkpoint, chosen: ModelFamily, device: str, options, progress: bool) -> Segmenter:
+    if segmenter is not None:
+        return segmenter
+    if checkpoint is None:
+        logger.warning(DEMO_MODEL_WARNING)
+    return load_model(checkpoint, chosen.name, device=device, options=options, progress=progress)
+
+
 def segment(
     image: str | os.PathLike | Volume,
     output: str | os.PathLike | None = None,
     *,
+    segmenter: Segmenter | None = None,
     checkpoint: str | os.PathLike | None = None,
-    segmenter: Vista3DSegmenter | None = None,
-    model: str = "vista3d",
+    family: str | None = None,
     classes: Sequence[str | int] = (),
     everything: bool = False,
     text: str | None = None,
@@ -133,77 +186,138 @@ def segment(
     negative_points: Sequence[Coordinate] = (),
     point_space: PointSpace | str = PointSpace.VOXEL,
     new_structure: bool = False,
+    label_value: int | None = None,
     series_uid: str | None = None,
-    profile: str = "bundle",
     device: str = "auto",
-    engine: str = "exact",
-    amp: bool = False,
+    options: Any = None,
     progress: bool = False,
 ) -> Segmentation:
     """Segment a CT (a file, a DICOM folder, or a :class:`Volume`) and optionally write the labels.
 
     The label map has the input's exact shape and affine and holds only 0 and the prompted ids
-    (VISTA3D class indices, or :data:`~voxelprompt.types.OBJECT_ID` for an object from clicks
-    alone). Give ``checkpoint``, an already loaded ``segmenter`` (to reuse one model), or neither
-    for the shipped demo model. Checks run cheapest first: prompts and the output path, then the
-    image (clicks against its grid), and only then is a model loaded.
+    (VISTA3D class indices; an object's value: ``label_value``, the class its text names, or
+    :data:`~voxelprompt.types.OBJECT_ID`). Give an already loaded ``segmenter`` (to reuse one
+    model), a ``checkpoint`` (its family is recognised), or neither for the shipped demo model.
+    Checks run cheapest first: prompts and the output path, the family's capabilities, then the
+    image (clicks and boxes against its grid), and only then is a model loaded.
 
     Args:
-        model: ``"vista3d"`` or ``"segvol"`` (then see :func:`voxelprompt.api_segvol.segment_segvol`).
-        text: a class name; SegVol encodes it with CLIP, VISTA3D looks it up in the class table.
-        box: SegVol box ``(i0, j0, k0, i1, j1, k1)`` in input voxels, corners inclusive.
-        new_structure: clicks without a class mark a structure outside VISTA3D's classes
-            (zero-shot point embedding); see :class:`~voxelprompt.types.Prompts`.
+        family: ``"vista3d"`` or ``"segvol"``; None: the segmenter's, or the checkpoint's.
+        classes: class names or VISTA3D ids; ``everything``: the model's everything set.
+        text: a class name (SegVol: CLIP-encoded; VISTA3D: looked up in the class table).
+        box: ``(i0, j0, k0, i1, j1, k1)`` in ``point_space``, corners inclusive (SegVol).
+        points, negative_points: clicks, (I, J, K) input voxels or (x, y, z) RAS+ mm.
+        new_structure: clicks without a class mark a structure outside VISTA3D's classes.
+        label_value: the value of a single object (SegVol's, or VISTA3D's object from clicks).
         series_uid: which DICOM series to read when ``image`` is a folder holding several.
-        device: auto, cpu, cuda or cuda:N.
-        engine: VISTA3D class-prompt engine: ``exact`` (official result, faster), ``reference``
-            (MONAI's inferer) or ``fast`` (approximate); see :mod:`voxelprompt.inference.vista3d.engine`.
-        amp: float16 autocast on CUDA.
+        device: auto, cpu, cuda or cuda:N; ``options``: the family's options (see :func:`load_model`).
 
     Raises:
         VoxelPromptError: bad input, prompt, option, output path or checkpoint (one-line message).
     """
     from voxelprompt.imageio import check_output_path, write_volume
 
-    if model not in MODEL_FAMILIES:
-        raise VoxelPromptError(f"unknown model family {model!r}; choose {' or '.join(MODEL_FAMILIES)}")
     check_device(device)
+    prompts = build_prompts(
+        classes, points, negative_points, point_space, new_structure, text=text, box=box, everything=everything,
+        label_value=label_value,
+    )  # fmt: skip
+    if not (prompts.classes or prompts.everything or prompts.points or prompts.box or prompts.text):
+        raise PromptError("nothing to segment: give classes, everything, clicks, a box or a text")
     if output is not None:
         check_output_path(output, inputs=() if isinstance(image, Volume) else (image,))
-    if model == "segvol":
-        from voxelprompt.api_segvol import build_segvol_prompts, segment_segvol
-
-        if everything:
-            raise VoxelPromptError("everything mode is VISTA3D's; SegVol segments one prompted object")
-        if new_structure:
-            raise VoxelPromptError("new_structure is a VISTA3D option; SegVol segments what its prompts locate")
-        if checkpoint is None:
-            raise VoxelPromptError(SEGVOL_NEEDS_CHECKPOINT)
-        build_segvol_prompts(text, box, points, negative_points, point_space, classes)  # cheap checks first
-        check_checkpoint_path(checkpoint)
-        return segment_segvol(
-            read_ct(image, series_uid), output, checkpoint=checkpoint, text=text, box=box, points=points,
-            negative_points=negative_points, point_space=point_space, classes=classes, device=resolve_device(device),
-            progress=progress,
-        )  # fmt: skip
-    if box is not None:
-        raise VoxelPromptError("box prompts need SegVol (--model segvol); VISTA3D takes classes and clicks")
-    if text:
-        classes = [*classes, text]  # VISTA3D resolves free text through its class table
-    prompts = build_prompts(classes, points, negative_points, point_space, new_structure)
-    check_class_prompts(prompts, everything)
-    if not everything and not prompts.classes and prompts.points is None:
-        raise VoxelPromptError("nothing to segment: give classes, everything, or points")
-    if segmenter is None and checkpoint is not None:
-        check_checkpoint_path(checkpoint)
+    chosen = _family_of(segmenter, checkpoint, family)
     volume = read_ct(image, series_uid)
-    if prompts.points is not None:
-        check_points_inside(prompts.points, volume)
-    if segmenter is None:
-        if checkpoint is None:
-            logger.warning(DEMO_MODEL_WARNING)
-        segmenter = load_segmenter(checkpoint, profile=profile, device=device, progress=progress, engine=engine, amp=amp)
-    result = segmenter.segment(volume, prompts, everything=everything)
+    chosen.check_prompts(prompts, volume)
+    model = _model(segmenter, checkpoint, chosen, device, options, progress)
+    result = model.segment(volume, prompts)
     if output is not None:
         write_volume(result.labels, Path(output))
     return result
+
+
+def open_session(
+    image: str | os.PathLike | Volume,
+    *,
+    segmenter: Segmenter | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    family: str | None = None,
+    series_uid: str | None = None,
+    device: str = "auto",
+    options: Any = None,
+    memory_budget_mb: float = 4096,
+) -> Session:
+    """An interactive session on one CT: encoded once, then many prompts with ``session.segment``.
+
+    Args:
+        memory_budget_mb: upper bound for the session's cached window features.
+        Others: as :func:`segment`.
+
+    Raises:
+        PromptError: a family without sessions.
+        VoxelPromptError: bad input, option or checkpoint.
+    """
+    check_device(device)
+    chosen = _family_of(segmenter, checkpoint, family)
+    if not chosen.capabilities.sessions:
+        raise PromptError(f"{chosen.name} has no interactive sessions")
+    volume = read_ct(image, series_uid)
+    model = _model(segmenter, checkpoint, chosen, device, options, progress=False)
+    return model.open_session(volume, memory_budget_mb=memory_budget_mb)
+
+
+def identify(
+    image: str | os.PathLike | Volume,
+    mask: str | os.PathLike | Volume | None = None,
+    *,
+    segmenter: Segmenter | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    family: str | None = None,
+    box: Sequence[float] | None = None,
+    points: Sequence[Coordinate] = (),
+    negative_points: Sequence[Coordinate] = (),
+    point_space: PointSpace | str = PointSpace.VOXEL,
+    categories: Sequence[str] | None = None,
+    series_uid: str | None = None,
+    device: str = "auto",
+    options: Any = None,
+) -> Identification:
+    """Rank class names for a mask (SegVol paper, Fig. 5), for families with the identify capability.
+
+    Give the mask (a label file or :class:`Volume` on the image's grid; every non-zero voxel
+    counts), or spatial prompts (box and/or clicks) that the model segments first.
+
+    Args:
+        categories: names to score; default: the VISTA3D catalog names.
+        Others: as :func:`segment`.
+
+    Raises:
+        PromptError: a family without identify, both or neither of a mask and prompts, an empty mask.
+        InputError: a mask on another grid.
+    """
+    from voxelprompt.imageio import read_volume
+
+    check_device(device)
+    if family is None and segmenter is None:  # the first family that can identify (SegVol today)
+        family = families_with("identify")[0]
+    chosen = _family_of(segmenter, checkpoint, family)
+    if not chosen.capabilities.identify:
+        names = ", ".join(families_with("identify"))
+        raise PromptError(f"identify needs a model family that has it ({names}); {chosen.name} has not")
+    spatial = box is not None or bool(points) or bool(negative_points)
+    if (mask is None) == (not spatial):
+        raise PromptError("give either a mask or spatial prompts (a box or clicks), not both or neither")
+    volume = read_ct(image, series_uid)
+    if mask is not None:
+        labels = mask if isinstance(mask, Volume) else read_volume(mask, dtype=None)
+        if labels.shape != volume.shape or not np.allclose(labels.affine, volume.affine, atol=1e-3):
+            raise InputError(
+                f"mask {labels.source} (shape {labels.shape}) is not on the grid of {volume.source} (shape {volume.shape})"
+            )
+        model = _model(segmenter, checkpoint, chosen, device, options, progress=False)
+    else:
+        prompts = build_prompts((), points, negative_points, point_space, box=box)
+        chosen.check_prompts(prompts, volume)
+        model = _model(segmenter, checkpoint, chosen, device, options, progress=False)
+        labels = model.segment(volume, prompts).labels
+    return model.identify(volume, np.asarray(labels.array) != 0, categories)

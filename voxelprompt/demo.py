@@ -135,9 +135,9 @@ def run_demo(
     result.seconds["phantom"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    session = InteractiveSession(segmenter, image)
-    logger.info("[2/5] everything: all %d classes of the model, automatically", len(segmenter.resolve_classes(Prompts(), True)))
-    everything = session.segment(Prompts(), everything=True)
+    session = InteractiveSession(segmenter, image, edit_shown=True)  # the edit starts from what was shown
+    logger.info("[2/5] everything: all %d classes of the model, automatically", len(segmenter.resolve_classes(Prompts(everything=True))))
+    everything = session.segment(Prompts(everything=True))
     auto = everything.labels
     result.seconds["everything"], result.windows["everything"] = time.perf_counter() - t0, everything.windows
     result.files["everything"] = write_volume(auto, out / "everything.nii.gz")

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from voxelprompt.errors import PromptError
-from voxelprompt.types import Points, PointSpace, Prompts, Volume
+from voxelprompt.types import Box, Points, PointSpace, Prompts, Volume
 
-__all__ = ["Coordinate", "build_prompts", "check_class_prompts", "check_points_inside"]
+__all__ = ["Coordinate", "build_prompts", "check_class_prompts", "check_points_inside", "check_vista3d_prompts"]
 
 Coordinate = tuple[float, float, float]
 
@@ -25,20 +25,30 @@ def build_prompts(
     negative_points: Sequence[Coordinate] = (),
     point_space: PointSpace | str = PointSpace.VOXEL,
     new_structure: bool = False,
+    *,
+    text: str | None = None,
+    box: Sequence[float] | None = None,
+    everything: bool = False,
+    label_value: int | None = None,
 ) -> Prompts:
-    """Prompts from user-facing values: class names or ids, positive and negative clicks.
+    """Prompts from user-facing values, for any model family (capabilities are checked later, by
+    :func:`voxelprompt.families.check_capabilities`).
 
     Args:
         classes: VISTA3D class names (case, ``_``/space and word order tolerated) or indices.
         points: positive clicks, (I, J, K) voxels or (x, y, z) RAS+ mm (see :mod:`voxelprompt.types`).
         negative_points: negative clicks, same frame.
-        point_space: ``"voxel"`` or ``"world"``.
+        point_space: ``"voxel"`` or ``"world"`` (clicks and box).
         new_structure: the clicks mark a structure outside the model's classes (VISTA3D's
             zero-shot embedding; see :class:`~voxelprompt.types.Prompts`).
+        text: a free-text class name.
+        box: ``(i0, j0, k0, i1, j1, k1)`` inclusive corners in ``point_space``.
+        everything: the model's everything class set.
+        label_value: the value of a single object (see :class:`~voxelprompt.types.Prompts`).
 
     Raises:
-        PromptError: an unknown class name, a bad point space, or ``new_structure`` without clicks
-            or together with classes.
+        PromptError: an unknown class name, a bad point space or box, negative clicks with nothing
+            that locates the object, or ``new_structure`` without clicks or with classes.
     """
     from voxelprompt.catalog import vista3d_catalog
 
@@ -50,13 +60,26 @@ def build_prompts(
     clicks = None
     if points or negative_points:
         clicks = Points.from_lists(list(points), list(negative_points), space=space)
-    if clicks is not None and not clicks.has_positive and not ids:
+    spatial_box = None
+    if box is not None:
+        values = [float(v) for v in box]
+        if len(values) != 6:
+            raise PromptError(f"a box needs six numbers I0,J0,K0,I1,J1,K1, got {len(values)}")
+        spatial_box = Box(lower=tuple(values[:3]), upper=tuple(values[3:]), space=space)  # type: ignore[arg-type]
+    if text is not None and not str(text).strip():
+        raise PromptError(f"text prompt must be a non-empty class name, got {text!r}")
+    if clicks is not None and not clicks.has_positive and not ids and text is None and spatial_box is None:
         raise PromptError("negative clicks alone mark nothing to segment: give at least one --point inside the structure")
     if new_structure and clicks is None:
         raise PromptError("--new-structure marks what clicks segment: give at least one --point")
     if new_structure and ids:
         raise PromptError("--new-structure is for a structure outside the model's classes; drop --classes or it")
-    return Prompts(classes=ids, points=clicks, new_structure=new_structure)
+    if label_value is not None and not 0 < int(label_value) < 2**15:
+        raise PromptError(f"label value must be in 1..32767, got {label_value}")
+    return Prompts(
+        classes=ids, points=clicks, new_structure=new_structure, box=spatial_box, text=text,
+        everything=everything, label_value=None if label_value is None else int(label_value),
+    )  # fmt: skip
 
 
 def check_points_inside(points: Points, volume: Volume) -> None:
@@ -112,3 +135,19 @@ def check_class_prompts(prompts: Prompts, everything: bool = False) -> None:
             raise PromptError(
                 f"class {unknown[0]} has no automatic segmentation in VISTA3D; add --point clicks to segment it zero-shot"
             )
+
+
+def check_vista3d_prompts(prompts: Prompts, volume: Volume) -> None:
+    """VISTA3D's checks before a model is loaded: :func:`check_class_prompts`, a text prompt that
+    names a class of the catalog, and clicks inside ``volume``.
+
+    Raises:
+        PromptError: see the two checks.
+    """
+    from voxelprompt.catalog import vista3d_catalog
+
+    if prompts.text:
+        vista3d_catalog().index(prompts.text)
+    check_class_prompts(prompts, prompts.everything)
+    if prompts.points is not None:
+        check_points_inside(prompts.points, volume)

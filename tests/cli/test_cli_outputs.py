@@ -3,8 +3,6 @@ prompt and model family; the summary names the structures with their volumes; pi
 
 from __future__ import annotations
 
-import dataclasses
-
 import nibabel as nib
 import numpy as np
 import pytest
@@ -40,23 +38,14 @@ def test_vista3d_output_holds_only_0_and_requested_ids(case, ct_crop_path, tiny_
 
 
 @pytest.fixture()
-def fake_segvol(tmp_path, monkeypatch):
-    """A tiny SegVol of the released design behind the API's one loading seam."""
-    from voxelprompt import api_segvol
-    from voxelprompt.inference.segvol import SegVolSegmenter
-    from voxelprompt.models.segvol import SEGVOL_TINY, build_segvol_config
+def fake_segvol(tmp_path):
+    """A tiny SegVol of the released design, saved as a checkpoint (recognised as SegVol)."""
+    import torch
+
+    from voxelprompt.models.segvol.builder import tiny_segvol
 
     path = tmp_path / "segvol.pth"
-    path.write_bytes(b"stand-in")
-
-    def load(checkpoint, device="cpu", mode="zoom", overlap=0.5, progress=False):
-        import torch
-
-        torch.manual_seed(0)
-        model = build_segvol_config(dataclasses.replace(SEGVOL_TINY, encoder_depth=1))
-        return SegVolSegmenter(model, device=device, mode=mode, overlap=overlap, progress=progress)
-
-    monkeypatch.setattr(api_segvol, "load_segvol_segmenter", load)
+    torch.save(tiny_segvol(seed=0).state_dict(), path)
     return path
 
 

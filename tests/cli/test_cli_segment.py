@@ -82,7 +82,7 @@ def _bad_cases(tmp_path, ct, ckpt):
         "point outside": (["segment", str(ct), *c, "--point", "500,1,1"], "outside the volume"),
         "bad point text": (["segment", str(ct), *c, "--point", "1,2"], "expected 3 numbers"),
         "unknown class": (["segment", str(ct), *c, "--classes", "livr"], "did you mean 'liver'"),
-        "wrong checkpoint": (["segment", str(ct), "-c", str(wrong), "--classes", "liver"], "not a VISTA3D checkpoint"),
+        "wrong checkpoint": (["segment", str(ct), "-c", str(wrong), "--classes", "liver"], "not a checkpoint of a known model family"),
         # Without -c VISTA3D uses the shipped demo model; SegVol weights are not shipped.
         "no segvol checkpoint": (["segment", str(ct), "--model", "segvol", "--text", "liver"], "needs --checkpoint"),
         "bad profile": (["segment", str(ct), *c, "--classes", "liver", "--profile", "fast"], "is not one of 'bundle', 'research'"),
@@ -104,30 +104,26 @@ def test_bad_input_exits_2_with_one_line_and_no_output(case, ct_crop_path, tiny_
     assert not out_path.exists() and not (out_path.parent.exists() and any(out_path.parent.iterdir()))
 
 
-def test_segment_routes_segvol_prompts_to_the_segvol_api(ct_crop_path, tmp_path, monkeypatch, capsys):
-    import voxelprompt.api_segvol as api_segvol
-    from voxelprompt.types import Segmentation, Volume
+def test_segment_routes_segvol_prompts_to_segvol(ct_crop_path, tmp_path, capsys):
+    """A SegVol checkpoint is recognised without --model, and every SegVol option reaches it."""
+    from voxelprompt.models.segvol.builder import tiny_segvol
 
-    seen = {}
-
-    def fake(image, output, **kwargs):
-        seen.update(kwargs)
-        labels = Volume(np.zeros((4, 4, 4), np.uint8), np.eye(4))
-        return Segmentation(labels=labels, classes=(), windows=2, seconds=0.1)
-
-    monkeypatch.setattr(api_segvol, "segment_segvol", fake)
     ckpt = tmp_path / "segvol.pth"
-    ckpt.write_bytes(b"")
-    argv = ["segment", str(ct_crop_path), "-o", str(tmp_path / "o.nii.gz"), "-c", str(ckpt), "--model", "segvol",
-            "--text", "left kidney", "--box", "1,2,3,10,20,15", "--point", "5,6,7", "-q"]
-    code, _, err = run(argv, capsys)
+    torch.save(tiny_segvol(seed=0).state_dict(), ckpt)
+    out = tmp_path / "o.nii.gz"
+    argv = ["segment", str(ct_crop_path), "-o", str(out), "-c", str(ckpt), "--text", "left kidney",
+            "--box", "1,2,3,30,30,15", "--point", "5,6,7", "--segvol-mode", "zoom-out", "--label-value", "7", "-q"]
+    code, stdout, err = run(argv, capsys)
     assert code == 0, err
-    assert seen["text"] == "left kidney" and tuple(seen["box"]) == (1, 2, 3, 10, 20, 15)
-    assert [tuple(p) for p in seen["points"]] == [(5, 6, 7)]
+    assert set(np.unique(np.asarray(nib.load(out).dataobj)).tolist()) <= {0, 7}
+    # an option of the other family is refused in one line
+    code, _, err = run([*argv, "--engine", "fast"], capsys)
+    assert code == 2 and "has no option 'engine'" in err
 
 
 def test_box_needs_segvol(ct_crop_path, tiny_checkpoint, tmp_path, capsys):
     argv = ["segment", str(ct_crop_path), "-o", str(tmp_path / "o.nii.gz"), "-c", str(tiny_checkpoint),
             "--box", "1,2,3,10,20,15", "-q"]
     code, _, err = run(argv, capsys)
-    assert code == 2 and "SegVol" in err and not (tmp_path / "o.nii.gz").exists()
+    assert code == 2 and "box prompts need a model family that has them (segvol)" in err
+    assert not (tmp_path / "o.nii.gz").exists()

@@ -117,22 +117,19 @@ def test_correction_can_start_from_points7(dataset, segmenter, tmp_path):
         EvalConfig(modes=("correction5",), correction_start="text")
 
 
-def test_cli_segvol_model(datalist, segmenter, tmp_path, capsys, monkeypatch):
-    from voxelprompt import api_segvol
+def test_cli_segvol_model(datalist, tmp_path, capsys):
+    """A real (tiny) SegVol checkpoint through the CLI: recognised as SegVol, run at --segvol-mode."""
+    import torch
 
-    loaded = []
+    from voxelprompt.models.segvol.builder import tiny_segvol
 
-    def fake_load(checkpoint, device="cpu", mode="zoom", **kwargs):
-        loaded.append((str(checkpoint), device, mode))
-        return segmenter
-
-    monkeypatch.setattr(api_segvol, "load_segvol_segmenter", fake_load)
+    checkpoint = tmp_path / "segvol_tiny.pth"
+    torch.save(tiny_segvol(seed=0).state_dict(), checkpoint)
     out = tmp_path / "eval"
-    argv = ["evaluate", "--segvol-checkpoint", "SegVol_v1.pth", "--datalist", str(datalist), "--classes", "spleen",
-            "--mode", "box+text,correction5", "--segvol-mode", "zoom-out", "--output", str(out), "-q"]
+    argv = ["evaluate", "--checkpoint", str(checkpoint), "--datalist", str(datalist), "--classes", "spleen",
+            "--mode", "box+text,correction5", "--segvol-mode", "zoom-out", "--output", str(out), "-q", "--device", "cpu"]
     code, _, err = run_cli(argv, capsys)
     assert code == 0, err
-    assert loaded == [("SegVol_v1.pth", "cpu", "zoom-out")]
     with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert {(r["model"], r["mode"]) for r in rows} == {("segvol", "box+text"), ("segvol", "correction5")}

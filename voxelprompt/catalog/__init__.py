@@ -11,6 +11,7 @@ from voxelprompt.catalog.labels import (
     SPECIAL_CLASSES,
     UNNAMED_IDS,
     LabelCatalog,
+    click_label_shift,
     everything_classes,
     expand_groups,
     normalize_name,
@@ -18,6 +19,7 @@ from voxelprompt.catalog.labels import (
 )
 
 __all__ = [
+    "CLASS_TABLE_SIZE",
     "ClassColor",
     "Code",
     "EVERYTHING_EXCLUDED",
@@ -27,6 +29,7 @@ __all__ = [
     "UNNAMED_IDS",
     "LabelCatalog",
     "class_color",
+    "click_label_shift",
     "everything_classes",
     "expand_groups",
     "fallback_color",

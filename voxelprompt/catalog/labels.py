@@ -16,6 +16,7 @@ from importlib import resources
 from voxelprompt.errors import PromptError
 
 __all__ = [
+    "click_label_shift",
     "LAST_SUPPORTED",
     "CLASS_TABLE_SIZE",
     "UNNAMED_IDS",
@@ -53,6 +54,13 @@ GROUPS: dict[int, tuple[int, ...]] = {
 SPECIAL_CLASSES = frozenset({23, 24, 25, 26, 27, 57, 128})
 
 _GROUP_NAMES = {2: "kidney", 20: "lung", 21: "bone"}
+
+
+def click_label_shift(class_id: int | None) -> int:
+    """What to add to click labels (0 negative, 1 positive) of ``class_id``: 2 for the classes of
+    :data:`SPECIAL_CLASSES`, whose clicks carry VISTA3D's ambiguity embedding (labels 2/3; paper
+    Sec. 3.2, MONAI ``VISTA3D.convert_point_label``), else 0."""
+    return 2 if class_id is not None and int(class_id) in SPECIAL_CLASSES else 0
 
 # Spelling variants and common names mapped onto the table's words (applied word by word or whole).
 _WORD_SYNONYMS = {"tumour": "tumor", "tumours": "tumor", "vertebra": "vertebrae", "clavicle": "clavicula"}

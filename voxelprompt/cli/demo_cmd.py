@@ -33,11 +33,11 @@ def demo(
     from voxelprompt.imageio import check_output_folder
 
     check_output_folder(out_dir)  # before the model: a read-only or taken path fails in a second
-    from voxelprompt.api import load_segmenter
+    from voxelprompt.api import load_model
     from voxelprompt.catalog import vista3d_catalog
     from voxelprompt.demo import run_demo
 
-    segmenter = load_segmenter(checkpoint, profile=profile.value, device=device, progress=not quiet)
+    segmenter = load_model(checkpoint, "vista3d", device=device, options={"profile": profile.value}, progress=not quiet)
     result = run_demo(out_dir, segmenter, seed=seed)
     name = vista3d_catalog().name
     for c, value in result.organ_dice.items():

@@ -1,9 +1,9 @@
 """``voxelprompt evaluate``: a thin adapter over :func:`voxelprompt.evaluation.runner.evaluate`.
 
-``--checkpoint`` (or ``--demo-model``) evaluates VISTA3D (modes auto, point, auto+point,
-iterative), ``--segvol-checkpoint`` SegVol (modes box+text, points7, correction5, and iterative);
-both may be given, and each model runs the requested modes it supports. Without ``--mode``: auto
-for VISTA3D, box+text for SegVol.
+Each ``--checkpoint`` (any family, recognised from its tensors) and ``--demo-model`` adds a model
+through :func:`voxelprompt.evaluation.models.load_eval_models`; each model runs the requested
+modes its family supports (VISTA3D: auto, point, auto+point, iterative; SegVol: box+text,
+points7, correction5, iterative). Without ``--mode``: each model's main protocol.
 """
 
 from __future__ import annotations
@@ -20,11 +20,8 @@ from voxelprompt.cli.options import (
     SegVolMode,
     checkpoint_option,
 )
-from voxelprompt.errors import VoxelPromptError
 
 __all__ = ["evaluate"]
-
-BASELINES = ("region-grow",)
 
 
 def _split(text: str) -> list[str]:
@@ -38,25 +35,24 @@ def evaluate(
     output: Annotated[
         Path, typer.Option("--output", "-o", metavar="DIR", help="Folder for results.csv, summary.md and plots (created; a rerun resumes).")
     ],
-    model: Annotated[
-        Path | None, checkpoint_option("VISTA3D checkpoint (bundle or research layout); omitted: no VISTA3D unless --demo-model.")
+    checkpoints: Annotated[
+        list[Path] | None,
+        checkpoint_option(
+            "Model weights of any family, VISTA3D or SegVol (recognised from its tensors); repeatable. "
+            "Omitted: only --demo-model and baselines."
+        ),
     ] = None,
     demo_model: Annotated[
         bool, typer.Option("--demo-model", help="Evaluate the demo VISTA3D shipped in the package (its own spacing).")
     ] = False,
-    segvol_model: Annotated[
-        Path | None,
-        typer.Option(
-            "--segvol-checkpoint", metavar="PATH", help="SegVol v1 checkpoint (SegVol_v1.pth or pytorch_model.bin); omitted: no SegVol."
-        ),
-    ] = None,
     mode: Annotated[
         list[str] | None,
         typer.Option(
             "--mode",
             metavar="MODES",
-            help="VISTA3D: auto, point, auto+point, iterative; SegVol: box+text, points7, correction5, iterative "
-            "(repeatable or comma-separated; default: auto and/or box+text).",
+            help="VISTA3D: auto, point, auto+point, iterative; SegVol: box+text, points7, correction5, iterative; "
+            "region-grow: point, iterative (repeatable or comma-separated); omitted: each model's main protocol "
+            "(auto, box+text, point). A model runs the modes it supports.",
         ),
     ] = None,
     clicks: Annotated[int, typer.Option("--clicks", min=1, metavar="N", help="Clicks of the iterative protocol.")] = 10,
@@ -103,61 +99,25 @@ def evaluate(
 ) -> None:
     """Evaluate VISTA3D and/or SegVol (and baselines) with the papers' protocols; resumable, writes CSV, tables and plots."""
     from voxelprompt.catalog import vista3d_catalog
+    from voxelprompt.evaluation.datasets import load_dataset
+    from voxelprompt.evaluation.models import load_eval_models
     from voxelprompt.evaluation.runner import EvalConfig
     from voxelprompt.evaluation.runner import evaluate as run
 
-    if demo_model and model is not None:
-        raise VoxelPromptError("give --checkpoint PATH or --demo-model, not both")
-    vista = model is not None or demo_model
-    modes = tuple(m for text in mode or () for m in _split(text))
-    if not modes:
-        modes = (("auto",) if vista or segvol_model is None else ()) + (("box+text",) if segvol_model else ())
-    if baseline is not None and baseline not in BASELINES:
-        raise VoxelPromptError(f"unknown baseline {baseline!r}; choose from {', '.join(BASELINES)}")
-    if not vista and segvol_model is None and baseline is None:
-        raise VoxelPromptError(
-            "nothing to evaluate: give --checkpoint PATH, --demo-model, --segvol-checkpoint PATH and/or --baseline region-grow"
-        )
+    # Cheap checks first: class names, modes and the dataset, then the models.
     class_ids = vista3d_catalog().resolve(_split(classes)) if classes.strip() else None
-    config = EvalConfig(
-        modes=modes,
-        clicks=clicks,
-        seed=seed,
-        tolerance_mm=tolerance_mm,
-        oracle_best_of=oracle_best_of,
-        classes=class_ids,
-        max_cases=max_cases,
-        progress=not quiet,
-        correction_start=correction_start,
-    )
-    models = _models(model, demo_model, baseline, profile.value, roi, device)
-    if segvol_model is not None:
-        models.insert(1 if vista else 0, _segvol(segvol_model, segvol_mode.value, device))
-    from voxelprompt.evaluation.datasets import load_dataset
-
+    modes = tuple(m for text in mode or () for m in _split(text))
+    settings = dict(
+        clicks=clicks, seed=seed, tolerance_mm=tolerance_mm, oracle_best_of=oracle_best_of, classes=class_ids,
+        max_cases=max_cases, progress=not quiet, correction_start=correction_start,
+    )  # fmt: skip
+    if modes:
+        EvalConfig(modes=modes, **settings)
     dataset = load_dataset(datalist, split=split, mapping=dataset_mapping, name=dataset_name)
+    models = load_eval_models(
+        checkpoints or (), demo_model, [baseline] if baseline else [], device=device,
+        options={"profile": profile.value, "roi_size": roi, "mode": segvol_mode.value},
+    )  # fmt: skip
+    config = EvalConfig(modes=modes or tuple(dict.fromkeys(m.default_protocol for m in models)), **settings)
     rows = run(models, [dataset], output, config)
     typer.echo(f"wrote {output}: {len(rows)} rows in results.csv, summary.md and plots")
-
-
-def _models(model: Path | None, demo: bool, baseline: str | None, profile: str, roi, device: str) -> list:
-    from voxelprompt.evaluation.adapters import RegionGrowModel, Vista3DEvalModel
-
-    models: list = []
-    if model is not None or demo:
-        from voxelprompt.api import load_segmenter
-
-        segmenter = load_segmenter(model, profile=profile, device=device, roi_size=roi)
-        models.append(Vista3DEvalModel(segmenter, name="vista3d"))
-    if baseline == "region-grow":
-        models.append(RegionGrowModel())
-    return models
-
-
-def _segvol(checkpoint: Path, inference: str, device: str):
-    from voxelprompt import api_segvol
-    from voxelprompt.devices import resolve_device
-    from voxelprompt.evaluation.adapters import SegVolEvalModel
-
-    segmenter = api_segvol.load_segvol_segmenter(checkpoint, device=resolve_device(device), mode=inference)
-    return SegVolEvalModel(segmenter, name="segvol")

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from voxelprompt.devices import check_device
+from voxelprompt.families import FAMILIES
 from voxelprompt.errors import PromptError, VoxelPromptError
 
 __all__ = [
@@ -40,11 +41,8 @@ __all__ = [
 ]
 
 
-class Family(str, enum.Enum):
-    """Model families (``--model``)."""
-
-    vista3d = "vista3d"
-    segvol = "segvol"
+#: Model families (``--model``): the registry's names (:data:`voxelprompt.families.FAMILIES`).
+Family = enum.Enum("Family", {name: name for name in FAMILIES}, type=str)  # type: ignore[misc]
 
 
 class Profile(str, enum.Enum):

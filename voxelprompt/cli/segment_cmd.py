@@ -19,6 +19,7 @@ from voxelprompt.cli.options import (
     PointSpaceOption,
     Profile,
     QuietOption,
+    SegVolMode,
     SeriesUidOption,
     Space,
     checkpoint_option,
@@ -37,11 +38,14 @@ def segment(
     checkpoint: Annotated[
         Path | None,
         checkpoint_option(
-            "VISTA3D checkpoint (MONAI bundle models/model.pt or research layout) or, with --model segvol, "
-            "SegVol_v1.pth; omitted: the shipped demo VISTA3D (phantoms only, not for real CTs)."
+            "Model weights: VISTA3D (MONAI bundle models/model.pt or research layout) or SegVol (SegVol_v1.pth); "
+            "omitted: the shipped demo VISTA3D (phantoms only, not for real CTs)."
         ),
     ] = None,
-    model: Annotated[Family, typer.Option("--model", help="Model family of the checkpoint.")] = Family.vista3d,
+    model: Annotated[
+        Family | None,
+        typer.Option("--model", help="Model family; omitted: recognised from the checkpoint's tensors (vista3d without one)."),
+    ] = None,
     classes: Annotated[
         str, typer.Option("--classes", metavar="NAMES", help="Comma-separated class names or ids, e.g. liver,spleen (`voxelprompt classes` lists them); omitted: none.")
     ] = "",
@@ -61,62 +65,74 @@ def segment(
             "Omitted: VISTA3D's embedding of supported classes, as the official pipeline does.",
         ),
     ] = False,
+    label_value: Annotated[
+        int | None,
+        typer.Option("--label-value", min=1, metavar="N", help="Value of a single object (SegVol's, or VISTA3D's from clicks alone); omitted: the class its text names, else 1."),
+    ] = None,
     series_uid: SeriesUidOption = None,
-    profile: Annotated[Profile, typer.Option("--profile", help="Official VISTA3D pipeline: bundle (MONAI model zoo) or research (VISTA repository).")] = Profile.bundle,
-    engine: Annotated[Engine, typer.Option("--engine", help="VISTA3D class prompts: exact (official labels, faster), reference (MONAI's inferer) or fast (approximate).")] = Engine.exact,
+    profile: Annotated[
+        Profile | None, typer.Option("--profile", help="VISTA3D: official pipeline, bundle (MONAI model zoo) or research (VISTA repository); omitted: bundle.")
+    ] = None,
+    engine: Annotated[
+        Engine | None, typer.Option("--engine", help="VISTA3D class prompts: exact (official labels, faster), reference (MONAI's inferer) or fast (approximate); omitted: exact.")
+    ] = None,
+    amp: Annotated[bool, typer.Option("--amp", help="VISTA3D: float16 autocast (CUDA only).")] = False,
+    segvol_mode: Annotated[
+        SegVolMode | None, typer.Option("--segvol-mode", help="SegVol: zoom (zoom-out-zoom-in, the paper's), sliding or zoom-out; omitted: zoom.")
+    ] = None,
     device: DeviceOption = "auto",
-    amp: Annotated[bool, typer.Option("--amp", help="float16 autocast (CUDA only).")] = False,
     preview: Annotated[
         Path | None, typer.Option("--preview", metavar="PNG", help="Also write a PNG of axial/coronal/sagittal overlays with a legend; omitted: none.")
     ] = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Segment a CT with VISTA3D (default) or SegVol; the label map has the input's exact grid and holds only 0 and the prompted ids."""
+    """Segment a CT with VISTA3D or SegVol; the label map has the input's exact grid and holds only 0 and the prompted ids."""
+    run_segment(
+        input, output, checkpoint, None if model is None else model.value, split_names(classes), everything, text, box,
+        point, negative_point, point_space, new_structure, label_value, series_uid, device, preview, quiet,
+        options={"profile": profile, "engine": engine, "amp": amp or None, "mode": segvol_mode},
+    )  # fmt: skip
+
+
+def run_segment(
+    input: Path, output: Path, checkpoint: Path | None, family: str | None, names: list[str], everything: bool,
+    text: str | None, box: str | None, point, negative_point, point_space: Space, new_structure: bool,
+    label_value: int | None, series_uid: str | None, device: str, preview: Path | None, quiet: bool, options: dict,
+) -> None:  # fmt: skip
+    """The body of ``segment`` (and its deprecated ``segment-segvol`` alias)."""
     from voxelprompt import api
-    from voxelprompt.cli.report import report_segmentation, structure_names, volume_clicks
+    from voxelprompt.cli.report import (
+        report_segmentation,
+        structure_names,
+        volume_clicks,
+    )
+    from voxelprompt.imageio import read_volume
 
     points = [parse_point(p, "--point") for p in point or ()]
     negatives = [parse_point(p, "--negative-point") for p in negative_point or ()]
-    names = split_names(classes)
     boxed = parse_box(box) if box else None
     # Cheap checks before reading the image, and reading before any model work.
-    if model is Family.vista3d:
-        api.build_prompts(names + ([text] if text else []), points, negatives, point_space.value, new_structure)
+    api.build_prompts(names, points, negatives, point_space.value, new_structure, text=text, box=boxed,
+                      everything=everything, label_value=label_value)  # fmt: skip
     output_path(output, inputs=(input,))
     output_path(preview, (".png",), inputs=(input, output))
-    from voxelprompt.imageio import read_volume
-
+    chosen = api.resolve_family(checkpoint, family)
+    given = {k: (v.value if hasattr(v, "value") else v) for k, v in options.items() if v is not None}
+    opts = chosen.make_options(given)
     volume = read_volume(input, series_uid=series_uid)
     result = api.segment(
-        volume,
-        output,
-        checkpoint=checkpoint,
-        model=model.value,
-        classes=names,
-        everything=everything,
-        text=text,
-        box=boxed,
-        points=points,
-        negative_points=negatives,
-        point_space=point_space.value,
-        new_structure=new_structure,
-        profile=profile.value,
-        device=device,
-        engine=engine.value,
-        amp=amp,
-        progress=not quiet,
-    )
-    if model is Family.segvol:
-        label_names = structure_names(result.classes, text or (names[0] if names else "object (SegVol)"))
-    elif not names and not text and not everything:
-        label_names = structure_names(result.classes, "object from clicks")
-    else:
-        label_names = structure_names(result.classes)
+        volume, output, checkpoint=checkpoint, family=chosen.name, classes=names, everything=everything, text=text,
+        box=boxed, points=points, negative_points=negatives, point_space=point_space.value, new_structure=new_structure,
+        label_value=label_value, device=device, options=opts, progress=not quiet,
+    )  # fmt: skip
+    single = not names and not everything  # one object: named by its text, or as an object
+    label_names = structure_names(result.classes, (text or "object from clicks/box") if single else None)
     report_segmentation(result, output, label_names)
     if preview is not None:
         from voxelprompt.visualize import overlay_file
 
         marks = [] if not points and not negatives else volume_clicks(points + negatives, point_space.value, volume)
         first = marks[0] if points else None  # the slices cross at the first positive click
-        overlay_file(volume, result.labels, preview, point=first, clicks=marks, names=label_names, title=f"{input.name}: {model.value}")
+        title = f"{input.name}: {chosen.name}"
+        overlay_file(volume, result.labels, preview, point=first, clicks=marks, names=label_names, title=title)
         typer.echo(f"wrote {preview}")

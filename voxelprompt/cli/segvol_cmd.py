@@ -1,4 +1,5 @@
-"""``voxelprompt segment-segvol`` and ``voxelprompt identify``: thin adapters over :mod:`voxelprompt.api_segvol`."""
+"""``voxelprompt identify`` (a thin adapter over :func:`voxelprompt.api.identify`) and the deprecated
+``voxelprompt segment-segvol`` (now ``voxelprompt segment --model segvol``)."""
 
 from __future__ import annotations
 
@@ -20,12 +21,10 @@ from voxelprompt.cli.options import (
     SeriesUidOption,
     Space,
     checkpoint_option,
-    output_path,
     parse_box,
     parse_point,
     split_names,
 )
-from voxelprompt.api import SEGVOL_NEEDS_CHECKPOINT
 from voxelprompt.errors import PromptError
 
 __all__ = ["identify", "segment_segvol"]
@@ -55,35 +54,17 @@ def segment_segvol(
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
 ) -> None:
-    """Segment one object with SegVol from text, a box and/or clicks; the output has the input's grid."""
-    from voxelprompt import api_segvol
-    from voxelprompt.api import read_ct
-    from voxelprompt.cli.report import report_segmentation, structure_names
-    from voxelprompt.imageio import read_volume
+    """Deprecated: use `voxelprompt segment --model segvol` (same options). Segment one object with SegVol."""
+    from voxelprompt.cli.segment_cmd import run_segment
+    from voxelprompt.families import get_family
 
+    typer.echo("note: segment-segvol is deprecated; use `voxelprompt segment --model segvol` (same options)", err=True)
     if checkpoint is None:
-        raise PromptError(SEGVOL_NEEDS_CHECKPOINT)
-    points = [parse_point(p, "--point") for p in point or ()]
-    negatives = [parse_point(p, "--negative-point") for p in negative_point or ()]
-    boxed = None if box is None else parse_box(box)
-    api_segvol.build_segvol_prompts(text, boxed, points, negatives, point_space.value)
-    output_path(output, inputs=(input,))
-    volume = read_ct(read_volume(input, series_uid=series_uid))
-    result = api_segvol.segment_segvol(
-        volume,
-        output,
-        checkpoint=checkpoint,
-        text=text,
-        box=boxed,
-        points=points,
-        negative_points=negatives,
-        point_space=point_space.value,
-        label_value=label_value,
-        mode=segvol_mode.value,
-        device=device,
-        progress=not quiet,
-    )
-    report_segmentation(result, output, structure_names(result.classes, text or "object (SegVol)"))
+        raise PromptError(get_family("segvol").missing_checkpoint)
+    run_segment(
+        input, output, checkpoint, "segvol", [], False, text, box, point, negative_point, point_space, False,
+        label_value, series_uid, device, None, quiet, options={"mode": segvol_mode},
+    )  # fmt: skip
 
 
 def identify(
@@ -106,11 +87,12 @@ def identify(
     device: DeviceOption = "auto",
 ) -> None:
     """Name the class of a mask (or of a box/click result) with SegVol: ranked probabilities (paper Fig. 5)."""
-    from voxelprompt import api_segvol
+    from voxelprompt import api
+    from voxelprompt.families import families_with, get_family
 
     if checkpoint is None:
-        raise PromptError(SEGVOL_NEEDS_CHECKPOINT)
-    result = api_segvol.identify(
+        raise PromptError(get_family(families_with("identify")[0]).missing_checkpoint)
+    result = api.identify(
         input,
         mask,
         checkpoint=checkpoint,

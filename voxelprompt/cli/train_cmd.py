@@ -56,7 +56,6 @@ def train(
     """Train VISTA3D (a stage recipe) or SegVol (SimMIM or supervised) on CPU, one GPU, or `torchrun`."""
     from voxelprompt.training import load_recipe, recipe_from_dict
     from voxelprompt.training import train as run
-    from voxelprompt.training.segvol import SegVolRecipe, train_segvol
 
     r = load_recipe(recipe)
     changes: dict = {}
@@ -77,8 +76,6 @@ def train(
         changes["data"] = data
     if changes:
         r = recipe_from_dict(changes, base=r)
-    if isinstance(r, SegVolRecipe):
-        run = train_segvol
     result = run(r, resume=resume, progress=not quiet)
     _report(result)
 

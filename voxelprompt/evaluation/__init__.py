@@ -17,7 +17,13 @@ from voxelprompt.evaluation.clicks import (
     patch_correction_clicks,
     segvol_points,
 )
-from voxelprompt.evaluation.metrics import ClassScore, dice, score_class, score_labels, surface_dice
+from voxelprompt.evaluation.metrics import (
+    ClassScore,
+    dice,
+    score_class,
+    score_labels,
+    surface_dice,
+)
 
 __all__ = [
     "Box",

@@ -15,17 +15,28 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from monai.data import MetaTensor
 from monai.apps.vista3d.inferer import point_based_window_inferer
+from monai.data import MetaTensor
 
-from voxelprompt.catalog import SPECIAL_CLASSES, UNNAMED_IDS
+from voxelprompt.catalog import UNNAMED_IDS, click_label_shift
 from voxelprompt.evaluation.baselines import region_grow
 from voxelprompt.evaluation.clicks import Click
+from voxelprompt.families import FAMILIES
+from voxelprompt.inference.sliding import OverlapAverage
 from voxelprompt.inference.vista3d.engine import window_grid
 from voxelprompt.inference.vista3d.postprocess import invert_to_input, logits_to_labels
-from voxelprompt.inference.vista3d.preprocess import IMAGE_KEY, to_model_voxels, volume_to_metatensor
+from voxelprompt.inference.vista3d.preprocess import (
+    IMAGE_KEY,
+    to_model_voxels,
+    volume_to_metatensor,
+)
 from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
-from voxelprompt.inference.vista3d.windows import ClickPrompt, WindowCounter, pad_to_window, unpad
+from voxelprompt.inference.vista3d.windows import (
+    ClickPrompt,
+    WindowCounter,
+    pad_to_window,
+    unpad,
+)
 from voxelprompt.types import Box, Points, Prompts, Volume
 
 __all__ = ["ClickState", "EvalModel", "PatchSlices", "RegionGrowModel", "SegVolEvalModel", "Vista3DEvalModel"]
@@ -52,12 +63,21 @@ _NINF = -9999.0
 
 
 class EvalModel(Protocol):
-    """What the runner needs from a model; masks are (I, J, K) bool arrays on the input grid."""
+    """What the runner needs from a model; masks are (I, J, K) bool arrays on the input grid.
+
+    A model declares the evaluation ``protocols`` it runs (for a model family, its registry
+    entry's :attr:`~voxelprompt.families.Capabilities.protocols`) and implements the methods they
+    need, and only those:
+
+    * ``auto``: :meth:`auto_classes`, :meth:`auto`;
+    * ``point``: :meth:`patch_boxes`, :meth:`patch_clicks`; ``auto+point``: all four above;
+    * ``iterative``: :meth:`clicks`;
+    * ``box+text``, ``points7``, ``correction5``: :meth:`prompted`.
+    """
 
     name: str
-    supports_auto: bool
-    # Optional: ``modes`` (the protocols the model runs; default: the VISTA3D ones) and, for the
-    # SegVol protocols, ``prompted(class_id, text, box, points) -> mask`` (see SegVolEvalModel).
+    protocols: frozenset[str]
+    default_protocol: str
 
     def prepare(self, image: Volume) -> None:
         """Take the case's CT (pre-process or encode once; later calls answer prompts on it)."""
@@ -65,11 +85,11 @@ class EvalModel(Protocol):
     def auto_classes(self, classes: Sequence[int]) -> list[int]:
         """The subset of ``classes`` that the model segments automatically."""
 
-    def patch_boxes(self) -> list[PatchSlices]:
-        """The sliding windows of the prepared image as (i, j, k) boxes of the input volume."""
-
     def auto(self, classes: Sequence[int]) -> np.ndarray:
         """Automatic label map (class ids, 0 background) for ``classes``."""
+
+    def patch_boxes(self) -> list[PatchSlices]:
+        """The sliding windows of the prepared image as (i, j, k) boxes of the input volume."""
 
     def patch_clicks(self, class_id: int, clicks: Sequence[Click | None], with_auto: bool) -> np.ndarray:
         """One click per window (``None``: no click there); ``with_auto`` edits the automatic result."""
@@ -80,6 +100,9 @@ class EvalModel(Protocol):
         ``previous`` is the state returned for the same object with fewer clicks: a model may then
         only evaluate what the new clicks change (VISTA3D's iterative ``prev_mask``).
         """
+
+    def prompted(self, class_id: int, text: str | None, box: Box | None = None, points: Points | None = None) -> np.ndarray:
+        """One object from a text, a voxel box and/or voxel points (SegVol's protocols)."""
 
 
 class Vista3DEvalModel:
@@ -96,7 +119,8 @@ class Vista3DEvalModel:
         name: model name written to the results.
     """
 
-    supports_auto = True
+    protocols = FAMILIES["vista3d"].capabilities.protocols
+    default_protocol = "auto"
 
     def __init__(self, segmenter: Vista3DSegmenter, name: str = "vista3d") -> None:
         self.segmenter = segmenter
@@ -169,15 +193,13 @@ class Vista3DEvalModel:
         device = self.segmenter.device
         prompt = torch.tensor([[int(class_id)]], device=device)
         offset = np.array(self._before, float)
-        total = torch.zeros((1, 1, *self._padded.shape[-3:]))
-        count = torch.zeros_like(total)
+        average = OverlapAverage((1, 1, *self._padded.shape[-3:]))
         for window, click in zip(self._windows, clicks):
             region = (slice(None), slice(None), *window)
             if click is None and not with_auto:
                 # Official: a window without the object predicts background (VISTA3D's NINF_VALUE),
                 # blended in like any other window; no need to run the network for it.
-                total[region] += _NINF
-                count[region] += 1
+                average.add(region, torch.full(average.total[region].shape, _NINF))
                 continue
             kwargs: dict = {"class_vector": prompt, "prompt_class": prompt} if with_auto else {"prompt_class": prompt}
             if click is not None:
@@ -186,13 +208,12 @@ class Vista3DEvalModel:
                 lo = np.array([s.start for s in window], float) + 0.01
                 hi = np.array([s.stop for s in window], float) - 1.01
                 xyz = np.clip(xyz, lo, hi)
-                label = int(click.label) + (2 if class_id in SPECIAL_CLASSES else 0)
+                label = int(click.label) + click_label_shift(class_id)
                 kwargs["point_coords"] = torch.tensor(xyz[None, None], dtype=torch.float32, device=device)
                 kwargs["point_labels"] = torch.tensor([[label]], device=device)
             out = self._counter(self._padded[region], patch_coords=[region], transpose=True, **kwargs)
-            total[region] += out.float().cpu()
-            count[region] += 1
-        logits = torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, -1.0))
+            average.add(region, out.float().cpu())
+        logits = torch.nan_to_num(average.result(), nan=-1.0)  # a voxel no window reached: background
         logits = unpad(logits, self._before, tuple(self._batch.shape[-3:]))
         labels = logits_to_labels(logits, (int(class_id),))
         return self._to_input_labels(labels) == int(class_id)
@@ -205,9 +226,7 @@ class Vista3DEvalModel:
         the network merges them into the previous logits, as VISTA3D's iterative evaluation does.
         """
         seg = self.segmenter
-        labels = torch.as_tensor(points.labels, dtype=torch.long)
-        if class_id in SPECIAL_CLASSES:
-            labels = labels + 2
+        labels = torch.as_tensor(points.labels, dtype=torch.long) + click_label_shift(class_id)
         click = ClickPrompt(
             coords=torch.as_tensor(self._to_model(points.to_voxel(self._image)), dtype=torch.float32)[None].to(seg.device),
             labels=labels[None].to(seg.device),
@@ -253,7 +272,8 @@ class RegionGrowModel:
         name: model name written to the results.
     """
 
-    supports_auto = False
+    protocols = frozenset({"point", "iterative"})
+    default_protocol = "point"
 
     def __init__(self, window_mm: float = 192.0, overlap: float = 0.25, name: str = "region-grow") -> None:
         self.window_mm = float(window_mm)
@@ -270,15 +290,9 @@ class RegionGrowModel:
     def patch_boxes(self) -> list[PatchSlices]:
         return list(self._boxes)  # type: ignore[arg-type]
 
-    def auto_classes(self, classes: Sequence[int]) -> list[int]:
-        return []
-
-    def auto(self, classes: Sequence[int]) -> np.ndarray:
-        raise NotImplementedError("region growing has no automatic mode")
-
-    def patch_clicks(self, class_id: int, clicks: Sequence[Click | None], with_auto: bool) -> np.ndarray:
+    def patch_clicks(self, class_id: int, clicks: Sequence[Click | None], with_auto: bool = False) -> np.ndarray:
         if with_auto:
-            raise NotImplementedError("region growing has no automatic result to edit")
+            raise ValueError("region growing has no automatic result to edit (it runs point and iterative)")
         image = self._image.array
         mask = np.zeros(image.shape, dtype=bool)
         for box, click in zip(self._boxes, clicks):
@@ -312,8 +326,8 @@ class SegVolEvalModel:
         name: model name written to the results.
     """
 
-    supports_auto = False
-    modes = frozenset({"box+text", "points7", "correction5", "iterative"})
+    protocols = FAMILIES["segvol"].capabilities.protocols
+    default_protocol = "box+text"
 
     def __init__(self, segmenter, name: str = "segvol") -> None:
         self.segmenter = segmenter
@@ -325,26 +339,14 @@ class SegVolEvalModel:
 
     def prompted(self, class_id: int, text: str | None, box: Box | None = None, points: Points | None = None) -> np.ndarray:
         """(I, J, K) bool mask of one object from a text, a voxel box and/or voxel points."""
-        prompts = Prompts(text=text, box=box, points=points if points is not None and len(points) else None)
-        result = self.segmenter.segment(self._image, prompts, label_value=1)
+        prompts = Prompts(text=text, box=box, points=points if points is not None and len(points) else None, label_value=1)
+        result = self.segmenter.segment(self._image, prompts)
         return np.asarray(result.labels.array) != 0
 
     def _name(self, class_id: int) -> str:
         from voxelprompt.catalog import vista3d_catalog
 
         return vista3d_catalog().name(int(class_id))
-
-    def auto_classes(self, classes: Sequence[int]) -> list[int]:
-        return []
-
-    def auto(self, classes: Sequence[int]) -> np.ndarray:
-        raise NotImplementedError("the SegVol adapter has no automatic label map (use box+text)")
-
-    def patch_boxes(self) -> list[PatchSlices]:
-        raise NotImplementedError("SegVol has no per-window protocols")
-
-    def patch_clicks(self, class_id: int, clicks: Sequence[Click | None], with_auto: bool) -> np.ndarray:
-        raise NotImplementedError("SegVol has no per-window protocols")
 
     def clicks(self, class_id: int, points: Points, previous: ClickState | None = None) -> tuple[np.ndarray, ClickState]:
         mask = self.prompted(class_id, self._name(class_id), points=points)

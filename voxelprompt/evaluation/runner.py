@@ -59,7 +59,12 @@ from voxelprompt.evaluation.clicks import (
 )
 from voxelprompt.evaluation.datasets import EvalDataset, read_case
 from voxelprompt.evaluation.metrics import DEFAULT_TOLERANCE_MM, ClassScore, score_class
-from voxelprompt.evaluation.results import RESULTS_LOG, ResultRow, ResultStore, overlay_name
+from voxelprompt.evaluation.results import (
+    RESULTS_LOG,
+    ResultRow,
+    ResultStore,
+    overlay_name,
+)
 from voxelprompt.types import Volume
 
 __all__ = ["MODES", "SEGVOL_MODES", "EvalConfig", "evaluate"]
@@ -170,18 +175,19 @@ def _progress(enabled: bool):
         from contextlib import nullcontext
 
         return nullcontext(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
 
 
 def _wanted(model: EvalModel, mode: str) -> bool:
-    modes = getattr(model, "modes", None)
-    if modes is not None:
-        return mode in modes
-    if mode in SEGVOL_MODES:
-        return callable(getattr(model, "prompted", None))
-    return model.supports_auto or mode not in ("auto", "auto+point")
+    return mode in model.protocols
 
 
 def _todo(model, dataset, case, config: EvalConfig, classes, done) -> list[tuple[str, int]]:

@@ -16,7 +16,7 @@ import torch
 
 from voxelprompt.errors import CheckpointError
 
-__all__ = ["load_checkpoint_file", "save_checkpoint_file"]
+__all__ = ["load_checkpoint_file", "save_checkpoint_file", "checkpoint_keys"]
 
 
 def load_checkpoint_file(path: str | os.PathLike) -> object:
@@ -45,6 +45,27 @@ def load_checkpoint_file(path: str | os.PathLike) -> object:
         raise CheckpointError(
             f"{path}: cannot read checkpoint: not a PyTorch weights file ({type(err).__name__}: {_first_line(err)})"
         ) from err
+
+
+def checkpoint_keys(path: str | os.PathLike) -> list[str]:
+    """The tensor names of a checkpoint (inside a ``state_dict`` / ``model`` wrapper, if any).
+
+    Memory-maps the file where its format allows, so recognising a model family does not read
+    every weight.
+
+    Raises:
+        CheckpointError: as :func:`load_checkpoint_file`.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a zip-format file (mmap needs one): read it the usual way
+        obj = load_checkpoint_file(path)
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    return [str(k) for k in obj] if isinstance(obj, dict) else []
 
 
 def _first_line(err: BaseException) -> str:

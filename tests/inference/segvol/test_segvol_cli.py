@@ -1,7 +1,8 @@
 """``voxelprompt segment-segvol`` and ``identify``: thin adapters; bad input exits 2 and writes nothing.
 
-The released SegVol is 180 M parameters, so these tests hand the API a tiny SegVol in place of
-checkpoint loading (``load_segvol_segmenter`` is the one seam patched).
+The released SegVol is 180 M parameters, so these tests hand the CLI a tiny SegVol in place of
+checkpoint loading (the registry's loader, ``voxelprompt.inference.segvol.segmenter.load``, is the
+one seam patched; the checkpoint file holds the tiny model's tensors so that its family is recognised).
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from cli_runner import run
 
-from voxelprompt import api_segvol
 from voxelprompt.imageio import write_volume
 from voxelprompt.inference.segvol import SegVolSegmenter
+from voxelprompt.inference.segvol import segmenter as segmenter_module
 
 
 @pytest.fixture()
@@ -26,13 +28,14 @@ def ct_path(ras_volume, tmp_path):
 @pytest.fixture()
 def fake_checkpoint(tiny_segvol, tmp_path, monkeypatch):
     path = tmp_path / "segvol.pth"
-    path.write_bytes(b"stand-in")
+    torch.save(tiny_segvol.state_dict(), path)
 
-    def load(checkpoint, device="cpu", mode="zoom", overlap=0.5, progress=False):
+    def load(checkpoint, device, options, progress=False):
         assert str(checkpoint) == str(path)
+        mode, overlap = options.mode, options.overlap
         return SegVolSegmenter(tiny_segvol, device=device, mode=mode, overlap=overlap, progress=progress)
 
-    monkeypatch.setattr(api_segvol, "load_segvol_segmenter", load)
+    monkeypatch.setattr(segmenter_module, "load", load)
     return path
 
 

@@ -1,4 +1,5 @@
-"""SegVol pre-processing: foreground normalization, (D, H, W) frame, foreground crop and the way back."""
+"""SegVol pre-processing: foreground normalization, (D, H, W) frame, foreground crop and the way back,
+normalized once and cropped per prompt."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 
 from shared_paths import shared_file
 from voxelprompt.imageio import read_volume
-from voxelprompt.inference.segvol.preprocess import foreground_normalize, min_max, prepare_volume
+from voxelprompt.inference.segvol.preprocess import foreground_normalize, min_max, normalize_volume, prepare_volume
 from voxelprompt.types import Volume
 
 
@@ -58,3 +59,28 @@ def test_real_ct_frame():
     np.testing.assert_allclose(prepared.image, min_max(foreground_normalize(volume.array)).transpose(2, 1, 0))
     cropped = prepare_volume(volume)
     assert all(c <= f for c, f in zip(cropped.shape, prepared.shape))
+
+
+def test_normalize_once_then_crop_per_prompt(ras_volume):
+    normalized = normalize_volume(ras_volume)
+    whole = normalize_volume(ras_volume, crop_foreground=False)
+    assert normalized.shape == whole.shape == ras_volume.shape[::-1] and normalized.volume is ras_volume
+    assert normalized.foreground == prepare_volume(ras_volume).crop
+    assert whole.foreground == ((0, 0, 0), tuple(s - 1 for s in whole.shape))
+    before = normalized.image.copy()
+    anchors = [
+        [],
+        [np.zeros((0, 3))],
+        [np.array([[0.0, 0.0, 0.0]])],  # air outside the body
+        [np.array([[39.0, 35.0, 11.0], [20.0, 18.0, 6.0]]), np.array([[0.4, 2.6, 0.0]])],
+        [],  # the first crop again, after wider ones
+    ]
+    for keep in anchors:
+        cropped = normalized.crop(keep)
+        fresh = prepare_volume(ras_volume, keep=keep)
+        assert cropped.crop == fresh.crop and np.array_equal(cropped.image, fresh.image)
+        np.testing.assert_array_equal(cropped.image, normalized.image[cropped.region])
+        for coords in keep:  # every anchor lies on a voxel of the crop
+            dhw = np.floor(cropped.voxel_map(coords) + 0.5)
+            assert ((dhw >= 0) & (dhw < np.asarray(cropped.shape))).all()
+    np.testing.assert_array_equal(normalized.image, before)

@@ -26,6 +26,9 @@ from voxelprompt.types import Box, Points, PointSpace, Prompts
         (Prompts(classes=(1, 3)), "one object"),
         (Prompts(classes=(1,), text="liver"), "not both"),
         (Prompts(text="liver", new_structure=True), "VISTA3D option"),
+        (Prompts(everything=True), "everything is a VISTA3D mode"),
+        (Prompts(text="liver", label_value=0), r"label_value must be in 1\.\.32767"),
+        (Prompts(text="liver", label_value="7"), "whole number"),
     ],
 )
 def test_bad_prompts_raise_prompt_errors(ras_volume, prompts, message):
@@ -39,6 +42,7 @@ def test_any_text_is_accepted_and_catalog_names_give_class_labels(ras_volume):
     assert free.text == "hepatic cyst of unusual shape" and free.label_value == 1
     from_class = check_prompts(Prompts(classes=(3,)), ras_volume)
     assert from_class.text == vista3d_catalog().name(3) and from_class.label_value == 3
+    assert check_prompts(Prompts(text="liver", label_value=np.int64(9)), ras_volume).label_value == 9
 
 
 def test_world_box_becomes_voxel_box(ras_volume):

@@ -1,17 +1,38 @@
-"""SegVolSegmenter: labels on the input grid for any orientation, thin volumes, prompt combinations."""
+"""SegVolSegmenter: labels on the input grid for any orientation, thin volumes, prompt combinations,
+the family protocol (prepare once, the registry's loader, threads sharing one segmenter)."""
 
 from __future__ import annotations
 
+import threading
+from dataclasses import replace
+
 import numpy as np
 import pytest
+import torch
 
-from segvol_fixtures import as_lps
+from segvol_fixtures import as_lps, build_tiny_segvol
 from shared_paths import shared_file
 from voxelprompt.catalog import vista3d_catalog
-from voxelprompt.errors import PromptError, VoxelPromptError
+from voxelprompt.errors import CheckpointError, PromptError, VoxelPromptError
+from voxelprompt.families import SegVolOptions, get_family
 from voxelprompt.imageio import read_volume
-from voxelprompt.inference.segvol import SegVolSegmenter
+from voxelprompt.inference.protocol import Segmenter
+from voxelprompt.inference.segvol import SegVolSegmenter, prepare_volume
+from voxelprompt.inference.segvol import segmenter as segmenter_module
+from voxelprompt.inference.segvol.prompts import check_prompts
+from voxelprompt.inference.segvol.zoom import full_sliding_window, zoom_out_zoom_in
 from voxelprompt.types import Box, Points, PointSpace, Prompts, Volume
+
+BOX = Box((8, 6, 2), (30, 28, 9))
+#: One object per prompt kind; the last click lies on air outside the body, so its crop grows.
+PROMPTS = {
+    "text": Prompts(text="liver"),
+    "box": Prompts(box=BOX),
+    "points": Prompts(points=Points.from_lists([(20, 18, 6)], [(12, 12, 4)])),
+    "box+points": Prompts(box=BOX, points=Points.from_lists([(20, 18, 6), (24, 16, 5)])),
+    "text+points": Prompts(text="spleen", points=Points.from_lists([(20, 18, 6)])),
+    "air click": Prompts(points=Points.from_lists([(0, 0, 0)])),
+}
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +83,18 @@ def test_thin_volumes_are_padded_not_crashed(segmenter, slices):
     ids=["text+box", "text+points", "box+points", "points", "class"],
 )
 def test_prompt_combinations(segmenter, ras_volume, prompts):
-    result = segmenter.segment(ras_volume, prompts, label_value=7)
+    result = segmenter.segment(ras_volume, replace(prompts, label_value=7))
     assert result.labels.shape == ras_volume.shape and set(np.unique(result.labels.array)) <= {0, 7}
     assert result.windows >= 1 and result.classes == (7,)
+
+
+def test_label_values(segmenter, ras_volume):
+    big = segmenter.segment(ras_volume, Prompts(text="liver", label_value=300))
+    assert big.labels.array.dtype == np.int16 and set(np.unique(big.labels.array)) == {0, 300}
+    assert segmenter.segment(ras_volume, Prompts(text="my organ")).classes == (1,)  # not a catalog name
+    for bad in (0, -3, 40000, 2.5):
+        with pytest.raises(PromptError, match="label_value"):
+            segmenter.segment(ras_volume, Prompts(text="liver", label_value=bad))
 
 
 @pytest.mark.parametrize("mode", ["sliding", "zoom-out"])
@@ -81,6 +111,10 @@ def test_bad_settings_and_prompts(tiny_segvol, segmenter, ras_volume):
         SegVolSegmenter(tiny_segvol, overlap=1.0)
     with pytest.raises(PromptError, match="outside the volume"):
         segmenter.segment(ras_volume, Prompts(box=Box((0, 0, 0), (10, 10, 12))))
+    with pytest.raises(PromptError, match="everything is a VISTA3D mode"):
+        segmenter.segment(ras_volume, Prompts(everything=True))
+    with pytest.raises(PromptError, match="VISTA3D option"):
+        segmenter.segment_prepared(segmenter.prepare(ras_volume), Prompts(text="liver", new_structure=True))
 
 
 def test_real_ct_keeps_its_grid(segmenter):
@@ -89,3 +123,101 @@ def test_real_ct_keeps_its_grid(segmenter):
     result = zoom_out.segment(volume, Prompts(text="liver", box=Box((40, 30, 5), (80, 70, 25))))
     assert result.labels.shape == volume.shape == (122, 101, 30)
     np.testing.assert_array_equal(result.labels.affine, volume.affine)
+
+
+def _previous_pipeline(segmenter: SegVolSegmenter, volume: Volume, prompts: Prompts) -> np.ndarray:
+    """Labels as the segmenter computed them before ``prepare`` was split: one-step pre-processing
+    whose crop keeps the prompts, then the mode's pass."""
+    user = check_prompts(prompts, volume)
+    prepared = prepare_volume(volume, crop_foreground=segmenter.crop_foreground, keep=user.anchors())
+    image = torch.from_numpy(prepared.image)
+    if segmenter.mode.value == "sliding":
+        result = full_sliding_window(segmenter.model, image, user, prepared.voxel_map, segmenter.overlap)
+    else:
+        result = zoom_out_zoom_in(
+            segmenter.model, image, user, prepared.voxel_map, segmenter.overlap, zoom_in=segmenter.mode.value == "zoom"
+        )
+    return prepared.to_input((result.logits > 0).numpy().astype(np.uint8) * np.uint8(user.label_value))
+
+
+@pytest.mark.parametrize("mode", ["zoom", "sliding", "zoom-out"])
+def test_one_prepared_volume_answers_every_prompt_like_segment(tiny_segvol, ras_volume, mode):
+    segmenter = SegVolSegmenter(tiny_segvol, mode=mode)
+    prepared = segmenter.prepare(ras_volume)
+    before = prepared.image.copy()
+    for name, prompts in PROMPTS.items():  # the same record, prompt after prompt
+        reused = segmenter.segment_prepared(prepared, prompts)
+        one_shot = segmenter.segment(ras_volume, prompts)
+        assert np.array_equal(reused.labels.array, one_shot.labels.array), name
+        assert np.array_equal(one_shot.labels.array, _previous_pipeline(segmenter, ras_volume, prompts)), name
+        assert reused.labels.array.dtype == one_shot.labels.array.dtype and reused.classes == one_shot.classes
+        assert reused.windows == one_shot.windows and reused.extras == one_shot.extras
+        np.testing.assert_array_equal(reused.labels.affine, ras_volume.affine)
+    np.testing.assert_array_equal(prepared.image, before)  # crops never write into the shared record
+
+
+def test_segmenter_implements_the_family_protocol(segmenter, ras_volume):
+    assert isinstance(segmenter, Segmenter) and segmenter.family == "segvol"
+    with segmenter.lock:  # re-entrant: a caller may hold it around several calls
+        first = segmenter.segment(ras_volume, PROMPTS["box"])
+        with segmenter.lock:
+            second = segmenter.segment_prepared(segmenter.prepare(ras_volume), PROMPTS["box"])
+    assert np.array_equal(first.labels.array, second.labels.array)
+
+
+def test_registry_loader(tiny_segvol, tmp_path, monkeypatch):
+    with pytest.raises(CheckpointError, match="SegVol needs --checkpoint SegVol_v1.pth.*BAAI/SegVol on Hugging Face"):
+        segmenter_module.load(None, "cpu", SegVolOptions(), False)
+    with pytest.raises(CheckpointError, match="SegVol needs --checkpoint"):
+        get_family("segvol").load(None)
+    seen = {}
+
+    def from_checkpoint(path, device="cpu", **kwargs):
+        seen.update(kwargs, path=path, device=device)
+        return SegVolSegmenter(tiny_segvol, device=device, **kwargs)
+
+    monkeypatch.setattr(SegVolSegmenter, "from_checkpoint", staticmethod(from_checkpoint))
+    loaded = get_family("segvol").load(tmp_path / "SegVol_v1.pth", "cpu", {"mode": "sliding", "overlap": 0.25})
+    assert isinstance(loaded, SegVolSegmenter) and loaded.mode.value == "sliding" and loaded.overlap == 0.25
+    assert seen == {
+        "path": tmp_path / "SegVol_v1.pth", "device": "cpu", "mode": "sliding", "overlap": 0.25, "progress": False
+    }
+
+
+def test_threads_sharing_a_segmenter_take_turns_and_get_sequential_results(ras_volume):
+    model = build_tiny_segvol()
+    segmenter = SegVolSegmenter(model)
+    jobs = [PROMPTS["text"], PROMPTS["box+points"], PROMPTS["points"], PROMPTS["text+points"]]
+    expected = [segmenter.segment(ras_volume, p).labels.array for p in jobs]
+    encode, active, most = model.encode_image, [0], [0]
+
+    def counting_encode(image):  # how many threads are inside the network at once
+        active[0] += 1
+        most[0] = max(most[0], active[0])
+        try:
+            return encode(image)
+        finally:
+            active[0] -= 1
+
+    model.encode_image = counting_encode
+    results: list = [None] * len(jobs)
+    errors: list = []
+    start = threading.Barrier(2, timeout=60)
+
+    def worker(indices):
+        try:
+            start.wait()
+            for i in indices:
+                results[i] = segmenter.segment(ras_volume, jobs[i]).labels.array
+        except Exception as error:  # reported below, not lost in the thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(ids,)) for ids in ([0, 1], [2, 3])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads) and not errors
+    assert most[0] == 1  # the lock lets one call at a time into the network
+    for got, want in zip(results, expected):
+        assert np.array_equal(got, want)

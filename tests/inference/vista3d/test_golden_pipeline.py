@@ -165,7 +165,7 @@ def test_research_everything_includes_133_like_the_research_code(ct_crop_path, t
 
     classes = everything_classes(133)
     seg = Vista3DSegmenter(tiny_net, tiny_spec, profile=get_profile("research").with_roi(ROI), engine=engine)
-    ours = seg.segment(read_volume(ct_crop_path), Prompts(), everything=True)
+    ours = seg.segment(read_volume(ct_crop_path), Prompts(everything=True))
     ref, margin = reference_labels(ct_crop_path, tiny_net, classes, research_reference_transforms(), 0.625, "gaussian")
     assert ours.classes == classes and len(classes) == 118
     assert len(np.unique(ref)) >= 3

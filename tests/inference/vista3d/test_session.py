@@ -77,7 +77,7 @@ def test_point_only_and_class_prompts_match(segmenter, volume):
 
 def test_edit_after_everything_starts_from_the_shown_result(segmenter, volume):
     """An edit after a class pass costs only its click windows and starts from what was shown."""
-    session = InteractiveSession(segmenter, volume)
+    session = InteractiveSession(segmenter, volume, edit_shown=True)
     shown = session.segment(Prompts(classes=(1, 3, 6))).labels.array
     edit = Prompts(classes=(3,), points=Points.from_lists([P1]))
     edited = session.segment(edit)

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from voxelprompt.errors import InputError
+from voxelprompt.training import load_recipe
 from voxelprompt.training.vista3d.recipe import (
     RECIPE_REGISTRY,
-    load_recipe,
     recipe_from_dict,
     recipe_to_dict,
     save_recipe,

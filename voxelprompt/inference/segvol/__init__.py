@@ -2,14 +2,21 @@
 
 Layers, each usable alone: ``preprocess`` (CT -> normalized (D, H, W) frame and back),
 ``geometry`` (voxel maps), ``prompts`` (user prompts -> frame and window prompts), ``windows``
-(window grid and stitching), ``zoom`` (zoom-out-zoom-in, full sliding window), ``segmenter``
-(volume + prompts -> label map on the input grid), ``identify`` (rank class names for a mask).
+(stitching; the window grid is :mod:`voxelprompt.inference.sliding`'s), ``zoom`` (zoom-out-zoom-in,
+full sliding window), ``segmenter`` (volume + prompts -> label map on the input grid), ``session``
+(one volume, many prompts, cached encoders; imported on use), ``identify`` (rank class names for a mask).
 """
 
 from __future__ import annotations
 
 from voxelprompt.inference.segvol.identify import CategoryScore, Identification, default_categories, identify_mask
-from voxelprompt.inference.segvol.preprocess import PreparedVolume, foreground_normalize, prepare_volume
+from voxelprompt.inference.segvol.preprocess import (
+    NormalizedVolume,
+    PreparedVolume,
+    foreground_normalize,
+    normalize_volume,
+    prepare_volume,
+)
 from voxelprompt.inference.segvol.prompts import FramePrompts, UserPrompts, check_prompts
 from voxelprompt.inference.segvol.segmenter import SegVolSegmenter
 from voxelprompt.inference.segvol.zoom import InferenceMode, ZoomResult, full_sliding_window, zoom_out_zoom_in
@@ -19,6 +26,7 @@ __all__ = [
     "FramePrompts",
     "Identification",
     "InferenceMode",
+    "NormalizedVolume",
     "PreparedVolume",
     "SegVolSegmenter",
     "UserPrompts",
@@ -28,6 +36,7 @@ __all__ = [
     "foreground_normalize",
     "full_sliding_window",
     "identify_mask",
+    "normalize_volume",
     "prepare_volume",
     "zoom_out_zoom_in",
 ]

@@ -3,7 +3,10 @@
 Follows the official ``data_process/demo_data_process.py`` (BAAI-DCAI/SegVol): reorient to RAS,
 foreground normalization, reverse the axes to (D, H, W), min-max to [0, 1], crop to the
 foreground. Unlike the reference, the crop and the reorientation are recorded so that masks and
-prompts map back onto the input's exact grid (:class:`PreparedVolume`).
+prompts map back onto the input's exact grid (:class:`PreparedVolume`). The work is split in two:
+:func:`normalize_volume` (everything that does not depend on prompts, done once per volume) and
+:meth:`NormalizedVolume.crop` (the cheap crop, widened to keep the prompts); :func:`prepare_volume`
+is both.
 """
 
 from __future__ import annotations
@@ -16,7 +19,15 @@ import numpy as np
 from voxelprompt.inference.segvol.geometry import Reorientation, VoxelMap, shift_map
 from voxelprompt.types import Volume
 
-__all__ = ["PreparedVolume", "foreground_box", "foreground_normalize", "min_max", "prepare_volume"]
+__all__ = [
+    "NormalizedVolume",
+    "PreparedVolume",
+    "foreground_box",
+    "foreground_normalize",
+    "min_max",
+    "normalize_volume",
+    "prepare_volume",
+]
 
 #: Percentiles of the foreground voxels that bound the intensity clip (the reference's values).
 LOWER_PERCENTILE, UPPER_PERCENTILE = 0.05, 99.95
@@ -105,12 +116,83 @@ class PreparedVolume:
         return np.ascontiguousarray(self.reorientation.to_dhw(array)[self.region])
 
 
+@dataclass(frozen=True)
+class NormalizedVolume:
+    """A CT normalized into SegVol's whole (D, H, W) frame, before the prompt-dependent crop.
+
+    Args:
+        volume: the input volume (its grid is where results go back to).
+        image: (D, H, W) float32 in [0, 1], the whole reoriented volume (not cropped). Treat as
+            read-only: every crop of one normalized volume reads it.
+        reorientation: input (I, J, K) <-> (D, H, W) array map.
+        foreground: (lower, upper) inclusive corners in the (D, H, W) frame of the region to
+            crop to before any prompt widens it: the body, or the whole image.
+    """
+
+    volume: Volume
+    image: np.ndarray
+    reorientation: Reorientation
+    foreground: tuple[tuple[int, int, int], tuple[int, int, int]]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(D, H, W) of the whole normalized image."""
+        return tuple(int(s) for s in self.image.shape)  # type: ignore[return-value]
+
+    def crop(self, keep: Sequence[np.ndarray] = ()) -> PreparedVolume:
+        """Cut :attr:`image` to the foreground box widened to contain ``keep``.
+
+        Args:
+            keep: (N, 3) arrays of input-voxel coordinates (i, j, k) (user points, box corners,
+                a mask's corners) that the crop must contain, so that prompts on air voxels stay
+                inside the model's frame; each is rounded to its nearest (D, H, W) voxel.
+
+        Returns:
+            The cropped volume (sharing :attr:`image`'s memory when the crop is the whole image);
+            this record is left unchanged.
+        """
+        top = np.asarray(self.image.shape) - 1
+        lo, hi = np.asarray(self.foreground[0]), np.asarray(self.foreground[1])
+        for coords in keep:
+            dhw = self.reorientation.voxel_map(coords)
+            if len(dhw):
+                lo = np.minimum(lo, np.floor(dhw.min(0) + 0.5).astype(int))
+                hi = np.maximum(hi, np.floor(dhw.max(0) + 0.5).astype(int))
+        lo = np.clip(lo, 0, top)
+        hi = np.clip(hi, lo, top)
+        crop = (tuple(int(v) for v in lo), tuple(int(v) for v in hi))
+        cropped = np.ascontiguousarray(self.image[lo[0] : hi[0] + 1, lo[1] : hi[1] + 1, lo[2] : hi[2] + 1])
+        return PreparedVolume(image=cropped, reorientation=self.reorientation, crop=crop)  # type: ignore[arg-type]
+
+
+def normalize_volume(volume: Volume, crop_foreground: bool = True) -> NormalizedVolume:
+    """The prompt-independent part of SegVol's pre-processing: normalize, reorient, find the body.
+
+    Args:
+        volume: CT in Hounsfield units (see :mod:`voxelprompt.types`).
+        crop_foreground: crop to the body like the reference (``CropForegroundd`` after min-max);
+            False keeps the whole image.
+
+    Returns:
+        The whole normalized (D, H, W) image and its foreground box; :meth:`NormalizedVolume.crop`
+        finishes the pre-processing for given prompts.
+    """
+    reorientation = Reorientation(volume.affine, volume.shape)
+    image = min_max(reorientation.to_dhw(foreground_normalize(volume.array)))
+    whole = ((0, 0, 0), tuple(s - 1 for s in image.shape))
+    box = foreground_box(image) if crop_foreground else None
+    return NormalizedVolume(
+        volume=volume, image=image, reorientation=reorientation, foreground=box or whole  # type: ignore[arg-type]
+    )
+
+
 def prepare_volume(
     volume: Volume,
     crop_foreground: bool = True,
     keep: Sequence[np.ndarray] = (),
 ) -> PreparedVolume:
-    """Normalize a CT and bring it into SegVol's (D, H, W) frame.
+    """Normalize a CT and bring it into SegVol's (D, H, W) frame (:func:`normalize_volume`, then
+    :meth:`NormalizedVolume.crop`).
 
     Args:
         volume: CT in Hounsfield units (see :mod:`voxelprompt.types`).
@@ -121,20 +203,4 @@ def prepare_volume(
     Returns:
         The prepared volume; its :attr:`PreparedVolume.voxel_map` maps input voxels to it.
     """
-    reorientation = Reorientation(volume.affine, volume.shape)
-    image = min_max(reorientation.to_dhw(foreground_normalize(volume.array)))
-    full_lo, full_hi = (0, 0, 0), tuple(s - 1 for s in image.shape)
-    box = foreground_box(image) if crop_foreground else None
-    if box is None:
-        box = (full_lo, full_hi)
-    lo, hi = np.asarray(box[0]), np.asarray(box[1])
-    for coords in keep:
-        dhw = reorientation.voxel_map(coords)
-        if len(dhw):
-            lo = np.minimum(lo, np.floor(dhw.min(0) + 0.5).astype(int))
-            hi = np.maximum(hi, np.floor(dhw.max(0) + 0.5).astype(int))
-    lo = np.clip(lo, 0, np.asarray(full_hi))
-    hi = np.clip(hi, lo, np.asarray(full_hi))
-    crop = (tuple(int(v) for v in lo), tuple(int(v) for v in hi))
-    cropped = np.ascontiguousarray(image[lo[0] : hi[0] + 1, lo[1] : hi[1] + 1, lo[2] : hi[2] + 1])
-    return PreparedVolume(image=cropped, reorientation=reorientation, crop=crop)  # type: ignore[arg-type]
+    return normalize_volume(volume, crop_foreground).crop(keep)

@@ -9,6 +9,7 @@ it from a mask.
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -98,17 +99,42 @@ def _box_in_voxels(box: Box, volume: Volume) -> tuple[np.ndarray, np.ndarray]:
     return lower, upper
 
 
-def check_prompts(prompts: Prompts, volume: Volume, label_value: int | None = None) -> UserPrompts:
+#: Largest value a label map can carry (SegVol writes int16 beyond uint8).
+MAX_LABEL_VALUE = 32767
+
+
+def _label_value(value: object) -> int:
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise PromptError(f"label_value must be a whole number, got {value!r}") from None
+    if not 1 <= number <= MAX_LABEL_VALUE:
+        raise PromptError(f"label_value must be in 1..{MAX_LABEL_VALUE} (0 is background), got {number}")
+    return number
+
+
+def check_prompts(prompts: Prompts, volume: Volume) -> UserPrompts:
     """Validate one object's SegVol prompts and express them in input voxels.
 
-    A single VISTA3D class index in ``prompts.classes`` stands for its catalog name as text.
+    A single VISTA3D class index in ``prompts.classes`` stands for its catalog name as text. The
+    object's value is ``prompts.label_value``; None gives the catalog index of the text when it
+    names a VISTA3D class, else 1.
+
+    Args:
+        prompts: text, class, box and points of one object (coordinates in ``volume``'s input
+            voxels (i, j, k) or RAS+ mm, see :mod:`voxelprompt.types`).
+        volume: the volume the prompts are given on.
 
     Raises:
-        PromptError: empty text, text plus a class, several classes, a box with lower > upper or
+        PromptError: VISTA3D-only prompts (everything, new_structure), empty text, text plus a
+            class, several classes, a label value outside 1..32767, a box with lower > upper or
             outside the volume, points outside the volume, or nothing that locates the object.
     """
+    if prompts.everything:
+        raise PromptError("everything is a VISTA3D mode; SegVol segments one object per call (text, a box, clicks)")
     if prompts.new_structure:
         raise PromptError("new_structure is a VISTA3D option; SegVol segments any text, box or clicks as they are")
+    value = None if prompts.label_value is None else _label_value(prompts.label_value)
     text = prompts.text
     if text is not None:
         if not isinstance(text, str) or not text.strip():
@@ -121,7 +147,6 @@ def check_prompts(prompts: Prompts, volume: Volume, label_value: int | None = No
         if text is not None:
             raise PromptError("give either a text prompt or a class, not both")
         text = catalog.name(int(prompts.classes[0]))
-    value = label_value
     if text is not None and value is None:
         try:
             value = catalog.index(text)

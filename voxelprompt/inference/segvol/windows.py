@@ -1,15 +1,14 @@
-"""Sliding windows for SegVol: the window grid (pure functions) and prompt-aware stitching.
+"""Sliding windows for SegVol: prompt-aware stitching of window logits over a (D, H, W) region.
 
-The grid follows MONAI's ``dense_patch_slices`` (interval ``int(window * (1 - overlap))``, last
-window flush with the end); a region smaller than a window on some axis is zero-padded, split
-``diff // 2`` before and the rest after, as the reference's inferer pads. Overlapping windows are
-averaged with constant weights (the reference's ``BlendMode.CONSTANT``).
+The window maths are the shared ones of :mod:`voxelprompt.inference.sliding` (re-exported here as
+``window_starts`` and ``window_grid``): MONAI's ``dense_patch_slices`` grid (interval
+``int(window * (1 - overlap))``, last window flush with the end), zero padding of an axis shorter
+than a window split ``diff // 2`` before and the rest after, as the reference's inferer pads, and
+constant-weight averaging of overlapping windows (the reference's ``BlendMode.CONSTANT``).
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,26 +16,12 @@ import torch
 
 from voxelprompt.inference.segvol.geometry import shift_map
 from voxelprompt.inference.segvol.prompts import FramePrompts, remap, window_prompts
+from voxelprompt.inference.sliding import OverlapAverage, pad_to_window, pad_widths, unpad
+from voxelprompt.inference.sliding import axis_starts as window_starts
+from voxelprompt.inference.sliding import grid_starts as window_grid
 from voxelprompt.models.segvol import SegVol
 
 __all__ = ["WindowRun", "decode_window", "sliding_window_logits", "window_grid", "window_starts"]
-
-
-def window_starts(size: int, window: int, overlap: float) -> list[int]:
-    """Start indices of windows of length ``window`` covering ``size`` voxels (``size >= window``)."""
-    if not 0.0 <= overlap < 1.0:
-        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
-    if size <= window:
-        return [0]
-    interval = max(int(window * (1.0 - overlap)), 1)
-    count = int(np.ceil((size - window) / interval)) + 1
-    return sorted({min(i * interval, size - window) for i in range(count)})
-
-
-def window_grid(shape: Sequence[int], window: Sequence[int], overlap: float) -> list[tuple[int, int, int]]:
-    """Start corners (d, h, w) of all windows tiling ``shape`` (each axis padded up to ``window``)."""
-    axes = [window_starts(max(int(s), int(w)), int(w), overlap) for s, w in zip(shape, window)]
-    return [tuple(c) for c in itertools.product(*axes)]  # type: ignore[misc]
 
 
 @dataclass
@@ -109,15 +94,10 @@ def sliding_window_logits(
     """
     window = tuple(int(s) for s in model.image_size)
     shape = tuple(int(s) for s in image.shape)
-    diffs = [max(w - s, 0) for w, s in zip(window, shape)]
-    before = [d // 2 for d in diffs]
-    padded = torch.nn.functional.pad(image.float(), [p for d, b in zip(diffs[::-1], before[::-1]) for p in (b, d - b)])
-    padded_mask = None
-    if coarse_mask is not None:
-        padded_mask = np.pad(coarse_mask, [(b, d - b) for d, b in zip(diffs, before)])
+    padded, before = pad_to_window(image.float(), window)
+    padded_mask = None if coarse_mask is None else np.pad(coarse_mask, pad_widths(shape, window))
     padded_prompts = remap(prompts, shift_map([-b for b in before]), padded.shape)
-    total = torch.zeros(padded.shape, dtype=torch.float32)
-    count = torch.zeros(padded.shape, dtype=torch.float32)
+    average = OverlapAverage(padded.shape)
     run = WindowRun(starts=[])
     starts = window_grid(padded.shape, window, overlap)
     if progress:
@@ -131,9 +111,6 @@ def sliding_window_logits(
         if local is None:
             run.skipped += 1
             continue
-        logits = decode_window(model, padded[region], local, text_embedding).float().cpu()
-        total[region] += logits
-        count[region] += 1.0
+        average.add(region, decode_window(model, padded[region], local, text_embedding).float().cpu())
         run.starts.append(tuple(int(s - b) for s, b in zip(start, before)))  # type: ignore[arg-type]
-    stitched = torch.where(count > 0, total / count.clamp(min=1.0), torch.full_like(total, float("nan")))
-    return stitched[tuple(slice(b, b + s) for b, s in zip(before, shape))], run
+    return unpad(average.result(), before, shape), run

@@ -5,23 +5,35 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from monai.networks.nets.vista3d import VISTA3D
 
-from voxelprompt.catalog import SPECIAL_CLASSES, UNNAMED_IDS, everything_classes, expand_groups
+from voxelprompt.catalog import (
+    UNNAMED_IDS,
+    click_label_shift,
+    everything_classes,
+    expand_groups,
+    vista3d_catalog,
+)
 from voxelprompt.errors import PromptError, VoxelPromptError
+from voxelprompt.inference.sliding import pad_widths
 from voxelprompt.inference.vista3d.engine import (
     FastSettings,
     prepare_network,
     stitched_class_labels,
 )
-from voxelprompt.inference.vista3d.engine.allocator import keep_freed_memory
 from voxelprompt.inference.vista3d.engine.point_head import FastPointHead
-from voxelprompt.inference.vista3d.postprocess import invert_to_input, logits_to_labels
+from voxelprompt.inference.vista3d.postprocess import (
+    invert_to_input,
+    label_dtype,
+    logits_to_labels,
+)
 from voxelprompt.inference.vista3d.preprocess import (
     IMAGE_KEY,
     build_preprocessing,
@@ -43,7 +55,10 @@ from voxelprompt.models.vista3d import Vista3DSpec, load_vista3d
 from voxelprompt.prompts import check_points_inside
 from voxelprompt.types import OBJECT_ID, Prompts, Segmentation, Volume
 
-__all__ = ["Vista3DSegmenter", "PreparedVolume", "AutomaticMasks", "ENGINES"]
+if TYPE_CHECKING:
+    from voxelprompt.inference.vista3d.session import InteractiveSession
+
+__all__ = ["Vista3DSegmenter", "PreparedVolume", "AutomaticMasks", "ENGINES", "load"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,13 +87,18 @@ class AutomaticMasks:
     """Automatic results an interactive session keeps for click edits (window-padded model space).
 
     An edit of class ``c`` (Algorithm 1) starts from the automatic result the session holds for
-    ``c``: its own single-class mask from an earlier edit, or else its voxels in the last
-    class-prompt result (everything or several classes) the session returned, which is what the
-    annotator sees. A one-shot :meth:`Vista3DSegmenter.segment` call computes the single-class
-    mask instead, as the official pipeline does.
+    ``c``: its own single-class mask (computed once, as a one-shot
+    :meth:`Vista3DSegmenter.segment` call computes it). With ``keep_shown`` it starts instead from
+    ``c``'s voxels in the last class-prompt result (everything or several classes) the session
+    returned, which is what the annotator sees: such an edit runs only its clicked windows, and
+    its labels differ from a one-shot call's.
+
+    Args:
+        keep_shown: remember class-prompt results as the starting point of later edits.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep_shown: bool = False) -> None:
+        self.keep_shown = keep_shown
         self.masks: dict[int, torch.Tensor] = {}
         self.labels: torch.Tensor | None = None  # (H, W, D) int16 class map of the last class pass
         self.label_classes: frozenset[int] = frozenset()
@@ -95,7 +115,10 @@ class AutomaticMasks:
         self.masks[cls] = mask
 
     def remember(self, labels: torch.Tensor, classes: tuple[int, ...]) -> None:
-        """Keep a class pass's (H, W, D) label map; its classes' own masks are superseded by it."""
+        """Keep a class pass's (H, W, D) label map (with ``keep_shown``; else nothing); its
+        classes' own masks are superseded by it."""
+        if not self.keep_shown:
+            return
         self.labels = labels.to(torch.int16)
         self.label_classes = frozenset(int(c) for c in classes)
         for c in self.label_classes:
@@ -129,7 +152,12 @@ class Vista3DSegmenter:
         official_unpredicted: write the profile's "not predicted" marker (255) where no window
             produced a prediction, as the official pipeline does (parity tests only). By default
             those voxels are background (0): a label map holds only 0 and prompted ids.
+
+    Implements :class:`voxelprompt.inference.protocol.Segmenter`: threads share a segmenter by
+    taking turns through :attr:`lock`, which every call takes.
     """
+
+    family = "vista3d"
 
     def __init__(
         self,
@@ -157,6 +185,7 @@ class Vista3DSegmenter:
         self.fast = fast or FastSettings()
         self.amp = amp
         self.official_unpredicted = official_unpredicted
+        self.lock = threading.RLock()
         self._engine_net: VISTA3D | None = None
 
     @classmethod
@@ -178,9 +207,22 @@ class Vista3DSegmenter:
 
     # ---- prompts -------------------------------------------------------------------------
 
-    def resolve_classes(self, prompts: Prompts, everything: bool = False) -> tuple[int, ...]:
-        """Expand groups and validate class ids; ``everything`` gives the profile's official set."""
-        if everything:
+    def resolve_classes(self, prompts: Prompts) -> tuple[int, ...]:
+        """Expand groups and validate class ids (a text prompt names a class of the catalog);
+        ``prompts.everything`` gives the profile's official set.
+
+        Raises:
+            PromptError: everything with other prompts, an id outside the model's table, a class
+                without automatic segmentation and without clicks, clicks with several classes,
+                a box, or a label value with classes.
+        """
+        if prompts.box is not None:
+            raise PromptError("box prompts need a model family with box prompts (segvol); VISTA3D takes classes and clicks")
+        if prompts.text:
+            prompts = replace(prompts, classes=(*prompts.classes, vista3d_catalog().index(prompts.text)), text=None)
+        if prompts.label_value is not None and (prompts.classes or prompts.everything):
+            raise PromptError("label_value names a single object from clicks; class prompts keep their class ids")
+        if prompts.everything:
             if prompts.classes or prompts.points is not None:
                 raise PromptError("--everything cannot be combined with classes or points")
             if self.profile.everything is not None:
@@ -188,7 +230,7 @@ class Vista3DSegmenter:
             return everything_classes(self.profile.everything_last_id)
         if prompts.new_structure and (prompts.points is None or prompts.classes):
             raise PromptError("new_structure needs clicks and no classes (it names what the clicks segment)")
-        classes = expand_groups(tuple(int(c) for c in prompts.classes))
+        classes = expand_groups(tuple(dict.fromkeys(int(c) for c in prompts.classes)))
         for c in classes:
             if not 0 < c < self.spec.n_classes:
                 raise PromptError(f"class index {c} is outside the model's table (1..{self.spec.n_classes - 1})")
@@ -212,7 +254,7 @@ class Vista3DSegmenter:
         image = self.preprocessing({IMAGE_KEY: volume_to_metatensor(volume)})[IMAGE_KEY]
         return PreparedVolume(volume=volume, image=image, batch=image.unsqueeze(0).to(self.device))
 
-    def segment(self, volume: Volume, prompts: Prompts, everything: bool = False) -> Segmentation:
+    def segment(self, volume: Volume, prompts: Prompts) -> Segmentation:
         """Segment ``volume``; the result has the input's exact shape and affine.
 
         Args:
@@ -220,16 +262,33 @@ class Vista3DSegmenter:
             prompts: classes and/or clicks (clicks in input voxel or world coordinates).
             everything: segment the profile's official "everything" class set.
         """
-        self.resolve_classes(prompts, everything)  # fail fast, before pre-processing
-        if prompts.points is not None:
-            check_points_inside(prompts.points, volume)
-        return self.segment_prepared(self.prepare(volume), prompts, everything)
+        with self.lock:
+            self.resolve_classes(prompts)  # fail fast, before pre-processing
+            if prompts.points is not None:
+                check_points_inside(prompts.points, volume)
+            return self.segment_prepared(self.prepare(volume), prompts)
+
+    def open_session(
+        self, volume: Volume, memory_budget_mb: float = 4096, click_windows: str = "centred", edit_shown: bool = False
+    ) -> InteractiveSession:
+        """An interactive session on ``volume`` (:class:`~voxelprompt.inference.vista3d.session.InteractiveSession`).
+
+        The defaults keep the protocol's promise (labels equal :meth:`segment`'s). Faster, with
+        other labels: ``click_windows="grid"`` (later clicks near earlier ones reuse an encoded
+        window of the sliding grid) and ``edit_shown=True`` (an edit starts from the class's voxels
+        in the last class-prompt result shown, see :class:`AutomaticMasks`).
+        """
+        from voxelprompt.inference.vista3d.session import InteractiveSession
+
+        return InteractiveSession(
+            self, volume, memory_budget_mb=memory_budget_mb, click_windows=click_windows, edit_shown=edit_shown
+        )
 
     def segment_prepared(
         self,
         prepared: PreparedVolume,
         prompts: Prompts,
-        everything: bool = False,
+        *,
         net: torch.nn.Module | None = None,
         auto_cache: AutomaticMasks | None = None,
         click_windows: str = "centred",
@@ -246,8 +305,14 @@ class Vista3DSegmenter:
                 and click edits and reused by later edits (an interactive session keeps it
                 between calls; see :class:`AutomaticMasks`).
         """
+        with self.lock:
+            return self._segment_prepared(prepared, prompts, net, auto_cache, click_windows)
+
+    def _segment_prepared(
+        self, prepared: PreparedVolume, prompts: Prompts, net, auto_cache: AutomaticMasks | None, click_windows: str
+    ) -> Segmentation:
         start = time.perf_counter()
-        classes = self.resolve_classes(prompts, everything)
+        classes = self.resolve_classes(prompts)
         counter = WindowCounter(self.click_net() if net is None else net)
         changed: int | None = None
         cache = auto_cache
@@ -272,12 +337,14 @@ class Vista3DSegmenter:
         notes: tuple[str, ...] = ()
         if prompts.points is not None:
             extras, notes = self._click_report(prompts, classes, array, changed)
-        elif everything:
+        elif prompts.everything:
             notes = (f"everything: the {len(classes)} classes of this model's everything set ({self.profile.name})",)
-        return Segmentation(
-            labels=result, classes=classes or (OBJECT_ID,) * (prompts.points is not None), windows=counter.calls,
-            seconds=seconds, extras=extras, notes=notes,
-        )  # fmt: skip
+        ids = classes or (OBJECT_ID,)
+        if not classes and prompts.label_value is not None and prompts.label_value != OBJECT_ID:
+            value = int(prompts.label_value)
+            array = np.where(array == OBJECT_ID, value, 0).astype(label_dtype(value))
+            result, ids = volume.with_array(array, source=result.source), (value,)
+        return Segmentation(labels=result, classes=ids, windows=counter.calls, seconds=seconds, extras=extras, notes=notes)
 
     @property
     def unpredicted_fill(self) -> int:
@@ -286,12 +353,12 @@ class Vista3DSegmenter:
 
     def point_embedding(self, prompts: Prompts, classes: tuple[int, ...]) -> str:
         """Which point-head embedding clicks use: ``class`` (editing a class), ``ambiguity``
-        (a class of :data:`SPECIAL_CLASSES`), ``zero-shot`` (a new structure) or ``supported``
+        (a class of :data:`~voxelprompt.catalog.SPECIAL_CLASSES`), ``zero-shot`` (a new structure) or ``supported``
         (a point-only object, the official default); paper Sec. 3.2."""
         if prompts.new_structure or (classes and classes[0] > self.spec.last_supported):
             return "zero-shot"
         if classes:
-            return "ambiguity" if classes[0] in SPECIAL_CLASSES else "class"
+            return "ambiguity" if click_label_shift(classes[0]) else "class"
         return "supported"
 
     def _changed_on_input(
@@ -304,7 +371,7 @@ class Vista3DSegmenter:
         auto = cache.get(cls)
         assert auto is not None
         shape = tuple(int(s) for s in prepared.batch.shape[-3:])
-        before = tuple((int(p) - s) // 2 for p, s in zip(auto.shape, shape))  # as pad_to_window split it
+        before = tuple(b for b, _ in pad_widths(shape, self.profile.roi_size))  # auto is window-padded
         model = unpad(auto, before, shape).to(torch.float32)[None] * float(cls)
         shown = invert_to_input(model, prepared.image, self.preprocessing, 0)
         return int((shown != array).sum())
@@ -361,16 +428,16 @@ class Vista3DSegmenter:
         """The network prepared for the exact/fast engines (a copy: channels-last weights, fused layers).
 
         The copy costs the weights' memory once more (0.9 GB for the full-size model); it is made on
-        first use, and ``self.net`` stays MONAI's for the reference inferers. On CPU this also
-        tunes glibc's allocator for the process (see :mod:`voxelprompt.inference.vista3d.engine.allocator`).
+        first use, under :attr:`lock`, and ``self.net`` stays MONAI's for the reference inferers.
+        Nothing process-wide changes here: glibc's allocator tuning, which the CPU engines gain
+        from, is an explicit choice (:func:`voxelprompt.api.load_model`'s ``tune_allocator``).
         """
-        if self._engine_net is None:
-            if self.device.type == "cpu":
-                keep_freed_memory()
-            net = prepare_network(copy.deepcopy(self.net), channels_last=True)
-            net.point_head = FastPointHead(net.point_head)
-            self._engine_net = net.eval()
-        return self._engine_net
+        with self.lock:
+            if self._engine_net is None:
+                net = prepare_network(copy.deepcopy(self.net), channels_last=True)
+                net.point_head = FastPointHead(net.point_head)
+                self._engine_net = net.eval()
+            return self._engine_net
 
     def click_net(self) -> VISTA3D:
         """The network clicks run through: MONAI's with the reference engine, else the prepared one."""
@@ -393,8 +460,7 @@ class Vista3DSegmenter:
         model_xyz = to_model_voxels(points.to_voxel(prepared.volume), image)
         cls = classes[0] if classes else (self.spec.last_supported + 1 if prompts.new_structure else None)
         labels = torch.as_tensor(points.labels, dtype=torch.long)
-        if cls is not None and cls in SPECIAL_CLASSES:
-            labels = labels + 2  # ambiguity embedding for classes like tumours and vessels
+        labels = labels + click_label_shift(cls)  # ambiguity embedding for classes like tumours and vessels
         click = ClickPrompt(
             coords=torch.as_tensor(model_xyz, dtype=torch.float32)[None].to(self.device),
             labels=labels[None].to(self.device),
@@ -430,6 +496,33 @@ class Vista3DSegmenter:
         merged = _merge_in_windows(auto, clicked[0, 0], xyz, points.labels)
         changed = int((merged != auto).sum())
         return unpad(merged, before, shape).to(torch.float32)[None] * float(cls), changed
+
+
+def load(checkpoint: str | os.PathLike | None, device: str, options, progress: bool = False) -> Vista3DSegmenter:
+    """The registry's loader (:data:`voxelprompt.families.FAMILIES`): a checkpoint of either official
+    layout, or ``None`` for the shipped demo model with its own spacing, window and class set.
+
+    Args:
+        checkpoint: VISTA3D checkpoint file, or None.
+        device: a torch device string (already resolved: ``cpu``, ``cuda``, ``cuda:N``).
+        options: :class:`voxelprompt.families.Vista3DOptions`.
+        progress: show progress bars over windows.
+
+    Raises:
+        CheckpointError: unreadable checkpoint, another architecture, or no demo model installed.
+    """
+    from voxelprompt.inference.vista3d.default_model import (
+        default_checkpoint,
+        default_profile,
+    )
+
+    profile: str | InferenceProfile = options.profile
+    if checkpoint is None:
+        checkpoint, profile = default_checkpoint(), default_profile(options.profile)
+    return Vista3DSegmenter.from_checkpoint(
+        checkpoint, profile=profile, device=device, roi_size=options.roi_size, progress=progress,
+        engine=options.engine, amp=options.amp,
+    )  # fmt: skip
 
 
 class _ProgressBar:

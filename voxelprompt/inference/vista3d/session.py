@@ -6,65 +6,24 @@ point head's click-independent features of every clicked window
 (:class:`~voxelprompt.inference.vista3d.engine.point_head.PointWindowFeatures`), under a memory budget with
 least-recently-used eviction. A further click then costs the point head's click-dependent half on
 its windows (plus the encoder for a window not seen before) instead of the whole pipeline. Results
-are identical to :meth:`Vista3DSegmenter.segment` on the same prompts, with one deliberate
-exception: an edit after an everything (or multi-class) call starts from that result's voxels of
-the class, which is what the annotator sees, not from a recomputed single-class result.
+are identical to :meth:`Vista3DSegmenter.segment` on the same prompts with click-centred windows;
+``click_windows="grid"`` and ``edit_shown=True`` trade that for less work (see the class).
 """
 
 from __future__ import annotations
 
 import copy
-from collections import OrderedDict
-from dataclasses import dataclass
 
 import torch
 
-from voxelprompt.inference.vista3d.engine.point_head import FastPointHead, PointWindowFeatures
+from voxelprompt.inference.cache import CacheStats, LRUCache
+from voxelprompt.inference.vista3d.engine.point_head import (
+    FastPointHead,
+)
 from voxelprompt.inference.vista3d.segmenter import AutomaticMasks, Vista3DSegmenter
 from voxelprompt.types import Prompts, Segmentation, Volume
 
 __all__ = ["InteractiveSession", "CacheStats"]
-
-
-@dataclass
-class CacheStats:
-    """Encoder cache counters of a session."""
-
-    hits: int = 0
-    misses: int = 0
-    evictions: int = 0
-    bytes: int = 0
-
-
-class _FeatureCache:
-    """Per-window point-head features under a byte budget, least recently used evicted first."""
-
-    def __init__(self, budget_bytes: int, stats: CacheStats) -> None:
-        self.budget = budget_bytes
-        self.stats = stats
-        self.entries: OrderedDict[tuple, PointWindowFeatures] = OrderedDict()
-
-    def get(self, key: tuple) -> PointWindowFeatures | None:
-        if key in self.entries:
-            self.entries.move_to_end(key)
-            self.stats.hits += 1
-            return self.entries[key]
-        self.stats.misses += 1
-        return None
-
-    def put(self, key: tuple, features: PointWindowFeatures) -> None:
-        if features.nbytes > self.budget:
-            return
-        self.entries[key] = features
-        self.stats.bytes += features.nbytes
-        while self.stats.bytes > self.budget:
-            _, old = self.entries.popitem(last=False)
-            self.stats.bytes -= old.nbytes
-            self.stats.evictions += 1
-
-    def clear(self) -> None:
-        self.entries.clear()
-        self.stats.bytes = 0
 
 
 #: What the encoder hands the point head for a cached window: nothing to encode.
@@ -74,7 +33,7 @@ _CACHED = torch.empty(0)
 class _CachingEncoder(torch.nn.Module):
     """The image encoder, skipped for a clicked window whose point features are cached."""
 
-    def __init__(self, encoder: torch.nn.Module, cache: _FeatureCache) -> None:
+    def __init__(self, encoder: torch.nn.Module, cache: LRUCache) -> None:
         super().__init__()
         self.encoder = encoder
         self.cache = cache
@@ -89,7 +48,7 @@ class _CachingEncoder(torch.nn.Module):
 class _CachingPointHead(torch.nn.Module):
     """The point head split in two: features come from the cache or are encoded and stored."""
 
-    def __init__(self, head: FastPointHead | torch.nn.Module, cache: _FeatureCache) -> None:
+    def __init__(self, head: FastPointHead | torch.nn.Module, cache: LRUCache) -> None:
         super().__init__()
         self.head = head if isinstance(head, FastPointHead) else FastPointHead(head)
         self.last_supported = self.head.last_supported
@@ -115,7 +74,7 @@ class _SessionNet(torch.nn.Module):
 
     def __init__(self, net: torch.nn.Module, budget_bytes: int, stats: CacheStats) -> None:
         super().__init__()
-        self.cache = _FeatureCache(budget_bytes, stats)
+        self.cache = LRUCache(budget_bytes, stats)
         self.net = copy.copy(net)
         self.net._modules = dict(net._modules)  # share every part but the two wrapped slots
         self.encoder = _CachingEncoder(net.image_encoder, self.cache)
@@ -151,6 +110,9 @@ class InteractiveSession:
             window that holds them, so a click near earlier ones reuses an encoded window;
             ``"centred"``: MONAI's window centred on every click (labels identical to
             ``segmenter.segment``, but a click at a new place encodes a new window).
+        edit_shown: an edit of a class starts from its voxels in the last class-prompt result
+            this session returned (what the annotator sees), so it runs only its clicked windows;
+            default: from its own automatic result, as a one-shot call does.
     """
 
     def __init__(
@@ -159,6 +121,7 @@ class InteractiveSession:
         volume: Volume,
         memory_budget_mb: float = 4096,
         click_windows: str = "grid",
+        edit_shown: bool = False,
     ) -> None:
         if click_windows not in ("grid", "centred"):
             raise ValueError(f"click_windows must be grid or centred, got {click_windows!r}")
@@ -167,21 +130,23 @@ class InteractiveSession:
         self.stats = CacheStats()
         self.prepared = segmenter.prepare(volume)
         self._net = _SessionNet(segmenter.click_net(), int(memory_budget_mb * 2**20), self.stats)
-        self._auto = AutomaticMasks()
+        self._auto = AutomaticMasks(keep_shown=edit_shown)
 
     @torch.no_grad()
-    def segment(self, prompts: Prompts, everything: bool = False) -> Segmentation:
+    def segment(self, prompts: Prompts) -> Segmentation:
         """Same result as ``segmenter.segment_prepared`` with the session's click windows, reusing its caches.
 
-        A click edit of a class starts from the automatic result this session last returned for
-        it (see :class:`~voxelprompt.inference.vista3d.segmenter.AutomaticMasks`): after an everything
-        call, an edit of the liver costs only its clicked windows.
+        With ``edit_shown``, a click edit of a class starts from the class-prompt result this session
+        last returned (see :class:`~voxelprompt.inference.vista3d.segmenter.AutomaticMasks`): after
+        an everything call, an edit of the liver costs only its clicked windows.
         """
-        return self.segmenter.segment_prepared(
-            self.prepared, prompts, everything, net=self._net, auto_cache=self._auto, click_windows=self.click_windows
-        )
+        with self.segmenter.lock:
+            return self.segmenter.segment_prepared(
+                self.prepared, prompts, net=self._net, auto_cache=self._auto, click_windows=self.click_windows
+            )
 
     def reset(self) -> None:
         """Drop cached logits and features (the pre-processed volume stays)."""
-        self._auto.clear()
-        self._net.cache.clear()
+        with self.segmenter.lock:
+            self._auto.clear()
+            self._net.cache.clear()

@@ -16,38 +16,10 @@ from monai.apps.vista3d.inferer import point_based_window_inferer
 from monai.inferers import SlidingWindowInfererAdapt
 from monai.networks.nets.vista3d import VISTA3D
 
+from voxelprompt.inference.sliding import OverlapAverage, pad_to_window, unpad
 from voxelprompt.inference.vista3d.profiles import InferenceProfile
 
 __all__ = ["WindowCounter", "class_logits", "point_logits", "grid_point_logits", "pad_to_window", "unpad"]
-
-
-def pad_to_window(image: torch.Tensor, roi_size: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
-    """Zero-pad the spatial axes of ``image`` up to ``roi_size``, split like MONAI's inferers.
-
-    MONAI's sliding-window and point inferers pad images smaller than a window the same way
-    (``diff // 2`` before, the rest after); padding up front keeps clicks and masks aligned with
-    what they see.
-
-    Args:
-        image: [B, C, H, W, D].
-        roi_size: window size (H, W, D).
-
-    Returns:
-        The padded image and the padding added before each spatial axis.
-    """
-    diffs = [max(int(r) - int(s), 0) for r, s in zip(roi_size, image.shape[-3:])]
-    before = tuple(d // 2 for d in diffs)
-    if not any(diffs):
-        return image, before
-    pads: list[int] = []
-    for d, b in zip(reversed(diffs), reversed(before)):
-        pads += [b, d - b]
-    return torch.nn.functional.pad(image, pads, mode="constant", value=0.0), before
-
-
-def unpad(tensor: torch.Tensor, before: tuple[int, ...], shape: tuple[int, ...]) -> torch.Tensor:
-    """Crop the last three axes of ``tensor`` back to ``shape`` after :func:`pad_to_window`."""
-    return tensor[..., before[0] : before[0] + shape[0], before[1] : before[1] + shape[1], before[2] : before[2] + shape[2]]
 
 
 class WindowCounter(torch.nn.Module):
@@ -191,14 +163,12 @@ def grid_point_logits(image: torch.Tensor, net: torch.nn.Module, click: ClickPro
         best = anchor if depth(anchor, xyz) >= inside else max(windows, key=lambda w: depth(w, xyz))
         if best not in chosen:
             chosen.append(best)
-    total = torch.zeros((1, 1, *shape), dtype=torch.float32)
-    count = torch.zeros((1, 1, *shape), dtype=torch.float32)
+    average = OverlapAverage((1, 1, *shape))
     for w in chosen:
         region = (slice(None), slice(None), *w.slices)
         logits = net(
             image[region], [region], point_coords=click.coords, point_labels=click.labels,
             prompt_class=click.prompt_class, transpose=True,
         )  # fmt: skip
-        total[region] += logits.float().cpu()
-        count[region] += 1.0
-    return torch.where(count > 0, total / count.clamp(min=1.0), torch.nan)
+        average.add(region, logits.float().cpu())
+    return average.result()

@@ -24,7 +24,17 @@ from voxelprompt.models.segvol.text_encoder import TextEncoder, clip_vit_b32_tex
 from voxelprompt.models.segvol.tokenizer import SegVolTokenizer
 from voxelprompt.models.segvol.transformer import TwoWayTransformer
 
-__all__ = ["SEGVOL_CONFIGS", "SEGVOL_REGISTRY", "SegVolConfig", "build_segvol", "build_segvol_config", "SEGVOL_V1", "SEGVOL_TINY"]
+__all__ = [
+    "SEGVOL_CONFIGS",
+    "SEGVOL_REGISTRY",
+    "SegVolConfig",
+    "build_segvol",
+    "build_segvol_config",
+    "config_for_state_dict",
+    "tiny_segvol",
+    "SEGVOL_V1",
+    "SEGVOL_TINY",
+]
 
 
 @dataclass(frozen=True)
@@ -74,17 +84,47 @@ SEGVOL_TINY = SegVolConfig(
 
 
 def build_segvol(checkpoint: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> SegVol:
-    """SegVol v1, in eval mode; random weights unless ``checkpoint`` is given.
+    """SegVol in eval mode: v1 with random weights, or the network a checkpoint holds.
 
     Args:
-        checkpoint: a SegVol checkpoint file (``SegVol_v1.pth`` or the HF ``pytorch_model.bin``),
-            loaded strictly.
+        checkpoint: a SegVol checkpoint file (``SegVol_v1.pth``, the HF ``pytorch_model.bin``, or
+            one of a smaller :data:`SEGVOL_CONFIGS` size), loaded strictly; its size is read off
+            its tensors (:func:`config_for_state_dict`).
         device: where to put the network.
 
     Raises:
-        CheckpointError: the checkpoint is unreadable or does not match the architecture.
+        CheckpointError: the checkpoint is unreadable or matches no known SegVol size.
     """
-    return build_segvol_config(SEGVOL_V1, checkpoint=checkpoint, device=device)
+    if checkpoint is None:
+        return build_segvol_config(SEGVOL_V1, device=device)
+    state = read_state_dict(checkpoint)
+    model = build_segvol_config(config_for_state_dict(state, str(checkpoint)))
+    load_state_dict_strict(model, state, source=str(checkpoint))
+    return model.to(device).eval()
+
+
+def config_for_state_dict(state: dict[str, torch.Tensor], source: str = "checkpoint") -> SegVolConfig:
+    """The named size (:data:`SEGVOL_CONFIGS`) whose encoder width, depth and patch grid these
+    tensors have (head counts are not visible in shapes, so sizes come from the named list).
+
+    Raises:
+        CheckpointError: no named size fits (the message gives what the tensors show).
+    """
+    from voxelprompt.errors import CheckpointError
+
+    key = "image_encoder.patch_embedding.position_embeddings"
+    if key not in state:
+        raise CheckpointError(f"{source}: not a SegVol checkpoint (no {key!r})")
+    patches, width = int(state[key].shape[1]), int(state[key].shape[2])
+    depth = len({k.split(".")[2] for k in state if k.startswith("image_encoder.blocks.")})
+    for name, config in SEGVOL_CONFIGS.items():
+        grid = [i // p for i, p in zip(config.img_size, config.patch_size)]
+        if (config.embed_dim, config.encoder_depth, grid[0] * grid[1] * grid[2]) == (width, depth, patches):
+            return config
+    raise CheckpointError(
+        f"{source}: a SegVol of width {width}, depth {depth} and {patches} patches matches no known size "
+        f"({', '.join(SEGVOL_CONFIGS)})"
+    )
 
 
 def build_segvol_config(
@@ -147,3 +187,10 @@ def _tiny(checkpoint: str | os.PathLike | None = None, device: str | torch.devic
 
 #: Named builders, SAM style: name -> ``builder(checkpoint=None, device="cpu")``.
 SEGVOL_REGISTRY: dict[str, Callable[..., SegVol]] = {"segvol_v1": build_segvol, "segvol_tiny": _tiny}
+
+
+def tiny_segvol(seed: int = 0) -> SegVol:
+    """:data:`SEGVOL_TINY` with deterministic random weights (tests, smoke runs)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return build_segvol_config(SEGVOL_TINY)

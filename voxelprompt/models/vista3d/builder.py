@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 from monai.networks.nets.vista3d import VISTA3D, vista3d132
 
-from voxelprompt.catalog import LAST_SUPPORTED
+from voxelprompt.catalog import CLASS_TABLE_SIZE, LAST_SUPPORTED
 
-__all__ = ["Vista3DSpec", "build_vista3d", "VISTA3D_REGISTRY", "random_vista3d"]
+__all__ = ["Vista3DSpec", "build_vista3d", "VISTA3D_REGISTRY", "random_vista3d", "tiny_vista3d"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Vista3DSpec:
 
     width: int = 48
     in_channels: int = 1
-    n_classes: int = 512
+    n_classes: int = CLASS_TABLE_SIZE
     last_supported: int = LAST_SUPPORTED
 
     def __post_init__(self) -> None:
@@ -37,7 +37,7 @@ class Vista3DSpec:
 def build_vista3d(spec: Vista3DSpec = Vista3DSpec()) -> VISTA3D:
     """MONAI's ``vista3d132`` network with the given hyperparameters (weights uninitialised)."""
     net = vista3d132(encoder_embed_dim=spec.width, in_channels=spec.in_channels)
-    if spec.n_classes != 512 or spec.last_supported != LAST_SUPPORTED:
+    if spec.n_classes != CLASS_TABLE_SIZE or spec.last_supported != LAST_SUPPORTED:
         # vista3d132 fixes these two; rebuild the heads' tables at the requested size.
         net.class_head.class_embeddings = torch.nn.Embedding(spec.n_classes, spec.width)
         net.point_head.class_embeddings = torch.nn.Embedding(spec.n_classes, spec.width)
@@ -69,3 +69,8 @@ VISTA3D_REGISTRY: dict[str, Vista3DSpec] = {
     "vista3d132-w16": Vista3DSpec(width=16),
     "vista3d132-w8": Vista3DSpec(width=8),
 }
+
+
+def tiny_vista3d(seed: int = 0) -> VISTA3D:
+    """The official architecture at width 8 with deterministic random weights (tests, smoke runs)."""
+    return random_vista3d(VISTA3D_REGISTRY["vista3d132-w8"], seed=seed)

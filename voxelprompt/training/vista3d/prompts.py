@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from monai.apps.vista3d.sampler import MERGE_LIST, sample_prompt_pairs
 
-from voxelprompt.catalog import LAST_SUPPORTED, SPECIAL_CLASSES
+from voxelprompt.catalog import CLASS_TABLE_SIZE, LAST_SUPPORTED, click_label_shift
 
 __all__ = [
     "BRANCHES",
@@ -35,8 +35,9 @@ BRANCHES = ("point", "auto")
 #: Ground-truth merges of the official training: a class's target includes these classes
 #: (liver: hepatic vessel and tumour; pancreas: its tumour; airway: trachea).
 GT_MERGES: dict[int, tuple[int, ...]] = {k: tuple(v) for k, v in MERGE_LIST.items()}
-#: Zero-shot objects get ids ``ZERO_SHOT_BASE + k`` (> 132 selects the zero-shot embedding).
-ZERO_SHOT_BASE = 512
+#: Zero-shot objects get ids ``ZERO_SHOT_BASE + k``, past the class table (any id above
+#: LAST_SUPPORTED selects the zero-shot embedding).
+ZERO_SHOT_BASE = CLASS_TABLE_SIZE
 _MIN_OBJECT_VOXELS = 8
 
 
@@ -305,7 +306,7 @@ def next_clicks(
     for b in range(probs.shape[0]):
         gt = targets[b, 0] > 0.5
         pred = probs[b, 0] > threshold
-        shift = 2 if int(prompt_class[b, 0]) in SPECIAL_CLASSES else 0
+        shift = click_label_shift(int(prompt_class[b, 0]))
         coords, labels = [], []
         for region, value in ((gt & ~pred, 1 + shift), (pred & ~gt, 0 + shift)):
             voxel = _pick(region)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from voxelprompt.catalog import CLASS_TABLE_SIZE
 from voxelprompt.errors import InputError
 from voxelprompt.training.vista3d.prompts import PromptConfig
 from voxelprompt.training.vista3d.transforms import PatchConfig
@@ -32,7 +33,6 @@ __all__ = [
     "build_stage4",
     "recipe_to_dict",
     "recipe_from_dict",
-    "load_recipe",
     "read_recipe_file",
     "save_recipe",
 ]
@@ -135,7 +135,7 @@ class Recipe:
     name: str = "run"
     stage: int = 0
     width: int = 48
-    n_classes: int = 512
+    n_classes: int = CLASS_TABLE_SIZE
     init: str | None = None
     freeze: str = "none"
     data: DataConfig = field(default_factory=DataConfig)
@@ -316,35 +316,6 @@ def read_recipe_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(f"{path}: a recipe is a mapping of fields")
     return data
-
-
-def load_recipe(source: str | os.PathLike) -> Any:
-    """A registry name (``stage1``..``stage4``, ``segvol-pretrain``, ``segvol-supervised``) or a
-    JSON/YAML file; file paths inside a file are relative to that file. A file with
-    ``"family": "segvol"`` is a SegVol recipe (:mod:`voxelprompt.training.segvol.recipe`).
-
-    Raises:
-        InputError: neither a known name nor a readable recipe file.
-    """
-    from voxelprompt.training.segvol import recipe as segvol_recipe  # imports this module
-
-    text_source = str(source)
-    path = Path(source)
-    if not path.is_file():
-        if text_source in RECIPE_REGISTRY:
-            return RECIPE_REGISTRY[text_source]()
-        if text_source in segvol_recipe.SEGVOL_RECIPES:
-            return segvol_recipe.SEGVOL_RECIPES[text_source]()
-        names = [*RECIPE_REGISTRY, *segvol_recipe.SEGVOL_RECIPES]
-        raise InputError(f"recipe not found: {source} (a file, or one of {', '.join(names)})")
-    data = read_recipe_file(path)
-    family = data.pop("family", "vista3d")
-    if family == "segvol":
-        recipe = recipe_from_dict(data, registry=segvol_recipe.SEGVOL_RECIPES, default=segvol_recipe.SegVolRecipe)
-        return _resolve_paths(recipe, path.parent)
-    if family != "vista3d":
-        raise InputError(f"{path}: unknown recipe family {family!r} (vista3d or segvol)")
-    return _resolve_paths(recipe_from_dict(data), path.parent)
 
 
 def save_recipe(recipe: Recipe, path: str | os.PathLike) -> Path:

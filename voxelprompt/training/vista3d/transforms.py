@@ -33,6 +33,7 @@ from monai.transforms import (
     SpatialPadd,
 )
 
+from voxelprompt.catalog import LAST_SUPPORTED
 from voxelprompt.errors import InputError
 from voxelprompt.inference.vista3d.profiles import HU_MAX, HU_MIN
 
@@ -71,7 +72,7 @@ class PatchConfig:
     spacing: tuple[float, float, float] = (1.5, 1.5, 1.5)
     roi: tuple[int, int, int] = (128, 128, 128)
     crop: str = "classes"
-    crop_num_classes: int = 133
+    crop_num_classes: int = LAST_SUPPORTED + 1
     crop_class_ratios: Mapping[int, float] | None = None
     align_corners: bool = True
     crop_margin: int = 10

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from voxelprompt.catalog import SPECIAL_CLASSES
+from voxelprompt.catalog import click_label_shift
 from voxelprompt.training.vista3d.prompts import object_mask
 from voxelprompt.training.vista3d.recipe import Recipe
 from voxelprompt.training.vista3d.transforms import as_batch
@@ -63,7 +63,7 @@ def validation_dice(
                 ijk = center_click(targets[c].cpu().numpy())
                 click = ClickPrompt(
                     coords=torch.tensor([[ijk]], dtype=torch.float, device=device),
-                    labels=torch.tensor([[3 if c in SPECIAL_CLASSES else 1]], device=device),
+                    labels=torch.tensor([[1 + click_label_shift(c)]], device=device),
                     prompt_class=torch.tensor([[c]], device=device),
                 )
                 logits.append(point_logits(image, net, click, profile)[0, 0])

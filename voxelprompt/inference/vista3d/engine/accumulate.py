@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from monai.data.utils import dense_patch_slices
-from monai.inferers.utils import _get_scan_interval
+
+from voxelprompt.inference.sliding import grid_starts
 
 __all__ = ["Window", "window_grid", "CellStitcher", "RunningArgmax", "labels_from_scores", "slab_order"]
 
@@ -40,18 +40,20 @@ class Window:
 def window_grid(shape: Sequence[int], roi: Sequence[int], overlap: float) -> list[Window]:
     """The windows MONAI's ``sliding_window_inference`` evaluates, in its order (first axis outermost).
 
+    The grid is :func:`voxelprompt.inference.sliding.grid_starts` (MONAI's ``dense_patch_slices``).
+
     Args:
         shape: (H, W, D) of the image after padding to at least ``roi``.
         roi: window size.
         overlap: fraction of a window shared with its neighbour, in [0, 1).
+
+    Raises:
+        ValueError: ``overlap`` outside [0, 1), or an image smaller than ``roi`` (pad it first).
     """
-    if not 0.0 <= overlap < 1.0:
-        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
     if any(int(s) < int(r) for s, r in zip(shape, roi)):
         raise ValueError(f"image {tuple(shape)} is smaller than the window {tuple(roi)}; pad it first")
-    shape, size = tuple(int(s) for s in shape), tuple(int(r) for r in roi)
-    interval = _get_scan_interval(shape, size, len(size), (overlap,) * len(size))
-    return [Window(start=tuple(s.start for s in w), size=size) for w in dense_patch_slices(shape, size, interval)]  # type: ignore[arg-type]
+    size = tuple(int(r) for r in roi)
+    return [Window(start=start, size=size) for start in grid_starts(shape, size, overlap)]  # type: ignore[arg-type]
 
 
 def slab_order(windows: Sequence[Window], shape: Sequence[int]) -> list[Window]:

@@ -1,0 +1,107 @@
+"""The public API (voxelprompt.api, re-exported by the package) for both model families: in-memory
+volumes, segmenter reuse, capability errors, sessions, identify."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import voxelprompt
+from voxelprompt import api
+from voxelprompt.errors import PromptError
+from voxelprompt.imageio import read_volume
+from voxelprompt.types import Volume
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory, tiny_checkpoint):
+    from voxelprompt.models.segvol.builder import tiny_segvol
+
+    segvol = tmp_path_factory.mktemp("segvol") / "segvol_tiny.pth"
+    torch.save(tiny_segvol(seed=0).state_dict(), segvol)
+    return {"vista3d": tiny_checkpoint, "segvol": segvol}
+
+
+@pytest.fixture(scope="module")
+def models(checkpoints):
+    return {name: api.load_model(path, device="cpu", tune_allocator=False) for name, path in checkpoints.items()}
+
+
+@pytest.fixture(scope="module")
+def volume(ct_crop_path) -> Volume:
+    return read_volume(ct_crop_path)
+
+
+def test_package_reexports_the_api_without_importing_torch():
+    assert voxelprompt.segment is api.segment and voxelprompt.load_model is api.load_model
+    code = "import sys, voxelprompt; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_in_memory_volume_and_segmenter_reuse(models, volume, monkeypatch, one_thread):
+    monkeypatch.setattr(api, "load_model", lambda *a, **k: pytest.fail("a given segmenter must be reused"))
+    liver = api.segment(volume, segmenter=models["vista3d"], classes=["liver"])
+    assert liver.labels.shape == volume.shape and set(np.unique(liver.labels.array)) <= {0, 1}
+    np.testing.assert_array_equal(liver.labels.affine, volume.affine)
+    # the bug this API fixed: family given with a loaded segmenter used to ask for a checkpoint
+    kidney = api.segment(volume, segmenter=models["segvol"], family="segvol", text="left kidney")
+    assert set(np.unique(kidney.labels.array)) <= {0, 14}
+    boxed = api.segment(volume, segmenter=models["segvol"], box=(5, 5, 3, 30, 30, 15), label_value=9)
+    assert set(np.unique(boxed.labels.array)) <= {0, 9}
+
+
+def test_checkpoint_family_is_recognised(checkpoints, volume, tmp_path, one_thread):
+    out = tmp_path / "seg.nii.gz"
+    result = api.segment(volume, out, checkpoint=checkpoints["segvol"], text="spleen", device="cpu")
+    assert out.is_file() and set(np.unique(result.labels.array)) <= {0, 3}
+
+
+@pytest.mark.parametrize(
+    ("family", "kwargs", "message"),
+    [
+        ("vista3d", {"box": (1, 1, 1, 9, 9, 9)}, "box prompts need a model family that has them (segvol)"),
+        ("segvol", {"everything": True}, "everything mode need a model family that has them (vista3d)"),
+        ("segvol", {"classes": ["liver", "spleen"]}, "class prompts need a model family that has them (vista3d)"),
+        ("segvol", {"points": [(20, 20, 10)], "new_structure": True}, "new_structure"),
+    ],
+)
+def test_capability_errors_name_the_families_that_can(models, volume, family, kwargs, message):
+    with pytest.raises(PromptError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        api.segment(volume, segmenter=models[family], **kwargs)
+
+
+def test_sessions_and_identify(models, volume, one_thread):
+    session = api.open_session(volume, segmenter=models["segvol"])
+    first = session.segment(api.build_prompts(text="spleen"))
+    again = session.segment(api.build_prompts(text="spleen"))
+    np.testing.assert_array_equal(first.labels.array, again.labels.array)
+    mask = np.zeros(volume.shape, bool)
+    mask[10:30, 10:30, 5:15] = True
+    ranking = api.identify(volume, volume.with_array(mask.astype(np.uint8)), segmenter=models["segvol"],
+                           categories=["liver", "spleen", "aorta"])  # fmt: skip
+    assert sorted(s.name for s in ranking.scores) == ["aorta", "liver", "spleen"]
+    assert abs(sum(s.probability for s in ranking.scores) - 1.0) < 1e-4  # a softmax over the names
+    with pytest.raises(PromptError, match="identify needs a model family that has it"):
+        api.identify(volume, volume.with_array(mask.astype(np.uint8)), segmenter=models["vista3d"])
+    with pytest.raises(PromptError, match="either a mask or spatial prompts"):
+        api.identify(volume, segmenter=models["segvol"])
+
+
+def test_threads_share_a_segmenter(models, volume, one_thread):
+    """Calls from several threads take turns through the segmenter's lock and give the same labels."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    seg = models["vista3d"]
+    prompts = api.build_prompts(["spleen"], [(20, 20, 10)])
+    alone = seg.segment(volume, prompts).labels.array
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda _: seg.segment(volume, prompts).labels.array, range(3)))
+    for labels in results:
+        np.testing.assert_array_equal(labels, alone)
+    assert seg.lock.acquire(timeout=5)  # released after the calls
+    seg.lock.release()

@@ -1,0 +1,54 @@
+"""What every model family's segmenter and session offer (:mod:`voxelprompt.families` lists them).
+
+A segmenter is loaded once and answers many calls; an interactive session holds one volume and
+answers many prompts on it with cached work, with the same labels as one-shot calls. Threads may
+share a segmenter: each call takes the segmenter's ``lock`` (a re-entrant lock), so concurrent
+calls take turns; a caller that needs several calls in a row to see no other thread in between
+holds ``with segmenter.lock:`` around them.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol, runtime_checkable
+
+from voxelprompt.types import Prompts, Segmentation, Volume
+
+__all__ = ["Segmenter", "Session"]
+
+
+@runtime_checkable
+class Session(Protocol):
+    """One volume, many prompts; results equal :meth:`Segmenter.segment` on the same prompts."""
+
+    def segment(self, prompts: Prompts) -> Segmentation:
+        """Segment the session's volume; the label map is on its exact grid."""
+
+    def reset(self) -> None:
+        """Drop cached work (the session stays usable)."""
+
+
+@runtime_checkable
+class Segmenter(Protocol):
+    """A loaded model of one family.
+
+    Attributes:
+        family: the registry name (:data:`voxelprompt.families.FAMILIES`).
+        lock: re-entrant lock every call below takes; hold it to run several calls in a row.
+    """
+
+    family: str
+    lock: threading.RLock
+
+    def prepare(self, volume: Volume) -> Any:
+        """Pre-process ``volume`` once, for several :meth:`segment_prepared` calls."""
+
+    def segment(self, volume: Volume, prompts: Prompts) -> Segmentation:
+        """Segment ``volume`` (a CT in HU; conventions in :mod:`voxelprompt.types`); the label map
+        has the input's exact shape and affine and holds only 0 and the prompted ids."""
+
+    def segment_prepared(self, prepared: Any, prompts: Prompts) -> Segmentation:
+        """:meth:`segment` on the result of :meth:`prepare`."""
+
+    def open_session(self, volume: Volume, memory_budget_mb: float = 4096) -> Session:
+        """An interactive session on ``volume`` whose caches stay under ``memory_budget_mb``."""
