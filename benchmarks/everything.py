@@ -52,7 +52,7 @@ def peak_rss_gb() -> float:
 def child_window(engine: str, repeats: int) -> dict:
     from voxelprompt.catalog import everything_classes
     from voxelprompt.inference.vista3d.engine import prepare_network
-    from voxelprompt.inference.vista3d.engine.allocator import keep_freed_memory
+    from voxelprompt.inference.allocator import keep_freed_memory
     from voxelprompt.inference.vista3d.engine.class_windows import class_embedding_matrix, window_class_logits
     from voxelprompt.inference.vista3d.engine.layout import to_layout
     from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d

@@ -61,7 +61,7 @@ def monai_clicks(seg: Vista3DSegmenter, volume, n: int) -> list[float]:
 
 
 def session_clicks(seg: Vista3DSegmenter, volume, n: int) -> tuple[list[float], np.ndarray]:
-    session = InteractiveSession(seg, volume)
+    session = InteractiveSession(seg, volume, click_windows="grid")
     times, labels = [], None
     for k in range(1, n + 1):
         prompts = Prompts(points=Points.from_lists(CLICKS[:k]))

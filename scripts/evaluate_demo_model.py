@@ -83,7 +83,7 @@ def main() -> None:
         t0 = time.perf_counter()
         volume, truth = read_volume(root / entry["image"]), read_labels(root / entry["label"])
         gt = np.asarray(truth.array)
-        session = InteractiveSession(segmenter, volume)
+        session = InteractiveSession(segmenter, volume, click_windows="grid")
         auto = np.asarray(session.segment(Prompts(everything=True)).labels.array)
         t_auto = time.perf_counter() - t0
         auto_dice = {}

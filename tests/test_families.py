@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from voxelprompt.api import load_model, resolve_family
+from voxelprompt.errors import CheckpointError
 from voxelprompt.families import FAMILIES, Capabilities, check_capabilities, family_of_keys, get_family, import_target
 from voxelprompt.imageio import read_volume
 from voxelprompt.inference.protocol import Segmenter, Session
@@ -60,21 +61,30 @@ def test_checkpoint_round_trip_recognition_and_strict_loading(family_checkpoint,
     family, net, path = family_checkpoint
     assert family_of_keys(checkpoint_keys(path)) is family
     assert resolve_family(path) is family
-    model = load_model(path, device="cpu", tune_allocator=False)
+    model = load_model(path, device="cpu")
     assert isinstance(model, Segmenter) and model.family == family.name
-    loaded = model.net if hasattr(model, "net") else model.model
-    for (name, ours), theirs in zip(loaded.state_dict().items(), net.state_dict().values()):
-        assert torch.equal(ours.cpu(), theirs.cpu()), name
+    ours, theirs = model.network.state_dict(), net.state_dict()
+    assert list(ours) == list(theirs)
+    for name, tensor in ours.items():
+        assert torch.equal(tensor.cpu(), theirs[name].cpu()), name
+    # strict loading: a checkpoint missing a tensor or with one of another shape is refused
+    state = torch.load(path, weights_only=True)
+    first = next(iter(state))
+    torch.save({k: v for k, v in state.items() if k != first}, path.with_name("missing.pt"))
+    torch.save({**state, first: torch.zeros(1)}, path.with_name("reshaped.pt"))
+    for broken in ("missing.pt", "reshaped.pt"):
+        with pytest.raises(CheckpointError):
+            load_model(path.with_name(broken), family.name, device="cpu")
     # another family's name for this checkpoint is refused, naming the right one
     for other in FAMILIES.values():
         if other is not family:
             with pytest.raises(Exception, match=f"is a {family.name} checkpoint"):
-                load_model(path, other.name, device="cpu", tune_allocator=False)
+                load_model(path, other.name, device="cpu")
 
 
 def test_session_answers_equal_one_shot_answers(family_checkpoint, ct_crop_path, one_thread):
     family, _, path = family_checkpoint
-    model = load_model(path, device="cpu", tune_allocator=False)
+    model = load_model(path, device="cpu")
     volume = read_volume(ct_crop_path)
     session = model.open_session(volume, memory_budget_mb=512)
     assert isinstance(session, Session)
@@ -99,9 +109,11 @@ def test_capabilities_refuse_what_a_family_cannot_do():
                 check_capabilities(Prompts(box=Box((0, 0, 0), (1, 1, 1))), family)
         if not caps.classes:
             with pytest.raises(Exception, match="class prompts need"):
+                check_capabilities(Prompts(classes=(1, 3)), family)
+            if caps.text:  # one class id is read as its catalog name
                 check_capabilities(Prompts(classes=(1,)), family)
         if not caps.everything:
-            with pytest.raises(Exception, match="everything mode need"):
+            with pytest.raises(Exception, match="everything prompts need"):
                 check_capabilities(Prompts(everything=True), family)
     assert get_family("VISTA3D") is FAMILIES["vista3d"]
     with pytest.raises(Exception, match="unknown model family 'sam'"):

@@ -93,7 +93,9 @@ def resolve_family(checkpoint: str | os.PathLike | None = None, family: str | No
 
     found = family_of_keys(checkpoint_keys(path), str(path))
     if wanted is not None and found is not wanted:
-        raise CheckpointError(f"{path}: is a {found.name} checkpoint, not {wanted.name}: use --model {found.name}")
+        raise CheckpointError(
+            f"{path}: is a {found.name} checkpoint, not {wanted.name} (model family {found.name!r}: --model {found.name})"
+        )
     return found
 
 
@@ -104,7 +106,7 @@ def load_model(
     options: Any = None,
     *,
     progress: bool = False,
-    tune_allocator: bool = True,
+    tune_allocator: bool = False,
 ) -> Segmenter:
     """Load a model of any registered family (:mod:`voxelprompt.families`) once, for many calls.
 
@@ -116,9 +118,10 @@ def load_model(
         options: the family's options (:class:`~voxelprompt.families.Vista3DOptions`,
             :class:`~voxelprompt.families.SegVolOptions`), a mapping of them, or None.
         progress: show progress bars over windows.
-        tune_allocator: on the CPU, stop glibc from unmapping every large freed block (a
-            process-wide setting that saves 15-35 % per VISTA3D window; see
-            ``inference/vista3d/engine/allocator.py``). False leaves the process untouched.
+        tune_allocator: on the CPU, stop glibc from unmapping every large freed block, a
+            process-wide setting that saves 15-35 % per VISTA3D window (see
+            :mod:`voxelprompt.inference.allocator`). Off by default: only a caller that owns the
+            process (the CLI, a server) should change it.
 
     Returns:
         A :class:`~voxelprompt.inference.protocol.Segmenter`.
@@ -131,7 +134,7 @@ def load_model(
     opts = chosen.make_options(options)
     device = resolve_device(device)
     if tune_allocator and device == "cpu":
-        from voxelprompt.inference.vista3d.engine.allocator import keep_freed_memory
+        from voxelprompt.inference.allocator import keep_freed_memory
 
         keep_freed_memory()
     logger.info("loading %s (%s) on %s", checkpoint or chosen.default_checkpoint, chosen.name, device)
@@ -155,6 +158,8 @@ def read_ct(image: str | os.PathLike | Volume, series_uid: str | None = None) ->
 
 
 def _family_of(segmenter: Segmenter | None, checkpoint, family: str | None) -> ModelFamily:
+    if segmenter is not None and checkpoint is not None:
+        raise VoxelPromptError("give a loaded segmenter or a checkpoint, not both")
     if segmenter is not None:
         own = get_family(segmenter.family)
         if family is not None and get_family(family) is not own:
@@ -258,6 +263,8 @@ def open_session(
         VoxelPromptError: bad input, option or checkpoint.
     """
     check_device(device)
+    if not memory_budget_mb > 0:
+        raise VoxelPromptError(f"memory_budget_mb must be a positive number, got {memory_budget_mb!r}")
     chosen = _family_of(segmenter, checkpoint, family)
     if not chosen.capabilities.sessions:
         raise PromptError(f"{chosen.name} has no interactive sessions")
@@ -298,9 +305,9 @@ def identify(
     from voxelprompt.imageio import read_volume
 
     check_device(device)
-    if family is None and segmenter is None:  # the first family that can identify (SegVol today)
+    if family is None and segmenter is None and checkpoint is None:  # the first that can identify
         family = families_with("identify")[0]
-    chosen = _family_of(segmenter, checkpoint, family)
+    chosen = _family_of(segmenter, checkpoint, family)  # a checkpoint's own family, recognised
     if not chosen.capabilities.identify:
         names = ", ".join(families_with("identify"))
         raise PromptError(f"identify needs a model family that has it ({names}); {chosen.name} has not")

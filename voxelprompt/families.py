@@ -103,8 +103,8 @@ class SegVolOptions:
     def __post_init__(self) -> None:
         if self.mode not in ("zoom", "sliding", "zoom-out"):
             raise VoxelPromptError(f"unknown SegVol mode {self.mode!r}; choose zoom, sliding or zoom-out")
-        if not 0.0 <= self.overlap < 1.0:
-            raise VoxelPromptError(f"overlap must be in [0, 1), got {self.overlap}")
+        if not isinstance(self.overlap, int | float) or not 0.0 <= self.overlap < 1.0:
+            raise VoxelPromptError(f"overlap must be a number in [0, 1), got {self.overlap!r}")
 
 
 def import_target(target: str) -> Any:
@@ -161,12 +161,19 @@ class ModelFamily:
         """
         if isinstance(options, self.options):
             return dataclasses.replace(options, **values) if values else options
+        if dataclasses.is_dataclass(options):
+            raise VoxelPromptError(f"{type(options).__name__} are not {self.name} options ({self.options.__name__})")
+        if options is not None and not isinstance(options, Mapping):
+            raise VoxelPromptError(f"options must be a mapping or {self.options.__name__}, got {type(options).__name__}")
         given = {**dict(options or {}), **values}
         known = {f.name for f in dataclasses.fields(self.options)}
         unknown = sorted(set(given) - known)
         if unknown:
             raise VoxelPromptError(f"{self.name} has no option {unknown[0]!r}; its options: {', '.join(sorted(known))}")
-        return self.options(**given)
+        try:
+            return self.options(**given)
+        except (TypeError, ValueError) as err:  # e.g. a string where a number belongs
+            raise VoxelPromptError(f"bad {self.name} option value ({err})") from None
 
     def load(self, checkpoint: Any = None, device: str = "cpu", options: Any = None, progress: bool = False) -> Any:
         """A loaded segmenter (see :class:`voxelprompt.inference.protocol.Segmenter`)."""
@@ -281,14 +288,16 @@ def check_capabilities(prompts: Prompts, family: ModelFamily | str) -> None:
     """
     family = get_family(family) if isinstance(family, str) else family
     caps = family.capabilities
+    # A family with text prompts reads one class id as its catalog name (SegVol).
+    as_text = caps.text and len(prompts.classes) == 1 and prompts.text is None
     needs = [
-        ("classes", bool(prompts.classes), "class prompts"),
-        ("everything", prompts.everything, "everything mode"),
+        ("classes", bool(prompts.classes) and not as_text, "class prompts"),
+        ("everything", prompts.everything, "everything prompts"),
         ("points", prompts.points is not None, "click prompts"),
         ("negative_points", prompts.points is not None and bool((prompts.points.labels == 0).any()), "negative clicks"),
         ("box", prompts.box is not None, "box prompts"),
         ("text", prompts.text is not None, "text prompts"),
-        ("zero_shot", prompts.new_structure, "new_structure (a zero-shot click embedding)"),
+        ("zero_shot", prompts.new_structure, "zero-shot clicks (new_structure)"),
     ]
     for capability, used, what in needs:
         if used and not getattr(caps, capability):

@@ -74,8 +74,9 @@ def build_prompts(
         raise PromptError("--new-structure marks what clicks segment: give at least one --point")
     if new_structure and ids:
         raise PromptError("--new-structure is for a structure outside the model's classes; drop --classes or it")
-    if label_value is not None and not 0 < int(label_value) < 2**15:
-        raise PromptError(f"label value must be in 1..32767, got {label_value}")
+    if label_value is not None and (isinstance(label_value, bool) or not isinstance(label_value, int | np.integer)
+                                    or not 0 < int(label_value) < 2**15):  # fmt: skip
+        raise PromptError(f"label value must be a whole number in 1..32767, got {label_value!r}")
     return Prompts(
         classes=ids, points=clicks, new_structure=new_structure, box=spatial_box, text=text,
         everything=everything, label_value=None if label_value is None else int(label_value),
@@ -148,6 +149,8 @@ def check_vista3d_prompts(prompts: Prompts, volume: Volume) -> None:
 
     if prompts.text:
         vista3d_catalog().index(prompts.text)
+    if prompts.label_value is not None and (prompts.classes or prompts.everything or prompts.text):
+        raise PromptError("label_value names a single object from clicks; class prompts keep their class ids")
     check_class_prompts(prompts, prompts.everything)
     if prompts.points is not None:
         check_points_inside(prompts.points, volume)

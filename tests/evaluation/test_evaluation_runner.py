@@ -61,20 +61,22 @@ def test_cli_runs_vista3d_and_the_baseline_under_every_protocol(phantom_datalist
     rows = _csv(out / "results.csv")
     assert rows and tuple(rows[0]) == COLUMNS
     got = {(r["model"], r["mode"]) for r in rows}
-    # The baseline has no automatic mode; everything else runs for both models.
-    assert got == {("vista3d", m) for m in ("auto", "point", "auto+point", "iterative")} | {
+    # The baseline has no automatic mode; everything else runs for both models. Models are named
+    # after their family and file, so that a resumed run never mixes them up.
+    vista = f"vista3d-{tiny_checkpoint.stem}"
+    assert got == {(vista, m) for m in ("auto", "point", "auto+point", "iterative")} | {
         ("region-grow", m) for m in ("point", "iterative")
     }
     assert {r["class_name"] for r in rows} == {"spleen"}
-    for model in ("vista3d", "region-grow"):
+    for model in (vista, "region-grow"):
         steps = [int(r["step"]) for r in rows if r["model"] == model and r["mode"] == "iterative"]
         assert sorted(steps) == [1, 2]
     point = [r for r in rows if r["mode"] == "point"]
     assert all(int(r["clicks"]) >= 1 and 0.0 <= float(r["dice"]) <= 1.0 for r in point)
     table = (out / "summary.md").read_text()
-    assert "| spleen (3) |" in table and "vista3d auto+point" in table and "region-grow iterative best@2" in table
+    assert "| spleen (3) |" in table and f"{vista} auto+point" in table and "region-grow iterative best@2" in table
     pngs = sorted(out.rglob("*.png"))
-    assert (out / "dice_vs_clicks.png") in pngs and (out / "box_vista3d_auto.png") in pngs
+    assert (out / "dice_vs_clicks.png") in pngs and (out / f"box_{vista}_auto.png") in pngs
     assert any(p.name.startswith("worst_region-grow_point") for p in pngs)
     assert all(_valid_png(p) for p in pngs)
 

@@ -132,7 +132,7 @@ def test_cli_segvol_model(datalist, tmp_path, capsys):
     assert code == 0, err
     with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert {(r["model"], r["mode"]) for r in rows} == {("segvol", "box+text"), ("segvol", "correction5")}
+    assert {(r["model"], r["mode"]) for r in rows} == {("segvol-segvol_tiny", "box+text"), ("segvol-segvol_tiny", "correction5")}
     assert sorted(int(r["step"]) for r in rows if r["mode"] == "correction5") == list(range(CORRECTION_STEPS + 1))
     assert all(np.isfinite(float(r["dice"])) for r in rows)
     assert runner_module.MODES[-3:] == SEGVOL_MODES

@@ -53,6 +53,7 @@ def _register() -> None:
         catalog_cmd,
         demo_cmd,
         evaluate_cmd,
+        identify_cmd,
         model_cmd,
         overlay_cmd,
         phantom,
@@ -65,7 +66,7 @@ def _register() -> None:
     app.command("demo")(demo_cmd.demo)
     app.command("segment")(segment_cmd.segment)
     app.command("segment-segvol")(segvol_cmd.segment_segvol)
-    app.command("identify")(segvol_cmd.identify)
+    app.command("identify")(identify_cmd.identify)
     app.command("overlay")(overlay_cmd.overlay)
     app.command("classes")(catalog_cmd.classes)
     app.command("info")(model_cmd.info)

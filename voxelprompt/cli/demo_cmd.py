@@ -12,6 +12,7 @@ from voxelprompt.cli.options import (
     Profile,
     QuietOption,
     checkpoint_option,
+    tune_process,
 )
 
 __all__ = ["demo"]
@@ -37,6 +38,7 @@ def demo(
     from voxelprompt.catalog import vista3d_catalog
     from voxelprompt.demo import run_demo
 
+    tune_process(device)
     segmenter = load_model(checkpoint, "vista3d", device=device, options={"profile": profile.value}, progress=not quiet)
     result = run_demo(out_dir, segmenter, seed=seed)
     name = vista3d_catalog().name

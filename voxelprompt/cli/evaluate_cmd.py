@@ -19,6 +19,7 @@ from voxelprompt.cli.options import (
     QuietOption,
     SegVolMode,
     checkpoint_option,
+    tune_process,
 )
 
 __all__ = ["evaluate"]
@@ -94,6 +95,12 @@ def evaluate(
     segvol_mode: Annotated[
         SegVolMode, typer.Option("--segvol-mode", help="SegVol inference: zoom (zoom-out-zoom-in), sliding or zoom-out.")
     ] = SegVolMode.zoom,
+    overlap: Annotated[
+        float | None, typer.Option("--overlap", min=0.0, max=0.95, metavar="F", help="SegVol sliding-window overlap; omitted: 0.5.")
+    ] = None,
+    segvol_checkpoints: Annotated[
+        list[Path] | None, typer.Option("--segvol-checkpoint", metavar="PATH", hidden=True, help="Deprecated: use --checkpoint.")
+    ] = None,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
 ) -> None:
@@ -114,9 +121,10 @@ def evaluate(
     if modes:
         EvalConfig(modes=modes, **settings)
     dataset = load_dataset(datalist, split=split, mapping=dataset_mapping, name=dataset_name)
+    tune_process(device)
     models = load_eval_models(
-        checkpoints or (), demo_model, [baseline] if baseline else [], device=device,
-        options={"profile": profile.value, "roi_size": roi, "mode": segvol_mode.value},
+        [*(checkpoints or ()), *(segvol_checkpoints or ())], demo_model, [baseline] if baseline else [], device=device,
+        options={"profile": profile.value, "roi_size": roi, "mode": segvol_mode.value, "overlap": overlap},
     )  # fmt: skip
     config = EvalConfig(modes=modes or tuple(dict.fromkeys(m.default_protocol for m in models)), **settings)
     rows = run(models, [dataset], output, config)

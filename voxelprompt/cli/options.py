@@ -15,8 +15,8 @@ from typing import Annotated
 import typer
 
 from voxelprompt.devices import check_device
-from voxelprompt.families import FAMILIES
 from voxelprompt.errors import PromptError, VoxelPromptError
+from voxelprompt.families import FAMILIES
 
 __all__ = [
     "InputArgument",
@@ -38,6 +38,8 @@ __all__ = [
     "parse_point",
     "parse_box",
     "split_names",
+    "output_path",
+    "tune_process",
 ]
 
 
@@ -182,3 +184,14 @@ def output_path(path: Path | None, suffixes: tuple[str, ...] | None = None, inpu
     from voxelprompt.imageio.writers import IMAGE_SUFFIXES
 
     return check_output_path(path, suffixes=suffixes or IMAGE_SUFFIXES, inputs=inputs)
+
+
+def tune_process(device: str) -> None:
+    """The CLI owns its process: on the CPU, let glibc keep freed memory for the next window
+    (:mod:`voxelprompt.inference.allocator`; ``VOXELPROMPT_KEEP_MALLOC=1`` opts out). Call it just
+    before a model is loaded, after the cheap checks."""
+    from voxelprompt.devices import resolve_device
+    from voxelprompt.inference.allocator import keep_freed_memory
+
+    if resolve_device(device) == "cpu":
+        keep_freed_memory()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +29,9 @@ from voxelprompt.cli.options import (
     parse_box,
     parse_point,
     split_names,
+    tune_process,
 )
+from voxelprompt.errors import PromptError
 
 __all__ = ["segment"]
 
@@ -77,8 +81,15 @@ def segment(
         Engine | None, typer.Option("--engine", help="VISTA3D class prompts: exact (official labels, faster), reference (MONAI's inferer) or fast (approximate); omitted: exact.")
     ] = None,
     amp: Annotated[bool, typer.Option("--amp", help="VISTA3D: float16 autocast (CUDA only).")] = False,
+    roi: Annotated[
+        tuple[int, int, int] | None,
+        typer.Option("--roi", metavar="H W D", help="VISTA3D: sliding-window size in model voxels; omitted: the profile's (128 128 128)."),
+    ] = None,
     segvol_mode: Annotated[
         SegVolMode | None, typer.Option("--segvol-mode", help="SegVol: zoom (zoom-out-zoom-in, the paper's), sliding or zoom-out; omitted: zoom.")
+    ] = None,
+    overlap: Annotated[
+        float | None, typer.Option("--overlap", min=0.0, max=0.95, metavar="F", help="SegVol: sliding-window overlap in [0, 1); omitted: 0.5.")
     ] = None,
     device: DeviceOption = "auto",
     preview: Annotated[
@@ -88,18 +99,58 @@ def segment(
 ) -> None:
     """Segment a CT with VISTA3D or SegVol; the label map has the input's exact grid and holds only 0 and the prompted ids."""
     run_segment(
-        input, output, checkpoint, None if model is None else model.value, split_names(classes), everything, text, box,
-        point, negative_point, point_space, new_structure, label_value, series_uid, device, preview, quiet,
-        options={"profile": profile, "engine": engine, "amp": amp or None, "mode": segvol_mode},
+        input=input, output=output, checkpoint=checkpoint, family=None if model is None else model.value,
+        names=split_names(classes), everything=everything, text=text, box=box, point=point,
+        negative_point=negative_point, point_space=point_space, new_structure=new_structure, label_value=label_value,
+        series_uid=series_uid, device=device, preview=preview, quiet=quiet,
+        options={"profile": profile, "engine": engine, "amp": amp or None, "roi_size": roi, "mode": segvol_mode, "overlap": overlap},
     )  # fmt: skip
 
 
+#: Family option (:mod:`voxelprompt.families`) -> the flag that sets it, for messages.
+OPTION_FLAGS = {
+    "profile": "--profile", "engine": "--engine", "amp": "--amp", "roi_size": "--roi", "mode": "--segvol-mode",
+    "overlap": "--overlap",
+}  # fmt: skip
+
+
+def family_options(family, given: dict):
+    """``family``'s options record from the flags given (None: not given).
+
+    Raises:
+        PromptError: a flag of another family, named with the flags this family takes.
+    """
+    values = {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in given.items() if v is not None}
+    own = {f.name for f in dataclasses.fields(family.options)}
+    foreign = [k for k in values if k not in own]
+    if foreign:
+        flags = ", ".join(OPTION_FLAGS.get(k, k) for k in sorted(own))
+        raise PromptError(f"{OPTION_FLAGS.get(foreign[0], foreign[0])} is not an option of {family.name} (its options: {flags})")
+    return family.make_options(values)
+
+
 def run_segment(
-    input: Path, output: Path, checkpoint: Path | None, family: str | None, names: list[str], everything: bool,
-    text: str | None, box: str | None, point, negative_point, point_space: Space, new_structure: bool,
-    label_value: int | None, series_uid: str | None, device: str, preview: Path | None, quiet: bool, options: dict,
-) -> None:  # fmt: skip
-    """The body of ``segment`` (and its deprecated ``segment-segvol`` alias)."""
+    *,
+    input: Path,
+    output: Path,
+    checkpoint: Path | None,
+    family: str | None,
+    names: list[str],
+    everything: bool,
+    text: str | None,
+    box: str | None,
+    point: list[str] | None,
+    negative_point: list[str] | None,
+    point_space: Space,
+    new_structure: bool,
+    label_value: int | None,
+    series_uid: str | None,
+    device: str,
+    preview: Path | None,
+    quiet: bool,
+    options: dict,
+) -> None:
+    """The body of ``segment`` (and of its deprecated ``segment-segvol`` alias)."""
     from voxelprompt import api
     from voxelprompt.cli.report import (
         report_segmentation,
@@ -112,14 +163,15 @@ def run_segment(
     negatives = [parse_point(p, "--negative-point") for p in negative_point or ()]
     boxed = parse_box(box) if box else None
     # Cheap checks before reading the image, and reading before any model work.
-    api.build_prompts(names, points, negatives, point_space.value, new_structure, text=text, box=boxed,
-                      everything=everything, label_value=label_value)  # fmt: skip
+    prompts = api.build_prompts(names, points, negatives, point_space.value, new_structure, text=text, box=boxed,
+                                everything=everything, label_value=label_value)  # fmt: skip
     output_path(output, inputs=(input,))
     output_path(preview, (".png",), inputs=(input, output))
     chosen = api.resolve_family(checkpoint, family)
-    given = {k: (v.value if hasattr(v, "value") else v) for k, v in options.items() if v is not None}
-    opts = chosen.make_options(given)
+    opts = family_options(chosen, options)
     volume = read_volume(input, series_uid=series_uid)
+    chosen.check_prompts(prompts, volume)  # clicks and boxes against the image, before any model work
+    tune_process(device)
     result = api.segment(
         volume, output, checkpoint=checkpoint, family=chosen.name, classes=names, everything=everything, text=text,
         box=boxed, points=points, negative_points=negatives, point_space=point_space.value, new_structure=new_structure,

@@ -22,13 +22,11 @@ from voxelprompt.catalog import UNNAMED_IDS, click_label_shift
 from voxelprompt.evaluation.baselines import region_grow
 from voxelprompt.evaluation.clicks import Click
 from voxelprompt.families import FAMILIES
-from voxelprompt.inference.sliding import OverlapAverage
+from voxelprompt.inference.sliding import OverlapAverage, grid_starts
 from voxelprompt.inference.vista3d.engine import window_grid
 from voxelprompt.inference.vista3d.postprocess import invert_to_input, logits_to_labels
 from voxelprompt.inference.vista3d.preprocess import (
-    IMAGE_KEY,
     to_model_voxels,
-    volume_to_metatensor,
 )
 from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
 from voxelprompt.inference.vista3d.windows import (
@@ -131,10 +129,10 @@ class Vista3DEvalModel:
 
     def prepare(self, image: Volume) -> None:
         seg = self.segmenter
-        data = seg.preprocessing({IMAGE_KEY: volume_to_metatensor(image)})
+        prepared = seg.prepare(image)
         self._image = image
-        self._model_image = data[IMAGE_KEY]
-        self._batch = self._model_image.unsqueeze(0).to(seg.device)
+        self._model_image = prepared.image
+        self._batch = prepared.batch
         self._padded, self._before = pad_to_window(self._batch, seg.profile.roi_size)
         self._counter = WindowCounter(seg.net)
         roi = seg.profile.roi_size
@@ -184,10 +182,15 @@ class Vista3DEvalModel:
     def auto(self, classes: Sequence[int]) -> np.ndarray:
         seg = self.segmenter
         classes = tuple(int(c) for c in classes)
-        return self._to_input_labels(seg.automatic_labels(self._batch, classes, self._counter))
+        with seg.lock:  # the segmenter's parts, called directly: take its turn like its own calls
+            return self._to_input_labels(seg.automatic_labels(self._batch, classes, self._counter))
 
     @torch.no_grad()
     def patch_clicks(self, class_id: int, clicks: Sequence[Click | None], with_auto: bool) -> np.ndarray:
+        with self.segmenter.lock:
+            return self._patch_clicks(class_id, clicks, with_auto)
+
+    def _patch_clicks(self, class_id: int, clicks: Sequence[Click | None], with_auto: bool) -> np.ndarray:
         if len(clicks) != len(self._windows):
             raise ValueError(f"expected one click entry per window ({len(self._windows)}), got {len(clicks)}")
         device = self.segmenter.device
@@ -233,7 +236,7 @@ class Vista3DEvalModel:
             prompt_class=torch.tensor([[int(class_id)]], device=seg.device),
         )
         resume = previous is not None and previous.class_id == class_id and 0 < previous.clicks < len(points)
-        with warnings.catch_warnings():
+        with seg.lock, warnings.catch_warnings():
             # MONAI's inferer re-wraps its output with an affine its meta already holds.
             warnings.filterwarnings("ignore", message="Setting affine, but the applied meta", category=UserWarning)
             logits = self._point_windows(click, previous if resume else None)
@@ -285,7 +288,9 @@ class RegionGrowModel:
         self._image = image
         shape = image.shape
         self._window = tuple(max(1, min(int(round(self.window_mm / s)), n)) for s, n in zip(image.spacing, shape))
-        self._boxes = [w.slices for w in window_grid(shape, self._window, self.overlap)]
+        self._boxes = [
+            tuple(slice(a, a + w) for a, w in zip(start, self._window)) for start in grid_starts(shape, self._window, self.overlap)
+        ]
 
     def patch_boxes(self) -> list[PatchSlices]:
         return list(self._boxes)  # type: ignore[arg-type]
@@ -335,12 +340,15 @@ class SegVolEvalModel:
         self._image: Volume | None = None
 
     def prepare(self, image: Volume) -> None:
+        # A session: the case is normalised once and each window and text encoded once across
+        # all protocols and steps, with labels identical to one-shot calls.
         self._image = image
+        self._session = self.segmenter.open_session(image)
 
     def prompted(self, class_id: int, text: str | None, box: Box | None = None, points: Points | None = None) -> np.ndarray:
         """(I, J, K) bool mask of one object from a text, a voxel box and/or voxel points."""
         prompts = Prompts(text=text, box=box, points=points if points is not None and len(points) else None, label_value=1)
-        result = self.segmenter.segment(self._image, prompts)
+        result = self._session.segment(prompts)
         return np.asarray(result.labels.array) != 0
 
     def _name(self, class_id: int) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from voxelprompt.errors import VoxelPromptError
@@ -35,7 +36,8 @@ def load_eval_models(
             :class:`~voxelprompt.families.SegVolOptions`); None values are left at the defaults.
 
     Returns:
-        Models with distinct names (the family's name, numbered when a family repeats).
+        Models named after what they are, so that a resumed run never mixes them up: the demo
+        model ``<family>-demo``, a checkpoint ``<family>-<file stem>`` (numbered if stems repeat).
 
     Raises:
         VoxelPromptError: an unknown baseline, or nothing to evaluate.
@@ -56,8 +58,9 @@ def load_eval_models(
         family = resolve_family(checkpoint)
         fields = {f.name for f in dataclasses.fields(family.options)}
         own = {k: v for k, v in options.items() if k in fields and v is not None}
-        seen[family.name] = seen.get(family.name, 0) + 1
-        name = family.name if seen[family.name] == 1 else f"{family.name}-{seen[family.name]}"
+        base = f"{family.name}-{'demo' if checkpoint is None else Path(checkpoint).stem}"
+        seen[base] = seen.get(base, 0) + 1
+        name = base if seen[base] == 1 else f"{base}-{seen[base]}"
         segmenter = load_model(checkpoint, family.name, device=device, options=own)
         models.append(family.eval_model(segmenter, name=name))
     models.extend(import_target(BASELINES[b])() for b in baselines)

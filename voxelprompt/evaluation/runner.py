@@ -71,6 +71,8 @@ __all__ = ["MODES", "SEGVOL_MODES", "EvalConfig", "evaluate"]
 
 logger = logging.getLogger(__name__)
 
+#: Protocols of the VISTA3D paper (Table 1, Fig. 5) and of the SegVol paper (Table 2); a model runs
+#: those its ``protocols`` name (for a family: its registry capabilities).
 VISTA_MODES = ("auto", "point", "auto+point", "iterative")
 SEGVOL_MODES = ("box+text", "points7", "correction5")
 MODES = VISTA_MODES + SEGVOL_MODES

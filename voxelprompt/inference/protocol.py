@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from voxelprompt.types import Prompts, Segmentation, Volume
 
-__all__ = ["Segmenter", "Session"]
+__all__ = ["Segmenter", "Session", "Identifier"]
 
 
 @runtime_checkable
@@ -35,10 +35,15 @@ class Segmenter(Protocol):
     Attributes:
         family: the registry name (:data:`voxelprompt.families.FAMILIES`).
         lock: re-entrant lock every call below takes; hold it to run several calls in a row.
+        network: the loaded ``torch.nn.Module`` (its ``state_dict`` is the checkpoint's).
     """
 
     family: str
     lock: threading.RLock
+
+    @property
+    def network(self) -> Any:
+        """The loaded network."""
 
     def prepare(self, volume: Volume) -> Any:
         """Pre-process ``volume`` once, for several :meth:`segment_prepared` calls."""
@@ -52,3 +57,11 @@ class Segmenter(Protocol):
 
     def open_session(self, volume: Volume, memory_budget_mb: float = 4096) -> Session:
         """An interactive session on ``volume`` whose caches stay under ``memory_budget_mb``."""
+
+
+@runtime_checkable
+class Identifier(Protocol):
+    """A segmenter of a family with the ``identify`` capability (SegVol paper, Fig. 5)."""
+
+    def identify(self, volume: Volume, mask: Any, categories: Any = None) -> Any:
+        """Ranked class names for an (I, J, K) mask on ``volume``'s grid."""

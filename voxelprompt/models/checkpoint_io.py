@@ -6,6 +6,7 @@ Loads with ``weights_only=True`` (no arbitrary pickles) and turns every failure 
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import tempfile
@@ -51,11 +52,17 @@ def checkpoint_keys(path: str | os.PathLike) -> list[str]:
     """The tensor names of a checkpoint (inside a ``state_dict`` / ``model`` wrapper, if any).
 
     Memory-maps the file where its format allows, so recognising a model family does not read
-    every weight.
+    every weight; the names are remembered per file (path, size, modification time).
 
     Raises:
         CheckpointError: as :func:`load_checkpoint_file`.
     """
+    stat = Path(path).stat()
+    return list(_keys(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=16)
+def _keys(path: str, size: int, mtime_ns: int) -> tuple[str, ...]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
@@ -65,7 +72,7 @@ def checkpoint_keys(path: str | os.PathLike) -> list[str]:
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
-    return [str(k) for k in obj] if isinstance(obj, dict) else []
+    return tuple(str(k) for k in obj) if isinstance(obj, dict) else ()
 
 
 def _first_line(err: BaseException) -> str:

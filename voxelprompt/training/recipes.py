@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from voxelprompt.errors import InputError
+from voxelprompt.errors import InputError, VoxelPromptError
 from voxelprompt.families import DEFAULT_FAMILY, FAMILIES, ModelFamily, get_family
 
 __all__ = ["load_recipe", "family_of_recipe", "train"]
@@ -40,7 +40,7 @@ def load_recipe(source: str | os.PathLike) -> Any:
     name = data.pop("family", DEFAULT_FAMILY)
     try:
         family = get_family(name)
-    except Exception:
+    except VoxelPromptError:
         raise InputError(f"{path}: unknown recipe family {name!r} ({' or '.join(FAMILIES)})") from None
     recipe = recipe_from_dict(data, registry=family.recipe_registry(), default=family.recipe_class())
     return _resolve_paths(recipe, path.parent)

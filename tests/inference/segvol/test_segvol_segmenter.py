@@ -111,9 +111,9 @@ def test_bad_settings_and_prompts(tiny_segvol, segmenter, ras_volume):
         SegVolSegmenter(tiny_segvol, overlap=1.0)
     with pytest.raises(PromptError, match="outside the volume"):
         segmenter.segment(ras_volume, Prompts(box=Box((0, 0, 0), (10, 10, 12))))
-    with pytest.raises(PromptError, match="everything is a VISTA3D mode"):
+    with pytest.raises(PromptError, match=r"everything prompts need a model family that has them \(vista3d\)"):
         segmenter.segment(ras_volume, Prompts(everything=True))
-    with pytest.raises(PromptError, match="VISTA3D option"):
+    with pytest.raises(PromptError, match=r"zero-shot clicks \(new_structure\) need"):
         segmenter.segment_prepared(segmenter.prepare(ras_volume), Prompts(text="liver", new_structure=True))
 
 

@@ -129,7 +129,7 @@ def test_window_keys_name_the_exact_content():
 def test_a_session_refuses_vista3d_prompts_and_shares_the_segmenters_lock(model, ras_volume):
     segmenter = SegVolSegmenter(model)
     session = segmenter.open_session(ras_volume, memory_budget_mb=64)
-    with pytest.raises(PromptError, match="VISTA3D"):
+    with pytest.raises(PromptError, match="everything prompts need a model family that has them"):
         session.segment(Prompts(everything=True))
     with segmenter.lock:  # the caller holds the lock across calls; the session re-enters it
         assert _same(session.segment(Prompts(text="aorta")), segmenter.segment(ras_volume, Prompts(text="aorta")))

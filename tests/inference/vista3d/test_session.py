@@ -44,7 +44,7 @@ def test_click_sequence_matches_one_shot_and_reuses_work(segmenter, volume):
 
 
 def test_grid_windows_answer_later_clicks_from_one_encoding(segmenter, volume):
-    session = InteractiveSession(segmenter, volume)  # click_windows="grid"
+    session = InteractiveSession(segmenter, volume, click_windows="grid")
     steps = [
         Prompts(points=Points.from_lists([P1])),
         Prompts(points=Points.from_lists([P1, P2])),

@@ -130,10 +130,9 @@ def check_prompts(prompts: Prompts, volume: Volume) -> UserPrompts:
             class, several classes, a label value outside 1..32767, a box with lower > upper or
             outside the volume, points outside the volume, or nothing that locates the object.
     """
-    if prompts.everything:
-        raise PromptError("everything is a VISTA3D mode; SegVol segments one object per call (text, a box, clicks)")
-    if prompts.new_structure:
-        raise PromptError("new_structure is a VISTA3D option; SegVol segments any text, box or clicks as they are")
+    from voxelprompt.families import check_capabilities
+
+    check_capabilities(prompts, "segvol")  # everything, new_structure: the registry names who has them
     value = None if prompts.label_value is None else _label_value(prompts.label_value)
     text = prompts.text
     if text is not None:

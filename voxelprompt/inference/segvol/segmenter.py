@@ -77,6 +77,11 @@ class SegVolSegmenter:
         self.progress = progress
         self.lock = threading.RLock()
 
+    @property
+    def network(self) -> SegVol:
+        """The loaded SegVol network."""
+        return self.model
+
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu", **kwargs) -> SegVolSegmenter:
         """Load a SegVol v1 checkpoint (``SegVol_v1.pth`` or the HF ``pytorch_model.bin``) strictly."""

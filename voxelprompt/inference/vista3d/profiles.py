@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from voxelprompt.catalog import LAST_SUPPORTED
 from voxelprompt.errors import VoxelPromptError
 
 __all__ = ["InferenceProfile", "PROFILES", "get_profile", "HU_MIN", "HU_MAX"]
@@ -50,7 +51,7 @@ class InferenceProfile:
     roi_size: tuple[int, int, int] = (128, 128, 128)
     class_overlap: float = 0.25
     class_blend: str = "constant"
-    everything_last_id: int = 132
+    everything_last_id: int = LAST_SUPPORTED
     drop_zero_shot_classes: bool = True
     unpredicted_value: int = 255
     everything: tuple[int, ...] | None = None
@@ -77,7 +78,7 @@ PROFILES: dict[str, InferenceProfile] = {
         align_corners=True,
         class_overlap=0.625,
         class_blend="gaussian",
-        everything_last_id=133,
+        everything_last_id=LAST_SUPPORTED + 1,  # the research code's everything set includes 133
         drop_zero_shot_classes=False,
     ),
 }

@@ -22,6 +22,7 @@ from voxelprompt.catalog import (
     vista3d_catalog,
 )
 from voxelprompt.errors import PromptError, VoxelPromptError
+from voxelprompt.families import check_capabilities
 from voxelprompt.inference.sliding import pad_widths
 from voxelprompt.inference.vista3d.engine import (
     FastSettings,
@@ -188,6 +189,11 @@ class Vista3DSegmenter:
         self.lock = threading.RLock()
         self._engine_net: VISTA3D | None = None
 
+    @property
+    def network(self) -> VISTA3D:
+        """MONAI's network as loaded (the engines run a prepared copy, :meth:`engine_net`)."""
+        return self.net
+
     @classmethod
     def from_checkpoint(
         cls,
@@ -216,8 +222,7 @@ class Vista3DSegmenter:
                 without automatic segmentation and without clicks, clicks with several classes,
                 a box, or a label value with classes.
         """
-        if prompts.box is not None:
-            raise PromptError("box prompts need a model family with box prompts (segvol); VISTA3D takes classes and clicks")
+        check_capabilities(prompts, self.family)
         if prompts.text:
             prompts = replace(prompts, classes=(*prompts.classes, vista3d_catalog().index(prompts.text)), text=None)
         if prompts.label_value is not None and (prompts.classes or prompts.everything):
@@ -251,8 +256,9 @@ class Vista3DSegmenter:
 
     def prepare(self, volume: Volume) -> PreparedVolume:
         """Pre-process ``volume`` once (for several prompts, see :mod:`voxelprompt.inference.vista3d.session`)."""
-        image = self.preprocessing({IMAGE_KEY: volume_to_metatensor(volume)})[IMAGE_KEY]
-        return PreparedVolume(volume=volume, image=image, batch=image.unsqueeze(0).to(self.device))
+        with self.lock:
+            image = self.preprocessing({IMAGE_KEY: volume_to_metatensor(volume)})[IMAGE_KEY]
+            return PreparedVolume(volume=volume, image=image, batch=image.unsqueeze(0).to(self.device))
 
     def segment(self, volume: Volume, prompts: Prompts) -> Segmentation:
         """Segment ``volume``; the result has the input's exact shape and affine.

@@ -16,6 +16,7 @@ import copy
 
 import torch
 
+from voxelprompt.errors import VoxelPromptError
 from voxelprompt.inference.cache import CacheStats, LRUCache
 from voxelprompt.inference.vista3d.engine.point_head import (
     FastPointHead,
@@ -106,10 +107,10 @@ class InteractiveSession:
         volume: the CT being annotated.
         memory_budget_mb: upper bound for cached window features (the full-size model keeps
             96 MiB per 128^3 window; the least recently used window is evicted first).
-        click_windows: ``"grid"`` (default): clicks are answered in the fixed sliding-grid
-            window that holds them, so a click near earlier ones reuses an encoded window;
-            ``"centred"``: MONAI's window centred on every click (labels identical to
-            ``segmenter.segment``, but a click at a new place encodes a new window).
+        click_windows: ``"centred"`` (default): MONAI's window centred on every click (labels
+            identical to ``segmenter.segment``, but a click at a new place encodes a new window);
+            ``"grid"``: clicks are answered in the fixed sliding-grid window that holds them, so
+            a click near earlier ones reuses an encoded window.
         edit_shown: an edit of a class starts from its voxels in the last class-prompt result
             this session returned (what the annotator sees), so it runs only its clicked windows;
             default: from its own automatic result, as a one-shot call does.
@@ -120,11 +121,13 @@ class InteractiveSession:
         segmenter: Vista3DSegmenter,
         volume: Volume,
         memory_budget_mb: float = 4096,
-        click_windows: str = "grid",
+        click_windows: str = "centred",
         edit_shown: bool = False,
     ) -> None:
         if click_windows not in ("grid", "centred"):
-            raise ValueError(f"click_windows must be grid or centred, got {click_windows!r}")
+            raise VoxelPromptError(f"click_windows must be grid or centred, got {click_windows!r}")
+        if not memory_budget_mb > 0:
+            raise VoxelPromptError(f"memory_budget_mb must be a positive number, got {memory_budget_mb!r}")
         self.segmenter = segmenter
         self.click_windows = click_windows
         self.stats = CacheStats()

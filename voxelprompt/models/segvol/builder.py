@@ -115,6 +115,8 @@ def config_for_state_dict(state: dict[str, torch.Tensor], source: str = "checkpo
     key = "image_encoder.patch_embedding.position_embeddings"
     if key not in state:
         raise CheckpointError(f"{source}: not a SegVol checkpoint (no {key!r})")
+    if state[key].ndim != 3:
+        raise CheckpointError(f"{source}: not a SegVol checkpoint ({key} has shape {tuple(state[key].shape)})")
     patches, width = int(state[key].shape[1]), int(state[key].shape[2])
     depth = len({k.split(".")[2] for k in state if k.startswith("image_encoder.blocks.")})
     for name, config in SEGVOL_CONFIGS.items():

@@ -70,6 +70,11 @@ def spec_from_state_dict(state: dict[str, torch.Tensor], source: str = "checkpoi
     """Architecture hyperparameters implied by the tensor shapes."""
     if _WIDTH_KEY not in state or _CLASS_KEY not in state:
         raise CheckpointError(f"{source}: not a VISTA3D checkpoint (no {_WIDTH_KEY!r} or {_CLASS_KEY!r})")
+    if state[_WIDTH_KEY].ndim != 5 or state[_CLASS_KEY].ndim != 2:
+        raise CheckpointError(
+            f"{source}: not a VISTA3D checkpoint ({_WIDTH_KEY} has shape {tuple(state[_WIDTH_KEY].shape)}, "
+            f"{_CLASS_KEY} {tuple(state[_CLASS_KEY].shape)})"
+        )
     width, in_channels = (int(s) for s in state[_WIDTH_KEY].shape[:2])
     n_classes = int(state[_CLASS_KEY].shape[0])
     try:

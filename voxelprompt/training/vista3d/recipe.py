@@ -318,11 +318,18 @@ def read_recipe_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def save_recipe(recipe: Recipe, path: str | os.PathLike) -> Path:
-    """Write a recipe as JSON (``.json``) or YAML (``.yaml``/``.yml``)."""
+def save_recipe(recipe: Any, path: str | os.PathLike) -> Path:
+    """Write a recipe of any family as JSON (``.json``) or YAML (``.yaml``/``.yml``); a recipe of
+    another family than the default records its ``family``."""
+    from voxelprompt.families import DEFAULT_FAMILY
+    from voxelprompt.training.recipes import family_of_recipe
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = recipe_to_dict(recipe)
+    family = family_of_recipe(recipe).name
+    if family != DEFAULT_FAMILY:  # load_recipe reads the family back from the file
+        data = {"family": family, **data}
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
