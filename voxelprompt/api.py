@@ -21,7 +21,6 @@ import numpy as np
 from voxelprompt.devices import check_device, resolve_device
 from voxelprompt.errors import (
     CheckpointError,
-    InputError,
     PromptError,
     VoxelPromptError,
 )
@@ -302,7 +301,7 @@ def identify(
         PromptError: a family without identify, both or neither of a mask and prompts, an empty mask.
         InputError: a mask on another grid.
     """
-    from voxelprompt.imageio import read_volume
+    from voxelprompt.imageio import check_mask_grid, read_volume
 
     check_device(device)
     if family is None and segmenter is None and checkpoint is None:  # the first that can identify
@@ -317,10 +316,7 @@ def identify(
     volume = read_ct(image, series_uid)
     if mask is not None:
         labels = mask if isinstance(mask, Volume) else read_volume(mask, dtype=None)
-        if labels.shape != volume.shape or not np.allclose(labels.affine, volume.affine, atol=1e-3):
-            raise InputError(
-                f"mask {labels.source} (shape {labels.shape}) is not on the grid of {volume.source} (shape {volume.shape})"
-            )
+        check_mask_grid(labels, volume)  # before the model loads; the segmenter checks it too
         model = _model(segmenter, checkpoint, chosen, device, options, progress=False)
     else:
         prompts = build_prompts((), points, negative_points, point_space, box=box)

@@ -14,7 +14,14 @@ import numpy as np
 from voxelprompt.errors import PromptError
 from voxelprompt.types import Box, Points, PointSpace, Prompts, Volume
 
-__all__ = ["Coordinate", "build_prompts", "check_class_prompts", "check_points_inside", "check_vista3d_prompts"]
+__all__ = [
+    "Coordinate",
+    "build_prompts",
+    "check_class_prompts",
+    "check_label_value_use",
+    "check_points_inside",
+    "check_vista3d_prompts",
+]
 
 Coordinate = tuple[float, float, float]
 
@@ -149,8 +156,18 @@ def check_vista3d_prompts(prompts: Prompts, volume: Volume) -> None:
 
     if prompts.text:
         vista3d_catalog().index(prompts.text)
-    if prompts.label_value is not None and (prompts.classes or prompts.everything or prompts.text):
-        raise PromptError("label_value names a single object from clicks; class prompts keep their class ids")
+    check_label_value_use(prompts)
     check_class_prompts(prompts, prompts.everything)
     if prompts.points is not None:
         check_points_inside(prompts.points, volume)
+
+
+def check_label_value_use(prompts: Prompts) -> None:
+    """VISTA3D's rule for ``label_value``: it names a single object from clicks; class prompts
+    (ids, a class named by text, everything) keep their class ids.
+
+    Raises:
+        PromptError: a label value with class prompts.
+    """
+    if prompts.label_value is not None and (prompts.classes or prompts.everything or prompts.text):
+        raise PromptError("label_value names a single object from clicks; class prompts keep their class ids")

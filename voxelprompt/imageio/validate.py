@@ -6,7 +6,7 @@ import numpy as np
 
 from voxelprompt.errors import InputError
 
-__all__ = ["validate_volume"]
+__all__ = ["validate_volume", "check_mask_grid"]
 
 
 def validate_volume(array: np.ndarray, affine: np.ndarray, source: str = "<array>") -> None:
@@ -32,3 +32,12 @@ def validate_volume(array: np.ndarray, affine: np.ndarray, source: str = "<array
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     if (spacing <= 0).any() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise InputError(f"{source}: voxel spacing must be positive, got {tuple(np.round(spacing, 6).tolist())}")
+
+
+def check_mask_grid(mask, volume) -> None:
+    """Raise :class:`InputError` unless the :class:`~voxelprompt.types.Volume` ``mask`` lies on
+    ``volume``'s grid: the same shape and affine entries within 1e-3 (mm for the translation)."""
+    if mask.shape != volume.shape or not np.allclose(mask.affine, volume.affine, atol=1e-3):
+        raise InputError(
+            f"mask {mask.source} (shape {mask.shape}) is not on the grid of {volume.source} (shape {volume.shape})"
+        )

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from voxelprompt.errors import CheckpointError, InputError, PromptError, VoxelPromptError
+from voxelprompt.imageio.validate import check_mask_grid
 from voxelprompt.inference.segvol.identify import Identification, identify_mask
 from voxelprompt.inference.segvol.preprocess import NormalizedVolume, PreparedVolume, normalize_volume
 from voxelprompt.inference.segvol.prompts import UserPrompts, check_prompts
@@ -211,11 +212,7 @@ class SegVolSegmenter:
         """
         with self.lock:
             if isinstance(mask, Volume):
-                if mask.shape != volume.shape or not np.allclose(mask.affine, volume.affine, atol=1e-3):
-                    raise InputError(
-                        f"mask {mask.source} (shape {mask.shape}) is not on the grid of {volume.source} "
-                        f"(shape {volume.shape})"
-                    )
+                check_mask_grid(mask, volume)
                 mask = mask.array
             selected = np.asarray(mask) != 0
             if selected.shape != volume.shape:

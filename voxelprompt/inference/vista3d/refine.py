@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import cc3d
 import numpy as np
+import torch
 
-__all__ = ["merge_clicks", "component_at"]
+__all__ = ["merge_clicks", "merge_in_windows", "component_at"]
 
 #: A click that misses a component by a voxel or two still selects it, like MONAI's rule.
 _SEARCH_RADII = (0, 1, 2)
@@ -75,3 +76,33 @@ def merge_clicks(
     added = clicked if inside else clicked & ~auto
     removed = auto & ~clicked
     return (auto | _components_hit(added, positive)) & ~_components_hit(removed, negative)
+
+
+def merge_in_windows(auto: torch.Tensor, clicked: torch.Tensor, xyz: np.ndarray, labels: np.ndarray) -> torch.Tensor:
+    """Algorithm 1 inside the box of the clicked windows; the automatic mask elsewhere.
+
+    Args:
+        auto: (H, W, D) bool automatic mask (window-padded model space).
+        clicked: (H, W, D) click logits, NaN where no clicked window reached.
+        xyz: (N, 3) clicks in the same voxel frame; ``labels``: (N,) 1 positive, 0 negative.
+
+    Returns:
+        (H, W, D) bool mask: :func:`merge_clicks` on the clicked windows' box, ``auto`` elsewhere.
+    """
+    covered = ~torch.isnan(clicked)
+    result = auto.clone()
+    if not bool(covered.any()):
+        return result
+    idx = torch.nonzero(covered)
+    lo, hi = idx.min(0).values.tolist(), (idx.max(0).values + 1).tolist()
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    offset = np.asarray(lo, dtype=np.float64)
+    merged = merge_clicks(
+        auto[box].numpy(),
+        (torch.nan_to_num(clicked[box], nan=-1.0) > 0).numpy(),
+        xyz[labels == 1] - offset,
+        xyz[labels == 0] - offset,
+    )
+    result[box] = torch.from_numpy(merged)
+    return result
+

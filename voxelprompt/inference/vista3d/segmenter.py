@@ -24,6 +24,7 @@ from voxelprompt.catalog import (
 from voxelprompt.errors import PromptError, VoxelPromptError
 from voxelprompt.families import check_capabilities
 from voxelprompt.inference.sliding import pad_widths
+from voxelprompt.inference.vista3d.automatic import AutomaticMasks
 from voxelprompt.inference.vista3d.engine import (
     FastSettings,
     prepare_network,
@@ -42,7 +43,7 @@ from voxelprompt.inference.vista3d.preprocess import (
     volume_to_metatensor,
 )
 from voxelprompt.inference.vista3d.profiles import InferenceProfile, get_profile
-from voxelprompt.inference.vista3d.refine import merge_clicks
+from voxelprompt.inference.vista3d.refine import merge_in_windows
 from voxelprompt.inference.vista3d.windows import (
     ClickPrompt,
     WindowCounter,
@@ -53,13 +54,13 @@ from voxelprompt.inference.vista3d.windows import (
     unpad,
 )
 from voxelprompt.models.vista3d import Vista3DSpec, load_vista3d
-from voxelprompt.prompts import check_points_inside
+from voxelprompt.prompts import check_label_value_use, check_points_inside
 from voxelprompt.types import OBJECT_ID, Prompts, Segmentation, Volume
 
 if TYPE_CHECKING:
     from voxelprompt.inference.vista3d.session import InteractiveSession
 
-__all__ = ["Vista3DSegmenter", "PreparedVolume", "AutomaticMasks", "ENGINES", "load"]
+__all__ = ["Vista3DSegmenter", "PreparedVolume", "ENGINES", "load"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,56 +83,6 @@ class PreparedVolume:
     volume: Volume
     image: torch.Tensor
     batch: torch.Tensor
-
-
-class AutomaticMasks:
-    """Automatic results an interactive session keeps for click edits (window-padded model space).
-
-    An edit of class ``c`` (Algorithm 1) starts from the automatic result the session holds for
-    ``c``: its own single-class mask (computed once, as a one-shot
-    :meth:`Vista3DSegmenter.segment` call computes it). With ``keep_shown`` it starts instead from
-    ``c``'s voxels in the last class-prompt result (everything or several classes) the session
-    returned, which is what the annotator sees: such an edit runs only its clicked windows, and
-    its labels differ from a one-shot call's.
-
-    Args:
-        keep_shown: remember class-prompt results as the starting point of later edits.
-    """
-
-    def __init__(self, keep_shown: bool = False) -> None:
-        self.keep_shown = keep_shown
-        self.masks: dict[int, torch.Tensor] = {}
-        self.labels: torch.Tensor | None = None  # (H, W, D) int16 class map of the last class pass
-        self.label_classes: frozenset[int] = frozenset()
-
-    def get(self, cls: int) -> torch.Tensor | None:
-        """(H, W, D) bool mask of ``cls``, or None when the session holds no result for it."""
-        if cls in self.masks:
-            return self.masks[cls]
-        if self.labels is not None and cls in self.label_classes:
-            return self.labels == cls
-        return None
-
-    def put(self, cls: int, mask: torch.Tensor) -> None:
-        self.masks[cls] = mask
-
-    def remember(self, labels: torch.Tensor, classes: tuple[int, ...]) -> None:
-        """Keep a class pass's (H, W, D) label map (with ``keep_shown``; else nothing); its
-        classes' own masks are superseded by it."""
-        if not self.keep_shown:
-            return
-        self.labels = labels.to(torch.int16)
-        self.label_classes = frozenset(int(c) for c in classes)
-        for c in self.label_classes:
-            self.masks.pop(c, None)
-
-    def __len__(self) -> int:
-        """How many classes the session holds an automatic result for."""
-        return len(self.masks.keys() | self.label_classes)
-
-    def clear(self) -> None:
-        self.masks.clear()
-        self.labels, self.label_classes = None, frozenset()
 
 
 class Vista3DSegmenter:
@@ -223,10 +174,9 @@ class Vista3DSegmenter:
                 a box, or a label value with classes.
         """
         check_capabilities(prompts, self.family)
+        check_label_value_use(prompts)
         if prompts.text:
             prompts = replace(prompts, classes=(*prompts.classes, vista3d_catalog().index(prompts.text)), text=None)
-        if prompts.label_value is not None and (prompts.classes or prompts.everything):
-            raise PromptError("label_value names a single object from clicks; class prompts keep their class ids")
         if prompts.everything:
             if prompts.classes or prompts.points is not None:
                 raise PromptError("--everything cannot be combined with classes or points")
@@ -282,7 +232,7 @@ class Vista3DSegmenter:
         The defaults keep the protocol's promise (labels equal :meth:`segment`'s). Faster, with
         other labels: ``click_windows="grid"`` (later clicks near earlier ones reuse an encoded
         window of the sliding grid) and ``edit_shown=True`` (an edit starts from the class's voxels
-        in the last class-prompt result shown, see :class:`AutomaticMasks`).
+        in the last class-prompt result shown, see :class:`~voxelprompt.inference.vista3d.automatic.AutomaticMasks`).
         """
         from voxelprompt.inference.vista3d.session import InteractiveSession
 
@@ -309,7 +259,7 @@ class Vista3DSegmenter:
                 :func:`~voxelprompt.inference.vista3d.windows.grid_point_logits`).
             auto_cache: automatic results in window-padded model space, filled by class passes
                 and click edits and reused by later edits (an interactive session keeps it
-                between calls; see :class:`AutomaticMasks`).
+                between calls; see :class:`~voxelprompt.inference.vista3d.automatic.AutomaticMasks`).
         """
         with self.lock:
             return self._segment_prepared(prepared, prompts, net, auto_cache, click_windows)
@@ -499,7 +449,7 @@ class Vista3DSegmenter:
             clicked = point_logits(padded, counter, shifted, self.profile).cpu()
         xyz = model_xyz + np.asarray(before, dtype=np.float64)
         auto = auto & inside
-        merged = _merge_in_windows(auto, clicked[0, 0], xyz, points.labels)
+        merged = merge_in_windows(auto, clicked[0, 0], xyz, points.labels)
         changed = int((merged != auto).sum())
         return unpad(merged, before, shape).to(torch.float32)[None] * float(cls), changed
 
@@ -550,24 +500,3 @@ class _ProgressBar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def _merge_in_windows(auto: torch.Tensor, clicked: torch.Tensor, xyz: np.ndarray, labels: np.ndarray) -> torch.Tensor:
-    """Algorithm 1 inside the box of the clicked windows; the automatic mask elsewhere."""
-    covered = ~torch.isnan(clicked)
-    result = auto.clone()
-    if not bool(covered.any()):
-        return result
-    idx = torch.nonzero(covered)
-    lo, hi = idx.min(0).values.tolist(), (idx.max(0).values + 1).tolist()
-    box = tuple(slice(a, b) for a, b in zip(lo, hi))
-    offset = np.asarray(lo, dtype=np.float64)
-    merged = merge_clicks(
-        auto[box].numpy(),
-        (torch.nan_to_num(clicked[box], nan=-1.0) > 0).numpy(),
-        xyz[labels == 1] - offset,
-        xyz[labels == 0] - offset,
-    )
-    result[box] = torch.from_numpy(merged)
-    return result
-

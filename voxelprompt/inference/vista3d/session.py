@@ -18,10 +18,11 @@ import torch
 
 from voxelprompt.errors import VoxelPromptError
 from voxelprompt.inference.cache import CacheStats, LRUCache
+from voxelprompt.inference.vista3d.automatic import AutomaticMasks
 from voxelprompt.inference.vista3d.engine.point_head import (
     FastPointHead,
 )
-from voxelprompt.inference.vista3d.segmenter import AutomaticMasks, Vista3DSegmenter
+from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
 from voxelprompt.types import Prompts, Segmentation, Volume
 
 __all__ = ["InteractiveSession", "CacheStats"]
@@ -140,7 +141,7 @@ class InteractiveSession:
         """Same result as ``segmenter.segment_prepared`` with the session's click windows, reusing its caches.
 
         With ``edit_shown``, a click edit of a class starts from the class-prompt result this session
-        last returned (see :class:`~voxelprompt.inference.vista3d.segmenter.AutomaticMasks`): after
+        last returned (see :class:`~voxelprompt.inference.vista3d.automatic.AutomaticMasks`): after
         an everything call, an edit of the liver costs only its clicked windows.
         """
         with self.segmenter.lock:

@@ -5,8 +5,16 @@ layers), ``class_windows`` + ``accumulate`` run class prompts over sliding windo
 stitching memory, ``point_head`` answers clicks from cached per-window features. See README.md.
 """
 
-from voxelprompt.inference.vista3d.engine.accumulate import CellStitcher, RunningArgmax, Window, window_grid
-from voxelprompt.inference.vista3d.engine.class_windows import FastSettings, stitched_class_labels
+from voxelprompt.inference.vista3d.engine.accumulate import (
+    CellStitcher,
+    RunningArgmax,
+    Window,
+    window_grid,
+)
+from voxelprompt.inference.vista3d.engine.class_windows import (
+    FastSettings,
+    stitched_class_labels,
+)
 from voxelprompt.inference.vista3d.engine.layout import prepare_network
 
 __all__ = [

@@ -18,7 +18,13 @@ import torch
 import torch.nn.functional as F
 from monai.data.utils import compute_importance_map
 
-from voxelprompt.inference.vista3d.engine.accumulate import CellStitcher, RunningArgmax, Window, slab_order, window_grid
+from voxelprompt.inference.vista3d.engine.accumulate import (
+    CellStitcher,
+    RunningArgmax,
+    Window,
+    slab_order,
+    window_grid,
+)
 from voxelprompt.inference.vista3d.engine.layout import to_layout
 from voxelprompt.inference.vista3d.profiles import InferenceProfile
 from voxelprompt.inference.vista3d.windows import pad_to_window, unpad
