@@ -59,6 +59,7 @@ def _register() -> None:
         phantom,
         segment_cmd,
         segvol_cmd,
+        serve_cmd,
         supervoxel_cmd,
         train_cmd,
     )
@@ -75,6 +76,7 @@ def _register() -> None:
     app.command("phantom")(phantom.phantom)
     app.command("supervoxels")(supervoxel_cmd.supervoxels)
     app.command("pseudo-masks")(supervoxel_cmd.pseudo_masks)
+    app.command("serve")(serve_cmd.serve)
     app.command("train")(train_cmd.train)
     app.command("finetune")(train_cmd.finetune)
 
