@@ -129,7 +129,7 @@ class _FakeSegmenter:
     def __init__(self) -> None:
         self.opened = 0
 
-    def open_session(self, volume, memory_budget_mb):
+    def open_session(self, volume, memory_budget_mb, **options):
         self.opened += 1
         return object()
 

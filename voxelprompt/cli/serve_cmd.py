@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from voxelprompt.cli.options import DeviceOption, tune_process
+from voxelprompt.cli.options import DeviceOption, checkpoint_option, tune_process
 from voxelprompt.errors import VoxelPromptError
 
 __all__ = ["serve"]
@@ -18,8 +18,7 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on; the default serves this machine only.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
     checkpoint: Annotated[
-        list[Path] | None,
-        typer.Option("--checkpoint", "-c", metavar="PATH", help="Model weights of any family (repeatable); omitted: the shipped demo VISTA3D."),
+        list[Path] | None, checkpoint_option("Model weights of any family (repeatable); omitted: the shipped demo VISTA3D.")
     ] = None,
     demo_model: Annotated[bool, typer.Option("--demo-model", help="Serve the shipped demo VISTA3D beside the --checkpoint models.")] = False,
     token: Annotated[

@@ -56,9 +56,10 @@ class ServeSettings:
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise VoxelPromptError(f"--port must be 1..65535, got {self.port}")
-        for name in ("max_upload_mb", "session_idle_s", "session_memory_mb", "wait_s"):
+        flags = {"max_upload_mb": "--max-upload-mb", "session_idle_s": "--session-idle", "session_memory_mb": "--session-memory-mb", "wait_s": "wait_s"}
+        for name, flag in flags.items():
             if not getattr(self, name) > 0:
-                raise VoxelPromptError(f"{name.replace('_', '-')} must be a positive number, got {getattr(self, name)}")
+                raise VoxelPromptError(f"{flag} must be a positive number, got {getattr(self, name)}")
         if self.max_sessions < 1 or self.max_images < 1 or self.max_waiting < 0:
             raise VoxelPromptError("--max-sessions and --max-images must be >= 1, --queue >= 0")
         if self.token is not None and len(self.token) < 8:

@@ -96,8 +96,9 @@ class SegmentationService:
         with self.gate.turn():
             running = time.perf_counter()
             session, reused = self.sessions.get(
-                task.model.name, task.model.segmenter, image_id, record.sha256, lambda: volume
-            )
+                task.model.name, task.model.segmenter, image_id, record.sha256, lambda: volume,
+                task.model.family.viewer_session,
+            )  # fmt: skip
             results = [session.segment(prompts) for prompts, _ in plan.steps]
         done = time.perf_counter()
         labels, names = _combine(plan, results, volume)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from voxelprompt.inference.protocol import Segmenter, Session
 from voxelprompt.types import Volume
@@ -58,11 +59,19 @@ class SessionPool:
         self._sessions: OrderedDict[tuple[str, str, str], PooledSession] = OrderedDict()
 
     def get(
-        self, model_key: str, segmenter: Segmenter, image_id: str, image_sha256: str, volume: Callable[[], Volume]
+        self,
+        model_key: str,
+        segmenter: Segmenter,
+        image_id: str,
+        image_sha256: str,
+        volume: Callable[[], Volume],
+        options: Mapping[str, Any] | None = None,
     ) -> tuple[Session, bool]:
         """The session of this model on this image, opened (``volume()`` read) when there is none.
 
         Call it holding the compute lock: opening a session runs the model's pre-processing.
+        ``options`` are the family's ``open_session`` keywords for viewers
+        (:attr:`voxelprompt.families.ModelFamily.viewer_session`).
 
         Returns:
             The session, and whether it was reused (False: opened by this call).
@@ -77,7 +86,7 @@ class SessionPool:
                 pooled.last_used = now
                 pooled.prompts += 1
                 return pooled.session, True
-        session = segmenter.open_session(volume(), memory_budget_mb=self.memory_budget_mb)
+        session = segmenter.open_session(volume(), memory_budget_mb=self.memory_budget_mb, **dict(options or {}))
         with self._lock:
             self._sessions[key] = PooledSession(key, session, now, now, 1)
             while len(self._sessions) > self.max_sessions:
