@@ -99,7 +99,8 @@ def test_csv_json_and_cohort_table(tmp_path):
     assert float(rows[0]["volume_ml"]) == records[0].volume_ml  # round-trip floats
     assert (rows[1]["bbox_voxel_max_i"], rows[1]["components"]) == (str(records[1].bbox_voxel_max[0]), "2")
 
-    write_statistics_json(structure_statistics(labels, None, {9: "spleen"}, include_absent=True), tmp_path / "a.json", case="a")
+    absent = structure_statistics(labels, None, {9: "spleen"}, include_absent=True)
+    write_statistics_json(absent, tmp_path / "a.json", case="a")
     data = json.loads((tmp_path / "a.json").read_text())
     assert data["case"] == "a" and data["structures"][0]["hu_mean"] is None
     assert data["structures"][-1]["bbox_ras_min"] == [None, None, None]

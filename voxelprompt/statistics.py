@@ -120,13 +120,13 @@ def structure_statistics(
     array = np.asarray(labels.array)
     if array.dtype.kind not in "iub":
         raise InputError(f"{labels.source}: a label map needs integer values, got {array.dtype}")
-    if array.size and int(array.min()) < 0:
+    if int(array.min()) < 0:  # counted with bincount below, which needs values >= 0
         raise InputError(f"{labels.source}: label values must be >= 0, got {int(array.min())}")
     if image is not None:
         check_mask_grid(labels, image)
     names = dict(label_names or {})
     array = array.astype(np.int64, copy=False) if array.dtype.kind == "b" else array
-    counts = np.bincount(array.ravel()) if array.size else np.zeros(1, np.int64)
+    counts = np.bincount(array.ravel())
     present = [int(v) for v in np.flatnonzero(counts) if v]
     boxes = ndimage.find_objects(array) if present else []
     values = sorted(set(present) | ({int(v) for v in names if int(v) > 0} if include_absent else set()))
@@ -145,9 +145,16 @@ def structure_statistics(
 
 
 def _record(
-    value: int, name: str, voxels: int, per_voxel: float, mask: np.ndarray, box: tuple[slice, ...], hu: np.ndarray,
+    value: int,
+    name: str,
+    voxels: int,
+    per_voxel: float,
+    mask: np.ndarray,
+    box: tuple[slice, ...],
+    hu: np.ndarray,
     affine: np.ndarray,
-) -> StructureStatistics:  # fmt: skip
+) -> StructureStatistics:
+    """The record of one present value; ``mask`` is its voxels within ``box``, ``hu`` their image values."""
     percentiles = np.percentile(hu, HU_PERCENTILES) if hu.size else np.full(len(HU_PERCENTILES), np.nan)
     corner = np.array([s.start for s in box])
     ras_min, ras_max = _ras_extent(mask, corner, np.asarray(affine, dtype=np.float64))
@@ -168,7 +175,9 @@ def _record(
     )
 
 
-def _ras_extent(mask: np.ndarray, corner: np.ndarray, affine: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _ras_extent(
+    mask: np.ndarray, corner: np.ndarray, affine: np.ndarray
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """Smallest and largest RAS+ coordinates of the voxel centres in ``mask`` (offset ``corner``)."""
     linear = affine[:3, :3]
     if np.count_nonzero(linear, axis=1).max() <= 1:
@@ -221,9 +230,7 @@ def write_statistics_json(
     Raises:
         InputError: the file or its folder cannot be written.
     """
-    structures = [
-        {k: _json_value(v) for k, v in dataclasses.asdict(r).items()} for r in records
-    ]  # fmt: skip
+    structures = [{k: _json_value(v) for k, v in dataclasses.asdict(r).items()} for r in records]
     return write_text(path, json.dumps({"case": case, "structures": structures}, indent=2, allow_nan=False) + "\n")
 
 

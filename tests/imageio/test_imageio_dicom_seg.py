@@ -75,7 +75,8 @@ def test_frames_read_back_with_highdicom_equal_the_label_map(uid_series, labels,
     written = write_dicom_seg(volume, uid_series, tmp_path / "seg.dcm", names)
     seg = hd.seg.segread(tmp_path / "seg.dcm")
     number_to_value = {s.number: s.value for s in written.segments}
-    assert [seg.get_segment_description(n).segment_label for n in number_to_value] == [names[v] for v in number_to_value.values()]
+    segment_labels = [seg.get_segment_description(n).segment_label for n in number_to_value]
+    assert segment_labels == [names[v] for v in number_to_value.values()]
     sources = _sources(uid_series)
     uids = [ds.SOPInstanceUID for ds in sources]
     stack = seg.get_pixels_by_source_instance(uids, combine_segments=True)  # (images, rows, columns)
@@ -119,7 +120,8 @@ def test_segments_carry_snomed_codes_colours_and_laterality(uid_series, labels, 
     assert side.segmented_property_type.value == colors[lateral].type.value
     modifier = side.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence[0]
     assert modifier.CodeValue == colors[lateral].modifier.value
-    assert (lesion.segmented_property_type.value, lesion.segmented_property_type.scheme_designator) == ("85756007", "SCT")
+    generic = lesion.segmented_property_type
+    assert (generic.value, generic.scheme_designator) == ("85756007", "SCT")
     rgb = hd.color.CIELabColor.from_dicom_value(liver.RecommendedDisplayCIELabValue).to_rgb()
     assert rgb == pytest.approx(colors[1].rgb, abs=1)
 
@@ -144,7 +146,9 @@ def test_labelmap_type_reads_back(uid_series, labels, tmp_path):
     volume, names = labels
     written = write_dicom_seg(volume, uid_series, tmp_path / "seg.dcm", names, segmentation_type="labelmap")
     seg = hd.seg.segread(tmp_path / "seg.dcm")
-    assert seg.SegmentationType == "LABELMAP"
+    assert seg.SegmentationType == "LABELMAP" and seg.file_meta.TransferSyntaxUID == pydicom.uid.RLELossless
+    plain = pydicom.dcmread(tmp_path / "seg.dcm").pixel_array  # pydicom decodes RLE without plugins
+    assert plain.shape == (volume.shape[2], volume.shape[1], volume.shape[0])
     sources = _sources(uid_series)
     stack = seg.get_pixels_by_source_instance([ds.SOPInstanceUID for ds in sources], combine_segments=True)
     values = {s.number: s.value for s in written.segments}
@@ -197,7 +201,9 @@ def test_label_map_off_the_series_grid_is_refused(uid_series, labels, tmp_path):
     flipped = Volume(volume.array[::-1].copy(), volume.affine @ flip)  # same voxels in space, i reversed
     with pytest.raises(InputError, match="not the in-plane axes"):
         write_dicom_seg(flipped, uid_series, tmp_path / "seg.dcm", names)
-    shifted = Volume(volume.array, volume.affine @ np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0.5], [0, 0, 0, 1.0]]))
+    half_slice = np.eye(4)
+    half_slice[2, 3] = 0.5
+    shifted = Volume(volume.array, volume.affine @ half_slice)
     with pytest.raises(InputError, match="not on the series grid"):
         write_dicom_seg(shifted, uid_series, tmp_path / "seg.dcm", names)
     with pytest.raises(InputError, match="is not the grid"):

@@ -11,7 +11,7 @@ from voxelprompt.imageio.dicom_source import DerivedUid, derive_uid
 from voxelprompt.imageio.intensity import hounsfield_warning
 from voxelprompt.imageio.label_names import label_names_path, read_label_names, write_label_names
 from voxelprompt.imageio.readers import read_labels, read_volume
-from voxelprompt.imageio.validate import check_mask_grid, validate_volume
+from voxelprompt.imageio.validate import check_mask_grid, label_values, validate_volume
 from voxelprompt.imageio.slicer_seg import write_slicer_seg
 from voxelprompt.imageio.writers import atomic_output, check_output_folder, check_output_path, write_text, write_volume
 
@@ -34,6 +34,7 @@ __all__ = [
     "check_output_folder",
     "validate_volume",
     "check_mask_grid",
+    "label_values",
     "list_dicom_series",
     "DicomSeriesInfo",
     "series_tilt_degrees",

@@ -18,11 +18,15 @@ import numpy as np
 from voxelprompt.catalog.segments import segment_style
 from voxelprompt.errors import InputError
 from voxelprompt.imageio.dicom_source import DerivedUid, MissingUids, derive_uid, match_source_grid, read_source_series
+from voxelprompt.imageio.validate import label_values
 from voxelprompt.imageio.writers import atomic_output
 from voxelprompt.types import Volume
 
 if TYPE_CHECKING:
+    import highdicom as hd
     from pydicom.dataset import Dataset
+
+    from voxelprompt.catalog.colors import Code
 
 __all__ = ["DicomSegment", "DicomSegWritten", "write_dicom_seg"]
 
@@ -121,9 +125,10 @@ def write_dicom_seg(
             from the files' content and lists them in the result.
         series_number: SeriesNumber of the segmentation.
         series_description: SeriesDescription.
-        segmentation_type: ``"binary"`` (one bit per voxel and segment; read by every DICOM-SEG
-            tool) or ``"labelmap"`` (one frame per slice holding segment numbers; DICOM 2024,
-            highdicom >= 0.23, fewer readers).
+        segmentation_type: ``"binary"`` (one bit per voxel and segment, uncompressed, frames only
+            where a segment is present; read by every DICOM-SEG tool) or ``"labelmap"`` (one frame
+            per slice holding segment numbers, RLE Lossless; DICOM 2024, highdicom >= 0.23, fewer
+            readers, far smaller files).
         algorithm_name: name in the segments' algorithm identification.
         algorithm_version: its version; voxelprompt's version when None.
 
@@ -131,16 +136,21 @@ def write_dicom_seg(
         The path, UIDs and segments written.
 
     Raises:
+        ValueError: ``segmentation_type`` or ``missing_uids`` not one of their values.
         InputError: an empty label map, a label value without a name, a label map not on the
             series grid (gantry-tilted series included: they are resampled on reading), or a
             source image without the UIDs a DICOM-SEG references (with ``missing_uids="refuse"``).
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes
-    from pydicom.uid import generate_uid
+    from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 
+    if segmentation_type not in ("binary", "labelmap"):
+        raise ValueError(f"segmentation_type must be 'binary' or 'labelmap', got {segmentation_type!r}")
     array = np.asarray(labels.array)
-    values = _present_values(array, labels.source, label_names)
+    values = label_values(labels, label_names)
+    if not values:
+        raise InputError(f"{labels.source}: the label map is empty; a DICOM-SEG needs at least one segment")
     series = match_source_grid(
         labels, read_source_series(source_series), missing_uids=missing_uids, source=str(_series_name(source_series))
     )
@@ -174,6 +184,9 @@ def write_dicom_seg(
         software_versions=algorithm_version,
         device_serial_number="0",
         series_description=series_description,
+        # BINARY frames cannot be compressed by highdicom without a JPEG 2000 plugin; a LABELMAP is
+        # RLE-compressed (about 50x smaller here), which pydicom decodes without plugins.
+        transfer_syntax_uid=RLELossless if segmentation_type == "labelmap" else ExplicitVRLittleEndian,
     )
     _fix_clock_and_random_uids(seg, when, instance_uid)
     with atomic_output(path, suffix=".dcm") as tmp:
@@ -181,26 +194,12 @@ def write_dicom_seg(
     return DicomSegWritten(Path(path), series_uid, instance_uid, segments, series.derived_uids)
 
 
-def _present_values(array: np.ndarray, source: str, label_names: Mapping[int, str]) -> list[int]:
-    if array.dtype.kind not in "iub":
-        raise InputError(f"{source}: a label map needs integer values, got {array.dtype}")
-    values = [int(v) for v in np.unique(array) if v != 0]
-    if not values:
-        raise InputError(f"{source}: the label map is empty; a DICOM-SEG needs at least one segment")
-    if values[0] < 0:
-        raise InputError(f"{source}: label values must be >= 0, got {values[0]}")
-    unnamed = [v for v in values if v not in label_names]
-    if unnamed:
-        raise InputError(f"{source}: label values {unnamed} have no name in label_names")
-    return values
-
-
-def _description(segment: DicomSegment, algorithm: object) -> object:
+def _description(segment: DicomSegment, algorithm: hd.AlgorithmIdentificationSequence) -> hd.seg.SegmentDescription:
     import highdicom as hd
 
     style = segment_style(segment.value, segment.name)
 
-    def concept(code: object) -> hd.sr.CodedConcept:
+    def concept(code: Code) -> hd.sr.CodedConcept:
         return hd.sr.CodedConcept(value=code.value, scheme_designator=code.scheme, meaning=code.meaning)
 
     description = hd.seg.SegmentDescription(

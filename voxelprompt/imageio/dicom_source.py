@@ -42,6 +42,9 @@ _TILT_DRIFT_MM = 0.2
 # UID attributes a derived object copies or references, in the order they are checked.
 _REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "FrameOfReferenceUID")
 
+# Where a missing SOP Class / Instance UID is found first: the file meta header of the same file.
+_FILE_META_UIDS = (("SOPClassUID", "MediaStorageSOPClassUID"), ("SOPInstanceUID", "MediaStorageSOPInstanceUID"))
+
 MissingUids = Literal["refuse", "derive"]
 
 
@@ -188,7 +191,9 @@ def _common_geometry(datasets: list[Dataset], source: str) -> tuple[np.ndarray, 
             atol=1e-4,
         )
         if not same:
-            raise InputError(f"{source}: image {_name(ds, n)} differs from {_name(first, 0)} in size, orientation or spacing")
+            raise InputError(
+                f"{source}: image {_name(ds, n)} differs from {_name(first, 0)} in size, orientation or spacing"
+            )
     orientation = np.asarray([float(v) for v in first.ImageOrientationPatient], dtype=np.float64)
     positions = np.asarray([[float(v) for v in ds.ImagePositionPatient] for ds in datasets], dtype=np.float64)
     return orientation, positions
@@ -245,7 +250,7 @@ def _derive_missing_uids(ordered: list[Dataset], source: str) -> SourceSeries:
     for n, (ds, digest) in enumerate(zip(ordered, digests)):
         ds = copy.deepcopy(ds)
         meta = getattr(ds, "file_meta", None)
-        for keyword, meta_keyword in (("SOPClassUID", "MediaStorageSOPClassUID"), ("SOPInstanceUID", "MediaStorageSOPInstanceUID")):
+        for keyword, meta_keyword in _FILE_META_UIDS:
             if str(ds.get(keyword, "") or "").strip():
                 continue
             uid = str(meta.get(meta_keyword, "") or "").strip() if meta is not None else ""

@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from voxelprompt.catalog.colors import Code
 from voxelprompt.catalog.segments import SegmentStyle, segment_style
 from voxelprompt.errors import InputError
 from voxelprompt.imageio.itk import LPS_TO_RAS
+from voxelprompt.imageio.validate import label_values
 from voxelprompt.imageio.writers import atomic_output
 from voxelprompt.types import Volume
 
@@ -55,15 +57,8 @@ def write_slicer_seg(labels: Volume, path: str | os.PathLike, label_names: Mappi
     path = Path(path)
     if not path.name.lower().endswith(SLICER_SEG_SUFFIX):
         raise InputError(f"{path}: a Slicer segmentation file must end in {SLICER_SEG_SUFFIX}")
+    values = label_values(labels, label_names, maximum=int(np.iinfo(np.uint16).max))
     array = np.asarray(labels.array)
-    if array.dtype.kind not in "iub":
-        raise InputError(f"{labels.source}: a label map needs integer values, got {array.dtype}")
-    values = [int(v) for v in np.unique(array) if v != 0]
-    if values and (values[0] < 0 or values[-1] > np.iinfo(np.uint16).max):
-        raise InputError(f"{labels.source}: label values must be in 0..65535, got {values[0]}..{values[-1]}")
-    unnamed = [v for v in values if v not in label_names]
-    if unnamed:
-        raise InputError(f"{labels.source}: label values {unnamed} have no name in label_names")
     dtype = np.uint8 if not values or values[-1] <= np.iinfo(np.uint8).max else np.uint16
     voxels = array.astype(dtype, copy=False)
     boxes = ndimage.find_objects(voxels) if values else []  # one pass: the extent of every value
@@ -80,7 +75,7 @@ def write_slicer_seg(labels: Volume, path: str | os.PathLike, label_names: Mappi
 
 
 def _segment(style: SegmentStyle, box: tuple[slice, slice, slice]) -> dict:
-    def code(c: object) -> list[str]:
+    def code(c: Code) -> list[str]:
         return [c.scheme, c.value, c.meaning]
 
     terminology = {"contextName": _TERMINOLOGY_CONTEXT, "category": code(style.category), "type": code(style.type)}

@@ -22,7 +22,15 @@ from voxelprompt.imageio.itk import LPS_TO_RAS, sitk_message
 from voxelprompt.imageio.readers import NIFTI_SUFFIXES, _suffix
 from voxelprompt.types import Volume
 
-__all__ = ["write_volume", "write_text", "atomic_output", "check_output_path", "check_output_folder", "NIFTI_XFORM_CODE", "IMAGE_SUFFIXES"]
+__all__ = [
+    "write_volume",
+    "write_text",
+    "atomic_output",
+    "check_output_path",
+    "check_output_folder",
+    "NIFTI_XFORM_CODE",
+    "IMAGE_SUFFIXES",
+]
 
 logger = logging.getLogger(__name__)
 
