@@ -225,3 +225,36 @@ def test_source_files_are_not_modified_when_uids_are_derived(labels, tmp_path):
     before = {p.name: p.read_bytes() for p in copy.iterdir()}
     write_dicom_seg(volume, copy, tmp_path / "seg.dcm", names, missing_uids="derive")
     assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+
+
+def test_a_folder_with_two_series_needs_the_series_uid(uid_series, labels, tmp_path):
+    volume, names = labels
+    folder = tmp_path / "study"
+    shutil.copytree(uid_series, folder)
+    for path in sorted(uid_series.iterdir())[:3]:  # a second series in the same folder
+        ds = pydicom.dcmread(path)
+        ds.SeriesInstanceUID, ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.102", ds.SOPInstanceUID + ".9"
+        ds.save_as(folder / f"other_{path.name}")
+    with pytest.raises(InputError, match="belong to 2 series.*choose one with series_uid"):
+        write_dicom_seg(volume, folder, tmp_path / "seg.dcm", names)
+    written = write_dicom_seg(volume, folder, tmp_path / "seg.dcm", names, source_series_uid=SERIES_UID)
+    ds = pydicom.dcmread(written.path, stop_before_pixels=True)
+    assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == SERIES_UID
+    with pytest.raises(InputError, match="no image of series '9.9'"):
+        write_dicom_seg(volume, folder, tmp_path / "seg.dcm", names, source_series_uid="9.9")
+
+
+def test_in_memory_datasets_without_files_derive_uids_from_their_encoding(labels, tmp_path):
+    volume, names = labels
+    sources = _sources(shared_file("data", "totalseg", "example_ct_dicom"))
+    for ds in sources:
+        ds.filename = None
+        del ds.file_meta.MediaStorageSOPInstanceUID
+    kwargs = {"series_uid": "1.2.3", "instance_uid": "1.2.3.1", "content_datetime": WHEN, "missing_uids": "derive"}
+    first = write_dicom_seg(volume, sources, tmp_path / "a.dcm", names, **kwargs)
+    second = write_dicom_seg(volume, list(reversed(sources)), tmp_path / "b.dcm", names, **kwargs)
+    assert (tmp_path / "a.dcm").read_bytes() == (tmp_path / "b.dcm").read_bytes()
+    instance_uids = {d.uid for d in first.derived_source_uids if d.attribute == "SOPInstanceUID"}
+    assert len(instance_uids) == len(sources) and all(uid.startswith("2.25.") for uid in instance_uids)
+    assert first.derived_source_uids == second.derived_source_uids
+    assert all(not str(ds.get("SOPInstanceUID", "")) for ds in sources)  # the caller's datasets unchanged

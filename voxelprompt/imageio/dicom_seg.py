@@ -84,6 +84,7 @@ def write_dicom_seg(
     series_uid: str | None = None,
     instance_uid: str | None = None,
     content_datetime: datetime | None = None,
+    source_series_uid: str | None = None,
     missing_uids: MissingUids = "refuse",
     series_number: int = _DEFAULT_SERIES_NUMBER,
     series_description: str = "voxelprompt segmentation",
@@ -110,13 +111,15 @@ def write_dicom_seg(
             :func:`~voxelprompt.imageio.read_labels` / ``read_volume`` return it: I = column,
             J = row, K = slice, voxel -> RAS+ mm affine. Values 0 (background) and the keys of
             ``label_names``.
-        source_series: the series' folder (one series; headers only are read) or its pydicom
-            datasets.
+        source_series: the series' folder (headers only are read; see
+            :func:`~voxelprompt.imageio.dicom_source.read_source_series`) or its pydicom datasets.
         path: the output file (``.dcm``); an existing file is replaced, a missing folder created.
         label_names: label value -> segment name, for every non-zero value in ``labels`` (values
             absent from the map are ignored).
         series_uid: SeriesInstanceUID of the segmentation; random when None.
         instance_uid: its SOPInstanceUID; random when None.
+        source_series_uid: the source series' SeriesInstanceUID when the folder or datasets hold
+            several series (the ``series_uid`` that :func:`~voxelprompt.imageio.read_volume` took).
         content_datetime: ContentDate/Time, SeriesDate/Time and InstanceCreationDate/Time; now
             when None.
         missing_uids: what to do with a source series without UIDs (see
@@ -137,9 +140,10 @@ def write_dicom_seg(
 
     Raises:
         ValueError: ``segmentation_type`` or ``missing_uids`` not one of their values.
-        InputError: an empty label map, a label value without a name, a label map not on the
-            series grid (gantry-tilted series included: they are resampled on reading), or a
-            source image without the UIDs a DICOM-SEG references (with ``missing_uids="refuse"``).
+        InputError: an empty label map, a label value without a name, several source series and
+            no ``source_series_uid``, a label map not on the series grid (gantry-tilted series
+            included: they are resampled on reading), or a source image without the UIDs a
+            DICOM-SEG references (with ``missing_uids="refuse"``).
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes
@@ -151,9 +155,9 @@ def write_dicom_seg(
     values = label_values(labels, label_names)
     if not values:
         raise InputError(f"{labels.source}: the label map is empty; a DICOM-SEG needs at least one segment")
-    series = match_source_grid(
-        labels, read_source_series(source_series), missing_uids=missing_uids, source=str(_series_name(source_series))
-    )
+    name = str(source_series) if isinstance(source_series, (str, os.PathLike)) else "source series"
+    images = read_source_series(source_series, source_series_uid)
+    series = match_source_grid(labels, images, missing_uids=missing_uids, source=name)
     series_uid = series_uid or str(generate_uid())
     instance_uid = instance_uid or str(generate_uid())
     when = content_datetime or datetime.now()
@@ -235,6 +239,3 @@ def _fix_clock_and_random_uids(seg: Dataset, when: datetime, instance_uid: str) 
     for item in seg.get("DimensionIndexSequence", []):
         item.DimensionOrganizationUID = dimension_uid
 
-
-def _series_name(source_series: object) -> str:
-    return str(source_series) if isinstance(source_series, (str, os.PathLike)) else "source series"

@@ -53,7 +53,8 @@ class DerivedUid:
     """A UID the source series lacked and that was filled in for the derived object.
 
     Args:
-        source: the source image it belongs to (file name, or ``"#n"`` for the n-th dataset given),
+        source: the source image it belongs to (file name, or ``"#k"`` for an image without a file:
+            the one under label slice k),
             or ``"series"`` for the series-wide Study, Series and Frame of Reference UIDs.
         attribute: the DICOM keyword, e.g. ``"SOPInstanceUID"``.
         uid: the value used.
@@ -91,28 +92,41 @@ def derive_uid(*parts: str | bytes) -> str:
     return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, digest.hexdigest()).int}"
 
 
-def read_source_series(source: str | os.PathLike | Sequence[Dataset]) -> list[Dataset]:
+def read_source_series(source: str | os.PathLike | Sequence[Dataset], series_uid: str | None = None) -> list[Dataset]:
     """The images of a source series: a folder's DICOM files (headers only), or datasets as given.
 
     Args:
-        source: a folder holding one series (files without a DICOM preamble or that pydicom cannot
-            parse are skipped, like GDCM does), or the series' pydicom datasets.
+        source: a folder (not its subfolders; files pydicom cannot parse and images without
+            ImagePositionPatient, such as a DICOM-SEG, are skipped), or the series' pydicom datasets.
+        series_uid: the SeriesInstanceUID to keep, as passed to
+            :func:`~voxelprompt.imageio.read_volume`; None when the images hold one series (images
+            without the UID count as one series).
 
     Returns:
-        The datasets in file-name order (use :func:`match_source_grid` to order them by position).
+        The datasets in file-name (or given) order; :func:`match_source_grid` orders them by position.
 
     Raises:
-        InputError: the folder does not exist or holds no DICOM image.
+        InputError: the folder does not exist, holds no DICOM image, holds several series and no
+            ``series_uid`` was given, or none with ``series_uid``.
     """
-    if not isinstance(source, (str, os.PathLike)):
-        datasets = list(source)
+    datasets = list(source) if not isinstance(source, (str, os.PathLike)) else _read_folder(Path(source))
+    name = str(source) if isinstance(source, (str, os.PathLike)) else "source series"
+    if not datasets:
+        raise InputError(f"{name}: no source images given")
+    uids = sorted({str(ds.get("SeriesInstanceUID", "") or "") for ds in datasets})
+    if series_uid is None and len(uids) > 1:
+        raise InputError(f"{name}: the images belong to {len(uids)} series {uids}; choose one with series_uid")
+    if series_uid is not None:
+        datasets = [ds for ds in datasets if str(ds.get("SeriesInstanceUID", "") or "") == series_uid]
         if not datasets:
-            raise InputError("source series: no datasets given")
-        return datasets
+            raise InputError(f"{name}: no image of series {series_uid!r}; the images belong to {uids}")
+    return datasets
+
+
+def _read_folder(folder: Path) -> list[Dataset]:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    folder = Path(source)
     if not folder.is_dir():
         raise InputError(f"{folder}: {'not a folder' if folder.exists() else 'folder not found'}")
     datasets = []
@@ -123,8 +137,6 @@ def read_source_series(source: str | os.PathLike | Sequence[Dataset]) -> list[Da
             continue
         if "ImagePositionPatient" in ds:
             datasets.append(ds)
-    if not datasets:
-        raise InputError(f"{folder}: no DICOM images (with ImagePositionPatient) in folder")
     return datasets
 
 
