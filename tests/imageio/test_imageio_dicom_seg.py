@@ -17,7 +17,7 @@ import pytest
 from shared_paths import shared_file
 from voxelprompt.catalog import vista3d_catalog, vista3d_colors
 from voxelprompt.errors import InputError
-from voxelprompt.imageio import read_labels, read_volume, write_dicom_seg
+from voxelprompt.imageio import read_labels, read_volume, write_dicom_seg, write_volume
 from voxelprompt.imageio.itk import LPS_TO_RAS
 from voxelprompt.types import Volume
 
@@ -258,3 +258,26 @@ def test_in_memory_datasets_without_files_derive_uids_from_their_encoding(labels
     assert len(instance_uids) == len(sources) and all(uid.startswith("2.25.") for uid in instance_uids)
     assert first.derived_source_uids == second.derived_source_uids
     assert all(not str(ds.get("SOPInstanceUID", "")) for ds in sources)  # the caller's datasets unchanged
+
+
+def test_label_map_read_back_from_nifti_gives_the_same_file(uid_series, labels, tmp_path):
+    """The batch runner's path: labels written as NIfTI (float32 affine) and read back still match the series."""
+    volume, names = labels
+    write_volume(volume, tmp_path / "seg.nii.gz")
+    from_nifti = read_labels(tmp_path / "seg.nii.gz")
+    kwargs = {"series_uid": "1.2.3", "instance_uid": "1.2.3.1", "content_datetime": WHEN}
+    write_dicom_seg(volume, uid_series, tmp_path / "a.dcm", names, **kwargs)
+    write_dicom_seg(from_nifti, uid_series, tmp_path / "b.dcm", names, **kwargs)
+    assert (tmp_path / "a.dcm").read_bytes() == (tmp_path / "b.dcm").read_bytes()
+
+
+def test_a_boolean_mask_is_label_one(uid_series, labels, tmp_path):
+    volume, _ = labels
+    mask = volume.array == 1
+    written = write_dicom_seg(volume.with_array(mask), uid_series, tmp_path / "seg.dcm", {1: "liver"})
+    assert [(s.number, s.value) for s in written.segments] == [(1, 1)]
+    seg = hd.seg.segread(tmp_path / "seg.dcm")
+    sources = _sources(uid_series)
+    stack = seg.get_pixels_by_source_instance([ds.SOPInstanceUID for ds in sources], combine_segments=True)
+    for ds, frame in zip(sources, stack):
+        np.testing.assert_array_equal(frame.astype(bool), mask[:, :, _slice_of(ds, volume)].T)

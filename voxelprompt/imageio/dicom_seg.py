@@ -152,6 +152,7 @@ def write_dicom_seg(
     if segmentation_type not in ("binary", "labelmap"):
         raise ValueError(f"segmentation_type must be 'binary' or 'labelmap', got {segmentation_type!r}")
     array = np.asarray(labels.array)
+    array = array.view(np.uint8) if array.dtype.kind == "b" else array  # a bool index would mask, not look up
     values = label_values(labels, label_names)
     if not values:
         raise InputError(f"{labels.source}: the label map is empty; a DICOM-SEG needs at least one segment")
