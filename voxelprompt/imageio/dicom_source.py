@@ -176,16 +176,16 @@ def match_source_grid(
     positions = positions[order]
     _check_not_tilted(positions, orientation, source)
     ordered = _match_slices(labels, [datasets[i] for i in order], positions, orientation, source)
+    missing = [(n, ds, keyword) for n, ds in enumerate(ordered) for keyword in _REQUIRED_UIDS if _lacks(ds, keyword)]
+    if not missing:
+        return SourceSeries(datasets=tuple(ordered))
     if missing_uids == "derive":
         return _derive_missing_uids(ordered, source)
-    for n, ds in enumerate(ordered):
-        for keyword in _REQUIRED_UIDS:
-            if not str(ds.get(keyword, "") or "").strip():
-                raise InputError(
-                    f"{source}: image {_name(ds, n)} has no {keyword}; a DICOM-SEG must reference it "
-                    "(derive missing UIDs from the file content with missing_uids='derive')"
-                )
-    return SourceSeries(datasets=tuple(ordered))
+    n, ds, keyword = missing[0]
+    raise InputError(
+        f"{source}: image {_name(ds, n)} has no {keyword}; a DICOM-SEG must reference it "
+        "(derive missing UIDs from the file content with missing_uids='derive')"
+    )
 
 
 def _common_geometry(datasets: list[Dataset], source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -263,7 +263,7 @@ def _derive_missing_uids(ordered: list[Dataset], source: str) -> SourceSeries:
         ds = copy.deepcopy(ds)
         meta = getattr(ds, "file_meta", None)
         for keyword, meta_keyword in _FILE_META_UIDS:
-            if str(ds.get(keyword, "") or "").strip():
+            if not _lacks(ds, keyword):
                 continue
             uid = str(meta.get(meta_keyword, "") or "").strip() if meta is not None else ""
             if not uid and keyword == "SOPInstanceUID":
@@ -275,14 +275,18 @@ def _derive_missing_uids(ordered: list[Dataset], source: str) -> SourceSeries:
         copies.append(ds)
     series_digest = hashlib.sha256("".join(digests).encode()).hexdigest()
     for keyword in _REQUIRED_UIDS[2:]:
-        values = {str(ds.get(keyword, "") or "").strip() for ds in copies}
-        if "" in values:
+        if any(_lacks(ds, keyword) for ds in copies):
             uid = derive_uid(f"voxelprompt source {keyword}", series_digest)
             for ds in copies:
-                if not str(ds.get(keyword, "") or "").strip():
+                if _lacks(ds, keyword):
                     setattr(ds, keyword, uid)
             derived.append(DerivedUid("series", keyword, uid))
     return SourceSeries(datasets=tuple(copies), derived_uids=tuple(derived))
+
+
+def _lacks(ds: Dataset, keyword: str) -> bool:
+    """True when ``ds`` has no ``keyword`` or an empty one (files often carry empty UID elements)."""
+    return not str(ds.get(keyword, "") or "").strip()
 
 
 def _content_digest(ds: Dataset) -> str:
