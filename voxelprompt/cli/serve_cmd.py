@@ -36,6 +36,13 @@ def serve(
     session_idle: Annotated[float, typer.Option("--session-idle", metavar="SECONDS", help="Close a session after this idle time.")] = 900.0,
     session_memory_mb: Annotated[float, typer.Option("--session-memory-mb", help="Cache budget of each session.")] = 2048.0,
     queue: Annotated[int, typer.Option("--queue", help="Requests that may wait for the compute lock (503 + Retry-After beyond).")] = 8,
+    dicomweb: Annotated[
+        str | None,
+        typer.Option("--dicomweb", metavar="URL", help="A PACS's DICOMweb root: image ids that are SeriesInstanceUIDs are fetched from it (OHIF); credentials from VOXELPROMPT_DICOMWEB_USER/_PASSWORD or --dicomweb-credentials."),
+    ] = None,
+    dicomweb_credentials: Annotated[
+        Path | None, typer.Option("--dicomweb-credentials", metavar="FILE", help="File with user:password (or JSON user/password/token) for the PACS.")
+    ] = None,
     device: DeviceOption = "auto",
 ) -> None:
     """Serve models to 3D Slicer, OHIF (MONAI Label API) and the browser viewer at http://HOST:PORT/."""
@@ -54,6 +61,7 @@ def serve(
         host=host, port=port, checkpoints=tuple(checkpoint or ()), demo_model=demo_model, device=device,
         token=token, cors_origins=tuple(cors_origin or ()), datastore=datastore, max_upload_mb=max_upload_mb,
         max_sessions=max_sessions, session_idle_s=session_idle, session_memory_mb=session_memory_mb, max_waiting=queue,
+        dicomweb=dicomweb, dicomweb_credentials=dicomweb_credentials,
     )  # fmt: skip
     for path in settings.checkpoints:
         if not path.is_file():

@@ -3,7 +3,8 @@
 
 Every error a client can cause is a 4xx reply with a one-line ``detail`` and the server keeps
 serving: unknown model, image or session 404; bad prompts, params or uploads 400; a body over the
-upload limit 413; a full compute queue 503 with ``Retry-After``. CORS is off unless origins are
+upload limit 413; a full compute queue 503 with ``Retry-After``; a PACS that refuses or cannot be
+reached 502. CORS is off unless origins are
 given.
 """
 
@@ -21,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from voxelprompt import __version__
+from voxelprompt.dicomweb.connection import PacsError
 from voxelprompt.errors import VoxelPromptError
 from voxelprompt.server.compute import Busy
 from voxelprompt.server.datastore import NotFound
@@ -111,6 +113,10 @@ def _error_replies(app: FastAPI) -> None:
     @app.exception_handler(Busy)
     async def busy(request: Request, err: Busy) -> JSONResponse:
         return JSONResponse({"detail": one_line(err)}, status_code=503, headers={"Retry-After": str(err.retry_after_s)})
+
+    @app.exception_handler(PacsError)
+    async def pacs_failed(request: Request, err: PacsError) -> JSONResponse:
+        return JSONResponse({"detail": one_line(err)}, status_code=502)  # the upstream PACS failed
 
     @app.exception_handler(VoxelPromptError)
     async def bad_input(request: Request, err: VoxelPromptError) -> JSONResponse:

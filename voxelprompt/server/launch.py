@@ -34,6 +34,9 @@ class ServeSettings:
         datastore: the image store's folder; None: a temporary folder deleted at exit.
         max_sessions, session_idle_s, session_memory_mb: interactive session limits.
         max_waiting, wait_s: the compute queue (beyond it: 503 with Retry-After).
+        dicomweb: a PACS's DICOMweb root; image ids that are SeriesInstanceUIDs are fetched from
+            it (credentials: ``dicomweb_credentials`` or the environment, see
+            :mod:`voxelprompt.dicomweb.connection`); ``dicomweb_cache_mb`` bounds the series kept.
     """
 
     host: str = "127.0.0.1"
@@ -52,6 +55,9 @@ class ServeSettings:
     session_memory_mb: float = 2048.0
     max_waiting: int = 8
     wait_s: float = 300.0
+    dicomweb: str | None = None
+    dicomweb_credentials: Path | None = None
+    dicomweb_cache_mb: float = 4096.0
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -95,13 +101,20 @@ def build_service(settings: ServeSettings, datastore: Path, tune_allocator: bool
     from voxelprompt.server.sessions import SessionPool
 
     store = ImageStore(datastore, max_images=settings.max_images)  # a bad folder fails before models load
+    pacs = None
+    if settings.dicomweb is not None:
+        from voxelprompt.dicomweb import parse_source
+        from voxelprompt.server.pacs import PacsBridge
+
+        source = parse_source(settings.dicomweb, settings.dicomweb_credentials)
+        pacs = PacsBridge(source, Path(datastore) / "dicomweb", settings.dicomweb_cache_mb)
     models = load_named_models(
         settings.checkpoints, default_model=settings.demo_model or not settings.checkpoints,
         device=settings.device, options=dict(settings.options), tune_allocator=tune_allocator,
     )  # fmt: skip
     sessions = SessionPool(settings.max_sessions, settings.session_idle_s, settings.session_memory_mb)
     gate = ComputeGate(settings.max_waiting, settings.wait_s)
-    return SegmentationService(models, store, sessions, gate)
+    return SegmentationService(models, store, sessions, gate, pacs)
 
 
 def make_app(service: Any, settings: ServeSettings) -> Any:

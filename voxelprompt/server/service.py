@@ -9,17 +9,21 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from voxelprompt.api import NamedModel
 from voxelprompt.catalog import vista3d_catalog
 from voxelprompt.server.compute import ComputeGate
-from voxelprompt.server.datastore import ImageStore, NotFound
+from voxelprompt.errors import PromptError
+from voxelprompt.server.datastore import ImageStore, NotFound, StoredImage
 from voxelprompt.server.monailabel.tasks import InferPlan, LabelTask, tasks_for
 from voxelprompt.server.sessions import SessionPool
 from voxelprompt.types import OBJECT_ID, Segmentation, Volume
+
+if TYPE_CHECKING:
+    from voxelprompt.server.pacs import PacsBridge
 
 __all__ = ["InferResult", "SegmentationService"]
 
@@ -54,13 +58,22 @@ class SegmentationService:
         store: uploaded images.
         sessions: interactive sessions by (model, image).
         gate: the compute lock every model call takes.
+        pacs: where image ids that are SeriesInstanceUIDs are fetched from (``--dicomweb``).
     """
 
-    def __init__(self, models: Sequence[NamedModel], store: ImageStore, sessions: SessionPool, gate: ComputeGate) -> None:
+    def __init__(
+        self,
+        models: Sequence[NamedModel],
+        store: ImageStore,
+        sessions: SessionPool,
+        gate: ComputeGate,
+        pacs: PacsBridge | None = None,
+    ) -> None:
         self.models = list(models)
         self.store = store
         self.sessions = sessions
         self.gate = gate
+        self.pacs = pacs
         self.tasks: dict[str, LabelTask] = {t.name: t for m in self.models for t in tasks_for(m)}
         self.started = time.time()
 
@@ -74,6 +87,33 @@ class SegmentationService:
         if task is None:
             raise NotFound(f"unknown model {name!r}; this server has {', '.join(self.tasks)}")
         return task
+
+    def image(self, image_id: str) -> StoredImage:
+        """The stored image ``image_id``, fetched from the PACS first when it is a series UID the
+        store does not hold yet.
+
+        Raises:
+            NotFound: not stored (and no PACS, or not a UID).
+            PacsError: the PACS does not have it, refuses or is unreachable.
+        """
+        try:
+            return self.store.image(image_id)
+        except NotFound:
+            if self.pacs is None or not self.pacs.holds(image_id):
+                raise
+        self.pacs.fetch_into(self.store, image_id)
+        return self.store.image(image_id)
+
+    def dicom_seg(self, result: InferResult, image_id: str, store: bool) -> tuple[bytes, dict[str, Any]]:
+        """A result as DICOM-SEG of its PACS series, stored on the PACS when ``store``.
+
+        Raises:
+            PromptError: the image did not come from the PACS (no source instances to reference).
+        """
+        record = self.store.image(image_id)
+        if self.pacs is None or record.info.get("source") != "dicomweb":
+            raise PromptError("DICOM-SEG output needs an image fetched from the PACS (serve --dicomweb URL; image=SeriesInstanceUID)")
+        return self.pacs.dicom_seg(result.labels, image_id, result.label_names, store=store)
 
     def infer(self, task_name: str, image_id: str, params: Mapping[str, Any]) -> InferResult:
         """Run one request of a MONAI Label model entry on a stored image.
@@ -89,7 +129,7 @@ class SegmentationService:
         """
         started = time.perf_counter()
         task = self.task(task_name)
-        record = self.store.image(image_id)
+        record = self.image(image_id)
         volume = self.store.volume(image_id)
         plan = task.plan(params, volume)
         queued = time.perf_counter()

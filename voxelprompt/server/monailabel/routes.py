@@ -187,6 +187,11 @@ def monailabel_router(service: SegmentationService, token: str | None = None) ->
             raise PromptError("give image=ID, session_id=ID or a file to segment")
         try:
             result = service.infer(model, image_id, values)
+            if output == "dicom_seg" or values.get("store_dicom_seg"):
+                data, seg = service.dicom_seg(result, image_id, store=bool(values.get("store_dicom_seg")))
+                if output == "dicom_seg":
+                    return Response(data, media_type="application/dicom", headers={"Content-Disposition": 'attachment; filename="seg.dcm"'})
+                result.notes["dicom_seg"] = seg
             return infer_reply(result, model, image or image_id, values, output)
         finally:
             if temporary is not None:
