@@ -36,9 +36,11 @@ def serve(
     session_idle: Annotated[float, typer.Option("--session-idle", metavar="SECONDS", help="Close a session after this idle time.")] = 900.0,
     session_memory_mb: Annotated[float, typer.Option("--session-memory-mb", help="Cache budget of each session.")] = 2048.0,
     queue: Annotated[int, typer.Option("--queue", help="Requests that may wait for the compute lock (503 + Retry-After beyond).")] = 8,
+    max_leases: Annotated[int, typer.Option("--max-leases", help="nnInteractive clients at once (503 + Retry-After beyond).")] = 2,
+    lease_idle: Annotated[float, typer.Option("--lease-idle", metavar="SECONDS", help="Reap an nnInteractive lease after this time without user actions.")] = 600.0,
     device: DeviceOption = "auto",
 ) -> None:
-    """Serve models to 3D Slicer, OHIF (MONAI Label API) and the browser viewer at http://HOST:PORT/."""
+    """Serve models to 3D Slicer, OHIF (MONAI Label API), nnInteractive clients (/nninteractive) and the browser viewer at http://HOST:PORT/."""
     from voxelprompt.server.launch import (
         ServeSettings,
         build_service,
@@ -54,6 +56,7 @@ def serve(
         host=host, port=port, checkpoints=tuple(checkpoint or ()), demo_model=demo_model, device=device,
         token=token, cors_origins=tuple(cors_origin or ()), datastore=datastore, max_upload_mb=max_upload_mb,
         max_sessions=max_sessions, session_idle_s=session_idle, session_memory_mb=session_memory_mb, max_waiting=queue,
+        max_leases=max_leases, lease_idle_s=lease_idle,
     )  # fmt: skip
     for path in settings.checkpoints:
         if not path.is_file():
