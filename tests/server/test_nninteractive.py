@@ -231,7 +231,9 @@ def test_lease_cap_expiry_token_and_malformed_body(server, ct):
         bad_meta = second._http.post("/set_image", content=b"", headers={"X-Meta": "{not json"})
         assert bad_meta.status_code == 400
         second.set_image(ct.array[None].astype(np.float32), {"spacing": list(ct.spacing)})
-        assert second.lease_status()["remaining_seconds"] > 0
+        assert second.lease_status()["remaining_seconds"] > 0 and second.heartbeat() > 0
+        other = httpx.post(f"{url(server, 'segvol')}/reset_interactions", headers=second._http.headers)
+        assert other.status_code == 409 and "belongs to model" in other.json()["detail"]  # a lease is one model's
         # expiry: the lease idles past the timeout (its clock moved back) and the client sees 410
         lease = next(iter(leases._leases.values()))
         lease.last_active -= leases.idle_s + 1

@@ -71,6 +71,7 @@ def nninteractive_router(service: SegmentationService, limits: LeaseLimits | Non
 def capabilities(model: NamedModel) -> dict[str, Any]:
     """``/capabilities`` of one model: what its family answers, honestly (see :mod:`.interactions`)."""
     caps = model.family.capabilities
+    weights = model.checkpoint.name if model.checkpoint else "voxelprompt demo model"
     return {
         "supported_interactions": {
             "points": caps.points, "bbox2d": caps.box, "bbox3d": caps.box, "scribble": caps.points, "lasso": caps.box,
@@ -84,7 +85,7 @@ def capabilities(model: NamedModel) -> dict[str, Any]:
         "patch_size": None,
         "do_autozoom": False,
         "inference_session_version": f"voxelprompt {__version__}",
-        "license": f"the license of the served {model.family.name} weights ({model.checkpoint.name if model.checkpoint else 'voxelprompt demo model'})",
+        "license": f"the license of the served {model.family.name} weights ({weights})",
         "supports_undo": True,
         "voxelprompt": {
             "model": model.name,
