@@ -50,6 +50,7 @@ class Capabilities:
         zero_shot: clicks on a structure outside its classes get a dedicated embedding
             (``Prompts.new_structure``).
         sessions: interactive sessions that reuse encoded windows.
+        previous_mask: clicks edit a given mask (``Prompts.previous_mask``, VISTA3D's Algorithm 1).
         protocols: evaluation protocols it runs (:mod:`voxelprompt.evaluation.runner`).
     """
 
@@ -62,6 +63,7 @@ class Capabilities:
     identify: bool = False
     zero_shot: bool = False
     sessions: bool = False
+    previous_mask: bool = False
     protocols: frozenset[str] = frozenset()
 
 
@@ -212,7 +214,7 @@ FAMILIES: dict[str, ModelFamily] = {
         description="VISTA3D (MONAI): 127 automatic classes, everything, 3D clicks, Algorithm 1 edits, zero-shot clicks",
         capabilities=Capabilities(
             classes=True, everything=True, points=True, negative_points=True, text=True, zero_shot=True,
-            sessions=True, protocols=frozenset({"auto", "point", "auto+point", "iterative"}),
+            sessions=True, previous_mask=True, protocols=frozenset({"auto", "point", "auto+point", "iterative"}),
         ),  # fmt: skip
         options=Vista3DOptions,
         loader="voxelprompt.inference.vista3d.segmenter:load",
@@ -304,6 +306,7 @@ def check_capabilities(prompts: Prompts, family: ModelFamily | str) -> None:
         ("box", prompts.box is not None, "box prompts"),
         ("text", prompts.text is not None, "text prompts"),
         ("zero_shot", prompts.new_structure, "zero-shot clicks (new_structure)"),
+        ("previous_mask", prompts.previous_mask is not None, "previous-mask edits"),
     ]
     for capability, used, what in needs:
         if used and not getattr(caps, capability):

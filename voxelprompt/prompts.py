@@ -20,6 +20,7 @@ __all__ = [
     "check_class_prompts",
     "check_label_value_use",
     "check_points_inside",
+    "check_previous_mask",
     "check_vista3d_prompts",
 ]
 
@@ -160,6 +161,22 @@ def check_vista3d_prompts(prompts: Prompts, volume: Volume) -> None:
     check_class_prompts(prompts, prompts.everything)
     if prompts.points is not None:
         check_points_inside(prompts.points, volume)
+    check_previous_mask(prompts, volume)
+
+
+def check_previous_mask(prompts: Prompts, volume: Volume) -> None:
+    """A previous mask is edited by clicks and lies on ``volume``'s grid.
+
+    Raises:
+        PromptError: a previous mask without clicks, or of another shape than ``volume``.
+    """
+    mask = prompts.previous_mask
+    if mask is None:
+        return
+    if prompts.points is None:
+        raise PromptError("a previous mask is edited by clicks: give at least one click with it")
+    if tuple(np.shape(mask)) != volume.shape:
+        raise PromptError(f"the previous mask has shape {tuple(np.shape(mask))}, the image {volume.shape}")
 
 
 def check_label_value_use(prompts: Prompts) -> None:

@@ -169,6 +169,11 @@ class Prompts:
         everything: the model's official "everything" class set (VISTA3D; no other prompt).
         label_value: the value written for a single object (SegVol's object, VISTA3D's object
             from clicks alone); None: the class index the prompts name, else :data:`OBJECT_ID`.
+        previous_mask: (I, J, K) bool mask on the volume's grid that the clicks edit (VISTA3D's
+            Algorithm 1 with this mask in place of the automatic result: the clicked windows'
+            result replaces it around the clicks, it stays elsewhere); None: clicks edit the
+            class's automatic result, or segment a new object. Families with the
+            ``previous_mask`` capability.
     """
 
     classes: tuple[int, ...] = ()
@@ -178,6 +183,7 @@ class Prompts:
     text: str | None = None
     everything: bool = False
     label_value: int | None = None
+    previous_mask: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ def test_serve_starts_answers_and_stops(tmp_path):
         assert health["models"] == ["vista3d-demo"]
         info = requests.get(f"http://127.0.0.1:{port}/info/", timeout=10).json()
         assert "vista3d-demo-interactive" in info["models"]
+        caps = requests.get(f"http://127.0.0.1:{port}/nninteractive/capabilities", timeout=10).json()  # nnInteractive clients
+        assert caps["voxelprompt"]["model"] == "vista3d-demo" and caps["supports_initial_label"]
         assert requests.get(f"http://127.0.0.1:{port}/", timeout=10, allow_redirects=True).status_code == 200  # the viewer
     finally:
         process.send_signal(signal.SIGINT)
@@ -59,6 +61,8 @@ def test_serve_refuses_bad_settings_in_one_line_before_loading(tmp_path):
             (["-c", str(tmp_path / "missing.pt")], "missing.pt: checkpoint file not found"),
             (["--session-idle", "0"], "--session-idle must be a positive number"),
             (["--token", "short"], "at least 8 characters"),
+            (["--max-leases", "0"], "--max-leases must be >= 1"),
+            (["--lease-idle", "0"], "--lease-idle must be a positive number"),
         ]
         for args, words in cases:
             done = script("serve", *args, timeout=60)

@@ -43,9 +43,11 @@ def serve(
     dicomweb_credentials: Annotated[
         Path | None, typer.Option("--dicomweb-credentials", metavar="FILE", help="File with user:password (or JSON user/password/token) for the PACS.")
     ] = None,
+    max_leases: Annotated[int, typer.Option("--max-leases", help="nnInteractive clients at once (503 + Retry-After beyond).")] = 2,
+    lease_idle: Annotated[float, typer.Option("--lease-idle", metavar="SECONDS", help="Reap an nnInteractive lease after this time without user actions.")] = 600.0,
     device: DeviceOption = "auto",
 ) -> None:
-    """Serve models to 3D Slicer, OHIF (MONAI Label API) and the browser viewer at http://HOST:PORT/."""
+    """Serve models to 3D Slicer, OHIF (MONAI Label API), nnInteractive clients (/nninteractive) and the browser viewer at http://HOST:PORT/."""
     from voxelprompt.server.launch import (
         ServeSettings,
         build_service,
@@ -62,6 +64,7 @@ def serve(
         token=token, cors_origins=tuple(cors_origin or ()), datastore=datastore, max_upload_mb=max_upload_mb,
         max_sessions=max_sessions, session_idle_s=session_idle, session_memory_mb=session_memory_mb, max_waiting=queue,
         dicomweb=dicomweb, dicomweb_credentials=dicomweb_credentials,
+        max_leases=max_leases, lease_idle_s=lease_idle,
     )  # fmt: skip
     for path in settings.checkpoints:
         if not path.is_file():

@@ -1,5 +1,5 @@
-"""The web application of ``voxelprompt serve``: MONAI Label routes, the browser viewer and
-``/healthz`` over one :class:`~voxelprompt.server.service.SegmentationService`.
+"""The web application of ``voxelprompt serve``: MONAI Label routes, the nnInteractive protocol
+(under ``/nninteractive``), the browser viewer and ``/healthz`` over one :class:`~voxelprompt.server.service.SegmentationService`.
 
 Every error a client can cause is a 4xx reply with a one-line ``detail`` and the server keeps
 serving: unknown model, image or session 404; bad prompts, params or uploads 400; a body over the
@@ -28,6 +28,7 @@ from voxelprompt.server.compute import Busy
 from voxelprompt.server.datastore import NotFound
 from voxelprompt.server.middleware import ServerMiddleware
 from voxelprompt.server.monailabel.routes import monailabel_router
+from voxelprompt.server.nninteractive import nninteractive_router
 from voxelprompt.server.service import SegmentationService
 
 __all__ = ["ServerOptions", "create_app"]
@@ -44,6 +45,8 @@ class ServerOptions:
         cors_origins: origins allowed by CORS (empty: CORS off).
         max_upload_mb: largest request body, in MiB.
         viewer: serve the browser viewer at ``/``.
+        extra: adapter settings; ``"nninteractive"``: its
+            :class:`~voxelprompt.server.nninteractive.LeaseLimits`.
     """
 
     token: str | None = None
@@ -60,6 +63,9 @@ def create_app(service: SegmentationService, options: ServerOptions | None = Non
     app.state.service = service
     _error_replies(app)
     app.include_router(monailabel_router(service, options.token))
+    nninteractive = nninteractive_router(service, options.extra.get("nninteractive"))
+    app.state.leases = nninteractive.leases
+    app.include_router(nninteractive)
 
     @app.get("/healthz", summary="Liveness and load")
     def healthz() -> dict[str, Any]:

@@ -37,6 +37,8 @@ class ServeSettings:
         dicomweb: a PACS's DICOMweb root; image ids that are SeriesInstanceUIDs are fetched from
             it (credentials: ``dicomweb_credentials`` or the environment, see
             :mod:`voxelprompt.dicomweb.connection`); ``dicomweb_cache_mb`` bounds the series kept.
+        max_leases, lease_idle_s, lease_liveness_s: nnInteractive clients at once, and the
+            timeouts that reap a lease without user actions / without any request.
     """
 
     host: str = "127.0.0.1"
@@ -58,16 +60,22 @@ class ServeSettings:
     dicomweb: str | None = None
     dicomweb_credentials: Path | None = None
     dicomweb_cache_mb: float = 4096.0
+    max_leases: int = 2
+    lease_idle_s: float = 600.0
+    lease_liveness_s: float = 60.0
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise VoxelPromptError(f"--port must be 1..65535, got {self.port}")
-        flags = {"max_upload_mb": "--max-upload-mb", "session_idle_s": "--session-idle", "session_memory_mb": "--session-memory-mb", "wait_s": "wait_s"}
+        flags = {"max_upload_mb": "--max-upload-mb", "session_idle_s": "--session-idle", "session_memory_mb": "--session-memory-mb", "wait_s": "wait_s",
+                 "lease_idle_s": "--lease-idle", "lease_liveness_s": "lease_liveness_s"}
         for name, flag in flags.items():
             if not getattr(self, name) > 0:
                 raise VoxelPromptError(f"{flag} must be a positive number, got {getattr(self, name)}")
         if self.max_sessions < 1 or self.max_images < 1 or self.max_waiting < 0:
             raise VoxelPromptError("--max-sessions and --max-images must be >= 1, --queue >= 0")
+        if self.max_leases < 1:
+            raise VoxelPromptError(f"--max-leases must be >= 1, got {self.max_leases}")
         if self.token is not None and len(self.token) < 8:
             raise VoxelPromptError("the token must have at least 8 characters")
 
@@ -119,8 +127,11 @@ def build_service(settings: ServeSettings, datastore: Path, tune_allocator: bool
 
 def make_app(service: Any, settings: ServeSettings) -> Any:
     from voxelprompt.server.app import ServerOptions, create_app
+    from voxelprompt.server.nninteractive import LeaseLimits
 
-    return create_app(service, ServerOptions(settings.token, settings.cors_origins, settings.max_upload_mb))
+    leases = LeaseLimits(settings.max_leases, settings.lease_idle_s, settings.lease_liveness_s)
+    options = ServerOptions(settings.token, settings.cors_origins, settings.max_upload_mb, extra={"nninteractive": leases})
+    return create_app(service, options)
 
 
 @contextlib.contextmanager
@@ -196,6 +207,7 @@ def is_loopback(host: str) -> bool:
 def describe(service: Any, url: str, datastore: Path, settings: ServeSettings) -> Sequence[str]:
     """The lines ``voxelprompt serve`` prints at start."""
     lines = [f"voxelprompt serve: {url}/ (browser viewer), MONAI Label API at {url} (3D Slicer, OHIF)"]
+    lines.append(f"  nnInteractive protocol at {url}/nninteractive/<model> (napari-nninteractive, SlicerNNInteractive)")
     for name, task in service.tasks.items():
         lines.append(f"  model {name} ({task.kind}, {len(task.labels)} labels)")
     lines.append(f"  datastore: {datastore}{'' if settings.datastore else ' (temporary, deleted at exit)'}")

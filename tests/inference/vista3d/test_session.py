@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from voxelprompt.errors import PromptError
+from voxelprompt.families import check_capabilities
 from voxelprompt.imageio import read_volume
 from voxelprompt.inference.vista3d.profiles import get_profile
 from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
 from voxelprompt.inference.vista3d.session import InteractiveSession
-from voxelprompt.types import Points, Prompts
+from voxelprompt.types import OBJECT_ID, Points, Prompts
 
 ROI = (64, 64, 64)
 P1, P2, N1 = (20.0, 20.0, 10.0), (30.0, 12.0, 8.0), (8.0, 30.0, 12.0)
@@ -101,3 +103,49 @@ def test_memory_budget_evicts_least_recently_used(segmenter, volume):
     assert 0 < session.stats.bytes <= one_window_mb * 2**20
     session.reset()
     assert session.stats.bytes == 0 and not session._auto
+
+
+# ---- Algorithm 1 on a given mask (Prompts.previous_mask: the nnInteractive initial segmentation) ----
+
+
+@pytest.fixture(scope="module")
+def previous(volume):
+    mask = np.zeros(volume.shape, dtype=bool)
+    mask[10:30, 12:28, 4:16] = True
+    return mask
+
+
+@pytest.mark.parametrize("windows", ["centred", "grid"])
+def test_session_edit_of_a_previous_mask_equals_one_shot(segmenter, volume, previous, windows):
+    session = InteractiveSession(segmenter, volume, click_windows=windows)
+    for prompts in (
+        Prompts(points=Points.from_lists([P1]), previous_mask=previous),
+        Prompts(points=Points.from_lists([P1], [N1]), previous_mask=previous),
+        Prompts(classes=(1,), points=Points.from_lists([P1]), previous_mask=previous),
+    ):
+        ours = session.segment(prompts)
+        ref = segmenter.segment_prepared(segmenter.prepare(volume), prompts, click_windows=windows)
+        np.testing.assert_array_equal(ours.labels.array, ref.labels.array)
+        assert set(np.unique(ours.labels.array)) <= {0, prompts.classes[0] if prompts.classes else OBJECT_ID}
+        assert "previous mask" in ours.notes[0]
+
+
+def test_clicks_only_add_or_only_remove_components(segmenter, volume, previous):
+    """Algorithm 1: positive clicks add click components to the mask, negative clicks remove
+    components from it; the rest of the mask stays."""
+    added = segmenter.segment(volume, Prompts(points=Points.from_lists([P1]), previous_mask=previous)).labels.array != 0
+    assert added.sum() >= previous.sum() and (added | previous).sum() == added.sum()
+    removed = segmenter.segment(volume, Prompts(points=Points.from_lists([], [N1]), previous_mask=previous)).labels.array != 0
+    assert not (removed & ~previous).any()
+    empty = np.zeros_like(previous)
+    none = segmenter.segment(volume, Prompts(points=Points.from_lists([], [N1]), previous_mask=empty)).labels.array
+    assert not none.any()
+
+
+def test_previous_mask_needs_clicks_the_grid_and_the_capability(segmenter, volume, previous):
+    with pytest.raises(PromptError, match="edited by clicks"):
+        segmenter.segment(volume, Prompts(classes=(1,), previous_mask=previous))
+    with pytest.raises(PromptError, match="shape"):
+        segmenter.segment(volume, Prompts(points=Points.from_lists([P1]), previous_mask=previous[:-1]))
+    with pytest.raises(PromptError, match="previous-mask edits"):
+        check_capabilities(Prompts(points=Points.from_lists([P1]), previous_mask=previous), "segvol")

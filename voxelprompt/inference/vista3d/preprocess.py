@@ -23,7 +23,7 @@ from monai.transforms import (
 from voxelprompt.inference.vista3d.profiles import HU_MAX, HU_MIN, InferenceProfile
 from voxelprompt.types import Volume
 
-__all__ = ["IMAGE_KEY", "build_preprocessing", "volume_to_metatensor", "to_model_voxels"]
+__all__ = ["IMAGE_KEY", "build_preprocessing", "volume_to_metatensor", "to_model_voxels", "mask_to_model"]
 
 IMAGE_KEY = "image"
 
@@ -72,3 +72,30 @@ def to_model_voxels(points_ijk: np.ndarray, model_image: MetaTensor) -> np.ndarr
     mapping = np.linalg.inv(after) @ original
     pts = np.concatenate([np.asarray(points_ijk, dtype=np.float64).reshape(-1, 3), np.ones((len(points_ijk), 1))], 1)
     return (pts @ mapping.T)[:, :3]
+
+
+def mask_to_model(mask: np.ndarray, model_image: MetaTensor) -> torch.Tensor:
+    """Resample an (I, J, K) mask on the input grid onto the pre-processed image's grid.
+
+    Nearest neighbour through the same voxel mapping as :func:`to_model_voxels` (orientation,
+    spacing and crop are all affine): each model voxel takes the input voxel its centre falls in;
+    model voxels outside the input are False. Computed one model slab at a time (bounded memory).
+
+    Returns:
+        (H, W, D) bool tensor, the spatial shape of ``model_image`` ([1, H, W, D]).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    original = np.asarray(model_image.meta["original_affine"], dtype=np.float64)
+    after = np.asarray(model_image.affine, dtype=np.float64)
+    to_input = np.linalg.inv(original) @ after  # model voxel -> input voxel
+    shape = tuple(int(s) for s in model_image.shape[-3:])
+    out = np.zeros(shape, dtype=bool)
+    jj, kk = np.meshgrid(np.arange(shape[1]), np.arange(shape[2]), indexing="ij")
+    for i in range(shape[0]):
+        model = np.stack([np.full(jj.shape, i), jj, kk], axis=-1).reshape(-1, 3).astype(np.float64)
+        ijk = np.rint(model @ to_input[:3, :3].T + to_input[:3, 3]).astype(np.int64)
+        inside = np.all((ijk >= 0) & (ijk < np.asarray(mask.shape)), axis=1)
+        values = np.zeros(len(ijk), dtype=bool)
+        values[inside] = mask[tuple(ijk[inside].T)]
+        out[i] = values.reshape(jj.shape)
+    return torch.from_numpy(out)

@@ -39,6 +39,7 @@ from voxelprompt.inference.vista3d.postprocess import (
 from voxelprompt.inference.vista3d.preprocess import (
     IMAGE_KEY,
     build_preprocessing,
+    mask_to_model,
     to_model_voxels,
     volume_to_metatensor,
 )
@@ -54,7 +55,7 @@ from voxelprompt.inference.vista3d.windows import (
     unpad,
 )
 from voxelprompt.models.vista3d import Vista3DSpec, load_vista3d
-from voxelprompt.prompts import check_label_value_use, check_points_inside
+from voxelprompt.prompts import check_label_value_use, check_points_inside, check_previous_mask
 from voxelprompt.types import OBJECT_ID, Prompts, Segmentation, Volume
 
 if TYPE_CHECKING:
@@ -268,6 +269,7 @@ class Vista3DSegmenter:
         self, prepared: PreparedVolume, prompts: Prompts, net, auto_cache: AutomaticMasks | None, click_windows: str
     ) -> Segmentation:
         start = time.perf_counter()
+        check_previous_mask(prompts, prepared.volume)
         classes = self.resolve_classes(prompts)
         counter = WindowCounter(self.click_net() if net is None else net)
         changed: int | None = None
@@ -283,7 +285,7 @@ class Vista3DSegmenter:
             cache = AutomaticMasks() if auto_cache is None else auto_cache
             labels, changed = self._segment_clicks(prepared, counter, classes, prompts, cache, click_windows)
         array = invert_to_input(labels, prepared.image, self.preprocessing, self.unpredicted_fill)
-        if changed is not None:
+        if changed is not None and prompts.previous_mask is None:
             changed = self._changed_on_input(changed, prepared, array, classes[0], cache)
         volume = prepared.volume
         result = volume.with_array(array, source=f"segmentation of {volume.source}")
@@ -341,11 +343,12 @@ class Vista3DSegmenter:
         kind = self.point_embedding(prompts, classes)
         extras: dict[str, float] = {} if changed is None else {"click_changed_voxels": float(changed)}
         if changed is not None:
-            notes = [f"{n} click(s) edited the automatic result (Algorithm 1, {kind} point embedding)"]
+            start = "the given previous mask" if prompts.previous_mask is not None else "the automatic result"
+            notes = [f"{n} click(s) edited {start} (Algorithm 1, {kind} point embedding)"]
             if changed == 0:
                 notes.append("the clicks changed nothing: the model's click result agrees with the automatic one there")
             else:
-                notes.append(f"the clicks changed {changed} voxels of the automatic result")
+                notes.append(f"the clicks changed {changed} voxels of {start}")
             return extras, tuple(notes)
         value = classes[0] if classes else OBJECT_ID
         notes = [
@@ -422,7 +425,7 @@ class Vista3DSegmenter:
             labels=labels[None].to(self.device),
             prompt_class=None if cls is None else torch.tensor([[cls]], device=self.device),
         )
-        if cls is None or cls > self.spec.last_supported:
+        if prompts.previous_mask is None and (cls is None or cls > self.spec.last_supported):
             # Point-only (zero-shot) object: keep components holding a positive click.
             if click_windows == "grid":
                 padded, before = pad_to_window(batch, self.profile.roi_size)
@@ -436,10 +439,14 @@ class Vista3DSegmenter:
         # inferer merges too: components may connect through the padding of thin images.
         shape = tuple(batch.shape[-3:])
         padded, before = pad_to_window(batch, self.profile.roi_size)
-        auto = auto_cache.get(cls)
-        if auto is None:
-            auto = self.automatic_labels(padded, (cls,), counter)[0] == cls
-            auto_cache.put(cls, auto)
+        if prompts.previous_mask is not None:  # the caller's mask in place of the automatic result
+            auto = torch.zeros(padded.shape[-3:], dtype=torch.bool)
+            unpad(auto, before, shape).copy_(mask_to_model(prompts.previous_mask, image))
+        else:
+            auto = auto_cache.get(cls)
+            if auto is None:
+                auto = self.automatic_labels(padded, (cls,), counter)[0] == cls
+                auto_cache.put(cls, auto)
         inside = torch.zeros(padded.shape[-3:], dtype=torch.bool)
         unpad(inside, before, shape).fill_(True)
         shifted = replace(click, coords=click.coords + torch.tensor(before, dtype=click.coords.dtype, device=self.device))
@@ -451,7 +458,8 @@ class Vista3DSegmenter:
         auto = auto & inside
         merged = merge_in_windows(auto, clicked[0, 0], xyz, points.labels)
         changed = int((merged != auto).sum())
-        return unpad(merged, before, shape).to(torch.float32)[None] * float(cls), changed
+        value = classes[0] if classes else OBJECT_ID
+        return unpad(merged, before, shape).to(torch.float32)[None] * float(value), changed
 
 
 def load(checkpoint: str | os.PathLike | None, device: str, options, progress: bool = False) -> Vista3DSegmenter:
