@@ -1,0 +1,193 @@
+"""What a cohort run writes per case: one small writer per output kind, and the atomic commit of a
+case's folder.
+
+A case's files are written into a hidden staging folder (``OUT_DIR/.partial/``) and the folder is
+renamed to ``OUT_DIR/<case_id>`` only when every file is complete, so a case folder is either
+absent or whole. ``label_names.json`` (label value -> structure name) is always written beside
+the label map. Kinds that another module provides are looked up in :data:`OUTPUT_KINDS`; a kind
+listed in :data:`PLANNED_KINDS` is refused until its writer is wired in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from voxelprompt.errors import PromptError
+from voxelprompt.types import Volume
+
+__all__ = [
+    "CaseOutput",
+    "OUTPUT_KINDS",
+    "PLANNED_KINDS",
+    "LABEL_NAMES_FILE",
+    "check_output_kinds",
+    "write_case_outputs",
+    "staging_root",
+    "clean_leftovers",
+    "remove_empty_staging",
+]
+
+#: Folder under OUT_DIR where cases are assembled; anything in it is a leftover of a killed run.
+STAGING = ".partial"
+LABEL_NAMES_FILE = "label_names.json"
+_TRASH_PREFIX = ".replaced-"
+
+
+@dataclass(frozen=True)
+class CaseOutput:
+    """Everything an output writer may need for one case.
+
+    Args:
+        case_id: the case's id.
+        image: the CT as read, (I, J, K) in on-disk order, voxel -> RAS+ mm affine, HU.
+        labels: the merged label map on the image's exact grid.
+        label_names: label value -> structure name, for the values ``labels`` holds.
+        source: the input path (a file or a DICOM series folder).
+        series_uid: the DICOM series read (None: a file or the folder's only series).
+        input_sha256: sha256 of the input's bytes.
+        settings_sha256: sha256 of the run's settings (tasks, model hashes, options).
+        created: the run's creation time, UTC ISO 8601 (for outputs that carry a date).
+    """
+
+    case_id: str
+    image: Volume
+    labels: Volume
+    label_names: Mapping[int, str]
+    source: str
+    series_uid: str | None
+    input_sha256: str
+    settings_sha256: str
+    created: str
+
+    @property
+    def is_dicom(self) -> bool:
+        return Path(self.source).is_dir()
+
+
+#: A writer puts its files into the given (staging) folder and returns their names.
+Writer = Callable[[CaseOutput, Path], list[str]]
+
+
+def _label_map(suffix: str) -> Writer:
+    def write(out: CaseOutput, folder: Path) -> list[str]:
+        from voxelprompt.imageio import write_volume
+
+        name = f"labels{suffix}"
+        write_volume(out.labels, folder / name)
+        return [name]
+
+    return write
+
+
+def _preview(out: CaseOutput, folder: Path) -> list[str]:
+    """An axial/coronal/sagittal PNG overlay with a legend (:func:`voxelprompt.visualize.overlay_file`)."""
+    from voxelprompt.visualize import overlay_file
+
+    overlay_file(out.image, out.labels, folder / "preview.png", names=dict(out.label_names), title=out.case_id)
+    return ["preview.png"]
+
+
+#: Output kinds (``--output-format``) -> writer.
+OUTPUT_KINDS: dict[str, Writer] = {
+    "nifti": _label_map(".nii.gz"),
+    "nrrd": _label_map(".nrrd"),
+    "preview": _preview,
+}
+
+#: Kinds whose writers live in another module not yet wired in: refused with this note.
+PLANNED_KINDS: dict[str, str] = {
+    "dicom-seg": "DICOM-SEG (highdicom)",
+    "seg-nrrd": "3D Slicer .seg.nrrd (slicerio)",
+    "stats": "per-structure statistics",
+}
+
+
+def check_output_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
+    """The output kinds, checked, in the order given, without repeats.
+
+    Raises:
+        PromptError: an unknown kind, or one not available yet, named.
+    """
+    out: list[str] = []
+    for kind in kinds:
+        kind = kind.strip().lower()
+        if not kind or kind in out:
+            continue
+        if kind in PLANNED_KINDS and kind not in OUTPUT_KINDS:
+            raise PromptError(f"--output-format {kind}: {PLANNED_KINDS[kind]} output is not available in this version yet")
+        if kind not in OUTPUT_KINDS:
+            raise PromptError(f"--output-format {kind!r}: unknown kind; choose from {', '.join(OUTPUT_KINDS)}")
+        out.append(kind)
+    if not out:
+        raise PromptError("--output-format: give at least one output kind")
+    return tuple(out)
+
+
+def staging_root(out_dir: Path) -> Path:
+    return out_dir / STAGING
+
+
+def write_case_outputs(out: CaseOutput, kinds: Sequence[str], out_dir: Path) -> list[str]:
+    """Write a case's outputs and move its folder into place as one step.
+
+    Returns:
+        The file names in ``OUT_DIR/<case_id>``.
+
+    Raises:
+        Whatever a writer raises; the staging folder is removed then.
+    """
+    stage = staging_root(out_dir) / f"{out.case_id}.{secrets.token_hex(4)}"
+    stage.mkdir(parents=True)
+    try:
+        names = [LABEL_NAMES_FILE]
+        names_json = {str(k): v for k, v in sorted(out.label_names.items())}
+        (stage / LABEL_NAMES_FILE).write_text(json.dumps(names_json, indent=1) + "\n", encoding="utf-8")
+        for kind in kinds:
+            names += OUTPUT_KINDS[kind](out, stage)
+        _commit(stage, out_dir / out.case_id)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return names
+
+
+def _commit(stage: Path, final: Path) -> None:
+    """Put ``stage`` at ``final``: a rename; an existing folder is first renamed aside, then removed."""
+    aside = None
+    if final.exists():
+        aside = final.with_name(f"{_TRASH_PREFIX}{final.name}.{secrets.token_hex(4)}")
+        os.replace(final, aside)
+    os.replace(stage, final)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def clean_leftovers(out_dir: Path) -> int:
+    """Remove what a killed run left: the staging folder and folders renamed aside. Returns how many."""
+    count = 0
+    stage = staging_root(out_dir)
+    if stage.exists():
+        count += sum(1 for _ in stage.iterdir())
+        shutil.rmtree(stage, ignore_errors=True)
+    for path in out_dir.glob(f"{_TRASH_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            shutil.rmtree(path)
+            count += 1
+    for path in out_dir.glob(".*.tmp"):  # write_text's temporaries of the manifest and failures.csv
+        with contextlib.suppress(OSError):
+            path.unlink()
+            count += 1
+    return count
+
+
+def remove_empty_staging(out_dir: Path) -> None:
+    """Remove the staging folder when no case is being assembled in it (the end of a run)."""
+    with contextlib.suppress(OSError):
+        staging_root(out_dir).rmdir()
