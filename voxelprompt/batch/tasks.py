@@ -49,7 +49,7 @@ class Task:
         family: ``"vista3d"`` or ``"segvol"``; None: from the checkpoint.
         checkpoint: weights file; None: the shipped demo VISTA3D.
         options: family options by name (``engine``, ``mode``, ...).
-        name: how messages refer to the task (``task 1`` by default).
+        name: how messages refer to the task (``--task`` and tasks files: ``task N``).
     """
 
     classes: tuple[str, ...] = ()
@@ -172,7 +172,7 @@ def resolve_task(task: Task, device: str) -> ResolvedTask:
         check_capabilities(prompts, family)
         options = family.make_options(dict(task.options))
     except VoxelPromptError as err:
-        raise type(err)(f"{task.name}: {err}") from None
+        raise type(err)(f"{task.name}: {err}" if task.name else str(err)) from None
     if task.checkpoint is None:
         logger.warning(api.DEMO_MODEL_WARNING)
     spec = ModelSpec(family=family.name, checkpoint=task.checkpoint, options=options, device=device)
@@ -219,7 +219,7 @@ def merge_labels(
     merged = np.zeros(maps[0].shape, dtype=np.result_type(*[m.dtype for m in maps]))
     known: dict[int, tuple[str, str]] = {}
     for i, (array, table) in enumerate(zip(maps, names, strict=True)):
-        who = task_labels[i] if i < len(task_labels) else f"task {i + 1}"
+        who = (task_labels[i] if i < len(task_labels) else "") or f"task {i + 1}"
         for value, name in table.items():
             if value in known and known[value][0] != name:
                 raise PromptError(

@@ -109,7 +109,6 @@ def batch(
                 negative_points=tuple(parse_point(p, "--negative-point") for p in negative_point or ()),
                 box=parse_box(box) if box else None, point_space=point_space.value,
                 family=None if model is None else model.value, checkpoint=None if checkpoint is None else str(checkpoint),
-                name="prompts",
             )
         ]  # fmt: skip
     kinds = split_names(output_format) + (["preview"] if preview else [])
@@ -137,20 +136,21 @@ class _Progress:
         self.failed = 0
 
     def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("cases"), BarColumn(), MofNCompleteColumn(), TextColumn("failed {task.fields[failed]}"),
-                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True),
-            )  # fmt: skip
-            self.bar.__enter__()
         return self
 
     def start(self, to_run: int, skipped: int) -> None:
-        if self.bar is not None:
-            self.task = self.bar.add_task("cases", total=to_run + skipped, completed=skipped, failed=0)
+        """Show the bar once every check has passed (a usage error prints its line alone)."""
+        if not self.enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("cases"), BarColumn(), MofNCompleteColumn(), TextColumn("failed {task.fields[failed]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True),
+        )  # fmt: skip
+        self.bar.__enter__()
+        self.task = self.bar.add_task("cases", total=to_run + skipped, completed=skipped, failed=0)
 
     def advance(self, result) -> None:
         self.failed += 0 if result.ok else 1
