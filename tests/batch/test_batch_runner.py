@@ -26,6 +26,7 @@ def first_run(cohort, tmp_path_factory):
     return out, run_cohort(cohort, out, tasks=LIVER_SPLEEN, device="cpu")
 
 
+@pytest.mark.slow  # the six-case cohort with the real CT and the DICOM series: ~25-60 s
 def test_every_good_case_is_done_and_the_corrupt_one_is_in_failures_csv(first_run):
     out, result = first_run
     assert sorted(result.done) == sorted(CASE_IDS)
@@ -38,6 +39,7 @@ def test_every_good_case_is_done_and_the_corrupt_one_is_in_failures_csv(first_ru
     assert not (out / CORRUPT).exists() and not (out / ".partial").exists()
 
 
+@pytest.mark.slow  # the six-case cohort with the real CT and the DICOM series: ~25-60 s
 def test_label_maps_are_on_the_input_grid_and_hold_only_the_prompted_ids(first_run, cohort):
     out, _ = first_run
     inputs = {"phantom_0": cohort.parent / "phantom_0.nii.gz", "ct_dicom": cohort.parent / "ct_dicom"}
@@ -51,6 +53,7 @@ def test_label_maps_are_on_the_input_grid_and_hold_only_the_prompted_ids(first_r
     assert json.loads((out / "phantom_0" / "label_names.json").read_text()) == {"1": "liver", "3": "spleen"}
 
 
+@pytest.mark.slow  # the six-case cohort with the real CT and the DICOM series: ~25-60 s
 def test_the_manifest_records_hashes_of_inputs_outputs_and_model(first_run):
     import hashlib
 
@@ -64,6 +67,7 @@ def test_the_manifest_records_hashes_of_inputs_outputs_and_model(first_run):
     assert len(task["checkpoint_sha256"]) == 64 and task["classes"] == ["liver", "spleen"] and task["options"]["engine"] == "exact"
 
 
+@pytest.mark.slow  # the six-case cohort with the real CT and the DICOM series: ~25-60 s
 def test_a_rerun_skips_finished_cases_and_retries_failed_ones(first_run, cohort):
     out, _ = first_run
     before = output_bytes(out)
@@ -87,6 +91,7 @@ def test_a_rerun_redoes_a_case_whose_output_went_missing_byte_identically(cohort
     assert not (out / ".partial").exists()
 
 
+@pytest.mark.slow  # the six-case cohort with the real CT and the DICOM series: ~25-60 s
 def test_changed_settings_are_refused_unless_overwrite(first_run, cohort, tmp_path):
     out, _ = first_run
     listed = tmp_path / "one.csv"

@@ -66,6 +66,6 @@ def run_on_client(client: Any, jobs: Sequence[CaseJob]) -> Iterable[CaseResult]:
         try:
             yield future.result()
         except Exception as err:  # KilledWorker, a lost connection: the case failed, the run goes on
-            yield CaseResult(job.case.case_id, str(job.case.path), job.input_sha256, {}, 0.0, one_line(err), job.case.series_uid)
+            yield CaseResult.failed(job, one_line(err))
         finally:
             future.release()

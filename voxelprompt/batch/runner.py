@@ -22,7 +22,6 @@ from voxelprompt.batch.cases import SERIES_ONLY, Case, discover_cases, hash_file
 from voxelprompt.batch.manifest import (
     FAILURES_NAME,
     MANIFEST_NAME,
-    CaseRecord,
     Failure,
     RunManifest,
     settings_differ,
@@ -225,15 +224,12 @@ def _input_hash(case: Case) -> str:
 def _commit(plan: CohortPlan, res: CaseResult, result: CohortResult, failures: dict[str, Failure]) -> None:
     out = plan.out_dir
     if res.ok:
-        plan.manifest.cases[res.case_id] = CaseRecord(
-            case_id=res.case_id, input=res.input, input_sha256=res.input_sha256, outputs=res.outputs,
-            seconds=round(res.seconds, 3), series_uid=res.series_uid,
-        )  # fmt: skip
+        plan.manifest.cases[res.case_id] = res.record
         plan.manifest.save(out / MANIFEST_NAME)
         result.done.append(res.case_id)
-        logger.debug("case %s done in %.1f s", res.case_id, res.seconds)
+        logger.debug("case %s done in %.1f s", res.case_id, res.record.seconds)
         return
-    failures[res.case_id] = Failure(res.case_id, res.input, res.error or "failed")
+    failures[res.case_id] = Failure(res.case_id, res.record.input, res.error or "failed")
     result.failed.append(failures[res.case_id])
     write_failures(out / FAILURES_NAME, failures.values())
     logger.debug("case %s failed: %s", res.case_id, res.error)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voxelprompt.batch.cases import Case
+from voxelprompt.batch.manifest import CaseRecord, file_sha256
 from voxelprompt.batch.tasks import ModelSpec, ResolvedTask, merge_labels, task_names
 from voxelprompt.errors import VoxelPromptError
 
@@ -52,19 +53,29 @@ class CaseJob:
 
 @dataclass(frozen=True)
 class CaseResult:
-    """A worker's answer: the files written (name -> sha256) or a one-line error."""
+    """A worker's answer: the case's manifest record (its files, name -> sha256), or a one-line error.
 
-    case_id: str
-    input: str
-    input_sha256: str
-    outputs: dict[str, str]
-    seconds: float
+    Args:
+        record: the finished case (``outputs`` empty when it failed).
+        error: why it failed; None when it finished.
+    """
+
+    record: CaseRecord
     error: str | None = None
-    series_uid: str | None = None
+
+    @property
+    def case_id(self) -> str:
+        return self.record.case_id
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @classmethod
+    def failed(cls, job: CaseJob, error: str, seconds: float = 0.0) -> CaseResult:
+        """The result of a case that failed with ``error``."""
+        case = job.case
+        return cls(CaseRecord(case.case_id, str(case.path), job.input_sha256, {}, round(seconds, 3), case.series_uid), error)
 
 
 def cached_model(spec: ModelSpec):
@@ -91,8 +102,6 @@ def process_case(job: CaseJob) -> CaseResult:
     :mod:`voxelprompt.batch.tasks`); it is written with ``label_names.json`` and the other kinds
     into ``out_dir/<case_id>`` as one step (:func:`voxelprompt.batch.outputs.write_case_outputs`).
     """
-    from voxelprompt.batch.manifest import file_sha256
-
     start = time.perf_counter()
     case = job.case
     try:
@@ -102,10 +111,11 @@ def process_case(job: CaseJob) -> CaseResult:
         names = _run(job)
         folder = job.out_dir / case.case_id
         outputs = {name: file_sha256(folder / name) for name in names}
-        return CaseResult(case.case_id, str(case.path), job.input_sha256, outputs, time.perf_counter() - start, None, case.series_uid)
+        seconds = round(time.perf_counter() - start, 3)
+        return CaseResult(CaseRecord(case.case_id, str(case.path), job.input_sha256, outputs, seconds, case.series_uid))
     except Exception as err:  # per-case isolation: the run goes on, the error is recorded
         logger.debug("case %s failed", case.case_id, exc_info=True)
-        return CaseResult(case.case_id, str(case.path), job.input_sha256, {}, time.perf_counter() - start, one_line(err), case.series_uid)
+        return CaseResult.failed(job, one_line(err), time.perf_counter() - start)
 
 
 def _run(job: CaseJob) -> list[str]:
