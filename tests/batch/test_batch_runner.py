@@ -153,3 +153,40 @@ def test_preview_and_nrrd_kinds_are_written(tmp_path):
     assert files == ["label_names.json", "labels.nrrd", "preview.png"]
     assert (out / "phantom_0" / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert nib.load(images / "phantom_0.nii.gz").shape == read_labels(out / "phantom_0" / "labels.nrrd").shape
+
+
+def test_a_vista3d_task_and_a_segvol_text_task_merge_into_one_map(tmp_path, monkeypatch):
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference" / "segvol"))
+    from segvol_fixtures import build_tiny_segvol
+
+    from voxelprompt.batch.worker import clear_model_cache
+    from voxelprompt.inference.segvol import SegVolSegmenter
+    from voxelprompt.inference.segvol import segmenter as segvol_module
+
+    tiny = build_tiny_segvol()
+    checkpoint = tmp_path / "segvol.pth"
+    torch.save(tiny.state_dict(), checkpoint)  # recognised as SegVol by its tensor names
+    # the released SegVol is 180 M parameters: its loader hands out the tiny one (as tests/inference/segvol do)
+    monkeypatch.setattr(segvol_module, "load", lambda ckpt, device, options, progress=False: SegVolSegmenter(tiny, device=device, mode=options.mode))
+    clear_model_cache()
+    images = tmp_path / "images"
+    images.mkdir()
+    make_phantoms(images, n=1)
+    segvol = Task(text="spleen", family="segvol", checkpoint=str(checkpoint), options={"mode": "sliding"}, name="segvol")
+    liver = Task(classes=("liver",), name="vista3d")
+    run_cohort(images, tmp_path / "liver", tasks=[liver], device="cpu")
+    run_cohort(images, tmp_path / "segvol", tasks=[segvol], device="cpu")
+    run_cohort(images, tmp_path / "both", tasks=[liver, segvol], device="cpu")
+    clear_model_cache()
+    first = read_labels(tmp_path / "liver" / "phantom_0" / "labels.nii.gz").array
+    second = read_labels(tmp_path / "segvol" / "phantom_0" / "labels.nii.gz").array
+    merged = read_labels(tmp_path / "both" / "phantom_0" / "labels.nii.gz").array
+    assert set(np.unique(second)) == {0, 3}  # SegVol's object takes the class its text names
+    np.testing.assert_array_equal(merged, np.where(first > 0, first, second))
+    names = json.loads((tmp_path / "both" / "phantom_0" / "label_names.json").read_text())
+    assert names == {str(v): n for v, n in {1: "liver", 3: "spleen"}.items() if v in set(np.unique(merged))}
