@@ -82,10 +82,11 @@ def cached_model(spec: ModelSpec):
     """The model of ``spec``, loaded on first use in this process and kept."""
     from voxelprompt import api
 
-    key = (spec.family, spec.checkpoint, repr(spec.options), spec.device)
+    device = _worker_device(spec.device)
+    key = (spec.family, spec.checkpoint, repr(spec.options), device)
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = api.load_model(spec.checkpoint, spec.family, device=spec.device, options=spec.options)
+            _MODELS[key] = api.load_model(spec.checkpoint, spec.family, device=device, options=spec.options)
         return _MODELS[key]
 
 
@@ -127,7 +128,7 @@ def _run(job: CaseJob) -> list[str]:
     volume = api.read_ct(case.path, case.series_uid)
     maps, tables = [], []
     for task in job.tasks:
-        result = api.segment(volume, segmenter=cached_model(task.model), device=task.model.device, **task.segment_kwargs())
+        result = api.segment(volume, segmenter=cached_model(task.model), **task.segment_kwargs())
         maps.append(result.labels.array)
         tables.append(task_names(task.task, result.classes))
     merged, label_names = merge_labels(maps, tables, [t.task.name for t in job.tasks])
@@ -145,6 +146,23 @@ def one_line(err: BaseException) -> str:
     if isinstance(err, VoxelPromptError):
         return text
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _worker_device(device: str) -> str:
+    """``auto`` on the numbered workers of a local cluster with several GPUs: one GPU per worker
+    (worker n takes ``cuda:n % GPUs``); otherwise ``device`` as given."""
+    if device != "auto":
+        return device
+    try:
+        from distributed import get_worker
+
+        index = int(get_worker().name)
+    except (ImportError, ValueError, TypeError):
+        return device
+    import torch
+
+    count = torch.cuda.device_count()
+    return f"cuda:{index % count}" if count > 1 else device
 
 
 def _set_threads(threads: int | None) -> None:
