@@ -10,7 +10,7 @@ import pytest
 import SimpleITK as sitk
 
 from voxelprompt.errors import InputError
-from voxelprompt.imageio import read_labels, read_volume, write_volume
+from voxelprompt.imageio import atomic_output, read_labels, read_volume, write_volume
 from voxelprompt.imageio import writers
 from voxelprompt.types import Volume
 
@@ -161,3 +161,17 @@ def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
     assert str(target) in str(info.value)
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["out.nii.gz"]
+
+
+def test_atomic_output_replaces_only_on_success(tmp_path):
+    target = tmp_path / "out" / "table.csv"
+    with atomic_output(target, suffix=".csv") as tmp:
+        assert tmp.parent == target.parent and tmp.name.startswith(".") and tmp.name.endswith(".csv")
+        tmp.write_text("first")
+    assert target.read_text() == "first"
+    with pytest.raises(RuntimeError, match="writer failed"):
+        with atomic_output(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("writer failed")
+    assert target.read_text() == "first"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["table.csv"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from voxelprompt.errors import InputError
 
-__all__ = ["validate_volume", "check_mask_grid"]
+__all__ = ["validate_volume", "check_mask_grid", "label_values"]
 
 
 def validate_volume(array: np.ndarray, affine: np.ndarray, source: str = "<array>") -> None:
@@ -41,3 +43,28 @@ def check_mask_grid(mask, volume) -> None:
         raise InputError(
             f"mask {mask.source} (shape {mask.shape}) is not on the grid of {volume.source} (shape {volume.shape})"
         )
+
+
+def label_values(labels, label_names: Mapping[int, str] | None = None, *, maximum: int | None = None) -> list[int]:
+    """The non-zero values of the label map ``labels`` (a :class:`~voxelprompt.types.Volume`), ascending.
+
+    Args:
+        labels: (I, J, K) label map.
+        label_names: when given, every value found must have a name in it.
+        maximum: the largest value allowed, if any.
+
+    Raises:
+        InputError: non-integer values, values below 0 or above ``maximum``, or values without a
+            name; the message names them.
+    """
+    array = np.asarray(labels.array)
+    if array.dtype.kind not in "iub":
+        raise InputError(f"{labels.source}: a label map needs integer values, got {array.dtype}")
+    values = [int(v) for v in np.unique(array) if v != 0]
+    if values and (values[0] < 0 or (maximum is not None and values[-1] > maximum)):
+        allowed = f"0..{maximum}" if maximum is not None else ">= 0"
+        raise InputError(f"{labels.source}: label values must be {allowed}, got {values[0]}..{values[-1]}")
+    unnamed = [v for v in values if label_names is not None and v not in label_names]
+    if unnamed:
+        raise InputError(f"{labels.source}: label values {unnamed} have no name in label_names")
+    return values

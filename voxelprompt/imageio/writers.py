@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import nibabel as nib
@@ -22,7 +22,15 @@ from voxelprompt.imageio.itk import LPS_TO_RAS, sitk_message
 from voxelprompt.imageio.readers import NIFTI_SUFFIXES, _suffix
 from voxelprompt.types import Volume
 
-__all__ = ["write_volume", "write_text", "check_output_path", "check_output_folder", "NIFTI_XFORM_CODE", "IMAGE_SUFFIXES"]
+__all__ = [
+    "write_volume",
+    "write_text",
+    "atomic_output",
+    "check_output_path",
+    "check_output_folder",
+    "NIFTI_XFORM_CODE",
+    "IMAGE_SUFFIXES",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -213,17 +221,39 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
         InputError: the file or its folder cannot be written.
     """
     path = Path(path)
-    _prepare_folder(path)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    try:
+    with atomic_output(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """A hidden temporary path beside ``path`` that replaces ``path`` when the block succeeds.
+
+    The folder is created and probed first; if the block raises, the temporary file is removed and
+    ``path`` is left as it was.
+
+    Args:
+        path: the final file.
+        suffix: ending of the temporary name, for writers that choose a format by it (``".nrrd"``).
+
+    Yields:
+        The temporary path to write to.
+
+    Raises:
+        InputError: the folder cannot be written, or an ``OSError`` while writing or renaming.
+    """
+    path = Path(path)
+    _prepare_folder(path)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp{suffix}"
+    try:
+        yield tmp
         os.replace(tmp, path)
     except BaseException as err:
         _remove_quietly(tmp)
         if isinstance(err, OSError):
             raise InputError(f"{path}: cannot write file ({_reason(err)})") from err
         raise
-    return path
 
 
 def _check_suffix(path: Path, suffixes: Sequence[str]) -> None:
