@@ -27,7 +27,7 @@ from voxelprompt.batch.manifest import (
     settings_differ,
     write_failures,
 )
-from voxelprompt.batch.outputs import check_output_kinds, clean_leftovers, remove_empty_staging
+from voxelprompt.batch.outputs import STATISTICS_FILE, check_output_kinds, clean_leftovers, remove_empty_staging
 from voxelprompt.batch.tasks import Task, resolve_task
 from voxelprompt.batch.worker import CaseJob, CaseResult, process_case
 from voxelprompt.errors import InputError, VoxelPromptError
@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 SOME_FAILED_EXIT = 1
 
 _LOCK_NAME = ".lock"
+STATISTICS_KIND = "stats"
 
 
 @dataclass
@@ -73,6 +74,7 @@ class CohortPlan:
     skipped: list[str]
     manifest: RunManifest
     total: int
+    kinds: tuple[str, ...] = ()
 
 
 def run_cohort(
@@ -136,6 +138,8 @@ def run_cohort(
                 if on_result is not None:
                     on_result(case_result)
         remove_empty_staging(out)
+        if STATISTICS_KIND in plan.kinds:
+            _join_statistics(plan)
     return result
 
 
@@ -177,7 +181,7 @@ def plan_cohort(
             continue
         jobs.append(CaseJob(case=case, input_sha256=digest, tasks=resolved, kinds=kinds, out_dir=out, created=manifest.created,
                             settings_sha256=manifest.settings_sha256, torch_threads=torch_threads))  # fmt: skip
-    return CohortPlan(out_dir=out, jobs=jobs, skipped=skipped, manifest=manifest, total=len(cases))
+    return CohortPlan(out_dir=out, jobs=jobs, skipped=skipped, manifest=manifest, total=len(cases), kinds=kinds)
 
 
 def _prepare_out_dir(out: Path) -> Path:
@@ -233,6 +237,14 @@ def _commit(plan: CohortPlan, res: CaseResult, result: CohortResult, failures: d
     result.failed.append(failures[res.case_id])
     write_failures(out / FAILURES_NAME, failures.values())
     logger.debug("case %s failed: %s", res.case_id, res.error)
+
+
+def _join_statistics(plan: CohortPlan) -> None:
+    """``OUT_DIR/statistics.csv``: every finished case's table, in case id order, with a ``case`` column."""
+    from voxelprompt.statistics import join_statistics_csv
+
+    tables = {cid: plan.out_dir / cid / STATISTICS_FILE for cid in sorted(plan.manifest.cases) if STATISTICS_FILE in plan.manifest.cases[cid].outputs}
+    join_statistics_csv(tables, plan.out_dir / STATISTICS_FILE)
 
 
 def _threads_per_worker(workers: int) -> int | None:

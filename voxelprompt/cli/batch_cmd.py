@@ -67,7 +67,7 @@ def batch(
     ] = None,
     output_format: Annotated[
         str,
-        typer.Option("--output-format", metavar="KINDS", help="Comma-separated output kinds: nifti, nrrd, preview (dicom-seg, seg-nrrd, stats: planned)."),
+        typer.Option("--output-format", metavar="KINDS", help="Comma-separated output kinds: nifti, nrrd, dicom-seg (DICOM inputs), seg-nrrd (3D Slicer), stats, preview."),
     ] = "nifti",
     preview: Annotated[bool, typer.Option("--preview", help="Also write preview.png (axial/coronal/sagittal overlay) per case.")] = False,
     series: Annotated[
