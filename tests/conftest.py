@@ -65,3 +65,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def orthanc_series(tmp_path_factory):
+    """A real Orthanc PACS on loopback holding the shared DICOM series (given UIDs first):
+    ``(server, local copy folder, StudyInstanceUID, SeriesInstanceUID)``."""
+    from orthanc import series_with_uids, start_orthanc, stop_orthanc
+
+    work = tmp_path_factory.mktemp("orthanc")
+    server = start_orthanc(work)
+    folder, study, series = series_with_uids(shared_file("data", "totalseg", "example_ct_dicom"), work / "series")
+    server.upload(folder)
+    yield server, folder, study, series
+    stop_orthanc(server)

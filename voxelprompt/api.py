@@ -10,9 +10,11 @@ capabilities (:mod:`voxelprompt.families`) in one place.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +42,8 @@ if TYPE_CHECKING:  # torch is imported only when a model is loaded
 
 __all__ = [
     "load_model",
+    "load_named_models",
+    "NamedModel",
     "segment",
     "open_session",
     "identify",
@@ -138,6 +142,61 @@ def load_model(
         keep_freed_memory()
     logger.info("loading %s (%s) on %s", checkpoint or chosen.default_checkpoint, chosen.name, device)
     return chosen.load(None if checkpoint is None else Path(checkpoint), device, opts, progress)
+
+
+@dataclass(frozen=True)
+class NamedModel:
+    """A loaded model with the name listings and results use.
+
+    Args:
+        name: ``<family>-demo`` for the shipped default, ``<family>-<file stem>`` for a
+            checkpoint (``-2``, ``-3``, ... appended when stems repeat).
+        family: its registry entry; ``checkpoint``: its file (None: the shipped default).
+        segmenter: the loaded :class:`~voxelprompt.inference.protocol.Segmenter`.
+    """
+
+    name: str
+    family: ModelFamily
+    checkpoint: Path | None
+    segmenter: Segmenter
+
+
+def load_named_models(
+    checkpoints: Sequence[str | os.PathLike] = (),
+    default_model: bool = False,
+    device: str = "auto",
+    options: Mapping[str, Any] | None = None,
+    *,
+    tune_allocator: bool = False,
+) -> list[NamedModel]:
+    """Load several models of any families, each once, named after what they are.
+
+    Args:
+        checkpoints: weights files (each family recognised from its tensors).
+        default_model: also load the shipped default (first in the list).
+        device: auto, cpu, cuda or cuda:N.
+        options: option values by name (e.g. ``{"profile": "research", "mode": "zoom"}``); each
+            model takes those its family has; None values are left at the defaults.
+        tune_allocator: as :func:`load_model`.
+
+    Raises:
+        CheckpointError: an unreadable checkpoint or one of no known family.
+        VoxelPromptError: an unknown device or a bad option value.
+    """
+    options = options or {}
+    chosen = [(None, resolve_family(None))] if default_model else []
+    chosen += [(Path(c), resolve_family(c)) for c in checkpoints]  # all checked before any loads
+    models: list[NamedModel] = []
+    seen: dict[str, int] = {}
+    for checkpoint, family in chosen:
+        fields = {f.name for f in dataclasses.fields(family.options)}
+        own = {k: v for k, v in options.items() if k in fields and v is not None}
+        base = f"{family.name}-{'demo' if checkpoint is None else checkpoint.stem}"
+        seen[base] = seen.get(base, 0) + 1
+        name = base if seen[base] == 1 else f"{base}-{seen[base]}"
+        segmenter = load_model(checkpoint, family.name, device=device, options=own, tune_allocator=tune_allocator)
+        models.append(NamedModel(name, family, checkpoint, segmenter))
+    return models
 
 
 def read_ct(image: str | os.PathLike | Volume, series_uid: str | None = None) -> Volume:

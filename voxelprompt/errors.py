@@ -6,7 +6,7 @@ one-line message and exit code 2.
 
 from __future__ import annotations
 
-__all__ = ["VoxelPromptError", "InputError", "PromptError", "CheckpointError"]
+__all__ = ["VoxelPromptError", "InputError", "PromptError", "CheckpointError", "WeightsError"]
 
 
 class VoxelPromptError(ValueError):
@@ -25,3 +25,7 @@ class PromptError(VoxelPromptError):
 
 class CheckpointError(VoxelPromptError):
     """A checkpoint is unreadable or does not match the model architecture."""
+
+
+class WeightsError(CheckpointError):
+    """Official weights are unknown, missing from the cache, unreachable or fail their digest check."""

@@ -136,6 +136,8 @@ class ModelFamily:
         default_checkpoint: what :attr:`loader` uses without a checkpoint, for messages; None
             when nothing ships, and then ``missing_checkpoint`` is the message.
         missing_checkpoint: the one-line answer to this family without a checkpoint.
+        viewer_session: ``open_session`` keywords for a person clicking in a viewer (the server's
+            sessions): faster later clicks, labels no longer bound to equal one-shot calls.
     """
 
     name: str
@@ -152,6 +154,7 @@ class ModelFamily:
     tiny_model: str
     default_checkpoint: str | None = None
     missing_checkpoint: str = "this model family needs --checkpoint: its weights are not shipped"
+    viewer_session: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def make_options(self, options: Any = None, **values: Any) -> Any:
         """This family's options record from ``options`` (a record, a mapping or None) and ``values``.
@@ -221,6 +224,9 @@ FAMILIES: dict[str, ModelFamily] = {
         prompt_check="voxelprompt.prompts:check_vista3d_prompts",
         tiny_model="voxelprompt.models.vista3d.builder:tiny_vista3d",
         default_checkpoint="the shipped demo VISTA3D (phantoms only)",
+        # Clicks near earlier ones reuse an encoded window of the sliding grid; an edit starts from
+        # the class as last shown (see InteractiveSession).
+        viewer_session={"click_windows": "grid", "edit_shown": True},
     ),
     "segvol": ModelFamily(
         name="segvol",

@@ -60,8 +60,10 @@ def _register() -> None:
         phantom,
         segment_cmd,
         segvol_cmd,
+        serve_cmd,
         supervoxel_cmd,
         train_cmd,
+        weights_cmd,
     )
 
     app.command("demo")(demo_cmd.demo)
@@ -77,8 +79,10 @@ def _register() -> None:
     app.command("phantom")(phantom.phantom)
     app.command("supervoxels")(supervoxel_cmd.supervoxels)
     app.command("pseudo-masks")(supervoxel_cmd.pseudo_masks)
+    app.command("serve")(serve_cmd.serve)
     app.command("train")(train_cmd.train)
     app.command("finetune")(train_cmd.finetune)
+    app.add_typer(weights_cmd.app, name="weights")
 
 
 _register()
@@ -95,7 +99,8 @@ def _configure_logging() -> None:
 
 
 def _command_names() -> list[str]:
-    return [info.name for info in app.registered_commands if info.name]
+    commands = [info.name for info in app.registered_commands if info.name]
+    return commands + [info.name for info in app.registered_groups if info.name]
 
 
 def _one_line(text: str) -> str:

@@ -143,9 +143,23 @@ PointSpaceOption = Annotated[
 ]
 
 
+def _checkpoint(value: Path | list[Path] | None) -> Path | list[Path] | None:
+    """Registry names among ``-c`` values become their fetched files (``evaluate`` repeats ``-c``)."""
+    from voxelprompt.weights.cache import resolve_checkpoint  # torch-free
+
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [resolve_checkpoint(Path(item)) for item in value]
+    return resolve_checkpoint(value)
+
+
 def checkpoint_option(help: str) -> typer.models.OptionInfo:  # noqa: A002 - Typer's own keyword
-    """``-c/--checkpoint PATH``: a model weights file; ``help`` says which and what happens when omitted."""
-    return typer.Option("--checkpoint", "-c", metavar="PATH", help=help)
+    """``-c/--checkpoint PATH|NAME``: a model weights file, or the name of fetched official weights
+    (``voxelprompt weights list``); ``help`` says which and what happens when omitted."""
+    return typer.Option(
+        "--checkpoint", "-c", metavar="PATH|NAME", callback=_checkpoint, help=f"{help} A NAME from 'voxelprompt weights list' means its fetched file."
+    )
 
 
 def parse_numbers(text: str, count: int, option: str, form: str) -> tuple[float, ...]:

@@ -3,10 +3,8 @@ model, and classical baselines, each wrapped in its evaluation adapter."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from voxelprompt.errors import VoxelPromptError
@@ -43,7 +41,7 @@ def load_eval_models(
         VoxelPromptError: an unknown baseline, or nothing to evaluate.
         CheckpointError: an unreadable checkpoint or one of no known family.
     """
-    from voxelprompt.api import load_model, resolve_family
+    from voxelprompt.api import load_named_models
     from voxelprompt.families import import_target
 
     unknown = [b for b in baselines if b not in BASELINES]
@@ -51,17 +49,7 @@ def load_eval_models(
         raise VoxelPromptError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(BASELINES)}")
     if not checkpoints and not demo_model and not baselines:
         raise VoxelPromptError("nothing to evaluate: give --checkpoint PATH, --demo-model and/or --baseline region-grow")
-    options = options or {}
-    models: list[Any] = []
-    seen: dict[str, int] = {}
-    for checkpoint in ([None] if demo_model else []) + list(checkpoints):
-        family = resolve_family(checkpoint)
-        fields = {f.name for f in dataclasses.fields(family.options)}
-        own = {k: v for k, v in options.items() if k in fields and v is not None}
-        base = f"{family.name}-{'demo' if checkpoint is None else Path(checkpoint).stem}"
-        seen[base] = seen.get(base, 0) + 1
-        name = base if seen[base] == 1 else f"{base}-{seen[base]}"
-        segmenter = load_model(checkpoint, family.name, device=device, options=own)
-        models.append(family.eval_model(segmenter, name=name))
+    loaded = load_named_models(checkpoints, default_model=demo_model, device=device, options=options)
+    models: list[Any] = [m.family.eval_model(m.segmenter, name=m.name) for m in loaded]
     models.extend(import_target(BASELINES[b])() for b in baselines)
     return models

@@ -1,0 +1,43 @@
+"""A real ``voxelprompt serve`` on loopback (uvicorn in a background thread) with the shipped demo
+VISTA3D, shared by the server tests, and the official MONAI Label client pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from voxelprompt.server.launch import ServeSettings, ServerThread, build_service, make_app
+
+
+@dataclass
+class RunningServer:
+    url: str
+    service: object
+    thread: ServerThread
+
+
+def start_server(datastore: Path, settings: ServeSettings | None = None, **thread_kwargs) -> RunningServer:
+    """Build the service (models loaded once) and start it on a free loopback port."""
+    settings = settings or ServeSettings(device="cpu")
+    service = build_service(settings, datastore)
+    thread = ServerThread(make_app(service, settings), **thread_kwargs).start()
+    return RunningServer(thread.url, service, thread)
+
+
+@pytest.fixture(scope="session")
+def demo_server(tmp_path_factory) -> Iterator[RunningServer]:
+    """The demo-model server every test of this folder shares (stopped at the end of the run)."""
+    server = start_server(tmp_path_factory.mktemp("datastore"))
+    yield server
+    server.thread.stop()
+
+
+@pytest.fixture()
+def client(demo_server, tmp_path):
+    """The official MONAI Label client (``pip install --no-deps monailabel==0.8.5``) on the server."""
+    from monailabel.client import MONAILabelClient
+
+    return MONAILabelClient(demo_server.url, tmpdir=str(tmp_path))

@@ -1,0 +1,8 @@
+"""``voxelprompt serve``: one process that holds the models and answers viewers.
+
+Layers, each usable alone: :mod:`.compute` (the compute lock and its queue), :mod:`.datastore`
+(uploaded images under opaque keys), :mod:`.sessions` (interactive sessions per model and image),
+:mod:`.service` (the one inference API), the MONAI Label adapter (:mod:`.monailabel`), the
+browser viewer (``viewer/``), :mod:`.middleware` (token, upload limit, access log) and
+:mod:`.app` (the FastAPI application). See ``README.md`` in this folder.
+"""

@@ -1,0 +1,397 @@
+"""The server's image store: uploaded CTs and labels under opaque keys, never under client paths.
+
+A client names an image with any string (3D Slicer sends its volume node name, OHIF a
+SeriesInstanceUID); the store keeps the file as ``<root>/images/<sha256 of the name>.<ext>`` and
+an index (``index.json``, replaced atomically) from names to files, so an id such as
+``../../etc/passwd`` is only an unknown name, never a path. Uploads are checked by reading them
+(the same reader as ``voxelprompt segment``) before they are kept: a corrupt file is refused with
+the reader's one-line message and nothing of it stays. Decoded volumes of the most recently used
+images are kept in memory for the next request.
+
+MONAI Label's "sessions" (``PUT /session/``: an image uploaded for one annotation session, with an
+expiry) are images of this store with a session record beside them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from voxelprompt.errors import InputError, VoxelPromptError
+from voxelprompt.types import Volume
+
+__all__ = ["NotFound", "StoredImage", "StoredLabel", "SessionRecord", "ImageStore", "UPLOAD_SUFFIXES"]
+
+#: Image formats an upload may have (the reader's; a DICOM series is not uploaded file by file).
+UPLOAD_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
+_TAG = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_MAX_ID_CHARS = 256
+
+
+class NotFound(VoxelPromptError):
+    """An image, label or session id the store does not hold (HTTP 404)."""
+
+
+@dataclass(frozen=True)
+class StoredLabel:
+    """A label map saved for an image under a tag (``final``, ``original``, ...)."""
+
+    tag: str
+    file: str
+    suffix: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """One image of the store.
+
+    Args:
+        image_id: the client's name for it.
+        file: file name inside ``<root>/images`` (derived from the id, never given by a client).
+        suffix: its format (one of :data:`UPLOAD_SUFFIXES`).
+        sha256: content hash of the file (sessions are keyed by it: a re-upload under the same
+            id is a new image).
+        shape: (I, J, K) voxels; ``spacing``: mm along i, j, k.
+        added: upload time (Unix seconds); ``info``: the client's ``params``.
+        labels: saved label maps by tag.
+    """
+
+    image_id: str
+    file: str
+    suffix: str
+    sha256: str
+    shape: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    added: float
+    info: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, StoredLabel] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A MONAI Label session: an image uploaded for one annotation session, kept until ``expiry``."""
+
+    session_id: str
+    image_id: str
+    created: float
+    expiry: float
+
+
+def check_id(image_id: str, what: str = "image id") -> str:
+    """``image_id`` if it is a usable name: 1-256 printable characters.
+
+    Raises:
+        InputError: empty, too long, or with control characters.
+    """
+    if not isinstance(image_id, str) or not image_id.strip():
+        raise InputError(f"{what} must be a non-empty string, got {image_id!r}")
+    if len(image_id) > _MAX_ID_CHARS or not image_id.isprintable():
+        raise InputError(f"{what} must be at most {_MAX_ID_CHARS} printable characters, got {image_id[:40]!r}...")
+    return image_id
+
+
+def upload_suffix(filename: str | None) -> str:
+    """The image format of an uploaded file name.
+
+    Raises:
+        InputError: a name without one of :data:`UPLOAD_SUFFIXES`.
+    """
+    name = (filename or "").lower()
+    for suffix in UPLOAD_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    raise InputError(
+        f"unsupported image file {filename!r}: upload NIfTI (.nii, .nii.gz) or NRRD (.nrrd)"
+    )
+
+
+class ImageStore:
+    """Images and labels under ``root``; thread-safe.
+
+    Args:
+        root: the store's folder (created if missing; an existing store is reopened).
+        max_images: uploads beyond this evict the least recently added image (not its labels'
+            files: those go with it) so a long-running server cannot fill its disk.
+        cached_volumes: decoded volumes kept in memory.
+        session_s: lifetime of a MONAI Label session.
+
+    Raises:
+        InputError: ``root`` cannot be created or written.
+    """
+
+    def __init__(self, root: str | os.PathLike, max_images: int = 100, cached_volumes: int = 2, session_s: float = 3600) -> None:
+        self.root = Path(root)
+        self.max_images = max_images
+        self.session_s = session_s
+        try:
+            (self.root / "images").mkdir(parents=True, exist_ok=True)
+            (self.root / "labels").mkdir(exist_ok=True)
+        except OSError as err:
+            raise InputError(f"{self.root}: cannot create the datastore folder ({err.strerror})") from None
+        self._lock = threading.RLock()
+        self._volumes: OrderedDict[str, Volume] = OrderedDict()
+        self._cached = cached_volumes
+        self._images: dict[str, StoredImage] = {}
+        self._sessions: dict[str, SessionRecord] = {}
+        self._load_index()
+        self._sweep()
+
+    # ---- images -----------------------------------------------------------------------------
+
+    def add_image(self, image_id: str | None, upload: BinaryIO, filename: str | None, info: dict | None = None) -> StoredImage:
+        """Keep an uploaded image under ``image_id`` (None: a new random id), replacing one of that id.
+
+        Raises:
+            InputError: a bad id, an unsupported format, or a file the reader refuses.
+        """
+        image_id = check_id(image_id) if image_id is not None else uuid.uuid4().hex
+        suffix = upload_suffix(filename)
+        tmp, digest = self._receive(upload, suffix, self.root / "images")
+        try:
+            from voxelprompt.api import read_ct
+
+            volume = read_ct(tmp)  # the same checks as `voxelprompt segment`
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        name = _key(image_id) + suffix
+        record = StoredImage(
+            image_id=image_id, file=name, suffix=suffix, sha256=digest, shape=volume.shape,
+            spacing=tuple(round(s, 6) for s in volume.spacing), added=time.time(), info=dict(info or {}),
+        )  # fmt: skip
+        with self._lock:
+            old = self._images.get(image_id)
+            if old is not None:
+                self._drop_files(old)
+            os.replace(tmp, self.root / "images" / name)
+            self._images[image_id] = record
+            self._remember(image_id, volume.with_array(volume.array, source=f"image {image_id!r}"))
+            self._evict()
+            self._save_index()
+        return record
+
+    def image(self, image_id: str) -> StoredImage:
+        """The record of ``image_id``.
+
+        Raises:
+            NotFound: no such image.
+        """
+        with self._lock:
+            record = self._images.get(image_id)
+        if record is None:
+            raise NotFound(f"unknown image {image_id!r}; upload it first (PUT /datastore/?image=ID)")
+        return record
+
+    def volume(self, image_id: str) -> Volume:
+        """The decoded CT of ``image_id`` (kept for the next request).
+
+        Raises:
+            NotFound: no such image.
+        """
+        record = self.image(image_id)
+        with self._lock:
+            if image_id in self._volumes:
+                self._volumes.move_to_end(image_id)
+                return self._volumes[image_id]
+        from voxelprompt.imageio import read_volume
+
+        volume = read_volume(self.root / "images" / record.file)
+        volume = volume.with_array(volume.array, source=f"image {image_id!r}")
+        with self._lock:
+            self._remember(image_id, volume)
+        return volume
+
+    def image_path(self, image_id: str) -> Path:
+        """The stored file of ``image_id`` (for downloads)."""
+        return self.root / "images" / self.image(image_id).file
+
+    def images(self) -> list[StoredImage]:
+        """Every image, oldest first."""
+        with self._lock:
+            return sorted(self._images.values(), key=lambda r: r.added)
+
+    def remove_image(self, image_id: str) -> None:
+        """Delete an image and its labels.
+
+        Raises:
+            NotFound: no such image.
+        """
+        record = self.image(image_id)
+        with self._lock:
+            self._images.pop(image_id, None)
+            self._volumes.pop(image_id, None)
+            self._drop_files(record)
+            self._save_index()
+
+    # ---- labels -----------------------------------------------------------------------------
+
+    def add_label(self, image_id: str, tag: str, upload: BinaryIO, filename: str | None, info: dict | None = None) -> StoredLabel:
+        """Keep a label map for ``image_id`` under ``tag``; it must lie on the image's grid.
+
+        Raises:
+            NotFound: no such image.
+            InputError: a bad tag, format or file, or a label map on another grid.
+        """
+        record = self.image(image_id)
+        if not _TAG.match(tag or ""):
+            raise InputError(f"label tag must be 1-64 letters, digits, '_' or '-', got {tag!r}")
+        suffix = upload_suffix(filename)
+        tmp, _ = self._receive(upload, suffix, self.root / "labels")
+        try:
+            from voxelprompt.imageio import check_mask_grid, read_labels
+
+            check_mask_grid(read_labels(tmp), self.volume(image_id))
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        label = StoredLabel(tag=tag, file=f"{_key(image_id)}.{tag}{suffix}", suffix=suffix, info=dict(info or {}))
+        with self._lock:
+            os.replace(tmp, self.root / "labels" / label.file)
+            labels = {**record.labels, tag: label}
+            self._images[image_id] = replace(record, labels=labels)
+            self._save_index()
+        return label
+
+    def label_path(self, image_id: str, tag: str) -> Path:
+        """The file of the label saved for ``image_id`` under ``tag``.
+
+        Raises:
+            NotFound: no such image or tag.
+        """
+        label = self.image(image_id).labels.get(tag)
+        if label is None:
+            raise NotFound(f"image {image_id!r} has no label tagged {tag!r}")
+        return self.root / "labels" / label.file
+
+    # ---- MONAI Label sessions ---------------------------------------------------------------
+
+    def add_session(self, upload: BinaryIO, filename: str | None) -> SessionRecord:
+        """A new session holding one uploaded image."""
+        self.expire_sessions()
+        session_id = uuid.uuid4().hex
+        self.add_image(f"session-{session_id}", upload, filename)
+        now = time.time()
+        record = SessionRecord(session_id, f"session-{session_id}", now, now + self.session_s)
+        with self._lock:
+            self._sessions[session_id] = record
+        return record
+
+    def session(self, session_id: str) -> SessionRecord:
+        """A live session.
+
+        Raises:
+            NotFound: unknown or expired.
+        """
+        self.expire_sessions()
+        with self._lock:
+            record = self._sessions.get(session_id)
+        if record is None:
+            raise NotFound(f"unknown or expired session {session_id!r}")
+        return record
+
+    def remove_session(self, session_id: str) -> SessionRecord:
+        """End a session and delete its image.
+
+        Raises:
+            NotFound: unknown or expired.
+        """
+        record = self.session(session_id)
+        with self._lock:
+            self._sessions.pop(session_id, None)
+        self.remove_image(record.image_id)
+        return record
+
+    def expire_sessions(self) -> None:
+        """Delete sessions past their expiry, with their images."""
+        now = time.time()
+        with self._lock:
+            dead = [s for s in self._sessions.values() if s.expiry < now]
+            for s in dead:
+                self._sessions.pop(s.session_id, None)
+        for s in dead:
+            try:
+                self.remove_image(s.image_id)
+            except NotFound:
+                pass
+
+    # ---- internals --------------------------------------------------------------------------
+
+    def _receive(self, upload: BinaryIO, suffix: str, folder: Path) -> tuple[Path, str]:
+        """Copy an upload to a hidden file of ``folder`` (``.upload-*``, swept at start), hashing it."""
+        tmp = folder / f".upload-{secrets.token_hex(8)}{suffix}"
+        digest = hashlib.sha256()
+        try:
+            with open(tmp, "wb") as out:
+                for chunk in iter(lambda: upload.read(1 << 20), b""):
+                    digest.update(chunk)
+                    out.write(chunk)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        if tmp.stat().st_size == 0:
+            tmp.unlink(missing_ok=True)
+            raise InputError("the uploaded file is empty")
+        return tmp, digest.hexdigest()
+
+    def _sweep(self) -> None:
+        """Delete what a killed server left: half-received uploads and files no index entry names."""
+        kept = {r.file for r in self._images.values()} | {
+            lab.file for r in self._images.values() for lab in r.labels.values()
+        }
+        for folder in (self.root / "images", self.root / "labels"):
+            for path in folder.iterdir():
+                if path.is_file() and path.name not in kept:
+                    path.unlink(missing_ok=True)
+
+    def _remember(self, image_id: str, volume: Volume) -> None:
+        self._volumes[image_id] = volume
+        self._volumes.move_to_end(image_id)
+        while len(self._volumes) > self._cached:
+            self._volumes.popitem(last=False)
+
+    def _evict(self) -> None:
+        while len(self._images) > self.max_images:
+            oldest = min(self._images.values(), key=lambda r: r.added)
+            self._images.pop(oldest.image_id)
+            self._volumes.pop(oldest.image_id, None)
+            self._drop_files(oldest)
+
+    def _drop_files(self, record: StoredImage) -> None:
+        (self.root / "images" / record.file).unlink(missing_ok=True)
+        for label in record.labels.values():
+            (self.root / "labels" / label.file).unlink(missing_ok=True)
+
+    def _load_index(self) -> None:
+        path = self.root / "index.json"
+        if not path.exists():
+            return
+        try:
+            raw = json.loads(path.read_text())
+            for item in raw.get("images", []):
+                labels = {t: StoredLabel(**lab) for t, lab in item.pop("labels", {}).items()}
+                record = StoredImage(**{**item, "shape": tuple(item["shape"]), "spacing": tuple(item["spacing"]), "labels": labels})
+                if (self.root / "images" / record.file).exists():
+                    self._images[record.image_id] = record
+        except (ValueError, TypeError, KeyError) as err:
+            raise InputError(f"{path}: not a voxelprompt datastore index ({err})") from None
+
+    def _save_index(self) -> None:
+        path = self.root / "index.json"
+        tmp = path.with_name(f".index.{secrets.token_hex(4)}.tmp")
+        images = [asdict(r) for r in self._images.values() if not r.image_id.startswith("session-")]
+        tmp.write_text(json.dumps({"images": images}, indent=1))
+        os.replace(tmp, path)
+
+def _key(image_id: str) -> str:
+    return hashlib.sha256(image_id.encode("utf-8")).hexdigest()[:40]

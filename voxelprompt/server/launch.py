@@ -1,0 +1,203 @@
+"""Build a server from settings and run it: in the foreground (``voxelprompt serve``) or in a
+background thread (:class:`ServerThread`, for notebooks, tests and benchmarks)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from voxelprompt.errors import VoxelPromptError
+
+__all__ = ["ServeSettings", "build_service", "check_bind", "serve_forever", "ServerThread", "temporary_datastore"]
+
+logger = logging.getLogger(__name__)
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Everything ``voxelprompt serve`` takes (see its ``--help`` for each).
+
+    Args:
+        checkpoints: model weights of any family; ``demo_model``: also serve the shipped one
+            (the default when no checkpoint is given).
+        datastore: the image store's folder; None: a temporary folder deleted at exit.
+        max_sessions, session_idle_s, session_memory_mb: interactive session limits.
+        max_waiting, wait_s: the compute queue (beyond it: 503 with Retry-After).
+        dicomweb: a PACS's DICOMweb root; image ids that are SeriesInstanceUIDs are fetched from
+            it (credentials: ``dicomweb_credentials`` or the environment, see
+            :mod:`voxelprompt.dicomweb.connection`); ``dicomweb_cache_mb`` bounds the series kept.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    checkpoints: tuple[Path, ...] = ()
+    demo_model: bool = False
+    device: str = "auto"
+    options: tuple[tuple[str, Any], ...] = ()
+    token: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    datastore: Path | None = None
+    max_upload_mb: float = 1024.0
+    max_images: int = 100
+    max_sessions: int = 4
+    session_idle_s: float = 900.0
+    session_memory_mb: float = 2048.0
+    max_waiting: int = 8
+    wait_s: float = 300.0
+    dicomweb: str | None = None
+    dicomweb_credentials: Path | None = None
+    dicomweb_cache_mb: float = 4096.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise VoxelPromptError(f"--port must be 1..65535, got {self.port}")
+        flags = {"max_upload_mb": "--max-upload-mb", "session_idle_s": "--session-idle", "session_memory_mb": "--session-memory-mb", "wait_s": "wait_s"}
+        for name, flag in flags.items():
+            if not getattr(self, name) > 0:
+                raise VoxelPromptError(f"{flag} must be a positive number, got {getattr(self, name)}")
+        if self.max_sessions < 1 or self.max_images < 1 or self.max_waiting < 0:
+            raise VoxelPromptError("--max-sessions and --max-images must be >= 1, --queue >= 0")
+        if self.token is not None and len(self.token) < 8:
+            raise VoxelPromptError("the token must have at least 8 characters")
+
+
+def check_bind(host: str, port: int) -> None:
+    """Fail fast, before models load, when ``host:port`` cannot be bound.
+
+    Raises:
+        VoxelPromptError: the port is in use or the address is not this machine's.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            raise VoxelPromptError(f"cannot listen on {host}:{port} ({err.strerror})") from None
+
+
+def build_service(settings: ServeSettings, datastore: Path, tune_allocator: bool = False) -> Any:
+    """Load the models once and assemble the service (models, store, sessions, compute gate).
+
+    Raises:
+        CheckpointError: a missing or foreign checkpoint.
+        VoxelPromptError: a bad device, option or datastore folder.
+    """
+    from voxelprompt.api import load_named_models
+    from voxelprompt.server.compute import ComputeGate
+    from voxelprompt.server.datastore import ImageStore
+    from voxelprompt.server.service import SegmentationService
+    from voxelprompt.server.sessions import SessionPool
+
+    store = ImageStore(datastore, max_images=settings.max_images)  # a bad folder fails before models load
+    pacs = None
+    if settings.dicomweb is not None:
+        from voxelprompt.dicomweb import parse_source
+        from voxelprompt.server.pacs import PacsBridge
+
+        source = parse_source(settings.dicomweb, settings.dicomweb_credentials)
+        pacs = PacsBridge(source, Path(datastore) / "dicomweb", settings.dicomweb_cache_mb)
+    models = load_named_models(
+        settings.checkpoints, default_model=settings.demo_model or not settings.checkpoints,
+        device=settings.device, options=dict(settings.options), tune_allocator=tune_allocator,
+    )  # fmt: skip
+    sessions = SessionPool(settings.max_sessions, settings.session_idle_s, settings.session_memory_mb)
+    gate = ComputeGate(settings.max_waiting, settings.wait_s)
+    return SegmentationService(models, store, sessions, gate, pacs)
+
+
+def make_app(service: Any, settings: ServeSettings) -> Any:
+    from voxelprompt.server.app import ServerOptions, create_app
+
+    return create_app(service, ServerOptions(settings.token, settings.cors_origins, settings.max_upload_mb))
+
+
+@contextlib.contextmanager
+def temporary_datastore(folder: Path | None) -> Iterator[Path]:
+    """``folder``, or a temporary one removed afterwards."""
+    if folder is not None:
+        yield Path(folder)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="voxelprompt-datastore-"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def serve_forever(app: Any, host: str, port: int) -> None:
+    """Run ``app`` with uvicorn until interrupted (our middleware writes the access log)."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=5)
+
+
+class ServerThread:
+    """A uvicorn server on a background thread, stopped by :meth:`stop` or the ``with`` block.
+
+    Args:
+        app: the ASGI application; ``host``/``port``: where to listen (port 0: a free one).
+        limit_concurrency: uvicorn's cap on open connections (beyond it: 503).
+
+    Attributes:
+        url: ``http://host:port`` once started.
+    """
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, limit_concurrency: int | None = None) -> None:
+        import uvicorn
+
+        if port == 0:
+            with socket.socket() as sock:
+                sock.bind((host, 0))
+                port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            app, host=host, port=port, log_config=None, access_log=False, limit_concurrency=limit_concurrency,
+            timeout_graceful_shutdown=2,
+        )  # fmt: skip
+        self.server = uvicorn.Server(config)
+        self.url = f"http://{host}:{port}"
+        self._thread = threading.Thread(target=self.server.run, name="voxelprompt-server", daemon=True)
+
+    def start(self, timeout_s: float = 30.0) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start on {self.url}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout_s)
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK or host.startswith("127.")
+
+
+def describe(service: Any, url: str, datastore: Path, settings: ServeSettings) -> Sequence[str]:
+    """The lines ``voxelprompt serve`` prints at start."""
+    lines = [f"voxelprompt serve: {url}/ (browser viewer), MONAI Label API at {url} (3D Slicer, OHIF)"]
+    for name, task in service.tasks.items():
+        lines.append(f"  model {name} ({task.kind}, {len(task.labels)} labels)")
+    lines.append(f"  datastore: {datastore}{'' if settings.datastore else ' (temporary, deleted at exit)'}")
+    lines.append("  token: required (Authorization: Bearer ...)" if settings.token else "  token: none")
+    return lines

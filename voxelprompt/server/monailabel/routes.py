@@ -1,0 +1,211 @@
+"""The MONAI Label REST API subset that 3D Slicer's MONAILabel module, the OHIF v3 plugin and the
+``monailabel`` Python client call (``monailabel/client/client.py`` of MONAI Label 0.8 is the spec):
+``/info/``, ``/auth/``, ``/train/``, ``/activelearning/``, ``/datastore/``, ``/session/`` and
+``/infer/{model}``. Handlers parse, call :class:`~voxelprompt.server.service.SegmentationService`
+and serialise; errors become 4xx replies with a one-line ``detail`` (see
+:mod:`voxelprompt.server.app`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from voxelprompt import __version__
+from voxelprompt.errors import InputError, PromptError
+from voxelprompt.server.monailabel.replies import infer_reply
+from voxelprompt.server.service import SegmentationService
+
+__all__ = ["monailabel_router"]
+
+
+def _params(raw: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(raw) if raw else {}
+    except json.JSONDecodeError as err:
+        raise PromptError(f"params must be a JSON object ({err.msg} at character {err.pos})") from None
+    if not isinstance(value, dict):
+        raise PromptError(f"params must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def monailabel_router(service: SegmentationService, token: str | None = None) -> APIRouter:
+    """The routes, bound to one service (``token``: the ``--token``, for the login routes)."""
+    router = APIRouter()
+
+    @router.get("/info/", summary="Server, models and labels (MONAI Label app info)")
+    def info() -> dict[str, Any]:
+        models = {name: task.info() for name, task in service.tasks.items()}
+        labels = list(dict.fromkeys(n for task in service.tasks.values() for n in task.labels))
+        # No top-level "config": 3D Slicer's module refuses servers that send one.
+        return {
+            "name": "voxelprompt",
+            "description": "VISTA3D and SegVol promptable 3D CT segmentation (voxelprompt)",
+            "version": __version__,
+            "labels": labels,
+            "models": models,
+            "trainers": {},
+            "strategies": {},
+            "scoring": {},
+            "train_stats": {},
+            "datastore": {"total": len(service.store.images()), "completed": 0},
+        }
+
+    # ---- auth: MONAI Label's login flow, with the --token as the password ----------------------
+
+    @router.get("/auth/", summary="Whether a token is needed")
+    def auth() -> Response:
+        if token is None:
+            return JSONResponse({"detail": "authentication is off"}, status_code=404)
+        return JSONResponse({"enabled": True, "client_id": "voxelprompt"})
+
+    @router.post("/auth/token", summary="A bearer token for the server's --token (given as password)")
+    def auth_token(password: str = Form(""), username: str = Form("")) -> Response:
+        import hmac
+
+        if token is None:
+            return JSONResponse({"detail": "authentication is off"}, status_code=404)
+        if not hmac.compare_digest(password.encode(), token.encode()):
+            return JSONResponse({"detail": "wrong password: give the server's --token"}, status_code=401)
+        return JSONResponse({"access_token": token, "token_type": "Bearer"})
+
+    @router.get("/auth/token/valid", summary="Whether the request's bearer token is valid")
+    def auth_valid() -> dict[str, bool]:
+        return {"valid": True}  # the middleware has checked it
+
+    # ---- training and active learning are command-line work here ------------------------------
+
+    @router.get("/train/", summary="Training status (none runs on this server)")
+    def train_status(check_if_running: bool = False) -> Response:
+        return JSONResponse({"detail": "no training runs on this server; train with `voxelprompt train`"}, status_code=404)
+
+    @router.post("/train/{model}", summary="Not offered")
+    @router.post("/train/", summary="Not offered")
+    def train_start(model: str = "") -> Response:
+        return JSONResponse({"detail": "training is not offered over HTTP; use `voxelprompt train`"}, status_code=404)
+
+    @router.post("/activelearning/{strategy}", summary="Not offered")
+    def next_sample(strategy: str) -> Response:
+        return JSONResponse({"detail": f"no active learning strategy {strategy!r} on this server"}, status_code=404)
+
+    # ---- datastore ---------------------------------------------------------------------------
+
+    @router.put("/datastore/", summary="Upload an image (multipart file + params)")
+    def upload_image(image: str | None = Query(None), file: UploadFile = File(...), params: str = Form("{}")) -> dict[str, Any]:
+        record = service.store.add_image(image, file.file, file.filename, _params(params))
+        service.sessions.drop_image(record.image_id)  # a replaced image's sessions are stale
+        return {"image": record.image_id, "shape": list(record.shape), "spacing": list(record.spacing), "sha256": record.sha256}
+
+    @router.get("/datastore/", summary="List images (output=all|ids|stats)")
+    def datastore(output: str = "stats") -> dict[str, Any]:
+        images = service.store.images()
+        if output == "ids":
+            return {"images": [r.image_id for r in images]}
+        if output != "all":
+            return {"total": len(images), "completed": sum(1 for r in images if r.labels), "label_tags": {}}
+        return {
+            "name": "voxelprompt",
+            "images": [r.image_id for r in images],
+            "objects": {
+                r.image_id: {
+                    "image": {"ext": r.suffix, "info": {**r.info, "shape": list(r.shape), "spacing": list(r.spacing), "ts": int(r.added)}},
+                    "labels": {t: {"ext": lab.suffix, "info": lab.info} for t, lab in r.labels.items()},
+                }
+                for r in images
+            },
+        }
+
+    @router.delete("/datastore/", summary="Delete an image and its labels")
+    def delete_image(id: str = Query(...)) -> dict[str, str]:
+        service.forget_image(id)
+        return {"deleted": id}
+
+    @router.get("/datastore/image", summary="Download an image")
+    def download_image(image: str = Query(...)) -> FileResponse:
+        record = service.store.image(image)
+        return FileResponse(service.store.image_path(image), filename=f"image{record.suffix}")
+
+    @router.put("/datastore/label", summary="Save a label for an image (multipart label + params)")
+    def save_label(image: str = Query(...), tag: str = Query("final"), label: UploadFile = File(...), params: str = Form("{}")) -> dict[str, Any]:
+        saved = service.store.add_label(image, tag, label.file, label.filename, _params(params))
+        return {"image": image, "label": image, "tag": saved.tag}
+
+    @router.get("/datastore/label", summary="Download a saved label")
+    def download_label(label: str = Query(...), tag: str = Query("final")) -> FileResponse:
+        path = service.store.label_path(label, tag)
+        suffix = service.store.image(label).labels[tag].suffix
+        return FileResponse(path, filename=f"label_{tag}{suffix}")
+
+    # ---- MONAI Label sessions ----------------------------------------------------------------
+
+    @router.put("/session/", summary="Start a session with an uploaded image (multipart files)")
+    def create_session(files: list[UploadFile] = File(...)) -> dict[str, Any]:
+        if len(files) != 1:
+            raise InputError(f"a session takes one image file, got {len(files)}")
+        record = service.store.add_session(files[0].file, files[0].filename)
+        return _session_json(record)
+
+    @router.get("/session/{session_id}", summary="A session's details")
+    def get_session(session_id: str) -> dict[str, Any]:
+        return _session_json(service.store.session(session_id))
+
+    @router.delete("/session/{session_id}", summary="End a session")
+    def delete_session(session_id: str) -> dict[str, Any]:
+        record = service.store.remove_session(session_id)
+        service.sessions.drop_image(record.image_id)
+        return _session_json(record)
+
+    # ---- inference ---------------------------------------------------------------------------
+
+    @router.post("/infer/{model}", summary="Segment a stored image, a session's image or an uploaded file")
+    def infer(
+        model: str,
+        image: str = Query(""),
+        session_id: str = Query(""),
+        output: str | None = Query(None),
+        params: str = Form("{}"),
+        file: UploadFile | None = File(None),
+        label: UploadFile | None = File(None),
+    ) -> Response:
+        values = _params(params)
+        service.task(model)  # an unknown model fails before any upload is kept
+        if label is not None:
+            raise PromptError("a label input is not used by voxelprompt's models; send clicks or a roi in params")
+        temporary = None
+        if session_id:
+            image_id = service.store.session(session_id).image_id
+        elif file is not None:
+            temporary = service.store.add_image(None, file.file, file.filename).image_id
+            image_id = temporary
+        elif image:
+            image_id = image
+        else:
+            raise PromptError("give image=ID, session_id=ID or a file to segment")
+        try:
+            result = service.infer(model, image_id, values)
+            if output == "dicom_seg" or values.get("store_dicom_seg"):
+                data, seg = service.dicom_seg(result, image_id, store=bool(values.get("store_dicom_seg")))
+                if output == "dicom_seg":
+                    return Response(data, media_type="application/dicom", headers={"Content-Disposition": 'attachment; filename="seg.dcm"'})
+                result.notes["dicom_seg"] = seg
+            return infer_reply(result, model, image or image_id, values, output)
+        finally:
+            if temporary is not None:
+                service.forget_image(temporary)
+
+    return router
+
+
+def _session_json(record) -> dict[str, Any]:
+    return {
+        "session_id": record.session_id,
+        "image": record.image_id,
+        "created": int(record.created),
+        "expiry": int(record.expiry),
+        "expires_in_s": max(0, int(record.expiry - time.time())),
+    }
+

@@ -1,0 +1,111 @@
+"""The server's PACS bridge (``voxelprompt serve --dicomweb URL``): an image id that is a
+SeriesInstanceUID, as the OHIF plugin sends, is fetched from the PACS with WADO-RS, kept in a
+size-bounded cache (least recently used series out first) and added to the image store under that
+UID; results can come back as DICOM-SEG referencing that series and be stored on the PACS with
+STOW-RS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from voxelprompt.dicomweb import DicomWebSource, connect, is_uid, retrieve_series, store_instances
+from voxelprompt.server.datastore import ImageStore
+from voxelprompt.types import Volume
+
+__all__ = ["PacsBridge"]
+
+
+class PacsBridge:
+    """Series of one PACS, fetched on demand.
+
+    Args:
+        source: the PACS (URL, credentials, timeouts).
+        cache: folder of retrieved series (one sub-folder per series).
+        max_cache_mb: retrieved series kept on disk; beyond it the least recently used go.
+    """
+
+    def __init__(self, source: DicomWebSource, cache: Path, max_cache_mb: float = 4096) -> None:
+        self.source = source
+        self.client = connect(source)
+        self.cache = Path(cache)
+        self.cache.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = int(max_cache_mb * 2**20)
+        self._lock = threading.Lock()
+        self._series_locks: dict[str, threading.Lock] = {}
+
+    def holds(self, image_id: str) -> bool:
+        """Whether ``image_id`` can name a series of this PACS (it looks like a UID)."""
+        return is_uid(image_id)
+
+    def series_folder(self, series_uid: str) -> Path:
+        """The cached series (retrieved now when missing).
+
+        Raises:
+            PacsError: no such series, refused credentials, an unreachable PACS.
+        """
+        folder = self.cache / hashlib.sha256(series_uid.encode()).hexdigest()[:32]
+        with self._lock:
+            lock = self._series_locks.setdefault(series_uid, threading.Lock())
+        with lock:  # two requests for one series retrieve it once
+            if not folder.is_dir():
+                retrieve_series(self.client, series_uid, folder)
+                self._trim(keep=folder)
+            folder.touch()  # recently used
+        return folder
+
+    def fetch_into(self, store: ImageStore, series_uid: str) -> None:
+        """Retrieve a series and add it to ``store`` under its UID (as NIfTI, on the reader's grid)."""
+        from voxelprompt.imageio import write_volume
+
+        volume = _read(self.series_folder(series_uid))
+        with tempfile.TemporaryDirectory(prefix="voxelprompt-pacs-") as tmp:
+            path = write_volume(volume, Path(tmp) / "series.nii.gz")
+            with open(path, "rb") as handle:
+                store.add_image(series_uid, handle, path.name, {"source": "dicomweb", "SeriesInstanceUID": series_uid})
+
+    def dicom_seg(self, labels: Volume, series_uid: str, label_names: Mapping[str, int], store: bool = False) -> tuple[bytes, dict[str, Any]]:
+        """The result as a DICOM-SEG of the series (bytes), stored on the PACS when ``store``.
+
+        Raises:
+            InputError: a label map off the series grid (e.g. a tilted series), no structure.
+            PacsError: the PACS refused the SEG.
+        """
+        import pydicom
+
+        from voxelprompt.imageio import write_dicom_seg
+
+        folder = self.series_folder(series_uid)
+        names = {value: name for name, value in label_names.items()}
+        with tempfile.TemporaryDirectory(prefix="voxelprompt-seg-") as tmp:
+            written = write_dicom_seg(labels, folder, Path(tmp) / "seg.dcm", names)
+            data = written.path.read_bytes()
+            if store:
+                store_instances(self.client, [pydicom.dcmread(written.path)])
+        return data, {"series_uid": written.series_uid, "sop_instance_uid": written.instance_uid, "stored": store}
+
+    def _trim(self, keep: Path) -> None:
+        folders = sorted((p for p in self.cache.iterdir() if p.is_dir() and p != keep), key=lambda p: p.stat().st_mtime)
+        total = sum(_size(p) for p in folders) + _size(keep)
+        while folders and total > self.max_bytes:
+            oldest = folders.pop(0)
+            total -= _size(oldest)
+            shutil.rmtree(oldest, ignore_errors=True)
+
+
+def _read(folder: Path) -> Volume:
+    from voxelprompt.imageio import read_volume
+
+    return read_volume(folder)
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+

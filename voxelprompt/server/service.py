@@ -1,0 +1,188 @@
+"""The server's one inference API: loaded models, the image store, interactive sessions and the
+compute lock. The web layers (MONAI Label routes, the viewer) only parse, call and serialise, as
+SAM 2's demo backend does with its ``InferenceAPI``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from voxelprompt.api import NamedModel
+from voxelprompt.catalog import vista3d_catalog
+from voxelprompt.server.compute import ComputeGate
+from voxelprompt.errors import PromptError
+from voxelprompt.server.datastore import ImageStore, NotFound, StoredImage
+from voxelprompt.server.monailabel.tasks import InferPlan, LabelTask, tasks_for
+from voxelprompt.server.sessions import SessionPool
+from voxelprompt.types import OBJECT_ID, Segmentation, Volume
+
+if TYPE_CHECKING:
+    from voxelprompt.server.pacs import PacsBridge
+
+__all__ = ["InferResult", "SegmentationService"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InferResult:
+    """One request's answer.
+
+    Args:
+        labels: (I, J, K) label map on the image's exact grid, holding 0 and the values of
+            ``label_names``.
+        label_names: structure name -> value in ``labels``.
+        session_reused: the image was already encoded for this model (a later click).
+        seconds: ``{"wait": ..., "infer": ..., "total": ...}`` server-side times.
+        notes: facts about how the prompts were answered (for the reply's params).
+    """
+
+    labels: Volume
+    label_names: dict[str, int]
+    session_reused: bool
+    seconds: dict[str, float]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+class SegmentationService:
+    """Everything a request needs, shared by all clients of one server process.
+
+    Args:
+        models: the loaded models (each listed under its tasks, :func:`tasks_for`).
+        store: uploaded images.
+        sessions: interactive sessions by (model, image).
+        gate: the compute lock every model call takes.
+        pacs: where image ids that are SeriesInstanceUIDs are fetched from (``--dicomweb``).
+    """
+
+    def __init__(
+        self,
+        models: Sequence[NamedModel],
+        store: ImageStore,
+        sessions: SessionPool,
+        gate: ComputeGate,
+        pacs: PacsBridge | None = None,
+    ) -> None:
+        self.models = list(models)
+        self.store = store
+        self.sessions = sessions
+        self.gate = gate
+        self.pacs = pacs
+        self.tasks: dict[str, LabelTask] = {t.name: t for m in self.models for t in tasks_for(m)}
+        self.started = time.time()
+
+    def task(self, name: str) -> LabelTask:
+        """The task called ``name``.
+
+        Raises:
+            NotFound: no such model entry.
+        """
+        task = self.tasks.get(name)
+        if task is None:
+            raise NotFound(f"unknown model {name!r}; this server has {', '.join(self.tasks)}")
+        return task
+
+    def image(self, image_id: str) -> StoredImage:
+        """The stored image ``image_id``, fetched from the PACS first when it is a series UID the
+        store does not hold yet.
+
+        Raises:
+            NotFound: not stored (and no PACS, or not a UID).
+            PacsError: the PACS does not have it, refuses or is unreachable.
+        """
+        try:
+            return self.store.image(image_id)
+        except NotFound:
+            if self.pacs is None or not self.pacs.holds(image_id):
+                raise
+        self.pacs.fetch_into(self.store, image_id)
+        return self.store.image(image_id)
+
+    def dicom_seg(self, result: InferResult, image_id: str, store: bool) -> tuple[bytes, dict[str, Any]]:
+        """A result as DICOM-SEG of its PACS series, stored on the PACS when ``store``.
+
+        Raises:
+            PromptError: the image did not come from the PACS (no source instances to reference).
+        """
+        record = self.store.image(image_id)
+        if self.pacs is None or record.info.get("source") != "dicomweb":
+            raise PromptError("DICOM-SEG output needs an image fetched from the PACS (serve --dicomweb URL; image=SeriesInstanceUID)")
+        return self.pacs.dicom_seg(result.labels, image_id, result.label_names, store=store)
+
+    def infer(self, task_name: str, image_id: str, params: Mapping[str, Any]) -> InferResult:
+        """Run one request of a MONAI Label model entry on a stored image.
+
+        Cheap checks (model, image, prompts against the image grid) run before the compute lock
+        is taken; the session of this model on this image is opened on the first request and
+        reused by later ones.
+
+        Raises:
+            NotFound: an unknown model or image.
+            PromptError: bad or unanswerable prompts.
+            Busy: the compute queue is full.
+        """
+        started = time.perf_counter()
+        task = self.task(task_name)
+        record = self.image(image_id)
+        volume = self.store.volume(image_id)
+        plan = task.plan(params, volume)
+        queued = time.perf_counter()
+        with self.gate.turn():
+            running = time.perf_counter()
+            session, reused = self.sessions.get(
+                task.model.name, task.model.segmenter, image_id, record.sha256, lambda: volume,
+                task.model.family.viewer_session,
+            )  # fmt: skip
+            results = [session.segment(prompts) for prompts, _ in plan.steps]
+        done = time.perf_counter()
+        labels, names = _combine(plan, results, volume)
+        notes = dict(plan.notes)
+        notes["notes"] = [n for r in results for n in r.notes]
+        seconds = {"wait": running - queued, "infer": done - running, "total": time.perf_counter() - started}
+        logger.info("infer %s on %r: %.3f s (session %s)", task_name, image_id, seconds["total"], "reused" if reused else "new")
+        return InferResult(volume.with_array(labels, source=f"result of {task_name}"), names, reused, seconds, notes)
+
+    def forget_image(self, image_id: str) -> None:
+        """Delete an image and close its sessions.
+
+        Raises:
+            NotFound: no such image.
+        """
+        self.store.remove_image(image_id)
+        self.sessions.drop_image(image_id)
+
+
+def _combine(plan: InferPlan, results: Sequence[Segmentation], volume: Volume) -> tuple[np.ndarray, dict[str, int]]:
+    """The reply's label map and names from the steps' results (see :class:`InferPlan`)."""
+    catalog = vista3d_catalog()
+    out = np.zeros(volume.shape, dtype=np.uint16)
+    names: dict[str, int] = {}
+    for (prompts, value), result in zip(plan.steps, results, strict=True):
+        labels = np.asarray(result.labels.array)
+        if plan.dense:
+            lut = np.zeros(int(max(labels.max(initial=0), max(result.classes, default=0))) + 1, dtype=np.uint16)
+            for dense, c in enumerate(result.classes, start=1):
+                lut[c] = dense
+                names[catalog.name(c)] = dense
+            mapped = lut[labels]
+        elif value is not None:
+            mapped = np.where(labels != 0, value, 0).astype(np.uint16)
+        else:
+            mapped = labels.astype(np.uint16)
+            for c in result.classes or ((prompts.label_value or OBJECT_ID),):
+                names[catalog.name(c) if result.classes else "object"] = int(c)
+        free = out == 0
+        out[free] = mapped[free]
+    if plan.names:
+        names = dict(plan.names)
+    if plan.crop is not None:
+        kept = np.zeros_like(out)
+        kept[plan.crop] = out[plan.crop]
+        out = kept
+    return out, names

@@ -1,0 +1,115 @@
+"""Interactive sessions of the model-family interface, one per (model, image), shared by all clients.
+
+The first prompt on an image pre-processes it and encodes what the model needs; later prompts on
+the same image reuse that work (:meth:`voxelprompt.inference.protocol.Segmenter.open_session`), so
+a click costs only its click-dependent part. Sessions are keyed by the image's content hash as well
+as its id (a re-upload under the same name starts afresh), capped in number (the least recently
+used goes first), expire after an idle time, and each keeps its caches under a memory budget.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from voxelprompt.inference.protocol import Segmenter, Session
+from voxelprompt.types import Volume
+
+__all__ = ["SessionPool", "PooledSession"]
+
+
+@dataclass
+class PooledSession:
+    """A session with what the pool tracks: its key, when it was last used, how often."""
+
+    key: tuple[str, str, str]
+    session: Session
+    created: float
+    last_used: float
+    prompts: int = 0
+
+
+class SessionPool:
+    """At most ``max_sessions`` sessions, each dropped after ``idle_s`` seconds without a prompt.
+
+    Args:
+        max_sessions: sessions kept (>= 1); a new one beyond that closes the least recently used.
+        idle_s: idle time after which a session is closed.
+        memory_budget_mb: cache budget of each session (the server's session memory is bounded
+            by ``max_sessions * memory_budget_mb`` plus each session's pre-processed volume).
+
+    Raises:
+        ValueError: a non-positive limit.
+    """
+
+    def __init__(self, max_sessions: int = 4, idle_s: float = 900.0, memory_budget_mb: float = 2048.0) -> None:
+        if max_sessions < 1 or not idle_s > 0 or not memory_budget_mb > 0:
+            raise ValueError(
+                f"session limits must be positive, got max_sessions={max_sessions}, idle_s={idle_s}, "
+                f"memory_budget_mb={memory_budget_mb}"
+            )
+        self.max_sessions = max_sessions
+        self.idle_s = idle_s
+        self.memory_budget_mb = memory_budget_mb
+        self._lock = threading.Lock()
+        self._sessions: OrderedDict[tuple[str, str, str], PooledSession] = OrderedDict()
+
+    def get(
+        self,
+        model_key: str,
+        segmenter: Segmenter,
+        image_id: str,
+        image_sha256: str,
+        volume: Callable[[], Volume],
+        options: Mapping[str, Any] | None = None,
+    ) -> tuple[Session, bool]:
+        """The session of this model on this image, opened (``volume()`` read) when there is none.
+
+        Call it holding the compute lock: opening a session runs the model's pre-processing.
+        ``options`` are the family's ``open_session`` keywords for viewers
+        (:attr:`voxelprompt.families.ModelFamily.viewer_session`).
+
+        Returns:
+            The session, and whether it was reused (False: opened by this call).
+        """
+        key = (model_key, image_id, image_sha256)
+        self.expire()
+        now = time.time()
+        with self._lock:
+            pooled = self._sessions.get(key)
+            if pooled is not None:
+                self._sessions.move_to_end(key)
+                pooled.last_used = now
+                pooled.prompts += 1
+                return pooled.session, True
+        session = segmenter.open_session(volume(), memory_budget_mb=self.memory_budget_mb, **dict(options or {}))
+        with self._lock:
+            self._sessions[key] = PooledSession(key, session, now, now, 1)
+            while len(self._sessions) > self.max_sessions:
+                self._sessions.popitem(last=False)
+        return session, False
+
+    def drop_image(self, image_id: str) -> int:
+        """Close every session on ``image_id``; returns how many."""
+        with self._lock:
+            keys = [k for k in self._sessions if k[1] == image_id]
+            for k in keys:
+                del self._sessions[k]
+        return len(keys)
+
+    def expire(self) -> int:
+        """Close sessions idle for longer than ``idle_s``; returns how many."""
+        limit = time.time() - self.idle_s
+        with self._lock:
+            keys = [k for k, s in self._sessions.items() if s.last_used < limit]
+            for k in keys:
+                del self._sessions[k]
+        return len(keys)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sessions)
