@@ -12,6 +12,7 @@ from voxelprompt.batch.manifest import RunManifest
 from voxelprompt.errors import VoxelPromptError
 
 TASKS = [Task(classes=("liver", "spleen"))]
+KINDS = ("nifti", "seg-nrrd", "stats")  # DICOM-SEG dates are each run's creation time: equal on reruns only
 
 
 @pytest.mark.slow
@@ -19,15 +20,17 @@ def test_workers_and_a_scheduler_give_the_in_process_bytes(cohort, tmp_path):
     from distributed import LocalCluster
 
     runs = {}
-    runs["in-process"] = run_cohort(cohort, tmp_path / "in_process", tasks=TASKS, device="cpu")
-    runs["workers"] = run_cohort(cohort, tmp_path / "workers", tasks=TASKS, device="cpu", workers=2)
+    runs["in-process"] = run_cohort(cohort, tmp_path / "in_process", tasks=TASKS, output_formats=KINDS, device="cpu")
+    runs["workers"] = run_cohort(cohort, tmp_path / "workers", tasks=TASKS, output_formats=KINDS, device="cpu", workers=2)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster:
-        runs["scheduler"] = run_cohort(cohort, tmp_path / "scheduler", tasks=TASKS, device="cpu", scheduler=cluster.scheduler_address)
+        runs["scheduler"] = run_cohort(
+            cohort, tmp_path / "scheduler", tasks=TASKS, output_formats=KINDS, device="cpu", scheduler=cluster.scheduler_address
+        )
     for name, result in runs.items():
         assert sorted(result.done) == sorted(CASE_IDS), name
         assert [f.case_id for f in result.failed] == [CORRUPT], name
     reference = output_bytes(tmp_path / "in_process")
-    assert len(reference) == 2 * len(CASE_IDS) + 1  # labels + label_names per case, failures.csv
+    assert len(reference) == 5 * len(CASE_IDS) + 2  # 5 files per case, failures.csv, statistics.csv
     assert output_bytes(tmp_path / "workers") == reference
     assert output_bytes(tmp_path / "scheduler") == reference
     manifests = [RunManifest.load(tmp_path / name / "manifest.json") for name in ("in_process", "workers", "scheduler")]

@@ -47,7 +47,8 @@ class Task:
         new_structure: clicks mark a structure outside VISTA3D's classes.
         label_value: value of a single object.
         family: ``"vista3d"`` or ``"segvol"``; None: from the checkpoint.
-        checkpoint: weights file; None: the shipped demo VISTA3D.
+        checkpoint: weights file, or the name of fetched official weights (``voxelprompt weights
+            list``); None: the shipped demo VISTA3D.
         options: family options by name (``engine``, ``mode``, ...).
         name: how messages refer to the task (``--task`` and tasks files: ``task N``).
     """
@@ -163,8 +164,11 @@ def resolve_task(task: Task, device: str) -> ResolvedTask:
     """
     from voxelprompt import api
     from voxelprompt.families import check_capabilities
+    from voxelprompt.weights.cache import resolve_checkpoint
 
     try:
+        if task.checkpoint is not None:  # a name from `voxelprompt weights list` means its fetched file
+            task = dataclasses.replace(task, checkpoint=str(resolve_checkpoint(Path(task.checkpoint))))
         prompts = api.build_prompts(**{k: v for k, v in task_prompt_kwargs(task).items()})
         if not (prompts.classes or prompts.everything or prompts.points or prompts.box or prompts.text):
             raise PromptError("nothing to segment: give classes, everything, clicks, a box or a text")
