@@ -44,8 +44,9 @@ class Case:
         case_id: stable, unique name from the path (letters, digits, ``._-``); the case's output
             folder is ``OUT_DIR/<case_id>``.
         path: an image file or a DICOM series folder.
-        files: the files whose bytes make the case (the image, its ``.raw`` for ``.nhdr``
-            is not followed; the series' files), in a fixed order.
+        files: the files whose bytes make the case, in a fixed order: the image file (for a
+            detached ``.nhdr`` header only the header: its data file is not hashed), or the
+            series' files.
         series_uid: the DICOM series to read (None: the file, or the folder's only series).
         error: why the case cannot run, found while listing (several DICOM series and no
             rule that picks one); such a case is recorded as failed without being run.
@@ -195,7 +196,7 @@ def _choose_series(found, series: str):
     if series == SERIES_ONLY:
         if len(found) == 1:
             return found[0], None
-        return None, f"folder holds {len(found)} DICOM series: {described}; choose with --series UID or --series most-slices"
+        return None, f"folder holds {len(found)} DICOM series: {described}; choose with --series UID or most-slices"
     match = [s for s in found if s.uid == series]
     if not match:
         return None, f"no DICOM series {series!r} in folder; it holds {described}"
@@ -257,5 +258,6 @@ def _check_unique(cases: Sequence[Case]) -> None:
     seen: dict[str, Case] = {}
     for case in cases:
         if case.case_id in seen:
-            raise InputError(f"two inputs get case id {case.case_id!r}: {seen[case.case_id].path} and {case.path}; rename one")
+            first = seen[case.case_id].path
+            raise InputError(f"two inputs get case id {case.case_id!r}: {first} and {case.path}; rename one")
         seen[case.case_id] = case

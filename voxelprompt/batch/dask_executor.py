@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -60,7 +61,8 @@ def run_on_client(client: Any, jobs: Sequence[CaseJob]) -> Iterable[CaseResult]:
 
     if not jobs:
         return
-    futures = {client.submit(process_case, job, pure=False, key=f"voxelprompt-case-{job.case.case_id}-{id(job):x}"): job for job in jobs}
+    run = uuid.uuid4().hex[:8]  # keys unique on a shared scheduler, readable on its dashboard
+    futures = {client.submit(process_case, job, pure=False, key=f"voxelprompt-{run}-{job.case.case_id}"): job for job in jobs}
     for future in as_completed(futures):
         job = futures[future]
         try:

@@ -22,7 +22,16 @@ from typing import Any
 
 from voxelprompt.errors import InputError
 
-__all__ = ["CaseRecord", "Failure", "RunManifest", "MANIFEST_NAME", "FAILURES_NAME", "write_failures", "file_sha256", "settings_differ"]
+__all__ = [
+    "CaseRecord",
+    "Failure",
+    "RunManifest",
+    "MANIFEST_NAME",
+    "FAILURES_NAME",
+    "write_failures",
+    "file_sha256",
+    "settings_differ",
+]
 
 MANIFEST_NAME = "manifest.json"
 FAILURES_NAME = "failures.csv"
@@ -86,7 +95,9 @@ class RunManifest:
         record = self.cases.get(case_id)
         if record is None or record.input_sha256 != input_sha256:
             return False
-        return all((folder / name).is_file() and file_sha256(folder / name) == digest for name, digest in record.outputs.items())
+        return all(
+            (folder / name).is_file() and file_sha256(folder / name) == digest for name, digest in record.outputs.items()
+        )
 
     @classmethod
     def load(cls, path: Path) -> RunManifest | None:
@@ -104,7 +115,8 @@ class RunManifest:
                 raise ValueError(f"version {data.get('version')!r}, expected {_VERSION}")
             return cls(settings=data["settings"], created=data["created"], cases=cases)
         except (OSError, ValueError, KeyError, TypeError) as err:
-            raise InputError(f"{path}: cannot read run manifest ({' '.join(str(err).split())}); use another -o or --overwrite") from None
+            reason = " ".join(str(err).split())
+            raise InputError(f"{path}: cannot read run manifest ({reason}); use another -o or --overwrite") from None
 
     def save(self, path: Path) -> None:
         """Write atomically (the cases sorted by id)."""
@@ -126,8 +138,9 @@ def settings_differ(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]
     for key in keys:
         if old.get(key) == new.get(key):
             continue
-        if key == "tasks" and isinstance(old.get(key), list) and isinstance(new.get(key), list) and len(old[key]) == len(new[key]):
-            for i, (a, b) in enumerate(zip(old[key], new[key], strict=True)):
+        before, after = old.get(key), new.get(key)
+        if key == "tasks" and isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+            for i, (a, b) in enumerate(zip(before, after, strict=True)):
                 out += [f"task {i + 1} {f}" for f in sorted(set(a) | set(b)) if a.get(f) != b.get(f)]
         else:
             out.append(key)

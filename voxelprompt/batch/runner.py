@@ -179,8 +179,10 @@ def plan_cohort(
         if digest and manifest.is_finished(case.case_id, digest, out / case.case_id):
             skipped.append(case.case_id)
             continue
-        jobs.append(CaseJob(case=case, input_sha256=digest, tasks=resolved, kinds=kinds, out_dir=out, created=manifest.created,
-                            settings_sha256=manifest.settings_sha256, torch_threads=torch_threads))  # fmt: skip
+        jobs.append(
+            CaseJob(case=case, input_sha256=digest, tasks=resolved, kinds=kinds, out_dir=out, created=manifest.created,
+                    settings_sha256=manifest.settings_sha256, torch_threads=torch_threads)
+        )  # fmt: skip
     return CohortPlan(out_dir=out, jobs=jobs, skipped=skipped, manifest=manifest, total=len(cases), kinds=kinds)
 
 
@@ -207,12 +209,16 @@ def _run_lock(out: Path) -> Iterator[None]:
 def _manifest_for(out: Path, settings: dict, overwrite: bool) -> RunManifest:
     old = RunManifest.load(out / MANIFEST_NAME) if not overwrite else None
     if old is None:
-        if not overwrite and any(p.name not in (_LOCK_NAME,) for p in out.iterdir() if not p.name.startswith(".")):
-            raise VoxelPromptError(f"{out}: folder holds files but no run manifest; give an empty or new -o folder, or --overwrite")
+        if not overwrite and any(not p.name.startswith(".") for p in out.iterdir()):
+            raise VoxelPromptError(
+                f"{out}: folder holds files but no run manifest; give an empty or new -o folder, or --overwrite"
+            )
         return RunManifest(settings=settings)
     if old.settings != settings:
         differ = ", ".join(settings_differ(old.settings, settings))
-        raise VoxelPromptError(f"{out}: holds a run with other settings ({differ}); rerun with --overwrite to replace it, or use another -o")
+        raise VoxelPromptError(
+            f"{out}: holds a run with other settings ({differ}); rerun with --overwrite to replace it, or use another -o"
+        )
     return old
 
 
@@ -243,7 +249,8 @@ def _join_statistics(plan: CohortPlan) -> None:
     """``OUT_DIR/statistics.csv``: every finished case's table, in case id order, with a ``case`` column."""
     from voxelprompt.statistics import join_statistics_csv
 
-    tables = {cid: plan.out_dir / cid / STATISTICS_FILE for cid in sorted(plan.manifest.cases) if STATISTICS_FILE in plan.manifest.cases[cid].outputs}
+    cases = plan.manifest.cases
+    tables = {cid: plan.out_dir / cid / STATISTICS_FILE for cid in sorted(cases) if STATISTICS_FILE in cases[cid].outputs}
     join_statistics_csv(tables, plan.out_dir / STATISTICS_FILE)
 
 

@@ -21,13 +21,27 @@ import numpy as np
 
 from voxelprompt.errors import PromptError, VoxelPromptError
 
-__all__ = ["Task", "ResolvedTask", "ModelSpec", "parse_task", "load_tasks", "resolve_task", "merge_labels", "task_names"]
+__all__ = [
+    "Task",
+    "ResolvedTask",
+    "ModelSpec",
+    "parse_task",
+    "load_tasks",
+    "resolve_task",
+    "task_prompt_kwargs",
+    "merge_labels",
+    "task_names",
+]
 
 logger = logging.getLogger(__name__)
 
 #: ``--task`` keys that set the model's family options (:mod:`voxelprompt.families`).
-_OPTION_KEYS = {"profile": "profile", "engine": "engine", "amp": "amp", "roi": "roi_size", "mode": "mode", "overlap": "overlap"}
-_PROMPT_KEYS = ("classes", "everything", "text", "point", "negative_point", "box", "point_space", "new_structure", "label_value")
+_OPTION_KEYS = {
+    "profile": "profile", "engine": "engine", "amp": "amp", "roi": "roi_size", "mode": "mode", "overlap": "overlap",
+}  # fmt: skip
+_PROMPT_KEYS = (
+    "classes", "everything", "text", "point", "negative_point", "box", "point_space", "new_structure", "label_value",
+)  # fmt: skip
 _KEYS = (*_PROMPT_KEYS, "model", "checkpoint", "name", *_OPTION_KEYS)
 _TRUE = {"1", "true", "yes", "on", ""}
 _FALSE = {"0", "false", "no", "off"}
@@ -169,7 +183,7 @@ def resolve_task(task: Task, device: str) -> ResolvedTask:
     try:
         if task.checkpoint is not None:  # a name from `voxelprompt weights list` means its fetched file
             task = dataclasses.replace(task, checkpoint=str(resolve_checkpoint(Path(task.checkpoint))))
-        prompts = api.build_prompts(**{k: v for k, v in task_prompt_kwargs(task).items()})
+        prompts = api.build_prompts(**task_prompt_kwargs(task))
         if not (prompts.classes or prompts.everything or prompts.points or prompts.box or prompts.text):
             raise PromptError("nothing to segment: give classes, everything, clicks, a box or a text")
         family = api.resolve_family(task.checkpoint, task.family)

@@ -75,7 +75,8 @@ class CaseResult:
     def failed(cls, job: CaseJob, error: str, seconds: float = 0.0) -> CaseResult:
         """The result of a case that failed with ``error``."""
         case = job.case
-        return cls(CaseRecord(case.case_id, str(case.path), job.input_sha256, {}, round(seconds, 3), case.series_uid), error)
+        record = CaseRecord(case.case_id, str(case.path), job.input_sha256, {}, round(seconds, 3), case.series_uid)
+        return cls(record, error)
 
 
 def cached_model(spec: ModelSpec):
