@@ -1,6 +1,6 @@
 """``voxelprompt batch``: usage errors are one line and exit 2 before any work; exit 1 when a case
-failed; a run killed with SIGKILL (after a case, and mid-case) then rerun gives the bytes of an
-uninterrupted run."""
+failed; a run killed with SIGKILL (after a case, mid-case, mid-write) then rerun gives the bytes of
+an uninterrupted run."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -93,8 +94,27 @@ def _assembling(out: Path) -> bool:
     return stage.is_dir() and any(stage.iterdir())
 
 
+def _start(argv: list[str]) -> tuple[subprocess.Popen, threading.Event]:
+    """The run, and an event set once it has logged its model load (the next case is computing)."""
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    loaded = threading.Event()
+
+    def watch() -> None:
+        for line in process.stderr:
+            if line.startswith("loaded "):
+                loaded.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    return process, loaded
+
+
+def _kill(process: subprocess.Popen) -> None:
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 @pytest.mark.slow
-def test_sigkill_after_a_case_and_mid_case_then_rerun_gives_the_uninterrupted_bytes(tmp_path):
+def test_sigkill_after_a_case_mid_case_and_mid_write_then_rerun_gives_the_uninterrupted_bytes(tmp_path):
     cohort = make_cohort(tmp_path / "cohort")
     reference = tmp_path / "reference"
     kinds = ("nifti", "seg-nrrd", "stats")  # DICOM-SEG dates are the run's: equal on reruns, not across folders
@@ -102,16 +122,21 @@ def test_sigkill_after_a_case_and_mid_case_then_rerun_gives_the_uninterrupted_by
     out = tmp_path / "out"
     argv = [str(SCRIPT), "batch", str(cohort), "-o", str(out), "--classes", "liver,spleen", "--output-format", ",".join(kinds),
             "--device", "cpu", "-q"]  # fmt: skip
-    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert _wait(first, lambda: _finished(out) >= 1), "the run ended before a case finished"
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait()
-    done_before = _finished(out)
-    second = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # mid-case: while a case's files are being written, else as soon as one more case finished
-    _wait(second, lambda: _assembling(out) or _finished(out) > done_before)
-    os.kill(second.pid, signal.SIGKILL)
-    second.wait()
+    # 1. right after the first case is recorded
+    run, _ = _start(argv)
+    assert _wait(run, lambda: _finished(out) >= 1), "the run ended before a case finished"
+    _kill(run)
+    # 2. mid-case: half a second after the model is loaded, while the next case (the real CT) computes
+    finished = _finished(out)
+    run, loaded = _start(argv)
+    assert _wait(run, loaded.is_set), "the rerun ended before loading its model"
+    time.sleep(0.5)
+    _kill(run)
+    assert _finished(out) == finished, "the case finished before the kill: not a mid-case kill"
+    # 3. mid-write: while a case's files are being assembled (else as soon as one more case finished)
+    run, _ = _start(argv)
+    _wait(run, lambda: _assembling(out) or _finished(out) > finished)
+    _kill(run)
     last = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert last.returncode == 1, last.stderr  # the corrupt case
     assert f"failed {CORRUPT}" in last.stderr
