@@ -162,6 +162,9 @@ class ImageStore:
             from voxelprompt.api import read_ct
 
             volume = read_ct(tmp)  # the same checks as `voxelprompt segment`
+        except InputError as err:
+            tmp.unlink(missing_ok=True)
+            raise InputError(str(err).replace(str(tmp), f"upload {filename!r}")) from None
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -216,6 +219,11 @@ class ImageStore:
         """The stored file of ``image_id`` (for downloads)."""
         return self.root / "images" / self.image(image_id).file
 
+    def images_by_id(self) -> dict[str, StoredImage]:
+        """Every image by id (a snapshot)."""
+        with self._lock:
+            return dict(self._images)
+
     def images(self) -> list[StoredImage]:
         """Every image, oldest first."""
         with self._lock:
@@ -252,6 +260,9 @@ class ImageStore:
             from voxelprompt.imageio import check_mask_grid, read_labels
 
             check_mask_grid(read_labels(tmp), self.volume(image_id))
+        except InputError as err:
+            tmp.unlink(missing_ok=True)
+            raise InputError(str(err).replace(str(tmp), f"label {filename!r}")) from None
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

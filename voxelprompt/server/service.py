@@ -175,8 +175,10 @@ def _combine(plan: InferPlan, results: Sequence[Segmentation], volume: Volume) -
             mapped = np.where(labels != 0, value, 0).astype(np.uint16)
         else:
             mapped = labels.astype(np.uint16)
-            for c in result.classes or ((prompts.label_value or OBJECT_ID),):
-                names[catalog.name(c) if result.classes else "object"] = int(c)
+            if prompts.classes or prompts.everything or prompts.text:
+                names.update({catalog.name(c): int(c) for c in result.classes})
+            else:  # an object from clicks alone
+                names["object"] = int(prompts.label_value or OBJECT_ID)
         free = out == 0
         out[free] = mapped[free]
     if plan.names:

@@ -40,6 +40,8 @@ from voxelprompt.types import Prompts, Volume
 __all__ = ["LabelTask", "InferPlan", "tasks_for", "DEEPGROW", "SEGMENTATION", "VISTA3D"]
 
 VISTA3D, SEGMENTATION, DEEPGROW = "vista3d", "segmentation", "deepgrow"
+#: Capabilities listed in ``/info/`` (voxelprompt's extension; clients ignore unknown keys).
+_CAPABILITY_NAMES = ("classes", "everything", "points", "negative_points", "box", "text", "zero_shot")
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class LabelTask:
             "dimension": 3,
             "config": self.config,
             "family": self.model.family.name,
+            "capabilities": [c for c in _CAPABILITY_NAMES if getattr(self.model.family.capabilities, c)],
         }
 
     def plan(self, params: Mapping[str, Any], volume: Volume) -> InferPlan:
