@@ -53,6 +53,12 @@ def batch(
     point: PointOption = None,
     negative_point: NegativePointOption = None,
     point_space: PointSpaceOption = Space.voxel,
+    new_structure: Annotated[
+        bool, typer.Option("--new-structure", help="Clicks without --classes mark a structure outside VISTA3D's classes.")
+    ] = False,
+    label_value: Annotated[
+        int | None, typer.Option("--label-value", min=1, metavar="N", help="Value of a single object; omitted: the class its text names, else 1.")
+    ] = None,
     task: Annotated[
         list[str] | None,
         typer.Option(
@@ -95,7 +101,7 @@ def batch(
     from voxelprompt.batch import parse_task, run_cohort
     from voxelprompt.batch.tasks import Task, load_tasks
 
-    single = bool(classes or everything or text or box or point or negative_point)
+    single = bool(classes or everything or text or box or point or negative_point or new_structure or label_value)
     if (task or tasks_file) and (single or checkpoint or model):
         raise VoxelPromptError("give prompts either as --task/--tasks or as --classes/--everything/--text/--point/--box/--checkpoint, not both")
     tasks = [parse_task(t, i + 1) for i, t in enumerate(task or ())]
@@ -107,7 +113,8 @@ def batch(
                 classes=tuple(split_names(classes)), everything=everything, text=text,
                 points=tuple(parse_point(p, "--point") for p in point or ()),
                 negative_points=tuple(parse_point(p, "--negative-point") for p in negative_point or ()),
-                box=parse_box(box) if box else None, point_space=point_space.value,
+                box=parse_box(box) if box else None, point_space=point_space.value, new_structure=new_structure,
+                label_value=label_value,
                 family=None if model is None else model.value, checkpoint=None if checkpoint is None else str(checkpoint),
             )
         ]  # fmt: skip
