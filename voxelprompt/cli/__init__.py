@@ -50,6 +50,7 @@ def _root(
 
 def _register() -> None:
     from voxelprompt.cli import (
+        batch_cmd,
         catalog_cmd,
         demo_cmd,
         evaluate_cmd,
@@ -67,6 +68,7 @@ def _register() -> None:
 
     app.command("demo")(demo_cmd.demo)
     app.command("segment")(segment_cmd.segment)
+    app.command("batch")(batch_cmd.batch)
     app.command("segment-segvol")(segvol_cmd.segment_segvol)
     app.command("identify")(identify_cmd.identify)
     app.command("overlay")(overlay_cmd.overlay)

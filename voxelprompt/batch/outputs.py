@@ -1,0 +1,255 @@
+"""What a cohort run writes per case: one small writer per output kind, and the atomic commit of a
+case's folder.
+
+A case's files are written into a hidden staging folder (``OUT_DIR/.partial/``) and the folder is
+renamed to ``OUT_DIR/<case_id>`` only when every file is complete, so a case folder is either
+absent or whole. ``label_names.json`` (label value -> structure name) is always written beside
+the label map. Each kind is one small function here over a writer of :mod:`voxelprompt.imageio`
+or :mod:`voxelprompt.statistics`, registered in :data:`OUTPUT_KINDS`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from voxelprompt.errors import PromptError
+from voxelprompt.imageio.label_names import write_label_names
+from voxelprompt.types import Volume
+
+__all__ = [
+    "CaseOutput",
+    "OUTPUT_KINDS",
+    "LABEL_NAMES_FILE",
+    "STATISTICS_FILE",
+    "check_output_kinds",
+    "write_case_outputs",
+    "staging_root",
+    "clean_leftovers",
+    "remove_empty_staging",
+]
+
+#: Folder under OUT_DIR where cases are assembled; anything in it is a leftover of a killed run.
+STAGING = ".partial"
+LABEL_NAMES_FILE = "label_names.json"
+#: A case's statistics table; the coordinator joins them into ``OUT_DIR/statistics.csv``.
+STATISTICS_FILE = "statistics.csv"
+_TRASH_PREFIX = ".replaced-"
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CaseOutput:
+    """Everything an output writer may need for one case.
+
+    Args:
+        case_id: the case's id.
+        image: the CT as read, (I, J, K) in on-disk order, voxel -> RAS+ mm affine, HU.
+        labels: the merged label map on the image's exact grid.
+        label_names: label value -> structure name, for the values ``labels`` holds.
+        source: the input path (a file or a DICOM series folder).
+        series_uid: the DICOM series read (None: a file or the folder's only series).
+        input_sha256: sha256 of the input's bytes.
+        settings_sha256: sha256 of the run's settings (tasks, model hashes, options).
+        created: the run's creation time, UTC ISO 8601 (for outputs that carry a date).
+    """
+
+    case_id: str
+    image: Volume
+    labels: Volume
+    label_names: Mapping[int, str]
+    source: str
+    series_uid: str | None
+    input_sha256: str
+    settings_sha256: str
+    created: str
+
+    @property
+    def is_dicom(self) -> bool:
+        return Path(self.source).is_dir()
+
+
+#: A writer puts its files into the given (staging) folder and returns their names.
+Writer = Callable[[CaseOutput, Path], list[str]]
+
+
+def _label_map(suffix: str) -> Writer:
+    def write(out: CaseOutput, folder: Path) -> list[str]:
+        from voxelprompt.imageio import write_volume
+
+        name = f"labels{suffix}"
+        write_volume(out.labels, folder / name)
+        return [name]
+
+    return write
+
+
+def _preview(out: CaseOutput, folder: Path) -> list[str]:
+    """An axial/coronal/sagittal PNG overlay with a legend (:func:`voxelprompt.visualize.overlay_file`)."""
+    from voxelprompt.visualize import overlay_file
+
+    overlay_file(out.image, out.labels, folder / "preview.png", names=dict(out.label_names), title=out.case_id)
+    return ["preview.png"]
+
+
+def _slicer_seg(out: CaseOutput, folder: Path) -> list[str]:
+    """A 3D Slicer segmentation with segment names, colours and terminology (slicerio)."""
+    from voxelprompt.imageio.slicer_seg import write_slicer_seg
+
+    write_slicer_seg(out.labels, folder / "labels.seg.nrrd", out.label_names)
+    _drop_write_time(folder / "labels.seg.nrrd")
+    return ["labels.seg.nrrd"]
+
+
+# pynrrd (under slicerio) writes the wall-clock time as a header comment; a comment carries no
+# data, and without it a rerun writes the same bytes.
+_PYNRRD_TIME = re.compile(rb"^# on \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\(GMT\)\.\n", re.MULTILINE)
+
+
+def _drop_write_time(path: Path) -> None:
+    data = path.read_bytes()
+    end = data.find(b"\n\n")  # the header ends at the first blank line; the data follows
+    header = _PYNRRD_TIME.sub(b"", data[:end + 1], count=1)
+    if len(header) != end + 1:
+        path.write_bytes(header + data[end + 1 :])
+
+
+def _statistics(out: CaseOutput, folder: Path) -> list[str]:
+    """Per-structure statistics (ml, voxels, HU, bounding boxes, components) as CSV and JSON; the
+    coordinator joins the CSVs into ``OUT_DIR/statistics.csv``."""
+    from voxelprompt.statistics import structure_statistics, write_statistics_csv, write_statistics_json
+
+    records = structure_statistics(out.labels, out.image, out.label_names)
+    write_statistics_csv(records, folder / STATISTICS_FILE)
+    write_statistics_json(records, folder / "statistics.json", case=out.case_id)
+    return [STATISTICS_FILE, "statistics.json"]
+
+
+def _dicom_seg(out: CaseOutput, folder: Path) -> list[str]:
+    """DICOM-SEG (highdicom) referencing the source series: DICOM inputs only (other cases get
+    none), and only with at least one segment. Its UIDs derive from the input and settings hashes
+    and its dates are the run's creation time, so reruns write the same bytes; UIDs the source
+    lacks are derived from its content and listed in ``segmentation.derived_uids.json``."""
+    from datetime import datetime
+
+    from voxelprompt.imageio.dicom_seg import write_dicom_seg
+    from voxelprompt.imageio.dicom_source import derive_uid
+
+    if not out.is_dicom:
+        return []
+    if not any(int(v) for v in out.label_names):
+        logger.warning("%s: nothing segmented, so no DICOM-SEG (it needs at least one segment)", out.case_id)
+        return []
+    seed = ("voxelprompt batch", out.input_sha256, out.settings_sha256)
+    written = write_dicom_seg(
+        out.labels, out.source, folder / "segmentation.dcm", out.label_names,
+        series_uid=derive_uid(*seed, "series"), instance_uid=derive_uid(*seed, "instance"),
+        content_datetime=datetime.strptime(out.created, "%Y-%m-%dT%H:%M:%SZ"), source_series_uid=out.series_uid,
+        missing_uids="derive",
+    )  # fmt: skip
+    if not written.derived_source_uids:
+        return ["segmentation.dcm"]
+    derived = [dataclasses.asdict(d) for d in written.derived_source_uids]
+    (folder / "segmentation.derived_uids.json").write_text(json.dumps(derived, indent=1) + "\n", encoding="utf-8")
+    return ["segmentation.dcm", "segmentation.derived_uids.json"]
+
+
+#: Output kinds (``--output-format``) -> writer.
+OUTPUT_KINDS: dict[str, Writer] = {
+    "nifti": _label_map(".nii.gz"),
+    "nrrd": _label_map(".nrrd"),
+    "seg-nrrd": _slicer_seg,
+    "dicom-seg": _dicom_seg,
+    "stats": _statistics,
+    "preview": _preview,
+}
+
+def check_output_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
+    """The output kinds, checked, in the order given, without repeats.
+
+    Raises:
+        PromptError: an unknown kind, named.
+    """
+    out: list[str] = []
+    for kind in kinds:
+        kind = kind.strip().lower()
+        if not kind or kind in out:
+            continue
+        if kind not in OUTPUT_KINDS:
+            raise PromptError(f"--output-format {kind!r}: unknown kind; choose from {', '.join(OUTPUT_KINDS)}")
+        out.append(kind)
+    if not out:
+        raise PromptError("--output-format: give at least one output kind")
+    return tuple(out)
+
+
+def staging_root(out_dir: Path) -> Path:
+    return out_dir / STAGING
+
+
+def write_case_outputs(out: CaseOutput, kinds: Sequence[str], out_dir: Path) -> list[str]:
+    """Write a case's outputs and move its folder into place as one step.
+
+    Returns:
+        The file names in ``OUT_DIR/<case_id>``.
+
+    Raises:
+        Whatever a writer raises; the staging folder is removed then.
+    """
+    stage = staging_root(out_dir) / f"{out.case_id}.{secrets.token_hex(4)}"
+    stage.mkdir(parents=True)
+    try:
+        names = [LABEL_NAMES_FILE]
+        write_label_names(out.label_names, stage / LABEL_NAMES_FILE)
+        for kind in kinds:
+            names += OUTPUT_KINDS[kind](out, stage)
+        _commit(stage, out_dir / out.case_id)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return names
+
+
+def _commit(stage: Path, final: Path) -> None:
+    """Put ``stage`` at ``final``: a rename; an existing folder is first renamed aside, then removed."""
+    aside = None
+    if final.exists():
+        aside = final.with_name(f"{_TRASH_PREFIX}{final.name}.{secrets.token_hex(4)}")
+        os.replace(final, aside)
+    os.replace(stage, final)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def clean_leftovers(out_dir: Path) -> int:
+    """Remove what a killed run left: the staging folder and folders renamed aside. Returns how many."""
+    count = 0
+    stage = staging_root(out_dir)
+    if stage.exists():
+        count += sum(1 for _ in stage.iterdir())
+        shutil.rmtree(stage, ignore_errors=True)
+    for path in out_dir.glob(f"{_TRASH_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            shutil.rmtree(path)
+            count += 1
+    for path in out_dir.glob(".*.tmp"):  # write_text's temporaries of the manifest and failures.csv
+        with contextlib.suppress(OSError):
+            path.unlink()
+            count += 1
+    return count
+
+
+def remove_empty_staging(out_dir: Path) -> None:
+    """Remove the staging folder when no case is being assembled in it (the end of a run)."""
+    with contextlib.suppress(OSError):
+        staging_root(out_dir).rmdir()

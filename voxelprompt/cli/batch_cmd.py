@@ -1,0 +1,169 @@
+"""``voxelprompt batch``: a thin adapter over :func:`voxelprompt.batch.run_cohort` with a Rich
+progress bar (cases done, failed, ETA)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from voxelprompt.cli.options import (
+    BoxOption,
+    DeviceOption,
+    Family,
+    NegativePointOption,
+    PointOption,
+    PointSpaceOption,
+    QuietOption,
+    Space,
+    checkpoint_option,
+    parse_box,
+    parse_point,
+    split_names,
+    tune_process,
+)
+from voxelprompt.errors import VoxelPromptError
+
+__all__ = ["batch"]
+
+
+def batch(
+    input: Annotated[
+        Path,
+        typer.Argument(
+            metavar="INPUT",
+            help="A folder of .nii/.nii.gz/.nrrd files, a folder of DICOM studies (each folder holding a series is a case), "
+            "a datalist .json or a .csv of image paths.",
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="OUT_DIR", help="Output folder: <case_id>/ per case, manifest.json, failures.csv (created).")
+    ],
+    checkpoint: Annotated[
+        Path | None, checkpoint_option("Model weights (VISTA3D or SegVol); omitted: the shipped demo VISTA3D (phantoms only).")
+    ] = None,
+    model: Annotated[
+        Family | None, typer.Option("--model", help="Model family; omitted: recognised from the checkpoint's tensors (vista3d without one).")
+    ] = None,
+    classes: Annotated[str, typer.Option("--classes", metavar="NAMES", help="Comma-separated class names or ids; omitted: none.")] = "",
+    everything: Annotated[bool, typer.Option("--everything", help="Segment the official everything class set (VISTA3D).")] = False,
+    text: Annotated[str | None, typer.Option("--text", metavar="NAME", help="Class name as free text; omitted: none.")] = None,
+    box: BoxOption = None,
+    point: PointOption = None,
+    negative_point: NegativePointOption = None,
+    point_space: PointSpaceOption = Space.voxel,
+    new_structure: Annotated[
+        bool, typer.Option("--new-structure", help="Clicks without --classes mark a structure outside VISTA3D's classes.")
+    ] = False,
+    label_value: Annotated[
+        int | None, typer.Option("--label-value", min=1, metavar="N", help="Value of a single object; omitted: the class its text names, else 1.")
+    ] = None,
+    task: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--task",
+            metavar="KEY=VALUE;...",
+            help="A prompt set, repeatable, e.g. 'classes=liver,spleen' or 'text=liver;model=segvol;checkpoint=SegVol_v1.pth'; "
+            "merged in order, an earlier task wins where both label a voxel. Not with the single-task prompt options.",
+        ),
+    ] = None,
+    tasks_file: Annotated[
+        Path | None, typer.Option("--tasks", metavar="JSON", help="A JSON list of prompt sets (the --task keys); omitted: none.")
+    ] = None,
+    output_format: Annotated[
+        str,
+        typer.Option("--output-format", metavar="KINDS", help="Comma-separated output kinds: nifti, nrrd, dicom-seg (DICOM inputs), seg-nrrd (3D Slicer), stats, preview."),
+    ] = "nifti",
+    preview: Annotated[bool, typer.Option("--preview", help="Also write preview.png (axial/coronal/sagittal overlay) per case.")] = False,
+    series: Annotated[
+        str,
+        typer.Option(
+            "--series",
+            metavar="only|most-slices|UID",
+            help="A DICOM case folder holding several series: only (the case fails, naming them), most-slices, or the SeriesInstanceUID to read.",
+        ),
+    ] = "only",
+    workers: Annotated[
+        int, typer.Option("--workers", min=0, metavar="N", help="Run on a local Dask cluster of N worker processes; omitted (0): in this process.")
+    ] = 0,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", metavar="tcp://HOST:PORT", help="Run on the Dask cluster of this scheduler; omitted: see --workers.")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a run in OUT_DIR made with other settings; omitted: such a run is refused.")
+    ] = False,
+    device: DeviceOption = "auto",
+    quiet: QuietOption = False,
+) -> None:
+    """Segment a cohort with one model per worker; resumable (finished cases are skipped), a bad case is recorded
+    in failures.csv and the run goes on. Exit code 0: every case finished; 1: some failed; 2: usage error."""
+    from voxelprompt.batch import parse_task, run_cohort
+    from voxelprompt.batch.tasks import Task, load_tasks
+
+    single = bool(classes or everything or text or box or point or negative_point or new_structure or label_value)
+    if (task or tasks_file) and (single or checkpoint or model):
+        raise VoxelPromptError("give prompts either as --task/--tasks or as --classes/--everything/--text/--point/--box/--checkpoint, not both")
+    tasks = [parse_task(t, i + 1) for i, t in enumerate(task or ())]
+    if tasks_file is not None:
+        tasks += load_tasks(tasks_file)
+    if not tasks and single:
+        tasks = [
+            Task(
+                classes=tuple(split_names(classes)), everything=everything, text=text,
+                points=tuple(parse_point(p, "--point") for p in point or ()),
+                negative_points=tuple(parse_point(p, "--negative-point") for p in negative_point or ()),
+                box=parse_box(box) if box else None, point_space=point_space.value, new_structure=new_structure,
+                label_value=label_value,
+                family=None if model is None else model.value, checkpoint=None if checkpoint is None else str(checkpoint),
+            )
+        ]  # fmt: skip
+    kinds = split_names(output_format) + (["preview"] if preview else [])
+    tune_process(device)
+    with _Progress(enabled=not quiet) as progress:
+        result = run_cohort(
+            input, output, tasks=tasks, output_formats=kinds, series=series, device=device, overwrite=overwrite,
+            workers=workers, scheduler=scheduler, on_start=progress.start, on_result=progress.advance,
+        )  # fmt: skip
+    typer.echo(f"{output}: {len(result.done)} done, {len(result.skipped)} skipped (finished before), {len(result.failed)} failed")
+    for failure in result.failed:
+        typer.echo(f"  failed {failure.case_id}: {failure.error}", err=True)
+    if result.failed:
+        typer.echo(f"see {output / 'failures.csv'}", err=True)
+    raise typer.Exit(result.exit_code)
+
+
+class _Progress:
+    """A Rich bar over cases: done of total, failed, elapsed and ETA (stderr; off with --quiet)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+        self.task = None
+        self.failed = 0
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def start(self, to_run: int, skipped: int) -> None:
+        """Show the bar once every check has passed (a usage error prints its line alone)."""
+        if not self.enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("cases"), BarColumn(), MofNCompleteColumn(), TextColumn("failed {task.fields[failed]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True),
+        )  # fmt: skip
+        self.bar.__enter__()
+        self.task = self.bar.add_task("cases", total=to_run + skipped, completed=skipped, failed=0)
+
+    def advance(self, result) -> None:
+        self.failed += 0 if result.ok else 1
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, advance=1, failed=self.failed)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
