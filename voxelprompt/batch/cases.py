@@ -13,13 +13,13 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from voxelprompt.errors import InputError
 
-__all__ = ["Case", "discover_cases", "hash_files", "SERIES_ONLY", "SERIES_MOST_SLICES", "IMAGE_SUFFIXES"]
+__all__ = ["Case", "discover_cases", "cases_from_folders", "hash_files", "SERIES_ONLY", "SERIES_MOST_SLICES", "IMAGE_SUFFIXES"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,23 @@ def discover_cases(input: str | os.PathLike, series: str = SERIES_ONLY) -> list[
         raise InputError(f"{root}: INPUT must be a folder, a datalist .json or a .csv of paths")
     if not cases:
         raise InputError(f"{root}: no cases found (no .nii/.nii.gz/.nrrd files and no DICOM series)")
+    _check_unique(cases)
+    return sorted(cases, key=lambda c: c.case_id)
+
+
+def cases_from_folders(folders: Mapping[str, Path]) -> list[Case]:
+    """DICOM cases of the given series folders, one each, under the given case ids (made safe),
+    sorted by case id (a PACS cohort: SeriesInstanceUID -> its retrieved folder).
+
+    Raises:
+        InputError: a folder without a DICOM series, or two ids that are one when made safe.
+    """
+    cases = []
+    for case_id, folder in folders.items():
+        case = _dicom_case(_safe_id(case_id), Path(folder).resolve(), SERIES_ONLY)
+        if case is None:
+            raise InputError(f"{folder}: holds no DICOM series")
+        cases.append(case)
     _check_unique(cases)
     return sorted(cases, key=lambda c: c.case_id)
 

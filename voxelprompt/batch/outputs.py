@@ -41,6 +41,7 @@ __all__ = [
 #: Folder under OUT_DIR where cases are assembled; anything in it is a leftover of a killed run.
 STAGING = ".partial"
 LABEL_NAMES_FILE = "label_names.json"
+DICOM_SEG_FILE = "segmentation.dcm"
 #: A case's statistics table; the coordinator joins them into ``OUT_DIR/statistics.csv``.
 STATISTICS_FILE = "statistics.csv"
 _TRASH_PREFIX = ".replaced-"
@@ -152,16 +153,16 @@ def _dicom_seg(out: CaseOutput, folder: Path) -> list[str]:
         return []
     seed = ("voxelprompt batch", out.input_sha256, out.settings_sha256)
     written = write_dicom_seg(
-        out.labels, out.source, folder / "segmentation.dcm", out.label_names,
+        out.labels, out.source, folder / DICOM_SEG_FILE, out.label_names,
         series_uid=derive_uid(*seed, "series"), instance_uid=derive_uid(*seed, "instance"),
         content_datetime=datetime.strptime(out.created, "%Y-%m-%dT%H:%M:%SZ"), source_series_uid=out.series_uid,
         missing_uids="derive",
     )  # fmt: skip
     if not written.derived_source_uids:
-        return ["segmentation.dcm"]
+        return [DICOM_SEG_FILE]
     derived = [dataclasses.asdict(d) for d in written.derived_source_uids]
     (folder / "segmentation.derived_uids.json").write_text(json.dumps(derived, indent=1) + "\n", encoding="utf-8")
-    return ["segmentation.dcm", "segmentation.derived_uids.json"]
+    return [DICOM_SEG_FILE, "segmentation.derived_uids.json"]
 
 
 #: Output kinds (``--output-format``) -> writer.

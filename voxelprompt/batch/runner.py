@@ -27,7 +27,8 @@ from voxelprompt.batch.manifest import (
     settings_differ,
     write_failures,
 )
-from voxelprompt.batch.outputs import STATISTICS_FILE, check_output_kinds, clean_leftovers, remove_empty_staging
+from voxelprompt.batch.outputs import DICOM_SEG_FILE, STATISTICS_FILE, check_output_kinds, clean_leftovers, remove_empty_staging
+from voxelprompt.batch.pacs import PacsCohort, pacs_cases, store_segmentations
 from voxelprompt.batch.tasks import Task, resolve_task
 from voxelprompt.batch.worker import CaseJob, CaseResult, process_case
 from voxelprompt.errors import InputError, VoxelPromptError
@@ -41,6 +42,7 @@ SOME_FAILED_EXIT = 1
 
 _LOCK_NAME = ".lock"
 STATISTICS_KIND = "stats"
+DICOM_SEG_KIND = "dicom-seg"
 
 
 @dataclass
@@ -78,7 +80,7 @@ class CohortPlan:
 
 
 def run_cohort(
-    input: str | os.PathLike,  # noqa: A002 - the INPUT argument
+    input: str | os.PathLike | PacsCohort,  # noqa: A002 - the INPUT argument
     out_dir: str | os.PathLike,
     *,
     tasks: Sequence[Task],
@@ -97,7 +99,9 @@ def run_cohort(
 
     Args:
         input: a folder of NIfTI/NRRD files, a folder of DICOM studies, a datalist JSON or a CSV
-            (see :func:`voxelprompt.batch.cases.discover_cases`).
+            (see :func:`voxelprompt.batch.cases.discover_cases`), or series of a PACS
+            (:class:`~voxelprompt.batch.pacs.PacsCohort`: retrieved into ``out_dir/.pacs``, case
+            ids their SeriesInstanceUIDs, DICOM-SEGs stored back when asked).
         out_dir: output folder: ``<case_id>/`` per case, ``manifest.json``, ``failures.csv``.
         tasks: prompt sets in precedence order (earlier wins, see :mod:`voxelprompt.batch.tasks`).
         output_formats: output kinds (:data:`voxelprompt.batch.outputs.OUTPUT_KINDS`).
@@ -140,6 +144,9 @@ def run_cohort(
         remove_empty_staging(out)
         if STATISTICS_KIND in plan.kinds:
             _join_statistics(plan)
+        if isinstance(input, PacsCohort) and input.store_dicom_seg:
+            stored = store_segmentations(input, out, [*result.done, *result.skipped], DICOM_SEG_FILE)
+            logger.info("stored %d DICOM-SEG(s) on %s", len(stored), input.source.url)
     return result
 
 
@@ -165,10 +172,17 @@ def plan_cohort(
     if not tasks:
         raise VoxelPromptError("nothing to segment: give --classes, --everything, clicks, a box, a text or --task")
     kinds = check_output_kinds(output_formats)
-    cases = discover_cases(input, series)
+    pacs = input if isinstance(input, PacsCohort) else None
+    if pacs is not None and pacs.store_dicom_seg and DICOM_SEG_KIND not in kinds:
+        raise VoxelPromptError("storing DICOM-SEGs on the PACS needs --output-format dicom-seg")
+    cases = discover_cases(input, series) if pacs is None else None
     resolved = tuple(resolve_task(t, device) for t in tasks)
     settings = {"tasks": [t.settings() for t in resolved], "output_formats": list(kinds), "series": series}
+    if pacs is not None:
+        settings["input"] = pacs.settings()
     manifest = _manifest_for(out, settings, overwrite)
+    if pacs is not None:  # retrieved only once the run may use this folder
+        cases = pacs_cases(pacs, out)
     removed = clean_leftovers(out)
     if removed:
         logger.info("removed %d leftover(s) of an interrupted run in %s", removed, out)

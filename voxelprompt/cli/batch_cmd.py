@@ -30,11 +30,11 @@ __all__ = ["batch"]
 
 def batch(
     input: Annotated[
-        Path,
+        str,
         typer.Argument(
             metavar="INPUT",
             help="A folder of .nii/.nii.gz/.nrrd files, a folder of DICOM studies (each folder holding a series is a case), "
-            "a datalist .json or a .csv of image paths.",
+            "a datalist .json, a .csv of image paths, or a PACS: dicomweb+http://HOST/dicom-web with --query or --series-uids.",
         ),
     ],
     output: Annotated[
@@ -93,6 +93,18 @@ def batch(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a run in OUT_DIR made with other settings; omitted: such a run is refused.")
     ] = False,
+    query: Annotated[
+        str | None, typer.Option("--query", metavar="FILTERS", help="PACS input: QIDO filters, e.g. 'Modality=CT&StudyDate=20240101-20241231'.")
+    ] = None,
+    series_uids: Annotated[
+        str, typer.Option("--series-uids", metavar="UID,...", help="PACS input: these SeriesInstanceUIDs instead of a --query.")
+    ] = "",
+    store_dicom_seg: Annotated[
+        bool, typer.Option("--store-dicom-seg", help="PACS input: store each case's DICOM-SEG back on the PACS (STOW-RS); needs --output-format dicom-seg.")
+    ] = False,
+    dicomweb_credentials: Annotated[
+        Path | None, typer.Option("--dicomweb-credentials", metavar="FILE", help="PACS login file (user:password); omitted: VOXELPROMPT_DICOMWEB_USER/_PASSWORD.")
+    ] = None,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
 ) -> None:
@@ -119,10 +131,11 @@ def batch(
             )
         ]  # fmt: skip
     kinds = split_names(output_format) + (["preview"] if preview else [])
+    source = _input(input, query, split_names(series_uids), store_dicom_seg, dicomweb_credentials)
     tune_process(device)
     with _Progress(enabled=not quiet) as progress:
         result = run_cohort(
-            input, output, tasks=tasks, output_formats=kinds, series=series, device=device, overwrite=overwrite,
+            source, output, tasks=tasks, output_formats=kinds, series=series, device=device, overwrite=overwrite,
             workers=workers, scheduler=scheduler, on_start=progress.start, on_result=progress.advance,
         )  # fmt: skip
     typer.echo(f"{output}: {len(result.done)} done, {len(result.skipped)} skipped (finished before), {len(result.failed)} failed")
@@ -131,6 +144,17 @@ def batch(
     if result.failed:
         typer.echo(f"see {output / 'failures.csv'}", err=True)
     raise typer.Exit(result.exit_code)
+
+
+def _input(input: str, query: str | None, series_uids: list[str], store: bool, credentials: Path | None):  # noqa: A002
+    """INPUT as a path, or a PACS cohort (``dicomweb+http...``); PACS options only with a PACS."""
+    from voxelprompt.batch.pacs import is_pacs_input, pacs_cohort
+
+    if is_pacs_input(input):
+        return pacs_cohort(input, query, series_uids, store, credentials)
+    if query is not None or series_uids or store or credentials is not None:
+        raise VoxelPromptError("--query, --series-uids, --store-dicom-seg and --dicomweb-credentials need a PACS INPUT (dicomweb+http://...)")
+    return Path(input)
 
 
 class _Progress:
