@@ -71,3 +71,14 @@ def test_bad_suffix_and_unnamed_values_are_refused(tmp_path):
     with pytest.raises(InputError, match="have no name"):
         write_slicer_seg(labels, tmp_path / "case.seg.nrrd", {1: "liver"})
     assert not list(tmp_path.iterdir())
+
+
+def test_same_segmentation_gives_same_bytes(tmp_path):
+    """pynrrd stamps the wall-clock time into a header comment; the writer drops it."""
+    import time
+
+    labels = Volume(np.arange(60, dtype=np.uint8).reshape(3, 4, 5) % 3, np.diag([0.5, 0.7, 2.0, 1.0]))
+    first = write_slicer_seg(labels, tmp_path / "a.seg.nrrd", {1: "liver", 2: "spleen"}).read_bytes()
+    time.sleep(1.1)
+    second = write_slicer_seg(labels, tmp_path / "b.seg.nrrd", {1: "liver", 2: "spleen"}).read_bytes()
+    assert first == second and b"# on " not in first

@@ -15,7 +15,6 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import secrets
 import shutil
 from collections.abc import Callable, Mapping, Sequence
@@ -108,21 +107,7 @@ def _slicer_seg(out: CaseOutput, folder: Path) -> list[str]:
     from voxelprompt.imageio.slicer_seg import write_slicer_seg
 
     write_slicer_seg(out.labels, folder / "labels.seg.nrrd", out.label_names)
-    _drop_write_time(folder / "labels.seg.nrrd")
     return ["labels.seg.nrrd"]
-
-
-# pynrrd (under slicerio) writes the wall-clock time as a header comment; a comment carries no
-# data, and without it a rerun writes the same bytes.
-_PYNRRD_TIME = re.compile(rb"^# on \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\(GMT\)\.\n", re.MULTILINE)
-
-
-def _drop_write_time(path: Path) -> None:
-    data = path.read_bytes()
-    end = data.find(b"\n\n")  # the header ends at the first blank line; the data follows
-    header = _PYNRRD_TIME.sub(b"", data[:end + 1], count=1)
-    if len(header) != end + 1:
-        path.write_bytes(header + data[end + 1 :])
 
 
 def _statistics(out: CaseOutput, folder: Path) -> list[str]:

@@ -7,6 +7,7 @@ map's own, so the file overlays the input image in Slicer voxel for voxel.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -71,7 +72,21 @@ def write_slicer_seg(labels: Volume, path: str | os.PathLike, label_names: Mappi
     }
     with atomic_output(path, suffix=".nrrd") as tmp:
         slicerio.write_segmentation(str(tmp), segmentation, index_order="F")
+        _drop_write_time(tmp)
     return path
+
+
+# pynrrd (under slicerio) writes the wall-clock time as a header comment; a comment carries no
+# data, and without it the same segmentation gives the same bytes.
+_PYNRRD_TIME = re.compile(rb"^# on \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\(GMT\)\.\n", re.MULTILINE)
+
+
+def _drop_write_time(path: Path) -> None:
+    data = path.read_bytes()
+    end = data.find(b"\n\n")  # the header ends at the first blank line; the data follows
+    header = _PYNRRD_TIME.sub(b"", data[: end + 1], count=1)
+    if len(header) != end + 1:
+        path.write_bytes(header + data[end + 1 :])
 
 
 def _segment(style: SegmentStyle, box: tuple[slice, slice, slice]) -> dict:
