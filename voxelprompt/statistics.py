@@ -163,7 +163,7 @@ def _record(
         label=value,
         name=name,
         voxels=voxels,
-        volume_ml=voxels * per_voxel,
+        volume_ml=round(voxels * per_voxel, 9),  # no binary-fraction noise (497.934, not 497.93399999999997)
         hu_mean=float(hu.mean()) if hu.size else math.nan,
         hu_std=float(hu.std()) if hu.size else math.nan,
         **{f"hu_p{p}": float(v) for p, v in zip(HU_PERCENTILES, percentiles)},

@@ -42,6 +42,26 @@ def test_a_folder_of_images_gives_one_case_per_file_named_by_the_file(phantoms):
     assert [c.files for c in cases] == [(phantoms[0].resolve(),), (phantoms[1].resolve(),)]
 
 
+def test_a_relative_input_folder_gives_the_same_cases(phantoms, monkeypatch):
+    folder = phantoms[0].parent
+    monkeypatch.chdir(folder.parent)
+    relative = discover_cases(Path(folder.name))
+    assert [(c.case_id, c.files) for c in relative] == [(c.case_id, c.files) for c in discover_cases(folder)]
+    monkeypatch.chdir(folder)
+    assert [c.case_id for c in discover_cases(Path("."))] == ["phantom_0", "phantom_1"]
+
+
+def test_sub_folders_beside_images_are_named_as_not_read(phantoms, tmp_path, caplog):
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(phantoms[0], mixed / phantoms[0].name)
+    (mixed / "dicom_study").mkdir()
+    with caplog.at_level("WARNING"):
+        cases = discover_cases(mixed)
+    assert [c.case_id for c in cases] == ["phantom_0"]
+    assert "sub-folders are not read (dicom_study)" in caplog.text
+
+
 def test_a_folder_of_dicom_studies_gives_one_case_per_series_folder(tmp_path):
     series = shared_file("data", "totalseg", "example_ct_dicom")
     shutil.copytree(series, tmp_path / "studies" / "patient1" / "ct")

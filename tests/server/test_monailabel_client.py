@@ -167,6 +167,15 @@ def test_bad_requests_get_one_line_4xx_and_the_server_keeps_serving(client, phan
     assert client.info()["name"] == "voxelprompt"
 
 
+def test_a_json_body_is_refused_not_ignored(demo_server, phantoms):
+    import requests
+
+    files, _ = phantoms
+    requests.put(f"{demo_server.url}/datastore/?image=json", files={"file": ("ct.nii.gz", open(files["RAS"], "rb"))}, timeout=60)
+    reply = requests.post(f"{demo_server.url}/infer/vista3d-demo-segmentation?image=json", json={"label_prompt": [1]}, timeout=60)
+    assert reply.status_code == 400 and "multipart form field 'params'" in reply.json()["detail"]
+
+
 def test_corrupt_and_oversized_uploads(client, demo_server, tmp_path):
     import requests
 

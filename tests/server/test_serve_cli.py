@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import requests
 
@@ -69,3 +70,26 @@ def test_serve_refuses_bad_settings_in_one_line_before_loading(tmp_path):
             assert done.returncode == 2, (args, done.stderr)
             lines = done.stderr.strip().splitlines()
             assert len(lines) == 1 and words in lines[0], (args, done.stderr)
+
+
+def test_sigterm_removes_the_temporary_datastore(tmp_path):
+    """systemd, Docker and `kill` stop a server with SIGTERM: the temporary uploads go as on Ctrl-C."""
+    import re
+
+    port = _free_port()
+    process = subprocess.Popen([str(SCRIPT), "serve", "--port", str(port), "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None and time.monotonic() < deadline, "server did not start"
+                time.sleep(0.5)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    folder = re.search(r"datastore: (\S+) \(temporary", err).group(1)
+    assert process.returncode == 0, err
+    assert not Path(folder).exists()

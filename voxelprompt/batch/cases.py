@@ -93,8 +93,15 @@ def discover_cases(input: str | os.PathLike, series: str = SERIES_ONLY) -> list[
     if not root.exists():
         raise InputError(f"{root}: input not found")
     if root.is_dir():
+        root = root.resolve()  # case ids are paths relative to it, and inputs are resolved
         images = sorted(p for p in root.iterdir() if p.is_file() and _is_image(p))
         cases = _from_paths(images, root) if images else _dicom_cases(root, series)
+        ignored = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if images else []
+        if ignored:
+            logger.warning(
+                "WARNING: %s holds image files, so its sub-folders are not read (%s); give a folder of DICOM studies on its own",
+                root, ", ".join(ignored[:5]) + (" ..." if len(ignored) > 5 else ""),
+            )  # fmt: skip
     elif root.name.lower().endswith(".json"):
         cases = _from_paths(_datalist_images(root), None)
     elif root.name.lower().endswith(".csv"):

@@ -77,6 +77,7 @@ def create_app(service: SegmentationService, options: ServerOptions | None = Non
             "version": __version__,
             "uptime_s": round(time.time() - service.started, 1),
             "models": [m.name for m in service.models],
+            "entries": list(service.tasks),  # the MONAI Label model entries of /info/
             "sessions": len(service.sessions),
             "images": len(service.store.images()),
             "compute": {"running": gate.running, "waiting": gate.waiting, "served": gate.served, "refused_busy": gate.refused},

@@ -149,8 +149,16 @@ def temporary_datastore(folder: Path | None) -> Iterator[Path]:
 
 def serve_forever(app: Any, host: str, port: int) -> None:
     """Run ``app`` with uvicorn until interrupted (our middleware writes the access log)."""
+    import signal
+
     import uvicorn
 
+    def terminate(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; handled here it
+    # ends the process through Python, so the temporary datastore is removed as on Ctrl-C.
+    signal.signal(signal.SIGTERM, terminate)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=5)
 
 

@@ -8,29 +8,19 @@ and serialise; errors become 4xx replies with a one-line ``detail`` (see
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from voxelprompt import __version__
 from voxelprompt.errors import InputError, PromptError
+from voxelprompt.server.fields import json_object
 from voxelprompt.server.monailabel.replies import infer_reply
 from voxelprompt.server.service import SegmentationService
 
 __all__ = ["monailabel_router"]
-
-
-def _params(raw: str | None) -> dict[str, Any]:
-    try:
-        value = json.loads(raw) if raw else {}
-    except json.JSONDecodeError as err:
-        raise PromptError(f"params must be a JSON object ({err.msg} at character {err.pos})") from None
-    if not isinstance(value, dict):
-        raise PromptError(f"params must be a JSON object, got {type(value).__name__}")
-    return value
 
 
 def monailabel_router(service: SegmentationService, token: str | None = None) -> APIRouter:
@@ -97,7 +87,7 @@ def monailabel_router(service: SegmentationService, token: str | None = None) ->
     @router.put("/datastore/", summary="Upload an image (multipart file + params)")
     def upload_image(image: str | None = Query(None), file: UploadFile = File(...), params: str = Form("{}")) -> dict[str, Any]:
         before = service.store.images_by_id().get(image) if image is not None else None
-        record = service.store.add_image(image, file.file, file.filename, _params(params))
+        record = service.store.add_image(image, file.file, file.filename, json_object(params, "params"))
         if before is not None and before.sha256 != record.sha256:
             service.sessions.drop_image(record.image_id)  # a replaced image's sessions are stale
         return {"image": record.image_id, "shape": list(record.shape), "spacing": list(record.spacing), "sha256": record.sha256}
@@ -133,7 +123,7 @@ def monailabel_router(service: SegmentationService, token: str | None = None) ->
 
     @router.put("/datastore/label", summary="Save a label for an image (multipart label + params)")
     def save_label(image: str = Query(...), tag: str = Query("final"), label: UploadFile = File(...), params: str = Form("{}")) -> dict[str, Any]:
-        saved = service.store.add_label(image, tag, label.file, label.filename, _params(params))
+        saved = service.store.add_label(image, tag, label.file, label.filename, json_object(params, "params"))
         return {"image": image, "label": image, "tag": saved.tag}
 
     @router.get("/datastore/label", summary="Download a saved label")
@@ -166,6 +156,7 @@ def monailabel_router(service: SegmentationService, token: str | None = None) ->
     @router.post("/infer/{model}", summary="Segment a stored image, a session's image or an uploaded file")
     def infer(
         model: str,
+        request: Request,
         image: str = Query(""),
         session_id: str = Query(""),
         output: str | None = Query(None),
@@ -173,7 +164,9 @@ def monailabel_router(service: SegmentationService, token: str | None = None) ->
         file: UploadFile | None = File(None),
         label: UploadFile | None = File(None),
     ) -> Response:
-        values = _params(params)
+        if request.headers.get("content-type", "").startswith("application/json"):
+            raise PromptError("send params as the multipart form field 'params' (MONAI Label's convention), not as a JSON body")
+        values = json_object(params, "params")
         service.task(model)  # an unknown model fails before any upload is kept
         if label is not None:
             raise PromptError("a label input is not used by voxelprompt's models; send clicks or a roi in params")

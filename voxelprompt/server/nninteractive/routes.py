@@ -29,6 +29,7 @@ from fastapi.responses import Response
 from voxelprompt import __version__
 from voxelprompt.api import NamedModel
 from voxelprompt.errors import PromptError
+from voxelprompt.server.fields import json_object
 from voxelprompt.server.nninteractive import interactions as ia
 from voxelprompt.server.nninteractive.geometry import DEFAULT_ORIENTATION, client_volume
 from voxelprompt.server.nninteractive.leases import Lease, LeaseGone, LeaseManager, Step
@@ -99,16 +100,6 @@ def capabilities(model: NamedModel) -> dict[str, Any]:
             "default_orientation": DEFAULT_ORIENTATION,
         },
     }  # fmt: skip
-
-
-def _meta(raw: str | None) -> dict[str, Any]:
-    try:
-        value = json.loads(raw) if raw else {}
-    except json.JSONDecodeError as err:
-        raise PromptError(f"bad {META} header: {err.msg}") from None
-    if not isinstance(value, dict):
-        raise PromptError(f"{META} must be a JSON object")
-    return value
 
 
 def _flag(payload: Mapping[str, Any], name: str, default: bool) -> bool:
@@ -195,7 +186,7 @@ class _ModelRoutes:
 
     async def set_image(self, request: Request, x_lease_token: str | None = Header(None), x_meta: str | None = Header(None)) -> dict:
         lease = self.lease(x_lease_token)
-        meta = _meta(x_meta)
+        meta = json_object(x_meta, f"{META} header")
         body = await request.body()
         return await run_in_threadpool(self._set_image, lease, meta, body)
 
@@ -287,7 +278,7 @@ class _ModelRoutes:
 
     async def _mask_interaction(self, request: Request, token: str | None, raw_meta: str | None, kind: str) -> Response:
         lease = self.lease(token)
-        meta = _meta(raw_meta)
+        meta = json_object(raw_meta, f"{META} header")
         caps, family = self.model.family.capabilities, self.model.family.name
         needed = {"scribble": ("points", "a scribble"), "lasso": ("box", "a lasso"), "initial": ("previous_mask", "an initial segmentation")}
         ia.require(caps, *needed[kind], family)
