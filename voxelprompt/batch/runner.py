@@ -131,6 +131,10 @@ def run_cohort(
     with _run_lock(out):
         plan = plan_cohort(input, out, tasks=tasks, output_formats=output_formats, series=series, device=device,
                            overwrite=overwrite, torch_threads=_threads_per_worker(workers))  # fmt: skip
+        if plan.jobs and any(t.model.checkpoint is None for t in plan.jobs[0].tasks):
+            from voxelprompt.api import DEMO_MODEL_WARNING
+
+            logger.warning(DEMO_MODEL_WARNING)  # once every check has passed and there is work
         result = CohortResult(out_dir=out, skipped=list(plan.skipped))
         if on_start is not None:
             on_start(len(plan.jobs), len(plan.skipped))

@@ -191,8 +191,6 @@ def resolve_task(task: Task, device: str) -> ResolvedTask:
         options = family.make_options(dict(task.options))
     except VoxelPromptError as err:
         raise type(err)(f"{task.name}: {err}" if task.name else str(err)) from None
-    if task.checkpoint is None:
-        logger.warning(api.DEMO_MODEL_WARNING)
     spec = ModelSpec(family=family.name, checkpoint=task.checkpoint, options=options, device=device)
     return ResolvedTask(task=task, model=spec, checkpoint_sha256=_checkpoint_sha256(task.checkpoint))
 
