@@ -35,3 +35,12 @@ def script(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run the installed ``voxelprompt ARGS`` in a subprocess (stdout and stderr captured as text)."""
     assert SCRIPT.is_file(), f"console script not installed next to {sys.executable}: run `pip install -e .`"
     return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for servers a test starts: Linux sends them SIGTERM when the test process
+    dies, even killed with SIGKILL, so no server outlives its test run."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG

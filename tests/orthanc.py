@@ -19,6 +19,8 @@ from pathlib import Path
 
 import requests
 
+from cli_runner import die_with_parent
+
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 USER, PASSWORD = "annotator", "pacs-password-for-tests"
@@ -64,7 +66,9 @@ def start_orthanc(folder: Path) -> RunningOrthanc:
     }  # fmt: skip
     (folder / "orthanc.json").write_text(json.dumps(config))
     log = open(folder / "orthanc.log", "wb")
-    process = subprocess.Popen([ORTHANC, str(folder / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [ORTHANC, str(folder / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:

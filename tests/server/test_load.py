@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import requests
 
-from cli_runner import SCRIPT
+from cli_runner import SCRIPT, die_with_parent
 from voxelprompt.data.phantom import PhantomConfig, make_phantom
 from voxelprompt.imageio import write_volume
 
@@ -33,7 +33,7 @@ def test_200_concurrent_requests(tmp_path):
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [str(SCRIPT), "serve", "--port", str(port), "--device", "cpu", "--queue", "4", "--datastore", str(tmp_path / "store")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent,
     )  # fmt: skip
     peak = {"rss": 0.0}
     stop = threading.Event()

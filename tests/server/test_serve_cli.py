@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from cli_runner import SCRIPT, script
+from cli_runner import SCRIPT, die_with_parent, script
 
 
 def _free_port() -> int:
@@ -24,7 +24,7 @@ def test_serve_starts_answers_and_stops(tmp_path):
     store = tmp_path / "store"
     process = subprocess.Popen(
         [str(SCRIPT), "serve", "--port", str(port), "--device", "cpu", "--datastore", str(store)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
@@ -77,7 +77,7 @@ def test_sigterm_removes_the_temporary_datastore(tmp_path):
     import re
 
     port = _free_port()
-    process = subprocess.Popen([str(SCRIPT), "serve", "--port", str(port), "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([str(SCRIPT), "serve", "--port", str(port), "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
     try:
         deadline = time.monotonic() + 120
         while True:
