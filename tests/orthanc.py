@@ -8,10 +8,8 @@ contents before upload; the shared folder is never changed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -20,6 +18,8 @@ from pathlib import Path
 import requests
 
 from cli_runner import die_with_parent
+from voxelprompt.imageio.dicom_source import derive_uid
+from voxelprompt.server.launch import free_port
 
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
@@ -55,9 +55,7 @@ def start_orthanc(folder: Path) -> RunningOrthanc:
     assert Path(ORTHANC).exists() and DICOMWEB_PLUGIN.exists(), (
         "Orthanc with DICOMweb is needed: apt-get install -y orthanc orthanc-dicomweb (.ci/run does it)"
     )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     config = {
         "Name": "voxelprompt-tests", "StorageDirectory": str(folder / "db"), "IndexDirectory": str(folder / "db"),
         "HttpPort": port, "DicomServerEnabled": False, "RemoteAccessAllowed": False,
@@ -91,19 +89,15 @@ def stop_orthanc(server: RunningOrthanc) -> None:
         server.process.kill()
 
 
-def _uid(*parts: str) -> str:
-    return "2.25." + str(int(hashlib.sha256("/".join(parts).encode()).hexdigest()[:30], 16))
-
-
 def series_with_uids(source: Path, folder: Path, tag: str = "voxelprompt") -> tuple[Path, str, str]:
     """A copy of a UID-less series with Study/Series/SOP Instance UIDs; (folder, study, series UID)."""
     import pydicom
 
     folder.mkdir(parents=True, exist_ok=True)
-    study, series, frame = _uid(tag, "study"), _uid(tag, "series"), _uid(tag, "frame")
+    study, series, frame = derive_uid(tag, "study"), derive_uid(tag, "series"), derive_uid(tag, "frame")
     for path in sorted(source.iterdir()):
         ds = pydicom.dcmread(path)
-        sop = _uid(tag, path.name)
+        sop = derive_uid(tag, path.name)
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, ds.FrameOfReferenceUID = study, series, sop, frame
         if not getattr(ds, "SOPClassUID", ""):
             ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"  # CT Image Storage

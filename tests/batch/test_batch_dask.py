@@ -39,11 +39,9 @@ def test_workers_and_a_scheduler_give_the_in_process_bytes(cohort, tmp_path):
 
 
 def test_an_unreachable_scheduler_is_a_one_line_error(cohort, tmp_path):
-    import socket
+    from voxelprompt.server.launch import free_port
 
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     with pytest.raises(VoxelPromptError, match=f"--scheduler tcp://127.0.0.1:{port}: cannot connect"):
         run_cohort(cohort, tmp_path / "out", tasks=TASKS, device="cpu", scheduler=f"tcp://127.0.0.1:{port}")
 

@@ -4,27 +4,10 @@ VISTA3D, shared by the server tests, and the official MONAI Label client pointed
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from voxelprompt.server.launch import ServeSettings, ServerThread, build_service, make_app
-
-
-@dataclass
-class RunningServer:
-    url: str
-    service: object
-    thread: ServerThread
-
-
-def start_server(datastore: Path, settings: ServeSettings | None = None, **thread_kwargs) -> RunningServer:
-    """Build the service (models loaded once) and start it on a free loopback port."""
-    settings = settings or ServeSettings(device="cpu")
-    service = build_service(settings, datastore)
-    thread = ServerThread(make_app(service, settings), **thread_kwargs).start()
-    return RunningServer(thread.url, service, thread)
+from served import RunningServer, start_server
 
 
 @pytest.fixture(scope="session")

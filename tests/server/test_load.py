@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -19,6 +18,7 @@ import requests
 from cli_runner import SCRIPT, die_with_parent
 from voxelprompt.data.phantom import PhantomConfig, make_phantom
 from voxelprompt.imageio import write_volume
+from voxelprompt.server.launch import free_port
 
 REQUESTS = 200
 RSS_BOUND_MB = 2048  # the demo model server idles at ~0.5 GB
@@ -27,9 +27,7 @@ RSS_BOUND_MB = 2048  # the demo model server idles at ~0.5 GB
 def test_200_concurrent_requests(tmp_path):
     ct, _ = make_phantom(PhantomConfig(shape=(40, 32, 24), spacing=(6, 6, 6), seed=5))
     image = write_volume(ct, tmp_path / "ct.nii.gz").read_bytes()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [str(SCRIPT), "serve", "--port", str(port), "--device", "cpu", "--queue", "4", "--datastore", str(tmp_path / "store")],

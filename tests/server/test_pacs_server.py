@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import start_server
+from served import start_server
 from orthanc import PASSWORD, USER
 from voxelprompt.imageio import read_labels, read_volume
 from voxelprompt.server.launch import ServeSettings

@@ -11,16 +11,11 @@ from pathlib import Path
 import requests
 
 from cli_runner import SCRIPT, die_with_parent, script
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from voxelprompt.server.launch import free_port
 
 
 def test_serve_starts_answers_and_stops(tmp_path):
-    port = _free_port()
+    port = free_port()
     store = tmp_path / "store"
     process = subprocess.Popen(
         [str(SCRIPT), "serve", "--port", str(port), "--device", "cpu", "--datastore", str(store)],
@@ -76,7 +71,7 @@ def test_sigterm_removes_the_temporary_datastore(tmp_path):
     """systemd, Docker and `kill` stop a server with SIGTERM: the temporary uploads go as on Ctrl-C."""
     import re
 
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([str(SCRIPT), "serve", "--port", str(port), "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
     try:
         deadline = time.monotonic() + 120

@@ -11,7 +11,7 @@ import pytest
 import requests
 import SimpleITK as sitk
 
-from conftest import start_server
+from served import start_server
 from voxelprompt.data.phantom import PhantomConfig, make_phantom
 from voxelprompt.imageio import write_volume
 from voxelprompt.server.launch import ServeSettings

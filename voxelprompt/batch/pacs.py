@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voxelprompt.batch.cases import Case, cases_from_folders
+from voxelprompt.dicomweb.connection import SCHEME_PREFIX
 from voxelprompt.dicomweb import DicomWebSource, PacsError, connect, find_series, is_uid, parse_source, retrieve_series, series_study, store_instances
 
 __all__ = ["PacsCohort", "is_pacs_input", "pacs_cohort", "pacs_cases", "store_segmentations"]
@@ -50,7 +51,7 @@ class PacsCohort:
 
 def is_pacs_input(text: str | os.PathLike) -> bool:
     """Whether an INPUT names a PACS (``dicomweb+http://...``)."""
-    return str(text).startswith("dicomweb+")
+    return str(text).startswith(SCHEME_PREFIX)
 
 
 def pacs_cohort(

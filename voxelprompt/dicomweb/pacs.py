@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,8 +133,6 @@ def retrieve_series(client: Any, series_uid: str, folder: str | os.PathLike, stu
         os.replace(partial, folder)
     finally:
         if partial.exists():
-            import shutil
-
             shutil.rmtree(partial, ignore_errors=True)
     return folder
 

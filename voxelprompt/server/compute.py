@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -88,11 +87,9 @@ class ComputeGate:
 
     def _run(self) -> Iterator[None]:
         self.stats.running = True
-        started = time.perf_counter()
         try:
             yield
         finally:
             self.stats.running = False
             self.stats.served += 1
-            self.last_s = time.perf_counter() - started
             self._lock.release()

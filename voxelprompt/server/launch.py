@@ -17,7 +17,7 @@ from typing import Any
 
 from voxelprompt.errors import VoxelPromptError
 
-__all__ = ["ServeSettings", "build_service", "check_bind", "serve_forever", "ServerThread", "temporary_datastore"]
+__all__ = ["ServeSettings", "build_service", "check_bind", "free_port", "serve_forever", "ServerThread", "temporary_datastore"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,13 @@ def check_bind(host: str, port: int) -> None:
             sock.bind((host, port))
         except OSError as err:
             raise VoxelPromptError(f"cannot listen on {host}:{port} ({err.strerror})") from None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port of ``host`` that nothing listens on now (the system's pick for port 0)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 def build_service(settings: ServeSettings, datastore: Path, tune_allocator: bool = False) -> Any:
@@ -176,10 +183,7 @@ class ServerThread:
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, limit_concurrency: int | None = None) -> None:
         import uvicorn
 
-        if port == 0:
-            with socket.socket() as sock:
-                sock.bind((host, 0))
-                port = sock.getsockname()[1]
+        port = port or free_port(host)
         config = uvicorn.Config(
             app, host=host, port=port, log_config=None, access_log=False, limit_concurrency=limit_concurrency,
             timeout_graceful_shutdown=2,

@@ -62,9 +62,9 @@ class PacsBridge:
 
     def fetch_into(self, store: ImageStore, series_uid: str) -> None:
         """Retrieve a series and add it to ``store`` under its UID (as NIfTI, on the reader's grid)."""
-        from voxelprompt.imageio import write_volume
+        from voxelprompt.imageio import read_volume, write_volume
 
-        volume = _read(self.series_folder(series_uid))
+        volume = read_volume(self.series_folder(series_uid))
         with tempfile.TemporaryDirectory(prefix="voxelprompt-pacs-") as tmp:
             path = write_volume(volume, Path(tmp) / "series.nii.gz")
             with open(path, "rb") as handle:
@@ -97,12 +97,6 @@ class PacsBridge:
             oldest = folders.pop(0)
             total -= _size(oldest)
             shutil.rmtree(oldest, ignore_errors=True)
-
-
-def _read(folder: Path) -> Volume:
-    from voxelprompt.imageio import read_volume
-
-    return read_volume(folder)
 
 
 def _size(folder: Path) -> int:
