@@ -4,6 +4,10 @@ Each ``--checkpoint`` (any family, recognised from its tensors) and ``--demo-mod
 through :func:`voxelprompt.evaluation.models.load_eval_models`; each model runs the requested
 modes its family supports (VISTA3D: auto, point, auto+point, iterative; SegVol: box+text,
 points7, correction5, iterative). Without ``--mode``: each model's main protocol.
+
+Label values with no VISTA3D class are zero-shot (novel) objects (:mod:`voxelprompt.evaluation.novel`):
+with ``--zero-shot`` (the default) they run the click protocols among ``--mode`` (without ``--mode``:
+each model's zero-shot protocol, VISTA3D iterative, SegVol points7); ``--no-zero-shot`` ignores them.
 """
 
 from __future__ import annotations
@@ -27,6 +31,18 @@ __all__ = ["evaluate"]
 
 def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _class_ids(items: list[str], mapping) -> tuple[int, ...]:
+    """Class ids of names or ids, and novel object ids of the dataset's label names with no class.
+
+    Raises:
+        PromptError: a name that is neither a VISTA3D class nor a novel label of the dataset.
+    """
+    from voxelprompt.catalog import vista3d_catalog
+
+    novel = mapping.novel_ids(items)
+    return tuple(dict.fromkeys(novel[i] if i in novel else vista3d_catalog().index(i) for i in items))
 
 
 def evaluate(
@@ -74,8 +90,21 @@ def evaluate(
         str | None, typer.Option("--split", metavar="NAME", help="Datalist split; omitted: the first labelled of validation, testing, training.")
     ] = None,
     classes: Annotated[
-        str, typer.Option("--classes", metavar="NAMES", help="Only these classes (names or ids, comma-separated); omitted: every labelled class.")
+        str,
+        typer.Option(
+            "--classes", metavar="NAMES",
+            help="Only these classes (names or ids, comma-separated; a novel object by its dataset label name); omitted: every labelled class.",
+        ),
     ] = "",
+    zero_shot: Annotated[
+        bool,
+        typer.Option(
+            "--zero-shot/--no-zero-shot",
+            help="Label values with no VISTA3D class: evaluate them as novel objects with the click protocols of --mode "
+            "(point, iterative, points7; without --mode: VISTA3D iterative, SegVol points7), VISTA3D with its zero-shot "
+            "class id and SegVol without text; --no-zero-shot ignores them.",
+        ),
+    ] = True,
     oracle_best_of: Annotated[
         int, typer.Option("--oracle-best-of", min=1, metavar="N", help="auto+point: keep the best of N trials by ground-truth Dice (official: 3).")
     ] = 1,
@@ -105,27 +134,31 @@ def evaluate(
     quiet: QuietOption = False,
 ) -> None:
     """Evaluate VISTA3D and/or SegVol (and baselines) with the papers' protocols; resumable, writes CSV, tables and plots."""
-    from voxelprompt.catalog import vista3d_catalog
     from voxelprompt.evaluation.datasets import load_dataset
     from voxelprompt.evaluation.models import load_eval_models
     from voxelprompt.evaluation.runner import EvalConfig
     from voxelprompt.evaluation.runner import evaluate as run
 
-    # Cheap checks first: class names, modes and the dataset, then the models.
-    class_ids = vista3d_catalog().resolve(_split(classes)) if classes.strip() else None
+    # Cheap checks first: modes, the dataset and class names, then the models.
     modes = tuple(m for text in mode or () for m in _split(text))
     settings = dict(
-        clicks=clicks, seed=seed, tolerance_mm=tolerance_mm, oracle_best_of=oracle_best_of, classes=class_ids,
-        max_cases=max_cases, progress=not quiet, correction_start=correction_start,
+        clicks=clicks, seed=seed, tolerance_mm=tolerance_mm, oracle_best_of=oracle_best_of,
+        max_cases=max_cases, progress=not quiet, correction_start=correction_start, zero_shot=zero_shot,
     )  # fmt: skip
     if modes:
         EvalConfig(modes=modes, **settings)
     dataset = load_dataset(datalist, split=split, mapping=dataset_mapping, name=dataset_name)
+    class_ids = _class_ids(_split(classes), dataset.mapping) if classes.strip() else None
     tune_process(device)
     models = load_eval_models(
         [*(checkpoints or ()), *(segvol_checkpoints or ())], demo_model, [baseline] if baseline else [], device=device,
         options={"profile": profile.value, "roi_size": roi, "mode": segvol_mode.value, "overlap": overlap},
     )  # fmt: skip
-    config = EvalConfig(modes=modes or tuple(dict.fromkeys(m.default_protocol for m in models)), **settings)
+    defaults = not modes
+    config = EvalConfig(
+        modes=modes or tuple(dict.fromkeys(m.default_protocol for m in models)),
+        zero_shot_modes=tuple(dict.fromkeys(m.zero_shot_protocol for m in models)) if defaults else None,
+        classes=class_ids, **settings,
+    )  # fmt: skip
     rows = run(models, [dataset], output, config)
     typer.echo(f"wrote {output}: {len(rows)} rows in results.csv, summary.md and plots")

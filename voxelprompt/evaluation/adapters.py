@@ -21,6 +21,7 @@ from monai.data import MetaTensor
 from voxelprompt.catalog import UNNAMED_IDS, click_label_shift
 from voxelprompt.evaluation.baselines import region_grow
 from voxelprompt.evaluation.clicks import Click
+from voxelprompt.evaluation.novel import is_novel
 from voxelprompt.families import FAMILIES
 from voxelprompt.inference.sliding import OverlapAverage, grid_starts
 from voxelprompt.inference.vista3d.engine import window_grid
@@ -71,11 +72,17 @@ class EvalModel(Protocol):
     * ``point``: :meth:`patch_boxes`, :meth:`patch_clicks`; ``auto+point``: all four above;
     * ``iterative``: :meth:`clicks`;
     * ``box+text``, ``points7``, ``correction5``: :meth:`prompted`.
+
+    ``class_id`` is a VISTA3D class id or a novel object's id (a label value with no class,
+    :func:`~voxelprompt.evaluation.novel.is_novel`), which the runner only passes to click protocols:
+    a model prompts such an object by its clicks alone (VISTA3D: zero-shot embedding; SegVol: no text).
+    ``zero_shot_protocol`` is the protocol novel objects run when the user names none.
     """
 
     name: str
     protocols: frozenset[str]
     default_protocol: str
+    zero_shot_protocol: str
 
     def prepare(self, image: Volume) -> None:
         """Take the case's CT (pre-process or encode once; later calls answer prompts on it)."""
@@ -110,7 +117,9 @@ class Vista3DEvalModel:
     given): a click is moved into its window's frame, windows without a click give background
     ("point") or the automatic logits ("auto+point", where the network merges the click result
     with its connected-component rule, Algorithm 1). Windows are blended with constant weights
-    on the profile's grid and overlap.
+    on the profile's grid and overlap. A novel object's id (512 + its label value) is passed as
+    the prompt class like any class: it lies above ``last_supported``, so the point head uses its
+    zero-shot embedding, as the official zero-shot evaluation's ``prompt_class`` 600 (paper Sec. 5).
 
     Args:
         segmenter: a loaded segmenter (its profile decides spacing, window size and overlap).
@@ -119,6 +128,7 @@ class Vista3DEvalModel:
 
     protocols = FAMILIES["vista3d"].capabilities.protocols
     default_protocol = "auto"
+    zero_shot_protocol = "iterative"  # VISTA3D Fig. 5
 
     def __init__(self, segmenter: Vista3DSegmenter, name: str = "vista3d") -> None:
         self.segmenter = segmenter
@@ -277,6 +287,7 @@ class RegionGrowModel:
 
     protocols = frozenset({"point", "iterative"})
     default_protocol = "point"
+    zero_shot_protocol = "iterative"
 
     def __init__(self, window_mm: float = 192.0, overlap: float = 0.25, name: str = "region-grow") -> None:
         self.window_mm = float(window_mm)
@@ -323,8 +334,8 @@ class SegVolEvalModel:
     Every call runs :meth:`SegVolSegmenter.segment` on the whole case with all the prompts of the
     step (SegVol has no previous-mask input: a correction step re-segments with the initial
     prompts plus every correction click so far). It also answers VISTA3D's whole-volume
-    ``iterative`` protocol with the clicks plus the class name as text; it has no per-window
-    protocols and no automatic label map.
+    ``iterative`` protocol with the clicks plus the class name as text (a novel object: the clicks
+    alone); it has no per-window protocols and no automatic label map.
 
     Args:
         segmenter: a loaded :class:`~voxelprompt.inference.segvol.SegVolSegmenter`.
@@ -333,6 +344,7 @@ class SegVolEvalModel:
 
     protocols = FAMILIES["segvol"].capabilities.protocols
     default_protocol = "box+text"
+    zero_shot_protocol = "points7"  # SegVol's setting in VISTA3D's zero-shot comparison (Sec. 5)
 
     def __init__(self, segmenter, name: str = "segvol") -> None:
         self.segmenter = segmenter
@@ -351,10 +363,10 @@ class SegVolEvalModel:
         result = self._session.segment(prompts)
         return np.asarray(result.labels.array) != 0
 
-    def _name(self, class_id: int) -> str:
+    def _name(self, class_id: int) -> str | None:
         from voxelprompt.catalog import vista3d_catalog
 
-        return vista3d_catalog().name(int(class_id))
+        return None if is_novel(class_id) else vista3d_catalog().name(int(class_id))
 
     def clicks(self, class_id: int, points: Points, previous: ClickState | None = None) -> tuple[np.ndarray, ClickState]:
         mask = self.prompted(class_id, self._name(class_id), points=points)

@@ -19,6 +19,12 @@ Label mappings, first match wins: an explicit mapping file (VISTA's ``label_mapp
 ``{"dataset": [[value, class_id], ...]}``, or a flat ``{"value": class_id or name}``), then the
 dataset's label names resolved through the VISTA3D catalog, then identity (labels already hold
 VISTA3D ids, as in ``voxelprompt phantom`` datalists).
+
+A label value with no VISTA3D class is a novel (zero-shot) object (:mod:`voxelprompt.evaluation.novel`),
+one object per value as in VISTA3D's zero-shot evaluation: a label name the catalog does not know,
+a mapping-file entry whose class is ``null``, and with identity any value that is no named class
+of the released model (unnamed ids, ids above :data:`~voxelprompt.catalog.LAST_SUPPORTED`). Values a
+mapping file does not list are ignored.
 """
 
 from __future__ import annotations
@@ -33,8 +39,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from voxelprompt.catalog import vista3d_catalog
+from voxelprompt.catalog import CLASS_TABLE_SIZE, LAST_SUPPORTED, UNNAMED_IDS, vista3d_catalog
 from voxelprompt.errors import InputError, PromptError, VoxelPromptError
+from voxelprompt.evaluation.novel import MAX_NOVEL_VALUE, is_novel, novel_id, novel_value
 from voxelprompt.imageio import read_labels, read_volume
 from voxelprompt.types import Volume
 
@@ -66,34 +73,65 @@ class Case:
 
 @dataclass(frozen=True)
 class LabelMapping:
-    """Dataset label value -> model class id.
+    """Dataset label value -> evaluated object id: a model class id, or a novel object's id.
 
     Args:
-        pairs: ``(value, class_id)`` pairs; values not listed are ignored (set to background).
-        names: class id -> display name.
+        pairs: ``(value, class_id)`` pairs of values with a VISTA3D class.
+        names: object id -> display name (novel objects: the dataset's label name).
+        novel: values with no VISTA3D class, evaluated as zero-shot objects (:func:`novel_id`).
+        novel_unlisted: every value not in ``pairs`` is a novel object (identity mappings, where
+            the values present are only known once a label map is read).
+
+    Values neither in ``pairs`` nor novel are ignored (set to background).
     """
 
     pairs: tuple[tuple[int, int], ...]
     names: dict[int, str] = field(default_factory=dict)
+    novel: tuple[int, ...] = ()
+    novel_unlisted: bool = False
 
     @property
     def class_ids(self) -> tuple[int, ...]:
-        """Model class ids, ascending, duplicates dropped."""
+        """Model class ids, ascending, duplicates dropped (novel objects not included)."""
         return tuple(sorted({c for _, c in self.pairs}))
 
-    def name(self, class_id: int) -> str:
-        return self.names.get(int(class_id)) or vista3d_catalog().name(int(class_id))
+    def name(self, object_id: int) -> str:
+        """Display name of a class or novel object id (a novel one without a name: ``label <value>``)."""
+        found = self.names.get(int(object_id))
+        if found:
+            return found
+        if is_novel(object_id):
+            return f"label {novel_value(object_id)}"
+        return vista3d_catalog().name(int(object_id))
+
+    def novel_ids(self, names: list[str] | tuple[str, ...]) -> dict[str, int]:
+        """Novel object ids of the given names (case and ``_``/space insensitive), for those that match."""
+        by_name = {" ".join(self.name(novel_id(v)).lower().replace("_", " ").split()): novel_id(v) for v in self.novel}
+        return {n: by_name[key] for n in names if (key := " ".join(n.lower().replace("_", " ").split())) in by_name}
 
     def apply(self, labels: np.ndarray) -> np.ndarray:
-        """(I, J, K) dataset labels -> (I, J, K) model class ids (int16, 0 background)."""
+        """(I, J, K) dataset labels -> (I, J, K) object ids (int16, 0 background).
+
+        Raises:
+            InputError: negative values, or (``novel_unlisted``) a value too large to be a novel object.
+        """
         labels = np.asarray(labels)
-        top = max([int(labels.max(initial=0))] + [v for v, _ in self.pairs]) + 1
+        if int(labels.min(initial=0)) < 0:
+            raise InputError(f"label maps must hold non-negative values, got {int(labels.min())}")
+        largest = int(labels.max(initial=0))
+        top = max([largest] + [v for v, _ in self.pairs] + list(self.novel)) + 1
         table = np.zeros(top, dtype=np.int16)
+        if self.novel_unlisted:
+            listed = {v for v, _ in self.pairs}
+            if largest > MAX_NOVEL_VALUE and largest not in listed:
+                novel_id(largest)  # raises, naming the value
+            stop = min(top, MAX_NOVEL_VALUE + 1)
+            table[1:stop] = novel_id(1) + np.arange(stop - 1)
+        for value in self.novel:
+            table[value] = novel_id(value)
         for value, class_id in self.pairs:
             if value >= 0:
                 table[value] = class_id
-        if int(labels.min(initial=0)) < 0:
-            raise InputError(f"label maps must hold non-negative values, got {int(labels.min())}")
         return table[labels]
 
 
@@ -229,7 +267,13 @@ def _unique(cases: list[Case]) -> tuple[Case, ...]:
 
 
 def load_mapping(path: str | os.PathLike, dataset: str) -> LabelMapping:
-    """Read a mapping file: VISTA ``{"dataset": [[value, id], ...]}`` or flat ``{"value": id or name}``."""
+    """Read a mapping file: VISTA ``{"dataset": [[value, id], ...]}`` or flat ``{"value": id or name}``.
+
+    A ``null`` class marks a value with no VISTA3D class: a novel (zero-shot) object.
+
+    Raises:
+        InputError: unreadable file, no entry for ``dataset``, an unknown class name or a bad id.
+    """
     file = Path(path)
     try:
         raw = json.loads(file.read_text())
@@ -244,37 +288,47 @@ def load_mapping(path: str | os.PathLike, dataset: str) -> LabelMapping:
     else:
         raise InputError(f"label mapping {file}: expected a JSON object")
     catalog = vista3d_catalog()
-    out = []
+    out, novel = [], []
     for pair in pairs:
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
             raise InputError(f"label mapping {file}: entries must be [value, class], got {pair!r}")
         value, target = pair
         try:
-            out.append((int(value), catalog.index(target) if isinstance(target, str) else int(target)))
-        except (ValueError, PromptError) as err:
+            if target is None:  # no VISTA3D class: a novel (zero-shot) object
+                novel_id(int(value))
+                novel.append(int(value))
+            else:
+                class_id = catalog.index(target) if isinstance(target, str) else int(target)
+                if not 0 < class_id < CLASS_TABLE_SIZE:
+                    raise ValueError(f"class ids are 1..{CLASS_TABLE_SIZE - 1}; null marks a value with no class")
+                out.append((int(value), class_id))
+        except (ValueError, PromptError, InputError) as err:
             raise InputError(f"label mapping {file}: bad entry {pair!r} ({err})") from None
-    return LabelMapping(pairs=tuple(out))
+    return LabelMapping(pairs=tuple(out), novel=tuple(novel))
 
 
 def _build_mapping(mapping: str | os.PathLike | None, names: dict[int, str] | None, dataset: str) -> LabelMapping:
+    catalog = vista3d_catalog()
     if mapping is not None:
         return load_mapping(mapping, dataset)
     if names is None:
-        return LabelMapping(pairs=tuple((c, c) for c in range(1, 256)))
-    catalog = vista3d_catalog()
-    pairs, skipped = [], []
+        supported = [c for c in catalog.names if 0 < c <= LAST_SUPPORTED and c not in UNNAMED_IDS]
+        return LabelMapping(pairs=tuple((c, c) for c in sorted(supported)), novel_unlisted=True)
+    pairs, novel, novel_names = [], [], {}
     for value, label_name in sorted(names.items()):
         if value == 0 or label_name.lower() == "background":
             continue
         try:
             pairs.append((value, catalog.index(label_name)))
         except PromptError:
-            skipped.append(label_name)
-    if skipped:
-        logger.warning("%s: %d label names have no VISTA3D class and are ignored: %s", dataset, len(skipped), ", ".join(skipped))
-    if not pairs:
-        raise VoxelPromptError(f"{dataset}: no label name maps to a VISTA3D class; pass a label mapping file")
-    return LabelMapping(pairs=tuple(pairs))
+            novel.append(value)
+            novel_names[novel_id(value)] = label_name
+    if novel:
+        # The runner says whether they are evaluated (it knows the modes and the zero-shot switch).
+        logger.debug("%s: label names with no VISTA3D class, novel objects: %s", dataset, ", ".join(novel_names.values()))
+    if not pairs and not novel:
+        raise VoxelPromptError(f"{dataset}: the label names hold nothing but background; pass a label mapping file")
+    return LabelMapping(pairs=tuple(pairs), names=novel_names, novel=tuple(novel))
 
 
 def read_case(case: Case, mapping: LabelMapping) -> tuple[Volume, Volume]:

@@ -18,7 +18,10 @@ class ResultRow:
 
     ``clicks`` counts the clicks given (per-window protocols: windows that received one);
     ``best_dice`` is the best Dice over steps 1..step (``correction5``: 0..step; equal to ``dice``
-    outside :data:`STEPPED_MODES`).
+    outside :data:`STEPPED_MODES`). ``zero_shot`` marks a novel object (a label value with no
+    VISTA3D class, :mod:`voxelprompt.evaluation.novel`): ``class_id`` is then its object id
+    (512 + the label value) and ``class_name`` the dataset's name for it; it was prompted by
+    clicks only (VISTA3D's zero-shot embedding, SegVol without text).
     """
 
     dataset: str
@@ -35,6 +38,7 @@ class ResultRow:
     reference_voxels: int
     predicted_voxels: int
     seconds: float
+    zero_shot: bool = False  # last, with a default: logs written before it still read
 
     @property
     def key(self) -> tuple[str, str, str, str, int]:

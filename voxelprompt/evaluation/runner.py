@@ -27,6 +27,14 @@ the text is always the catalog name of the class (the mapped VISTA3D id):
   output and the ground truth; every round re-segments with the initial prompts plus all corrections.
   Rows: step 0 (the start) and steps 1..5, with the best Dice over steps 0..j.
 
+Zero-shot (novel) objects, label values with no VISTA3D class (:mod:`voxelprompt.evaluation.novel`,
+VISTA3D Sec. 5): with ``zero_shot`` on they run the click protocols (``point``, ``iterative``,
+``points7``; ``correction5`` when it starts from ``points7``) and nothing else; VISTA3D gets their
+object id (512 + value) as the prompt class, above ``last_supported``, so its zero-shot embedding,
+and SegVol the same clicks without text. Their rows have ``zero_shot`` set and the report gives
+them their own section. Which click protocols: ``zero_shot_modes``, by default those in ``modes``
+(so a class-prompt-only run, ``auto`` or ``box+text``, still ignores them, and says so).
+
 Modes a model does not support are skipped for it (VISTA3D: the SegVol modes; SegVol: ``auto``,
 ``point``, ``auto+point``; region growing: ``auto``, ``auto+point`` and the SegVol modes).
 
@@ -59,6 +67,7 @@ from voxelprompt.evaluation.clicks import (
 )
 from voxelprompt.evaluation.datasets import EvalDataset, read_case
 from voxelprompt.evaluation.metrics import DEFAULT_TOLERANCE_MM, ClassScore, score_class
+from voxelprompt.evaluation.novel import ZERO_SHOT_MODES, is_novel, novel_value, zero_shot_modes
 from voxelprompt.evaluation.results import (
     RESULTS_LOG,
     ResultRow,
@@ -97,6 +106,10 @@ class EvalConfig:
         max_cases: evaluate at most this many cases per dataset.
         progress: show a progress bar over cases.
         correction_start: prompts the ``correction5`` protocol starts from (``box+text`` or ``points7``).
+        zero_shot: evaluate novel objects (label values with no VISTA3D class) with clicks;
+            off: ignore them as before.
+        zero_shot_modes: click protocols for novel objects, from :data:`ZERO_SHOT_MODES`; None:
+            those of ``modes``.
     """
 
     modes: tuple[str, ...] = ("auto",)
@@ -108,6 +121,8 @@ class EvalConfig:
     max_cases: int | None = None
     progress: bool = True
     correction_start: str = "box+text"
+    zero_shot: bool = True
+    zero_shot_modes: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.modes if m not in MODES]
@@ -123,6 +138,16 @@ class EvalConfig:
             raise VoxelPromptError(
                 f"correction_start must be one of {', '.join(CORRECTION_STARTS)}, got {self.correction_start!r}"
             )
+        bad = [m for m in self.zero_shot_modes or () if m not in ZERO_SHOT_MODES]
+        if bad:
+            raise VoxelPromptError(f"zero-shot mode {bad[0]!r} is not a click protocol; choose from {', '.join(ZERO_SHOT_MODES)}")
+
+    @property
+    def novel_modes(self) -> tuple[str, ...]:
+        """Protocols novel objects run (empty: they are not evaluated)."""
+        if not self.zero_shot:
+            return ()
+        return zero_shot_modes(self.modes if self.zero_shot_modes is None else self.zero_shot_modes, self.correction_start)
 
 
 def _rng(seed: int, *parts: object) -> np.random.Generator:
@@ -157,14 +182,15 @@ def evaluate(
     known = store.case_classes()
     if done:
         logger.info("resuming: %d finished (case, class, model, mode) groups in %s", len(done), store.path)
-    for mode in config.modes:
+    for mode in dict.fromkeys((*config.modes, *config.novel_modes)):
         if not any(_wanted(m, mode) for m in models):
             logger.warning("no model runs the %s protocol; it is skipped", mode)
     cases = [(d, c) for d in datasets for c in d.cases[: config.max_cases]]
+    announced: set[tuple[str, int]] = set()
     with _progress(config.progress) as bar:
         task = bar.add_task("cases", total=len(cases)) if bar else None
         for dataset, case in cases:
-            _evaluate_case(models, dataset, case, config, store, (done, known), out)
+            _evaluate_case(models, dataset, case, config, store, (done, known, announced), out)
             if bar:
                 bar.advance(task)
     rows = store.rows()
@@ -193,20 +219,52 @@ def _wanted(model: EvalModel, mode: str) -> bool:
 
 
 def _todo(model, dataset, case, config: EvalConfig, classes, done) -> list[tuple[str, int]]:
+    """(mode, object) pairs still to run: classes under ``modes``, novel objects under ``novel_modes``."""
     return [
         (mode, c)
-        for mode in config.modes
+        for mode in dict.fromkeys((*config.modes, *config.novel_modes))
         if _wanted(model, mode)
         for c in classes
-        if (dataset.name, case.name, model.name, mode, c) not in done
+        if mode in (config.novel_modes if is_novel(c) else config.modes)
+        and (dataset.name, case.name, model.name, mode, c) not in done
     ]
 
 
+def _selected(present, config: EvalConfig) -> list[int]:
+    """Objects of a case to evaluate: ``classes`` if given (novel objects only when listed)."""
+    return sorted(set(present) if config.classes is None else set(present) & set(config.classes))
+
+
+def _announce_novel(dataset: EvalDataset, objects, config: EvalConfig, models, announced: set) -> None:
+    """Say once per dataset and object what happens to novel objects (evaluated or ignored, and why)."""
+    new = [o for o in objects if is_novel(o) and (dataset.name, o) not in announced]
+    if not new:
+        return
+    announced.update((dataset.name, o) for o in new)
+    names = ", ".join(f"{dataset.mapping.name(o)} (value {novel_value(o)})" for o in new)
+    what = f"{dataset.name}: label values with no VISTA3D class: {names}"
+    runs = [m for m in config.novel_modes if any(_wanted(model, m) for model in models)]
+    if runs:
+        logger.info(
+            "%s: evaluated as zero-shot (novel) objects with clicks only (%s; VISTA3D: zero-shot class id, "
+            "SegVol: no text); the report lists them under 'zero-shot (novel objects)'", what, ", ".join(runs)
+        )
+    elif not config.zero_shot:
+        logger.warning("%s: ignored (zero-shot evaluation is off)", what)
+    elif config.novel_modes:
+        logger.warning("%s: ignored: no model runs the click protocols %s", what, ", ".join(config.novel_modes))
+    else:
+        logger.warning(
+            "%s: ignored: the modes run (%s) prompt classes, and novel objects are evaluated with clicks only "
+            "(modes %s)", what, ", ".join(config.modes), ", ".join(ZERO_SHOT_MODES[:3])
+        )
+
+
 def _evaluate_case(models, dataset: EvalDataset, case, config: EvalConfig, store: ResultStore, state, out: Path) -> None:
-    done, known = state
+    done, known, announced = state
     present = known.get((dataset.name, case.name))
     if present is not None:
-        classes = sorted(set(present) if config.classes is None else set(present) & set(config.classes))
+        classes = _selected(present, config)
         if not any(_todo(m, dataset, case, config, classes, done) for m in models):
             return  # finished in an earlier run: not even read again
     image, labels = read_case(case, dataset.mapping)
@@ -214,7 +272,8 @@ def _evaluate_case(models, dataset: EvalDataset, case, config: EvalConfig, store
     if (dataset.name, case.name) not in known:
         store.append_case(dataset.name, case.name, present)
         known[(dataset.name, case.name)] = tuple(present)
-    classes = sorted(set(present) if config.classes is None else set(present) & set(config.classes))
+    classes = _selected(present, config)
+    _announce_novel(dataset, classes, config, models, announced)
     if not classes:
         logger.warning("%s/%s: none of the evaluated classes is present; skipped", dataset.name, case.name)
         return
@@ -226,7 +285,7 @@ def _evaluate_case(models, dataset: EvalDataset, case, config: EvalConfig, store
         model.prepare(image)
         auto, auto_seconds = None, 0.0
         if any(mode in ("auto", "auto+point") for mode, _ in todo):
-            auto_classes = model.auto_classes(classes)
+            auto_classes = model.auto_classes([c for c in classes if not is_novel(c)])
             auto = model.auto(auto_classes) if auto_classes else np.zeros(image.shape, np.uint8)
             auto_seconds = time.perf_counter() - start
         for mode, class_id in todo:
@@ -312,11 +371,11 @@ def _segvol(model, mode: str, gt, class_id, config: EvalConfig, dataset, case):
     return preds, steps
 
 
-def _text(class_id: int) -> str:
-    """SegVol's text prompt: the catalog name of the (mapped) VISTA3D class id."""
+def _text(class_id: int) -> str | None:
+    """SegVol's text prompt: the catalog name of the (mapped) VISTA3D class id; none for a novel object."""
     from voxelprompt.catalog import vista3d_catalog
 
-    return vista3d_catalog().name(int(class_id))
+    return None if is_novel(class_id) else vista3d_catalog().name(int(class_id))
 
 
 def _first_click(gt: np.ndarray) -> Click:
@@ -344,6 +403,7 @@ def _rows(dataset, case, model, mode, class_id, preds, steps, gt, image, config,
                 reference_voxels=score.reference_voxels,
                 predicted_voxels=score.predicted_voxels,
                 seconds=round(seconds, 3),
+                zero_shot=is_novel(class_id),
             )
         )
     return rows
