@@ -80,7 +80,7 @@ def evaluate(
         Path | None,
         typer.Option(
             "--dataset-mapping", metavar="PATH",
-            help="Label mapping JSON ({dataset: [[value, class], ...]} or {value: class}); omitted: the dataset's label names through the class table, else labels are VISTA3D ids.",
+            help="Label mapping JSON ({dataset: [[value, class], ...]} or {value: class}; class null: a novel object, see --zero-shot); omitted: the dataset's label names through the class table, else labels are VISTA3D ids.",
         ),
     ] = None,
     dataset_name: Annotated[
