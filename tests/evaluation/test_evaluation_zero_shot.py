@@ -121,12 +121,24 @@ def test_vista3d_evaluates_novel_objects_with_its_zero_shot_class_id(dataset, ti
 
 
 class RecordingSegVol(SegVolEvalModel):
+    """Records the object of every call and the :class:`~voxelprompt.types.Prompts` SegVol's session received."""
+
     def __init__(self, segmenter):
         super().__init__(segmenter)
         self.calls = []
 
+    def prepare(self, image):
+        super().prepare(image)
+        segment = self._session.segment
+
+        def recording(prompts):
+            self.calls.append((self._object, prompts))
+            return segment(prompts)
+
+        self._session.segment = recording
+
     def prompted(self, class_id, text, box=None, points=None):
-        self.calls.append((class_id, text, box, points))
+        self._object = class_id
         return super().prompted(class_id, text, box, points)
 
 
@@ -140,9 +152,10 @@ def test_segvol_gets_points_without_text_for_novel_objects(dataset, tmp_path):
     rows = evaluate([model], [dataset], tmp_path, config)
     assert {(r.mode, r.zero_shot) for r in rows if r.class_id == MASS} == {("points7", True), ("iterative", True)}
     assert {r.mode for r in rows if r.class_id == LIVER} == {"box+text", "points7", "iterative"}
-    novel_calls = [c for c in model.calls if c[0] == MASS]
-    assert novel_calls and all(text is None and box is None and len(points) for _, text, box, points in novel_calls)
-    assert {text for class_id, text, _, _ in model.calls if class_id == LIVER} == {"liver"}
+    # SegVol received the novel object's clicks alone: no text, no class, no box.
+    novel_prompts = [p for object_id, p in model.calls if object_id == MASS]
+    assert novel_prompts and all(p.text is None and not p.classes and p.box is None and len(p.points) for p in novel_prompts)
+    assert {p.text for object_id, p in model.calls if object_id == LIVER} == {"liver"}
     # correction5 reaches novel objects only when it starts from points (its box start needs a class name).
     start_points = evaluate([model], [dataset], tmp_path / "p7", EvalConfig(modes=("correction5",), correction_start="points7", progress=False))
     assert any(r.class_id == MASS for r in start_points)
