@@ -15,7 +15,8 @@ SegVol gets the same clicks without a text prompt.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Sequence
 
 from voxelprompt.catalog import CLASS_TABLE_SIZE
 from voxelprompt.errors import InputError
@@ -25,6 +26,7 @@ __all__ = [
     "NOVEL_BASE",
     "ZERO_SHOT_MODES",
     "is_novel",
+    "novel_message",
     "novel_id",
     "novel_value",
     "zero_shot_modes",
@@ -66,4 +68,32 @@ def zero_shot_modes(modes: Iterable[str], correction_start: str) -> tuple[str, .
     """The protocols among ``modes`` that novel objects run (see :data:`ZERO_SHOT_MODES`)."""
     return tuple(
         m for m in dict.fromkeys(modes) if m in ZERO_SHOT_MODES and (m != "correction5" or correction_start == "points7")
+    )
+
+
+def novel_message(
+    dataset: str, names: Sequence[str], runs: Sequence[str], zero_shot: bool, modes: Sequence[str], novel_modes: Sequence[str]
+) -> tuple[int, str]:
+    """Log level and line telling the user what happens to a dataset's novel objects.
+
+    Args:
+        dataset: dataset name.
+        names: the novel objects, as shown (name and label value).
+        runs: click protocols that some model runs on them (empty: not evaluated).
+        zero_shot: whether zero-shot evaluation is on.
+        modes: the protocols requested for classes; ``novel_modes``: those for novel objects.
+    """
+    what = f"{dataset}: label values with no VISTA3D class: {', '.join(names)}"
+    if runs:
+        return logging.INFO, (
+            f"{what}: evaluated as zero-shot (novel) objects with clicks only ({', '.join(runs)}; VISTA3D: zero-shot "
+            "class id, SegVol: no text); the report lists them under 'zero-shot (novel objects)'"
+        )
+    if not zero_shot:
+        return logging.WARNING, f"{what}: ignored (zero-shot evaluation is off)"
+    if novel_modes:
+        return logging.WARNING, f"{what}: ignored: no model runs the click protocols {', '.join(novel_modes)}"
+    return logging.WARNING, (
+        f"{what}: ignored: the modes run ({', '.join(modes)}) prompt classes, and novel objects are evaluated "
+        f"with clicks only (modes {', '.join(ZERO_SHOT_MODES[:3])})"
     )

@@ -67,7 +67,7 @@ from voxelprompt.evaluation.clicks import (
 )
 from voxelprompt.evaluation.datasets import EvalDataset, read_case
 from voxelprompt.evaluation.metrics import DEFAULT_TOLERANCE_MM, ClassScore, score_class
-from voxelprompt.evaluation.novel import ZERO_SHOT_MODES, is_novel, novel_value, zero_shot_modes
+from voxelprompt.evaluation.novel import ZERO_SHOT_MODES, is_novel, novel_message, novel_value, zero_shot_modes
 from voxelprompt.evaluation.results import (
     RESULTS_LOG,
     ResultRow,
@@ -238,26 +238,12 @@ def _selected(present, config: EvalConfig) -> list[int]:
 def _announce_novel(dataset: EvalDataset, objects, config: EvalConfig, models, announced: set) -> None:
     """Say once per dataset and object what happens to novel objects (evaluated or ignored, and why)."""
     new = [o for o in objects if is_novel(o) and (dataset.name, o) not in announced]
-    if not new:
-        return
-    announced.update((dataset.name, o) for o in new)
-    names = ", ".join(f"{dataset.mapping.name(o)} (value {novel_value(o)})" for o in new)
-    what = f"{dataset.name}: label values with no VISTA3D class: {names}"
-    runs = [m for m in config.novel_modes if any(_wanted(model, m) for model in models)]
-    if runs:
-        logger.info(
-            "%s: evaluated as zero-shot (novel) objects with clicks only (%s; VISTA3D: zero-shot class id, "
-            "SegVol: no text); the report lists them under 'zero-shot (novel objects)'", what, ", ".join(runs)
-        )
-    elif not config.zero_shot:
-        logger.warning("%s: ignored (zero-shot evaluation is off)", what)
-    elif config.novel_modes:
-        logger.warning("%s: ignored: no model runs the click protocols %s", what, ", ".join(config.novel_modes))
-    else:
-        logger.warning(
-            "%s: ignored: the modes run (%s) prompt classes, and novel objects are evaluated with clicks only "
-            "(modes %s)", what, ", ".join(config.modes), ", ".join(ZERO_SHOT_MODES[:3])
-        )
+    if new:
+        announced.update((dataset.name, o) for o in new)
+        names = [f"{dataset.mapping.name(o)} (value {novel_value(o)})" for o in new]
+        runs = [m for m in config.novel_modes if any(_wanted(model, m) for model in models)]
+        level, text = novel_message(dataset.name, names, runs, config.zero_shot, config.modes, config.novel_modes)
+        logger.log(level, text)
 
 
 def _evaluate_case(models, dataset: EvalDataset, case, config: EvalConfig, store: ResultStore, state, out: Path) -> None:
