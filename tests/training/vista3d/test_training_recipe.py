@@ -78,7 +78,10 @@ def test_data_pipeline_fields_round_trip(tmp_path, suffix):
         "datalists": ["d.json"],
         "pseudo_label_exclude": {"*": [25], "AMOS22": [3, 4]},
         "dataset_weights": {"AeroPath": 2.0},
-        "synthetic_datalists": [{"path": "maisi/datalist.json", "dataset": "maisi", "weight": 0.5}, {"path": "s2.json"}],
+        "synthetic_datalists": [
+            {"path": "maisi/datalist.json", "dataset": "maisi", "weight": 0.5},
+            {"path": "s2.json"},
+        ],
     }
     recipe = RECIPE_REGISTRY["stage4"](data=data)
     path = save_recipe(recipe, tmp_path / f"r{suffix}")
@@ -88,9 +91,8 @@ def test_data_pipeline_fields_round_trip(tmp_path, suffix):
     first, second = loaded.synthetic_datalists
     assert (first.dataset, first.weight) == ("maisi", 0.5) and (second.dataset, second.weight) == ("synthetic", 1.0)
     assert first.path == str((tmp_path / "maisi" / "datalist.json").resolve())  # relative to the recipe file
-    assert recipe_to_dict(load_recipe(save_recipe(load_recipe(path), tmp_path / f"again{suffix}")))["data"] == recipe_to_dict(
-        load_recipe(path)
-    )["data"]
+    again = load_recipe(save_recipe(load_recipe(path), tmp_path / f"again{suffix}"))
+    assert recipe_to_dict(again)["data"] == recipe_to_dict(load_recipe(path))["data"]
 
 
 @pytest.mark.parametrize(

@@ -135,7 +135,8 @@ def test_stage1_on_unlabeled_images_trains_zero_shot_objects_only(phantom_partia
 
     calls = _spy_prompts(monkeypatch)
     data = {"supervoxels": True, "label_set": [1, 3, 5, 6, 14]}
-    recipe = tiny_recipe("stage1", phantom_partial["unlabeled"], tmp_path, steps=2, data=data, prompts={"iterations": 1})
+    prompts = {"iterations": 1}
+    recipe = tiny_recipe("stage1", phantom_partial["unlabeled"], tmp_path, steps=2, data=data, prompts=prompts)
     _, result = _run(recipe)
     classes = [c for _, drawn in calls for c in drawn]
     assert classes and all(c > ZERO_SHOT_BASE for c in classes)  # nothing from the all-zero labels
