@@ -37,3 +37,36 @@ def phantom_datalist_sv(phantom_datalist) -> Path:
     path = root / "datalist_sv.json"
     path.write_text(json.dumps(data))
     return path
+
+
+@pytest.fixture(scope="session")
+def phantom_partial(phantom_datalist_sv) -> dict[str, Path]:
+    """Datalists beside the phantoms for the data pipeline tests (training cases of ``datalist_sv``):
+
+    * ``partial``: a manual label of the liver (1) only, cut to the lower half of the first axis,
+      and the whole phantom label as ``pseudo_label`` (global ids); dataset ``partial``.
+    * ``unlabeled``: image and supervoxels, no label; dataset ``unlabeled``.
+    Both keep the labelled validation case.
+    """
+    import json
+
+    import nibabel as nib
+    import numpy as np
+
+    root = phantom_datalist_sv.parent
+    data = json.loads(phantom_datalist_sv.read_text())
+    (root / "manual").mkdir(exist_ok=True)
+    partial, unlabeled = [], []
+    for entry in data["training"]:
+        label = nib.load(str(root / entry["label"]))
+        liver = (np.asarray(label.dataobj) == 1).astype(np.uint8)
+        liver[liver.shape[0] // 2 :] = 0
+        name = Path(entry["label"]).name
+        nib.save(nib.Nifti1Image(liver, label.affine), str(root / "manual" / name))
+        partial.append({**entry, "label": f"manual/{name}", "pseudo_label": entry["label"], "dataset": "partial"})
+        unlabeled.append({"image": entry["image"], "supervoxel": entry["supervoxel"], "dataset": "unlabeled"})
+    out = {}
+    for key, training in (("partial", partial), ("unlabeled", unlabeled)):
+        out[key] = root / f"datalist_{key}.json"
+        out[key].write_text(json.dumps({"training": training, "validation": data["validation"]}))
+    return out

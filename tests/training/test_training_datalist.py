@@ -92,3 +92,33 @@ def test_unreadable_datalist(tmp_path):
         load_datalist(path)
     with pytest.raises(InputError, match="not found"):
         load_datalist(tmp_path / "absent.json")
+
+
+def test_unlabeled_entries_and_pseudo_labels(phantom_datalist, tmp_path):
+    entries = [dict(e) for e in _entries(phantom_datalist)]
+    entries[0]["pseudo_label"] = entries[0]["label"]
+    entries[1].pop("label")
+    entries[1]["pseudo_label"] = entries[0]["label"]
+    entries[1]["pseudo_label_reliability"] = 0  # the official flag of an unusable pseudo label
+    path = _copy_list(phantom_datalist, tmp_path, entries)
+    with pytest.raises(InputError, match=r"training\[1\]: entry has no 'label'"):
+        load_datalist(path)
+    first, second = load_datalist(path, require_label=False).training
+    assert first.pseudo_label == first.label and first.as_dict()["pseudo_label"] == str(first.label)
+    assert second.label is None and second.pseudo_label is None
+    assert "label" not in second.as_dict() and "pseudo_label" not in second.as_dict()
+    entries[1].pop("image")
+    path.write_text(json.dumps({"training": entries}))
+    with pytest.raises(InputError, match=r"training\[1\]: entry has no 'image'$"):
+        load_datalist(path, require_label=False)
+
+
+def test_pseudo_label_grid_is_checked(phantom_datalist, tmp_path):
+    entries = [dict(e) for e in _entries(phantom_datalist)]
+    path = _copy_list(phantom_datalist, tmp_path, entries)
+    label = nib.load(str(tmp_path / entries[0]["label"]))
+    nib.save(nib.Nifti1Image(np.asarray(label.dataobj)[:-2], label.affine), str(tmp_path / "labels" / "small.nii.gz"))
+    entries[0]["pseudo_label"] = "labels/small.nii.gz"
+    path.write_text(json.dumps({"training": entries}))
+    with pytest.raises(InputError, match=r"training\[0\]: pseudo label shape"):
+        load_datalist(path)

@@ -50,7 +50,7 @@ def train(
             help="Where the network trains; omitted: the recipe's device (auto: a CUDA GPU when present, else the CPU).",
         ),
     ] = None,
-    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Log and skip bad datalist entries.")] = False,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Log and skip bad datalist entries (and unlabeled ones the stage cannot train on).")] = False,
     quiet: QuietOption = False,
 ) -> None:
     """Train VISTA3D (a stage recipe) or SegVol (SimMIM or supervised) on CPU, one GPU, or `torchrun`."""

@@ -2,8 +2,12 @@
 
 A datalist is ``{"training": [...], "validation": [...]}``; each entry holds ``image`` and
 ``label`` paths relative to the datalist, an optional ``supervoxel`` (or VISTA's ``label_sv``)
-path and an optional ``dataset`` name that selects the label mapping. Bad entries raise
-:class:`~voxelprompt.errors.InputError` naming the entry, or are logged and skipped.
+path, an optional ``pseudo_label`` path (global class ids, VISTA's key; an entry with
+``"pseudo_label_reliability": 0`` has its pseudo label ignored, as the official loop does) and an
+optional ``dataset`` name that selects the label mapping. ``label`` may be left out where the
+caller allows unlabeled images (``require_label=False``; VISTA3D stage 1 trains on them, paper
+Sec. 3.3-3.4). Bad entries raise :class:`~voxelprompt.errors.InputError` naming the entry, or are
+logged and skipped.
 """
 
 from __future__ import annotations
@@ -32,27 +36,38 @@ _AFFINE_ATOL_MM = 1e-3
 
 @dataclass(frozen=True)
 class Case:
-    """One labelled training or validation volume.
+    """One training or validation volume.
 
     Args:
         image: CT path (NIfTI or NRRD).
-        label: label map path on the image's grid, in the dataset's local class ids.
+        label: label map path on the image's grid, in the dataset's local class ids; None for an
+            unlabeled image (no class is annotated).
         dataset: dataset name; selects the local -> global label mapping and sampling weight.
         supervoxel: optional supervoxel map on the image's grid (ids are arbitrary).
         name: how messages refer to the entry (``datalist.json:training[3]``).
+        pseudo_label: optional label map on the image's grid in global class ids, made by another
+            model (TotalSegmentator in the paper, Sec. 3.3); merged under the manual labels.
     """
 
     image: Path
-    label: Path
+    label: Path | None
     dataset: str = DEFAULT_DATASET
     supervoxel: Path | None = None
     name: str = "<case>"
+    pseudo_label: Path | None = None
+
+    def maps(self) -> list[tuple[str, Path]]:
+        """``(what, path)`` of the maps on the image's grid this case has (label, supervoxel, pseudo label)."""
+        maps = [("label", self.label), ("supervoxel", self.supervoxel), ("pseudo label", self.pseudo_label)]
+        return [(what, path) for what, path in maps if path is not None]
 
     def as_dict(self) -> dict[str, str]:
-        """The MONAI dictionary of this case (keys ``image``, ``label``, ``dataset_name``, ``supervoxel``)."""
-        d = {"image": str(self.image), "label": str(self.label), "dataset_name": self.dataset, "case": self.name}
-        if self.supervoxel is not None:
-            d["supervoxel"] = str(self.supervoxel)
+        """The MONAI dictionary of this case (keys ``image``, ``dataset_name``, ``case`` and, where
+        the case has them, ``label``, ``supervoxel``, ``pseudo_label``)."""
+        d = {"image": str(self.image), "dataset_name": self.dataset, "case": self.name}
+        for key in ("label", "supervoxel", "pseudo_label"):
+            if getattr(self, key) is not None:
+                d[key] = str(getattr(self, key))
         return d
 
 
@@ -72,23 +87,30 @@ class Datalist:
         return Datalist(self.training + other.training, self.validation + other.validation)
 
 
-def _parse_entry(entry: object, base: Path, name: str, default_dataset: str) -> Case:
+def _parse_entry(entry: object, base: Path, name: str, default_dataset: str, require_label: bool) -> Case:
     if isinstance(entry, str):
         raise InputError(f"{name}: entry must be an object with 'image' and 'label', got a string {entry!r}")
     if not isinstance(entry, dict):
         raise InputError(f"{name}: entry must be an object with 'image' and 'label', got {type(entry).__name__}")
-    missing = [k for k in ("image", "label") if not entry.get(k)]
+    missing = [k for k in ("image", "label") if not entry.get(k) and (k == "image" or require_label)]
     if missing:
         raise InputError(f"{name}: entry has no {' or '.join(repr(k) for k in missing)}")
     sv = next((entry[k] for k in _SUPERVOXEL_KEYS if entry.get(k)), None)
+    pseudo = entry.get("pseudo_label") or None
+    reliability = entry.get("pseudo_label_reliability", 1)
+    if not isinstance(reliability, (int, float)) or isinstance(reliability, bool):
+        raise InputError(f"{name}: pseudo_label_reliability must be a number, got {reliability!r}")
+    if reliability <= 0:  # the official loop skips pseudo labels of reliability 0
+        pseudo = None
     dataset = str(entry.get("dataset") or entry.get("dataset_name") or default_dataset)
-    resolve = lambda p: (base / str(p)).resolve()  # noqa: E731 - absolute paths pass through
+    resolve = lambda p: (base / str(p)).resolve() if p else None  # noqa: E731 - absolute paths pass through
     return Case(
         image=resolve(entry["image"]),
-        label=resolve(entry["label"]),
+        label=resolve(entry.get("label")),
         dataset=dataset,
-        supervoxel=resolve(sv) if sv else None,
+        supervoxel=resolve(sv),
         name=name,
+        pseudo_label=resolve(pseudo),
     )
 
 
@@ -121,7 +143,7 @@ def check_case(case: Case, read_data: bool = False) -> None:
         InputError: naming the entry and the file.
     """
     img_shape, img_affine = _header(case.image, "image", case)
-    others = [("label", case.label)] + ([("supervoxel", case.supervoxel)] if case.supervoxel is not None else [])
+    others = case.maps()
     for what, path in others:
         shape, affine = _header(path, what, case)
         if shape != img_shape:
@@ -160,6 +182,7 @@ def load_datalist(
     check: bool = True,
     read_data: bool = False,
     skip_bad: bool = False,
+    require_label: bool = True,
 ) -> Datalist:
     """Read a datalist JSON and check its entries.
 
@@ -172,6 +195,8 @@ def load_datalist(
         check: check files, readability and grids (:func:`check_case`).
         read_data: with ``check``, decompress every file too.
         skip_bad: log and drop bad entries instead of raising.
+        require_label: an entry without ``label`` is bad; False reads it as an unlabeled image
+            (``Case.label`` None) for callers that can train on one.
 
     Raises:
         InputError: unreadable datalist, or (without ``skip_bad``) a bad entry, named.
@@ -187,7 +212,7 @@ def load_datalist(
         for i, entry in enumerate(entries):
             name = f"{path.name}:{split}[{i}]"
             try:
-                case = _parse_entry(entry, path.parent, name, default)
+                case = _parse_entry(entry, path.parent, name, default, require_label)
                 if check:
                     check_case(case, read_data=read_data)
             except InputError as err:

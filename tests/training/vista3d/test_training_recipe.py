@@ -70,3 +70,40 @@ def test_names_resolve_through_the_registry():
     assert load_recipe("stage2").stage == 2
     with pytest.raises(InputError, match="recipe not found"):
         load_recipe("stage7")
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_data_pipeline_fields_round_trip(tmp_path, suffix):
+    data = {
+        "datalists": ["d.json"],
+        "pseudo_label_exclude": {"*": [25], "AMOS22": [3, 4]},
+        "dataset_weights": {"AeroPath": 2.0},
+        "synthetic_datalists": [
+            {"path": "maisi/datalist.json", "dataset": "maisi", "weight": 0.5},
+            {"path": "s2.json"},
+        ],
+    }
+    recipe = RECIPE_REGISTRY["stage4"](data=data)
+    path = save_recipe(recipe, tmp_path / f"r{suffix}")
+    loaded = load_recipe(path).data
+    assert loaded.pseudo_label_exclude == {"*": (25,), "AMOS22": (3, 4)} and loaded.pseudo_labels
+    assert loaded.dataset_weights == {"AeroPath": 2.0}
+    first, second = loaded.synthetic_datalists
+    assert (first.dataset, first.weight) == ("maisi", 0.5) and (second.dataset, second.weight) == ("synthetic", 1.0)
+    assert first.path == str((tmp_path / "maisi" / "datalist.json").resolve())  # relative to the recipe file
+    again = load_recipe(save_recipe(load_recipe(path), tmp_path / f"again{suffix}"))
+    assert recipe_to_dict(again)["data"] == recipe_to_dict(load_recipe(path))["data"]
+
+
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        ({"synthetic_datalists": [{"path": "s.json", "wieght": 2}]}, "synthetic_datalists: entries take path"),
+        ({"synthetic_datalists": [{"path": "s.json", "weight": -1}]}, "weight must be >= 0"),
+        ({"dataset_weights": {"a": -2}}, r"dataset_weights\['a'\] must be >= 0"),
+        ({"pseudo_label_exclude": {"a": ["liver"]}}, "invalid literal"),
+    ],
+)
+def test_bad_data_fields_name_the_problem(data, match):
+    with pytest.raises(InputError, match=match):
+        recipe_from_dict({"data": data})

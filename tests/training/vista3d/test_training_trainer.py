@@ -109,6 +109,46 @@ def test_case_weights():
     names = ["a", "a", "a", "b"]
     assert np.allclose(case_weights(names, "case"), 0.25)
     assert np.allclose(case_weights(names, "uniform"), [1 / 6, 1 / 6, 1 / 6, 0.5])
-    assert np.allclose(case_weights(names, "weighted", {"b": 3.0}), [1 / 6, 1 / 6, 1 / 6, 0.5])
+    # weighted: every dataset alike times its weight (a: 1, b: 3), shared by its cases
+    assert np.allclose(case_weights(names, "weighted", {"b": 3.0}), [1 / 12, 1 / 12, 1 / 12, 0.75])
     with pytest.raises(ValueError):
         case_weights(names, "other")
+
+
+def _spy_prompts(monkeypatch) -> list[tuple[list[int], list[int]]]:
+    """Record (label set, prompted class ids) of every prompt draw of the trainer."""
+    from voxelprompt.training.vista3d import prompts
+
+    calls = []
+
+    def spy(labels, label_set, *args, **kwargs):
+        batch = prompts.sample_prompts(labels, label_set, *args, **kwargs)
+        calls.append((list(label_set), [] if batch is None else batch.prompt_class[:, 0].tolist()))
+        return batch
+
+    monkeypatch.setattr("voxelprompt.training.vista3d.trainer.sample_prompts", spy)
+    return calls
+
+
+def test_stage1_on_unlabeled_images_trains_zero_shot_objects_only(phantom_partial, tmp_path, monkeypatch):
+    from voxelprompt.training.vista3d.prompts import ZERO_SHOT_BASE
+
+    calls = _spy_prompts(monkeypatch)
+    data = {"supervoxels": True, "label_set": [1, 3, 5, 6, 14]}
+    prompts = {"iterations": 1}
+    recipe = tiny_recipe("stage1", phantom_partial["unlabeled"], tmp_path, steps=2, data=data, prompts=prompts)
+    _, result = _run(recipe)
+    classes = [c for _, drawn in calls for c in drawn]
+    assert classes and all(c > ZERO_SHOT_BASE for c in classes)  # nothing from the all-zero labels
+    assert all(label_set == [] for label_set, _ in calls)
+    assert np.isfinite([x for x in result.losses if not np.isnan(x)]).all() and result.steps == 2
+
+
+def test_pseudo_classes_join_the_label_set_the_auto_branch_samples(phantom_partial, tmp_path, monkeypatch):
+    calls = _spy_prompts(monkeypatch)
+    data = {"label_mappings": {"partial": [[1, 1]]}, "pseudo_label_exclude": {"partial": [14]}}
+    recipe = tiny_recipe("stage3", phantom_partial["partial"], tmp_path, steps=2, data=data)
+    _run(recipe)
+    label_set, drawn = calls[0]
+    assert 1 in label_set and len(label_set) > 3 and 14 not in label_set  # liver + the kept pseudo classes
+    assert any(c != 1 for c in drawn) and 14 not in drawn

@@ -32,8 +32,8 @@ class SegVolRecipe:
         model: a name in :data:`~voxelprompt.models.segvol.builder.SEGVOL_CONFIGS` or the fields
             of a :class:`~voxelprompt.models.segvol.builder.SegVolConfig`.
         init: checkpoint to start from: a whole SegVol, or an encoder from a ``pretrain`` run.
-        data: datalists and sampling (VISTA3D's :class:`DataConfig`; ``label_set`` and
-            ``supervoxels`` are unused).
+        data: datalists and sampling (VISTA3D's :class:`DataConfig`; ``label_set``,
+            ``supervoxels``, ``pseudo_labels`` and ``synthetic_datalists`` are unused).
         pseudo: keyword arguments of :func:`voxelprompt.pseudolabels.pseudo_masks` (supervised).
         pseudo_cache: folder that caches pseudo masks between runs (None: no cache).
         mask_ratio: SimMIM's masked fraction of mask units.

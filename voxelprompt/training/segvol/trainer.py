@@ -29,7 +29,7 @@ from voxelprompt.training.segvol.data import SegVolSample, prepare_case, window_
 from voxelprompt.training.segvol.prompts import COMBINATIONS, object_prompt, pseudo_target
 from voxelprompt.training.segvol.recipe import SegVolRecipe, model_config
 from voxelprompt.training.segvol.simmim import SimMIM, random_patch_mask
-from voxelprompt.training.vista3d.trainer import case_weights
+from voxelprompt.training.vista3d.cases import case_weights
 from voxelprompt.training.vista3d.transforms import read_label_mappings
 
 __all__ = ["SegVolTrainer", "train_segvol", "ENCODER_PREFIX"]

@@ -22,6 +22,7 @@ from voxelprompt.training.vista3d.transforms import PatchConfig
 
 __all__ = [
     "DataConfig",
+    "SyntheticDatalist",
     "OptimConfig",
     "Recipe",
     "FREEZE_MODES",
@@ -41,8 +42,30 @@ __all__ = [
 #: ``set_auto_grad(point_freeze=True)``); ``auto`` freezes encoder + auto branch.
 FREEZE_MODES = ("none", "point", "auto")
 #: ``case``: every training case equally likely; ``uniform``: every dataset equally likely
-#: (stage 4); ``weighted``: cases weighted by ``dataset_weights`` (stage 2 oversampling).
+#: (stage 4); ``weighted``: every dataset equally likely times its ``dataset_weights`` entry
+#: (stage 2 oversampling; see :func:`~voxelprompt.training.vista3d.cases.case_weights`).
 SAMPLING_MODES = ("case", "uniform", "weighted")
+
+
+@dataclass(frozen=True)
+class SyntheticDatalist:
+    """An extra datalist of generated cases (MAISI's synthetic tumours in the paper's stage 4).
+
+    Args:
+        path: datalist JSON (entries as in any datalist; its validation entries are not used).
+        dataset: dataset name every entry gets (selects its label mapping, if any).
+        weight: the dataset's share of draws relative to a real dataset of share 1 (``uniform``
+            and ``weighted`` sampling), or of each of its cases relative to a real case (``case``).
+    """
+
+    path: str
+    dataset: str = "synthetic"
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", str(self.path))
+        if not float(self.weight) >= 0:
+            raise ValueError(f"synthetic datalist weight must be >= 0, got {self.weight!r}")
 
 
 @dataclass(frozen=True)
@@ -50,13 +73,19 @@ class DataConfig:
     """Where training data comes from and how cases are drawn.
 
     Args:
-        datalists: datalist JSON paths (one per dataset, or one for all).
+        datalists: datalist JSON paths (one per dataset, or one for all). Entries without a
+            ``label`` are unlabeled images: stage 1 trains on their supervoxels (and any pseudo
+            label); a stage without zero-shot objects refuses them unless they have a pseudo label.
         label_mappings: VISTA-style ``label_mappings.json`` path or the mapping itself
             (dataset -> ``[[local, global], ...]``); None keeps label ids as they are.
         label_set: global ids annotated by datasets without a mapping (default 1..132).
         supervoxels: load each entry's ``supervoxel`` map (stage 1).
+        pseudo_labels: merge each entry's ``pseudo_label`` (global ids) under its manual label.
+        pseudo_label_exclude: dataset name (``"*"``: every dataset) -> global ids dropped from its
+            pseudo labels (the paper removes unreliable pseudo labels, Sec. 3.3).
         dataset_sampling: one of :data:`SAMPLING_MODES`.
-        dataset_weights: dataset name -> weight for ``weighted`` sampling (missing: 1).
+        dataset_weights: dataset name -> share of draws in ``weighted`` sampling (missing: 1).
+        synthetic_datalists: extra generated datasets mixed into sampling (paper stage 4).
         max_cases: use only the first N training cases (few-shot finetuning).
         val_cases: validate on at most this many validation cases.
         skip_bad: log and skip bad datalist entries instead of stopping.
@@ -67,8 +96,11 @@ class DataConfig:
     label_mappings: str | Mapping[str, Any] | None = None
     label_set: tuple[int, ...] | None = None
     supervoxels: bool = False
+    pseudo_labels: bool = True
+    pseudo_label_exclude: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     dataset_sampling: str = "case"
     dataset_weights: Mapping[str, float] = field(default_factory=dict)
+    synthetic_datalists: tuple[SyntheticDatalist, ...] = ()
     max_cases: int | None = None
     val_cases: int | None = None
     skip_bad: bool = False
@@ -80,6 +112,17 @@ class DataConfig:
         object.__setattr__(self, "datalists", tuple(str(p) for p in self.datalists))
         if self.label_set is not None:
             object.__setattr__(self, "label_set", tuple(int(c) for c in self.label_set))
+        exclude = {str(k): tuple(int(c) for c in v) for k, v in dict(self.pseudo_label_exclude).items()}
+        object.__setattr__(self, "pseudo_label_exclude", exclude)
+        synthetic = tuple(
+            s if isinstance(s, SyntheticDatalist) else SyntheticDatalist(**s) if isinstance(s, Mapping) else
+            SyntheticDatalist(str(s))
+            for s in self.synthetic_datalists
+        )  # fmt: skip
+        object.__setattr__(self, "synthetic_datalists", synthetic)
+        for name, weight in dict(self.dataset_weights).items():
+            if not float(weight) >= 0:
+                raise ValueError(f"dataset_weights[{name!r}] must be >= 0, got {weight!r}")
         if self.dataset_sampling not in SAMPLING_MODES:
             raise ValueError(f"dataset_sampling must be one of {SAMPLING_MODES}, got {self.dataset_sampling!r}")
         if self.max_cases is not None and self.max_cases < 1:
@@ -196,7 +239,9 @@ def build_stage1(**overrides: Any) -> Recipe:
 
 
 def build_stage2(**overrides: Any) -> Recipe:
-    """Stage 2: interactive finetune, datasets oversampled by ``dataset_weights``, no supervoxels."""
+    """Stage 2: interactive finetune, no supervoxels, datasets oversampled: every dataset equally
+    likely (the official ``dataset_weights.yaml`` rule, 100 / cases per case), times its
+    ``dataset_weights`` entry."""
     return _stage("stage2", 2, "point", **overrides)
 
 
@@ -206,7 +251,8 @@ def build_stage3(**overrides: Any) -> Recipe:
 
 
 def build_stage4(**overrides: Any) -> Recipe:
-    """Stage 4: automatic finetune with every dataset equally likely."""
+    """Stage 4: automatic finetune with every dataset equally likely; ``data.synthetic_datalists``
+    adds generated cases (MAISI synthetic tumours in the paper) as datasets of their own."""
     return _stage("stage4", 4, "auto", **overrides)
 
 
@@ -248,6 +294,11 @@ def _merge(cls: type, current: Any, changes: Mapping[str, Any], where: str) -> A
             value = tuple(value)
         elif key == "crop_class_ratios" and isinstance(value, Mapping):
             value = {int(k): float(v) for k, v in value.items()}
+        elif key == "synthetic_datalists" and isinstance(value, (list, tuple)):
+            try:
+                value = tuple(SyntheticDatalist(**v) if isinstance(v, Mapping) else v for v in value)
+            except (TypeError, ValueError) as err:
+                raise InputError(f"recipe: {where}{key}: entries take path, dataset, weight ({err})") from err
         kwargs[key] = value
     try:
         return dataclasses.replace(current, **kwargs)
@@ -293,6 +344,7 @@ def _resolve_paths(recipe: Any, folder: Path) -> Any:
         recipe.data,
         datalists=tuple(rel(p) for p in recipe.data.datalists),  # type: ignore[misc]
         label_mappings=rel(mappings) if isinstance(mappings, str) else mappings,
+        synthetic_datalists=tuple(dataclasses.replace(s, path=rel(s.path)) for s in recipe.data.synthetic_datalists),
     )
     return dataclasses.replace(recipe, data=data, init=rel(recipe.init), output_dir=rel(recipe.output_dir))  # type: ignore[arg-type]
 

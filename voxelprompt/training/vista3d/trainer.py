@@ -20,8 +20,9 @@ from monai.utils import set_determinism
 from voxelprompt.catalog import LAST_SUPPORTED
 from voxelprompt.errors import InputError
 from voxelprompt.models.vista3d import Vista3DSpec, build_vista3d, load_vista3d, save_vista3d
-from voxelprompt.training.datalist import Datalist, load_datalists
 from voxelprompt.training.loop import CHECKPOINT_NAME, MODEL_NAME, StepTrainer, TrainResult
+from voxelprompt.training.vista3d.cases import case_probabilities, case_weights, training_cases, validation_cases
+from voxelprompt.training.vista3d.labels import LABELED_KEY, PSEUDO_CLASSES_KEY, MergePseudoLabeld
 from voxelprompt.training.vista3d.prompts import PromptBatch, next_clicks, sample_prompts
 from voxelprompt.training.vista3d.recipe import Recipe
 from voxelprompt.training.runtime import any_rank
@@ -40,26 +41,6 @@ __all__ = ["Trainer", "TrainResult", "train", "case_weights", "CHECKPOINT_NAME",
 logger = logging.getLogger(__name__)
 
 _PROMPT_ATTEMPTS = 10
-
-def case_weights(datasets: list[str], mode: str, weights: dict[str, float] | None = None) -> np.ndarray:
-    """Probability of drawing each training case (see :data:`~voxelprompt.training.vista3d.recipe.SAMPLING_MODES`).
-
-    Args:
-        datasets: dataset name of each case.
-    """
-    names = np.array(datasets)
-    if mode == "case":
-        w = np.ones(len(names))
-    elif mode == "uniform":
-        counts = {n: int((names == n).sum()) for n in set(datasets)}
-        w = np.array([1.0 / counts[n] for n in datasets])
-    elif mode == "weighted":
-        w = np.array([float((weights or {}).get(n, 1.0)) for n in datasets])
-    else:
-        raise ValueError(f"unknown dataset sampling {mode!r}")
-    if not (w >= 0).all() or w.sum() <= 0:
-        raise InputError(f"dataset weights must be >= 0 and not all 0, got {weights}")
-    return w / w.sum()
 
 
 class Trainer(StepTrainer):
@@ -96,8 +77,7 @@ class Trainer(StepTrainer):
 
     def _setup_data(self) -> None:
         d, r = self.recipe.data, self.recipe
-        self.datalist: Datalist = load_datalists(d.datalists, skip_bad=d.skip_bad)
-        training = list(self.datalist.training)[: d.max_cases]
+        training = training_cases(r)
         self.train_cases = training
         self.mappings = read_label_mappings(d.label_mappings)
         self.default_label_set = d.label_set or tuple(range(1, LAST_SUPPORTED + 1))
@@ -105,19 +85,29 @@ class Trainer(StepTrainer):
         too_big = [c for c in self._all_label_ids() if c >= n_rows]
         if too_big:
             raise InputError(f"class id {too_big[0]} does not fit the model's {n_rows}-row class embedding")
-        self.weights = case_weights([c.dataset for c in training], d.dataset_sampling, dict(d.dataset_weights))
-        self.train_tf = train_transforms(r.patch, self.mappings, supervoxels=d.supervoxels)
+        self.weights = case_probabilities(training, d)
+        pseudo = MergePseudoLabeld(self._manual_label_set, d.pseudo_label_exclude) if d.pseudo_labels else None
+        self.train_tf = train_transforms(r.patch, self.mappings, supervoxels=d.supervoxels, pseudo_labels=pseudo)
         items = [c.as_dict() for c in training]
         show = self.progress and self.rank == 0
         if d.cache:
             self.train_ds = CacheDataset(items, self.train_tf, num_workers=0, progress=show)
         else:
             self.train_ds = Dataset(items, self.train_tf)
-        val = list(self.datalist.validation)[: d.val_cases]
+        val = validation_cases(r)
         self.val_ds = Dataset([c.as_dict() for c in val], val_transforms(r.patch, self.mappings))
 
     def _label_set(self, dataset: str) -> list[int]:
         return label_set_of(dataset, self.mappings, self.default_label_set)
+
+    def _manual_label_set(self, dataset: str, labeled: bool) -> list[int]:
+        return self._label_set(dataset) if labeled else []
+
+    def _sample_label_set(self, sample: dict) -> list[int]:
+        """Global ids a training sample annotates: its dataset's (none for an unlabeled image) and
+        the pseudo-label classes merged into it."""
+        manual = self._manual_label_set(sample["dataset_name"], bool(sample.get(LABELED_KEY, True)))
+        return sorted(set(manual) | set(sample.get(PSEUDO_CLASSES_KEY, ())))
 
     def _all_label_ids(self) -> set[int]:
         ids = set(self.default_label_set)
@@ -136,7 +126,7 @@ class Trainer(StepTrainer):
             sample = first_sample(self.train_ds[index])
             image, labels, sv = (as_batch(sample.get(k), self.device) for k in ("image", "label", "supervoxel"))
             prompts = sample_prompts(
-                labels, self._label_set(sample["dataset_name"]), self.recipe.prompts, supervoxels=sv, image=image
+                labels, self._sample_label_set(sample), self.recipe.prompts, supervoxels=sv, image=image
             )
             if prompts is not None:
                 return image, prompts

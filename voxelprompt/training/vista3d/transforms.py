@@ -1,8 +1,9 @@
 """MONAI dictionary transforms that turn datalist cases into training patches and validation volumes.
 
 Load -> channel-first -> RAS -> resample (1.5 mm) -> HU window of inference -> crop to the body ->
-local -> global class ids (``Relabeld``) -> pad to the patch -> random patch. The deterministic
-part ends before the first random transform, so ``CacheDataset`` caches it.
+(empty label of an unlabeled image) -> local -> global class ids (``Relabeld``) -> (pseudo labels
+merged, :mod:`~voxelprompt.training.vista3d.labels`) -> pad to the patch -> random patch. The
+deterministic part ends before the first random transform, so ``CacheDataset`` caches it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from monai.transforms import (
 from voxelprompt.catalog import LAST_SUPPORTED
 from voxelprompt.errors import InputError
 from voxelprompt.inference.vista3d.profiles import HU_MAX, HU_MIN
+from voxelprompt.training.vista3d.labels import EmptyLabeld, MergePseudoLabeld
 
 __all__ = [
     "PatchConfig",
@@ -151,7 +153,9 @@ def label_set_of(dataset: str, mappings: Mapping[str, Sequence[tuple[int, int]]]
     return sorted({int(g) for _, g in pairs if int(g) > 0})
 
 
-def _deterministic(config: PatchConfig, keys: list[str], label_keys: list[str], mappings: dict) -> list:
+def _deterministic(
+    config: PatchConfig, keys: list[str], mappings: dict, pseudo: MergePseudoLabeld | None = None
+) -> list:
     modes = ["bilinear"] + ["nearest"] * (len(keys) - 1)
     steps: list = [
         LoadCased(keys),
@@ -164,9 +168,12 @@ def _deterministic(config: PatchConfig, keys: list[str], label_keys: list[str], 
         CropForegroundd(
             keys=keys, source_key="image", margin=config.crop_margin, allow_smaller=True, allow_missing_keys=True
         ),
+        EmptyLabeld(),
     ]
     if mappings:
         steps.append(Relabeld(keys="label", label_mappings=mappings, dtype=np.int16, dataset_key="dataset_name"))
+    if pseudo is not None:
+        steps.append(pseudo)
     steps += [
         CastToTyped(keys=keys, dtype=[torch.float32] + [torch.int32] * (len(keys) - 1), allow_missing_keys=True),
         EnsureTyped(keys=keys, track_meta=False, allow_missing_keys=True),
@@ -174,17 +181,33 @@ def _deterministic(config: PatchConfig, keys: list[str], label_keys: list[str], 
     return steps
 
 
-def train_transforms(config: PatchConfig, label_mappings: Mapping | None = None, supervoxels: bool = False) -> Compose:
+def train_transforms(
+    config: PatchConfig,
+    label_mappings: Mapping | None = None,
+    supervoxels: bool = False,
+    pseudo_labels: MergePseudoLabeld | None = None,
+) -> Compose:
     """Case dict (:meth:`Case.as_dict`) -> ``{"image": [1, X, Y, Z] float, "label": [1, X, Y, Z]
-    int32 global ids, "supervoxel": ..., "dataset_name": str}`` patch of ``config.roi``.
+    int32 global ids, "supervoxel": ..., "dataset_name": str}`` patch of ``config.roi``; an
+    unlabeled case also carries ``"labeled": False``, a case with a merged pseudo label
+    ``"pseudo_classes"`` (:mod:`~voxelprompt.training.vista3d.labels`).
+
+    Args:
+        config: patch geometry.
+        label_mappings: see :func:`read_label_mappings`.
+        supervoxels: load each case's ``supervoxel`` map (else it is dropped).
+        pseudo_labels: the merge of each case's ``pseudo_label`` into its label (else pseudo
+            labels are dropped).
 
     Axis order of the patch: RAS voxels (X towards Right, Y Anterior, Z Superior).
     """
-    keys = ["image", "label"] + (["supervoxel"] if supervoxels else [])
+    keys = ["image", "label"] + (["supervoxel"] if supervoxels else []) + (["pseudo_label"] if pseudo_labels else [])
     mappings = read_label_mappings(label_mappings)
-    steps = _deterministic(config, keys, ["label"], mappings)
-    if not supervoxels:
-        steps.insert(0, DeleteItemsd(keys="supervoxel"))
+    steps = _deterministic(config, keys, mappings, pseudo_labels)
+    dropped = ([] if supervoxels else ["supervoxel"]) + ([] if pseudo_labels else ["pseudo_label"])
+    if dropped:
+        steps.insert(0, DeleteItemsd(keys=dropped))
+    keys = [k for k in keys if k != "pseudo_label"]  # merged into the label by now
     steps.append(SpatialPadd(keys=keys, spatial_size=config.roi, mode="constant", allow_missing_keys=True))
     if config.crop == "classes":
         steps.append(ClassesToIndicesd(keys="label", num_classes=config.crop_num_classes, indices_postfix="_idx"))
@@ -206,9 +229,11 @@ def train_transforms(config: PatchConfig, label_mappings: Mapping | None = None,
 
 
 def val_transforms(config: PatchConfig, label_mappings: Mapping | None = None) -> Compose:
-    """Case dict -> whole preprocessed ``image`` and global-id ``label`` (no crop, no padding)."""
+    """Case dict -> whole preprocessed ``image`` and global-id manual ``label`` (no crop, no
+    padding, no pseudo labels: validation scores against manual labels only)."""
     mappings = read_label_mappings(label_mappings)
-    return Compose([DeleteItemsd(keys="supervoxel")] + _deterministic(config, ["image", "label"], ["label"], mappings))
+    dropped = DeleteItemsd(keys=["supervoxel", "pseudo_label"])
+    return Compose([dropped] + _deterministic(config, ["image", "label"], mappings))
 
 
 def first_sample(out):
