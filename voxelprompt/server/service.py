@@ -16,8 +16,8 @@ import numpy as np
 
 from voxelprompt.api import NamedModel
 from voxelprompt.catalog import vista3d_catalog
-from voxelprompt.server.compute import ComputeGate
 from voxelprompt.errors import PromptError
+from voxelprompt.server.compute import ComputeGate
 from voxelprompt.server.datastore import ImageStore, NotFound, StoredImage
 from voxelprompt.server.monailabel.tasks import InferPlan, LabelTask, tasks_for
 from voxelprompt.server.sessions import SessionPool

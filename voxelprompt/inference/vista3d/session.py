@@ -22,8 +22,8 @@ import torch
 
 from voxelprompt.errors import VoxelPromptError
 from voxelprompt.inference.cache import CacheStats, LRUCache
-from voxelprompt.inference.sliding import pad_widths
 from voxelprompt.inference.preencode import LockTurns, Preencoder, Turns
+from voxelprompt.inference.sliding import pad_widths
 from voxelprompt.inference.vista3d.automatic import AutomaticMasks
 from voxelprompt.inference.vista3d.engine.point_head import (
     FastPointHead,

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from monai.networks.nets.vista3d import Attention, TwoWayAttentionBlock, TwoWayTransformer
+from monai.networks.nets.vista3d import (
+    Attention,
+    TwoWayAttentionBlock,
+    TwoWayTransformer,
+)
 
 __all__ = ["two_way_transformer"]
 
