@@ -4,7 +4,9 @@ Model work (a forward pass, a sliding-window run) takes all CPU cores or the GPU
 turns. Up to ``max_waiting`` requests wait for their turn, each at most ``wait_s`` seconds; a
 request beyond that is refused at once with :class:`Busy`, which the web layer answers with
 HTTP 503 and a ``Retry-After`` header (the behaviour of nnInteractive's server when its sessions
-are full), never with a 500 and never by piling up threads.
+are full), never with a 500 and never by piling up threads. Background work (sessions pre-encoding their
+windows, :mod:`voxelprompt.inference.preencode`) takes the lock only while no request waits or
+runs, gives it back as soon as one arrives, and never makes a request be refused.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class ComputeGate:
         self.stats = GateStats()
         self._lock = threading.Lock()
         self._count = threading.Lock()
+        self._background = False  # the lock is held by background work, which yields to requests
 
     @contextlib.contextmanager
     def turn(self) -> Iterator[None]:
@@ -70,7 +73,7 @@ class ComputeGate:
             yield from self._run()
             return
         with self._count:
-            if self.stats.waiting >= self.max_waiting:
+            if self.stats.waiting >= self.max_waiting and not self._background:
                 self.stats.refused += 1
                 raise Busy(f"server busy: {self.stats.waiting} requests already waiting", self.retry_after_s)
             self.stats.waiting += 1
@@ -84,6 +87,24 @@ class ComputeGate:
                 self.stats.refused += 1
             raise Busy(f"server busy: no turn within {self.wait_s:g} s", self.retry_after_s)
         yield from self._run()
+
+    def busy(self) -> bool:
+        """Whether a request waits or runs (background work then gives way)."""
+        return self.stats.waiting > 0 or self.stats.running
+
+    @contextlib.contextmanager
+    def background_turn(self) -> Iterator[bool]:
+        """Hold the lock for one background step if no request waits or runs (yields True), else
+        yield False at once (see :class:`voxelprompt.inference.preencode.Turns`)."""
+        if self.busy() or not self._lock.acquire(blocking=False):
+            yield False
+            return
+        self._background = True
+        try:
+            yield True
+        finally:
+            self._background = False
+            self._lock.release()
 
     def _run(self) -> Iterator[None]:
         self.stats.running = True

@@ -127,8 +127,8 @@ def build_service(settings: ServeSettings, datastore: Path, tune_allocator: bool
         settings.checkpoints, default_model=settings.demo_model or not settings.checkpoints,
         device=settings.device, options=dict(settings.options), tune_allocator=tune_allocator,
     )  # fmt: skip
-    sessions = SessionPool(settings.max_sessions, settings.session_idle_s, settings.session_memory_mb)
     gate = ComputeGate(settings.max_waiting, settings.wait_s)
+    sessions = SessionPool(settings.max_sessions, settings.session_idle_s, settings.session_memory_mb, turns=(gate,))
     return SegmentationService(models, store, sessions, gate, pacs)
 
 

@@ -5,6 +5,7 @@ SAM 2's demo backend does with its ``InferenceAPI``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -15,8 +16,8 @@ import numpy as np
 
 from voxelprompt.api import NamedModel
 from voxelprompt.catalog import vista3d_catalog
-from voxelprompt.server.compute import ComputeGate
 from voxelprompt.errors import PromptError
+from voxelprompt.server.compute import ComputeGate
 from voxelprompt.server.datastore import ImageStore, NotFound, StoredImage
 from voxelprompt.server.monailabel.tasks import InferPlan, LabelTask, tasks_for
 from voxelprompt.server.sessions import SessionPool
@@ -133,7 +134,12 @@ class SegmentationService:
         volume = self.store.volume(image_id)
         plan = task.plan(params, volume)
         queued = time.perf_counter()
-        with self.gate.turn():
+        # An open session hears of this request now, so its background pre-encoding gives way
+        # while the request waits for its turn (and finishes a window the request needs).
+        known = self.sessions.peek(task.model.name, image_id, record.sha256)
+        announce = getattr(known, "foreground", None)
+        first = plan.steps[0][0] if plan.steps else None
+        with announce(first) if announce is not None else contextlib.nullcontext(), self.gate.turn():
             running = time.perf_counter()
             session, reused = self.sessions.get(
                 task.model.name, task.model.segmenter, image_id, record.sha256, lambda: volume,

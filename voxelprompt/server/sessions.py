@@ -5,6 +5,9 @@ the same image reuse that work (:meth:`voxelprompt.inference.protocol.Segmenter.
 a click costs only its click-dependent part. Sessions are keyed by the image's content hash as well
 as its id (a re-upload under the same name starts afresh), capped in number (the least recently
 used goes first), expire after an idle time, and each keeps its caches under a memory budget.
+A session that can pre-encode (VISTA3D with grid click windows) starts doing so in the background
+as soon as it is opened, giving way to every request (``turns``: the server's compute gate); a
+session leaving the pool is closed, which stops that thread.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from voxelprompt.inference.preencode import Turns
 from voxelprompt.inference.protocol import Segmenter, Session
 from voxelprompt.types import Volume
 
@@ -41,12 +45,23 @@ class SessionPool:
         idle_s: idle time after which a session is closed.
         memory_budget_mb: cache budget of each session (the server's session memory is bounded
             by ``max_sessions * memory_budget_mb`` plus each session's pre-processed volume).
+        preencode: start background pre-encoding in every new session that can
+            (``start_preencoding``); it stays within ``memory_budget_mb``.
+        turns: what background work must be granted besides the session's own requests (the
+            server's :class:`~voxelprompt.server.compute.ComputeGate`).
 
     Raises:
         ValueError: a non-positive limit.
     """
 
-    def __init__(self, max_sessions: int = 4, idle_s: float = 900.0, memory_budget_mb: float = 2048.0) -> None:
+    def __init__(
+        self,
+        max_sessions: int = 4,
+        idle_s: float = 900.0,
+        memory_budget_mb: float = 2048.0,
+        preencode: bool = True,
+        turns: Sequence[Turns] = (),
+    ) -> None:
         if max_sessions < 1 or not idle_s > 0 or not memory_budget_mb > 0:
             raise ValueError(
                 f"session limits must be positive, got max_sessions={max_sessions}, idle_s={idle_s}, "
@@ -55,6 +70,8 @@ class SessionPool:
         self.max_sessions = max_sessions
         self.idle_s = idle_s
         self.memory_budget_mb = memory_budget_mb
+        self.preencode = preencode
+        self.turns = tuple(turns)
         self._lock = threading.Lock()
         self._sessions: OrderedDict[tuple[str, str, str], PooledSession] = OrderedDict()
 
@@ -87,18 +104,28 @@ class SessionPool:
                 pooled.prompts += 1
                 return pooled.session, True
         session = segmenter.open_session(volume(), memory_budget_mb=self.memory_budget_mb, **dict(options or {}))
+        if self.preencode and getattr(session, "can_preencode", False):
+            session.start_preencoding(self.turns)
         with self._lock:
             self._sessions[key] = PooledSession(key, session, now, now, 1)
+            dropped = []
             while len(self._sessions) > self.max_sessions:
-                self._sessions.popitem(last=False)
+                dropped.append(self._sessions.popitem(last=False)[1])
+        _close(dropped)
         return session, False
+
+    def peek(self, model_key: str, image_id: str, image_sha256: str) -> Session | None:
+        """The open session of this model on this image, or None (nothing is opened or counted)."""
+        with self._lock:
+            pooled = self._sessions.get((model_key, image_id, image_sha256))
+            return None if pooled is None else pooled.session
 
     def drop_image(self, image_id: str) -> int:
         """Close every session on ``image_id``; returns how many."""
         with self._lock:
             keys = [k for k in self._sessions if k[1] == image_id]
-            for k in keys:
-                del self._sessions[k]
+            dropped = [self._sessions.pop(k) for k in keys]
+        _close(dropped)
         return len(keys)
 
     def expire(self) -> int:
@@ -106,10 +133,26 @@ class SessionPool:
         limit = time.time() - self.idle_s
         with self._lock:
             keys = [k for k, s in self._sessions.items() if s.last_used < limit]
-            for k in keys:
-                del self._sessions[k]
+            dropped = [self._sessions.pop(k) for k in keys]
+        _close(dropped)
         return len(keys)
+
+    def close(self) -> None:
+        """Close every session (server shutdown)."""
+        with self._lock:
+            dropped = list(self._sessions.values())
+            self._sessions.clear()
+        _close(dropped)
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._sessions)
+
+
+def _close(sessions) -> None:
+    """Close sessions that left the pool (stops their background pre-encoding)."""
+    for pooled in sessions:
+        session = pooled.session if isinstance(pooled, PooledSession) else pooled
+        close = getattr(session, "close", None)
+        if close is not None:
+            close()

@@ -226,7 +226,12 @@ class Vista3DSegmenter:
             return self.segment_prepared(self.prepare(volume), prompts)
 
     def open_session(
-        self, volume: Volume, memory_budget_mb: float = 4096, click_windows: str = "centred", edit_shown: bool = False
+        self,
+        volume: Volume,
+        memory_budget_mb: float = 4096,
+        click_windows: str = "centred",
+        edit_shown: bool = False,
+        preencode: bool = False,
     ) -> InteractiveSession:
         """An interactive session on ``volume`` (:class:`~voxelprompt.inference.vista3d.session.InteractiveSession`).
 
@@ -234,12 +239,16 @@ class Vista3DSegmenter:
         other labels: ``click_windows="grid"`` (later clicks near earlier ones reuse an encoded
         window of the sliding grid) and ``edit_shown=True`` (an edit starts from the class's voxels
         in the last class-prompt result shown, see :class:`~voxelprompt.inference.vista3d.automatic.AutomaticMasks`).
+        ``preencode=True`` (grid click windows) encodes the grid windows in a background thread,
+        nearest the body's centre first, so a first click there costs no encoder pass
+        (:meth:`~voxelprompt.inference.vista3d.session.InteractiveSession.start_preencoding`).
         """
         from voxelprompt.inference.vista3d.session import InteractiveSession
 
         return InteractiveSession(
-            self, volume, memory_budget_mb=memory_budget_mb, click_windows=click_windows, edit_shown=edit_shown
-        )
+            self, volume, memory_budget_mb=memory_budget_mb, click_windows=click_windows, edit_shown=edit_shown,
+            preencode=preencode,
+        )  # fmt: skip
 
     def segment_prepared(
         self,

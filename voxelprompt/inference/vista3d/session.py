@@ -12,17 +12,26 @@ are identical to :meth:`Vista3DSegmenter.segment` on the same prompts with click
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import math
+from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 
 from voxelprompt.errors import VoxelPromptError
 from voxelprompt.inference.cache import CacheStats, LRUCache
+from voxelprompt.inference.preencode import LockTurns, Preencoder, Turns
+from voxelprompt.inference.sliding import pad_widths
 from voxelprompt.inference.vista3d.automatic import AutomaticMasks
 from voxelprompt.inference.vista3d.engine.point_head import (
     FastPointHead,
 )
+from voxelprompt.inference.vista3d.preprocess import to_model_voxels
+from voxelprompt.inference.vista3d.profiles import HU_MAX, HU_MIN
 from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
+from voxelprompt.inference.vista3d.windows import grid_windows, pad_to_window
 from voxelprompt.types import Prompts, Segmentation, Volume
 
 __all__ = ["InteractiveSession", "CacheStats"]
@@ -103,6 +112,10 @@ def _window_key(slices) -> tuple:
 class InteractiveSession:
     """One volume, many prompts: encode once, answer further clicks with the point head.
 
+    With ``click_windows="grid"`` the session can also encode its windows before any click, in a
+    background thread (:meth:`start_preencoding`), so that the first click in a window costs the
+    point head alone.
+
     Args:
         segmenter: the loaded model and profile.
         volume: the CT being annotated.
@@ -115,6 +128,11 @@ class InteractiveSession:
         edit_shown: an edit of a class starts from its voxels in the last class-prompt result
             this session returned (what the annotator sees), so it runs only its clicked windows;
             default: from its own automatic result, as a one-shot call does.
+        preencode: start :meth:`start_preencoding` at once (grid click windows only).
+
+    Raises:
+        VoxelPromptError: an unknown ``click_windows``, a budget that is not positive, or
+            ``preencode`` with centred click windows.
     """
 
     def __init__(
@@ -124,6 +142,7 @@ class InteractiveSession:
         memory_budget_mb: float = 4096,
         click_windows: str = "centred",
         edit_shown: bool = False,
+        preencode: bool = False,
     ) -> None:
         if click_windows not in ("grid", "centred"):
             raise VoxelPromptError(f"click_windows must be grid or centred, got {click_windows!r}")
@@ -135,6 +154,130 @@ class InteractiveSession:
         self.prepared = segmenter.prepare(volume)
         self._net = _SessionNet(segmenter.click_net(), int(memory_budget_mb * 2**20), self.stats)
         self._auto = AutomaticMasks(keep_shown=edit_shown)
+        self._turns = LockTurns(segmenter.lock)
+        self._wanted: frozenset = frozenset()
+        self.preencoder: Preencoder | None = None
+        if preencode:
+            self.start_preencoding()
+
+    # ---- background pre-encoding ---------------------------------------------------------
+
+    @property
+    def can_preencode(self) -> bool:
+        """Whether :meth:`start_preencoding` applies (grid click windows)."""
+        return self.click_windows == "grid"
+
+    def start_preencoding(self, turns: Sequence[Turns] = ()) -> Preencoder:
+        """Encode the grid windows in a background thread, nearest the body's centre first.
+
+        The thread gives way to every request of this session (and of ``turns``, e.g. a server's
+        compute gate): it encodes only while none waits or runs, abandons a window when one
+        arrives unless that request needs this window, and stops when all windows are cached,
+        when one more would not fit the memory budget (it never evicts), or at :meth:`close`.
+        Calling it again while the thread runs returns the running one.
+
+        Args:
+            turns: further :class:`~voxelprompt.inference.preencode.Turns` every background
+                window must be granted (the session's own requests always count).
+
+        Returns:
+            The :class:`~voxelprompt.inference.preencode.Preencoder` (``encoded``: windows done
+            in order; ``stopped_by``: why it ended).
+
+        Raises:
+            VoxelPromptError: the session uses centred click windows (they depend on the clicks,
+                so there is nothing to encode ahead).
+        """
+        if self.click_windows != "grid":
+            raise VoxelPromptError("pre-encoding needs click_windows='grid' (centred windows follow the clicks)")
+        if self.preencoder is not None and self.preencoder.alive:
+            return self.preencoder
+        padded, _ = pad_to_window(self.prepared.batch, self.segmenter.profile.roi_size)
+        windows = {_window_key(w.slices): w for w in self.preencode_order(padded)}
+        net = self._net
+
+        def encode(key) -> None:
+            region = (slice(None), slice(None), *windows[key].slices)
+            with torch.no_grad():
+                out, _ = net.encoder.encoder(padded[region], with_point=True, with_label=False)
+                net.cache.put(key, net.point_head.head.encode(out))
+
+        window_bytes = self._window_bytes()
+        self.preencoder = Preencoder(
+            keys=list(windows), encode=encode, cached=lambda key: key in net.cache.entries,
+            fits=lambda: net.cache.stats.bytes + window_bytes <= net.cache.budget,
+            modules=[net.encoder.encoder, net.point_head.head], turns=[self._turns, *turns],
+            wanted=lambda: self._wanted,
+        ).start()  # fmt: skip
+        return self.preencoder
+
+    def preencode_order(self, padded: torch.Tensor | None = None) -> list:
+        """The sliding-grid windows (window-padded model space), nearest the body's centre first.
+
+        The body is every voxel above -500 HU (the image's centre when there is none); distances
+        are between window centres and the body's centroid, in model voxels.
+        """
+        roi = self.segmenter.profile.roi_size
+        if padded is None:
+            padded, _ = pad_to_window(self.prepared.batch, roi)
+        from voxelprompt.inference.vista3d.engine.accumulate import window_grid
+
+        image = padded[0, 0].detach().cpu()
+        body = torch.nonzero(image > (-500.0 - HU_MIN) / (HU_MAX - HU_MIN)).double()
+        shape = np.asarray(image.shape, dtype=np.float64)
+        centre = body.mean(0).numpy() if len(body) else (shape - 1) / 2
+        windows = window_grid(tuple(image.shape), roi, self.segmenter.profile.class_overlap)
+
+        def distance(w) -> float:
+            return float(np.linalg.norm(np.asarray([(s.start + s.stop - 1) / 2 for s in w.slices]) - centre))
+
+        return sorted(windows, key=distance)  # stable: grid order between equal distances
+
+    def _window_bytes(self) -> int:
+        """Bytes of one window's cached point features (low-resolution features + positions)."""
+        head = self._net.point_head.head.head
+        size = math.prod(-(-r // 2) for r in self.segmenter.profile.roi_size)
+        return 2 * head.transformer.embedding_dim * size * 4
+
+    def stop_preencoding(self) -> None:
+        """Stop the background thread (if any) and wait for it; cached windows stay."""
+        if self.preencoder is not None:
+            self.preencoder.stop()
+
+    def close(self) -> None:
+        """Stop pre-encoding and drop the caches (the session should not be used afterwards)."""
+        self.stop_preencoding()
+        self.reset()
+
+    @contextlib.contextmanager
+    def foreground(self, prompts: Prompts | None = None) -> Iterator[None]:
+        """Announce a request for the ``with`` block: background pre-encoding gives way to it,
+        finishing only a window this request needs (a server announces a request before it
+        waits for its compute turn; :meth:`segment` announces itself)."""
+        wanted = self._grid_keys(prompts) if prompts is not None else frozenset()
+        previous = self._wanted
+        self._wanted = previous | wanted
+        try:
+            with self._turns.request():
+                yield
+        finally:
+            self._wanted = previous
+
+    def _grid_keys(self, prompts: Prompts) -> frozenset:
+        """Keys of the grid windows ``prompts``' clicks are answered in (empty if none or not grid)."""
+        if self.click_windows != "grid" or prompts.points is None:
+            return frozenset()
+        try:
+            shape = tuple(int(s) for s in self.prepared.batch.shape[-3:])
+            widths = pad_widths(shape, self.segmenter.profile.roi_size)
+            padded_shape = tuple(n + b + a for n, (b, a) in zip(shape, widths))
+            xyz = to_model_voxels(prompts.points.to_voxel(self.prepared.volume), self.prepared.image)
+            xyz = xyz + np.asarray([b for b, _ in widths], dtype=np.float64)
+            return frozenset(_window_key(w.slices) for w in grid_windows(padded_shape, xyz, self.segmenter.profile))
+        except Exception:  # bad prompts: the request itself reports them
+            return frozenset()
+
+    # ---- prompts -------------------------------------------------------------------------
 
     @torch.no_grad()
     def segment(self, prompts: Prompts) -> Segmentation:
@@ -144,7 +287,7 @@ class InteractiveSession:
         last returned (see :class:`~voxelprompt.inference.vista3d.automatic.AutomaticMasks`): after
         an everything call, an edit of the liver costs only its clicked windows.
         """
-        with self.segmenter.lock:
+        with self.foreground(prompts), self.segmenter.lock:
             return self.segmenter.segment_prepared(
                 self.prepared, prompts, net=self._net, auto_cache=self._auto, click_windows=self.click_windows
             )

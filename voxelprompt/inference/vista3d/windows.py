@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from monai.apps.vista3d.inferer import point_based_window_inferer
 from monai.inferers import SlidingWindowInfererAdapt
@@ -19,7 +20,7 @@ from monai.networks.nets.vista3d import VISTA3D
 from voxelprompt.inference.sliding import OverlapAverage, pad_to_window, unpad
 from voxelprompt.inference.vista3d.profiles import InferenceProfile
 
-__all__ = ["WindowCounter", "class_logits", "point_logits", "grid_point_logits", "pad_to_window", "unpad"]
+__all__ = ["WindowCounter", "class_logits", "point_logits", "grid_point_logits", "grid_windows", "pad_to_window", "unpad"]
 
 
 class WindowCounter(torch.nn.Module):
@@ -126,6 +127,34 @@ def _point_windows(image, net, click: ClickPrompt, profile: InferenceProfile, pr
     )
 
 
+def grid_windows(shape: tuple[int, int, int], points: np.ndarray, profile: InferenceProfile) -> list:
+    """The sliding-grid windows :func:`grid_point_logits` answers clicks in (rule there).
+
+    Args:
+        shape: (H, W, D) of the image, at least one window large (window-padded model space).
+        points: (N, 3) clicks in that image's voxels, (H, W, D) order.
+
+    Returns:
+        The chosen :class:`~voxelprompt.inference.vista3d.engine.accumulate.Window` objects, first click's first.
+    """
+    # Imported here: the engine package imports this module for its padding helpers.
+    from voxelprompt.inference.vista3d.engine.accumulate import window_grid
+
+    windows = window_grid(shape, profile.roi_size, profile.class_overlap)
+    inside = min(profile.roi_size) / 8
+
+    def depth(window, xyz) -> float:
+        return min(min(p - s.start, s.stop - p) for p, s in zip(xyz, window.slices))
+
+    anchor = max(windows, key=lambda w: depth(w, points[0]))
+    chosen = []
+    for xyz in points:
+        best = anchor if depth(anchor, xyz) >= inside else max(windows, key=lambda w: depth(w, xyz))
+        if best not in chosen:
+            chosen.append(best)
+    return chosen
+
+
 @torch.no_grad()
 def grid_point_logits(image: torch.Tensor, net: torch.nn.Module, click: ClickPrompt, profile: InferenceProfile) -> torch.Tensor:
     """Interactive-branch logits on fixed windows of the class-prompt sliding grid.
@@ -146,23 +175,8 @@ def grid_point_logits(image: torch.Tensor, net: torch.nn.Module, click: ClickPro
     Returns:
         [1, 1, H, W, D] logits, NaN outside the chosen windows.
     """
-    # Imported here: the engine package imports this module for its padding helpers.
-    from voxelprompt.inference.vista3d.engine.accumulate import window_grid
-
     shape = tuple(image.shape[-3:])
-    windows = window_grid(shape, profile.roi_size, profile.class_overlap)
-    inside = min(profile.roi_size) / 8
-
-    def depth(window, xyz) -> float:
-        return min(min(p - s.start, s.stop - p) for p, s in zip(xyz, window.slices))
-
-    points = click.coords[0].cpu().numpy()
-    anchor = max(windows, key=lambda w: depth(w, points[0]))
-    chosen = []
-    for xyz in points:
-        best = anchor if depth(anchor, xyz) >= inside else max(windows, key=lambda w: depth(w, xyz))
-        if best not in chosen:
-            chosen.append(best)
+    chosen = grid_windows(shape, click.coords[0].cpu().numpy(), profile)
     average = OverlapAverage((1, 1, *shape))
     for w in chosen:
         region = (slice(None), slice(None), *w.slices)

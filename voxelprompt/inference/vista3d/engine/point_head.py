@@ -10,7 +10,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from monai.data import MetaTensor
 from monai.networks.nets.vista3d import PointMappingSAM
+
+from voxelprompt.inference.vista3d.engine.point_transformer import two_way_transformer
 
 __all__ = ["PointWindowFeatures", "encode_window", "predict_points", "FastPointHead"]
 
@@ -52,6 +55,8 @@ def encode_window(point_head: PointMappingSAM, out: torch.Tensor) -> PointWindow
     """
     if out.ndim != 5 or out.shape[0] != 1:
         raise ValueError(f"out must have shape [1, C, H, W, D], got {tuple(out.shape)}")
+    if isinstance(out, MetaTensor):  # plain tensors: no metadata tracking in every later op
+        out = out.as_tensor()
     with torch.no_grad():
         # Channels-last makes the transformer's [N, C] image tokens a dense view instead of a
         # transposed one: same values, ~25 % less transformer time on CPU.
@@ -172,7 +177,7 @@ def _prompt_tokens(
 
 def _object_logits(head: PointMappingSAM, features: PointWindowFeatures, tokens: torch.Tensor) -> torch.Tensor:
     """[1, 1, H, W, D] logits of one object from its [1, N + 2, C] prompt tokens."""
-    hs, keys = head.transformer(features.low, features.pos, tokens)
+    hs, keys = two_way_transformer(head.transformer, features.low, features.pos, tokens)
     hyper = head.output_hypernetworks_mlps(hs[:, 0])  # [1, C]
     _, c, h, w, d = features.low.shape
     # keys is [1, h*w*d, C], so this is a channels-last view; reshape, unlike view, takes any layout.
