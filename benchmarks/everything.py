@@ -145,7 +145,9 @@ def child_stitch(engine: str, grid: tuple[int, int, int]) -> dict:
 
 def _standin_features(x: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
     """[h, w, d] window -> [h, w, d, C] stand-in features (per voxel, plus the window's mean)."""
-    return torch.sin(x[..., None] * mix[0] + mix[1]) + x.mean() * mix[2]
+    f = x[..., None] * mix[0]  # one [h, w, d, C] buffer, like the network's output
+    f += mix[1]
+    return f.sin_().add_(x.mean() * mix[2])
 
 
 def _standin_mix(channels: int = 48) -> torch.Tensor:
