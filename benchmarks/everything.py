@@ -18,6 +18,18 @@ Parts (each engine runs in its own subprocess, so peak RSS is its own):
   (pre-processing to the label map on the input grid), windows, wall time, peak RSS, and Dice /
   identical voxels against the reference labels.
 
+* ``memory``: the whole process's peak RSS for everything mode on a 512x512x768 model-space grid
+  (``--grid``) with the full-size network loaded and prepared: main's exact stitcher (117 summed
+  logits, plain slab order, int16 labels, MONAI's class branch, the prepared network a copy of
+  MONAI's) against the feature stitcher (48 summed features, merged last slabs, uint8 labels, the
+  lean class branch, the network prepared in place), each with the CLI's allocator tuning, and
+  the feature stitcher once more with glibc's default allocator. The first ``--real-windows``
+  windows run the network (its activation peak); the other windows get stand-in features of the
+  right shape (a cheap function of the window), because 200 full-size windows take > 1.5 h on two
+  cores: the time of a whole volume is extrapolated from the real windows. Labels of the two
+  stitchers are compared, and for the differing voxels the largest decision margin (top logit
+  minus runner-up, or distance to 0) of the float64 average is printed.
+
 The full-size time of a whole volume is extrapolated as windows x seconds per window + stitching,
 and printed as such. Nothing here asserts a time; it prints measurements side by side.
 """
@@ -131,6 +143,116 @@ def child_stitch(engine: str, grid: tuple[int, int, int]) -> dict:
     return {"seconds": seconds, "windows": windows, "peak_rss_gb": peak_rss_gb(), "open_gb": open_gb}
 
 
+def _standin_features(x: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+    """[h, w, d] window -> [h, w, d, C] stand-in features (per voxel, plus the window's mean)."""
+    f = x[..., None] * mix[0]  # one [h, w, d, C] buffer, like the network's output
+    f += mix[1]
+    return f.sin_().add_(x.mean() * mix[2])
+
+
+def _standin_mix(channels: int = 48) -> torch.Tensor:
+    return torch.randn(3, channels, generator=torch.Generator().manual_seed(7)) * torch.tensor([[6.0], [3.0], [1.0]])
+
+
+def _vmhwm_gb() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 2**20
+
+
+def child_memory(stitcher_kind: str, grid: tuple[int, int, int], real: int, allocator: str) -> dict:
+    import copy
+
+    from voxelprompt.catalog import everything_classes
+    from voxelprompt.inference.allocator import keep_freed_memory
+    from voxelprompt.inference.vista3d.engine import prepare_network
+    from voxelprompt.inference.vista3d.engine.accumulate import CellStitcher, open_voxels, slab_order, window_grid
+    from voxelprompt.inference.vista3d.engine.class_windows import class_embedding_matrix, window_class_features
+    from voxelprompt.inference.vista3d.engine.layout import to_layout
+    from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d
+
+    if allocator == "tuned":
+        keep_freed_memory()
+    old = stitcher_kind == "old"
+    classes, roi = everything_classes(132), (128, 128, 128)
+    net = random_vista3d(Vista3DSpec(width=48), seed=0)
+    # main's segmenter prepared a copy (MONAI's network stays for the reference engine).
+    net = prepare_network(copy.deepcopy(net) if old else net, channels_last=True).eval()
+    if old:
+        keep = net  # noqa: F841  (both copies resident, as in main's Vista3DSegmenter)
+    embedding = class_embedding_matrix(net.class_head, classes).detach()
+    image = torch.rand((1, 1, *grid), generator=torch.Generator().manual_seed(0))
+    windows = window_grid(grid, roi, 0.25)
+    if old:
+        axis = int(np.argmax(grid))
+        windows = sorted(windows, key=lambda w: (w.start[axis], w.start))  # main's slab_order
+        stitcher = CellStitcher(grid, windows, classes, out=torch.zeros(grid, dtype=torch.int16))
+    else:
+        windows = slab_order(windows, grid)
+        stitcher = CellStitcher(grid, windows, classes, head=embedding)
+    mix = _standin_mix(embedding.shape[1])
+    # The network runs where the most cells are open, so its activation peak meets the stitcher's.
+    held = open_voxels(windows, grid)
+    chosen = set(sorted(range(len(windows)), key=lambda i: -held[i])[:real])
+    real_s, standin_s, start = [], 0.0, time.perf_counter()
+    with torch.no_grad():
+        for i, w in enumerate(windows):
+            t = time.perf_counter()
+            if i in chosen:
+                x = to_layout(image[(slice(None), slice(None), *w.slices)], True)
+                if old:
+                    _, f = net.image_encoder(x, with_point=False, with_label=True)
+                    f = net.class_head.image_post_mapping(f)[0].permute(1, 2, 3, 0)
+                else:
+                    f = window_class_features(net, x)
+                torch.save(f, Path(tempfile.gettempdir()) / f"vp_mem_{stitcher_kind}_{i}.pt")
+            else:
+                f = _standin_features(image[(0, 0, *w.slices)], mix)
+            values = (f.reshape(-1, f.shape[-1]) @ embedding.T).reshape(*f.shape[:-1], -1) if old else f
+            del f
+            stitcher.add(w, values)
+            del values
+            if i in chosen:
+                real_s.append(time.perf_counter() - t)
+            else:
+                standin_s += time.perf_counter() - t
+    seconds = time.perf_counter() - start
+    path = Path(tempfile.gettempdir()) / f"vp_mem_{stitcher_kind}_{allocator}.npy"
+    np.save(path, stitcher.result().numpy())
+    return {"seconds": seconds, "real_window_s": real_s, "real_windows": sorted(chosen), "standin_s": standin_s, "windows": len(windows),
+            "peak_rss_gb": _vmhwm_gb(), "open_gb": stitcher.peak_open_bytes / 2**30, "labels": str(path)}
+
+
+def _decision_margins(grid, voxels: np.ndarray, real: list[int]) -> np.ndarray:
+    """Float64 margins of the averaged logits at ``voxels`` ([N, 3]), from the same windows."""
+    from voxelprompt.catalog import everything_classes
+    from voxelprompt.inference.vista3d.engine.accumulate import slab_order, window_grid
+    from voxelprompt.inference.vista3d.engine.class_windows import class_embedding_matrix
+    from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d
+
+    classes = everything_classes(132)
+    net = random_vista3d(Vista3DSpec(width=48), seed=0)
+    embedding = class_embedding_matrix(net.class_head, classes).detach().double()
+    image = torch.rand((1, 1, *grid), generator=torch.Generator().manual_seed(0))[0, 0]
+    mix = _standin_mix(embedding.shape[1])
+    total = torch.zeros(len(voxels), embedding.shape[1], dtype=torch.float64)
+    count = torch.zeros(len(voxels), 1, dtype=torch.float64)
+    v = torch.as_tensor(voxels)
+    for i, w in enumerate(slab_order(window_grid(grid, (128,) * 3, 0.25), grid)):
+        inside = ((v >= torch.tensor(w.start)) & (v < torch.tensor(w.start) + torch.tensor(w.size))).all(1)
+        if not inside.any():
+            continue
+        local = v[inside] - torch.tensor(w.start)
+        if i in real:
+            f = torch.load(Path(tempfile.gettempdir()) / f"vp_mem_features_{i}.pt")[local[:, 0], local[:, 1], local[:, 2]]
+        else:
+            x = image[w.slices]
+            f = torch.sin(x[local[:, 0], local[:, 1], local[:, 2]][:, None] * mix[0] + mix[1]) + x.mean() * mix[2]
+        total[inside] += f.double()
+        count[inside] += 1
+    top = ((total / count) @ embedding.T).topk(2, dim=-1).values
+    return torch.minimum(top[:, 0] - top[:, 1], top[:, 0].abs()).numpy()
+
+
 def child_end2end(engine: str, case: str) -> dict:
     from voxelprompt.api import load_model
     from voxelprompt.types import Prompts
@@ -210,6 +332,35 @@ def part_stitch() -> dict:
     return out
 
 
+def part_memory(grid: tuple[int, int, int], real: int, configs_arg: str) -> dict:
+    configs = [tuple(c.split("/")) for c in configs_arg.split(",")]
+    print(f"\n## Everything mode on {grid}: whole-process peak RSS, full-size network ({real} real windows)")
+    print("| stitcher | allocator | windows | peak RSS GB | open cells GB | s per real window | stand-in stitching s | "
+          "extrapolated full-size minutes |\n|---|---|---|---|---|---|---|---|", flush=True)
+    rows = {}
+    for kind, alloc in configs:  # one at a time: the old stitcher alone needs ~14 GB here
+        r = rows[(kind, alloc)] = run_child("memory", kind, ",".join(map(str, grid)), str(real), alloc)
+        if "error" in r:
+            print(f"| {kind} | {alloc} | failed: {r['error']} | | | | | |", flush=True)
+            continue
+        minutes = r["windows"] * min(r["real_window_s"]) / 60 if r["real_window_s"] else float("nan")
+        print(f"| {kind} | {alloc} | {r['windows']} | {r['peak_rss_gb']:.2f} | {r['open_gb']:.2f} | "
+              f"{', '.join(f'{t:.1f}' for t in r['real_window_s'])} | {r['standin_s']:.1f} | {minutes:.0f} |", flush=True)
+    old = rows.get(("old", "tuned"), {})
+    new = rows.get(("features", "tuned"), rows.get(("features", "plain"), {}))
+    if "labels" in old and "labels" in new:
+        a, b = np.load(old["labels"]), np.load(new["labels"]).astype(np.int16)
+        differ = np.argwhere(a != b)
+        print(f"labels: {a.size - len(differ)} of {a.size} identical ({100 * (1 - len(differ) / a.size):.5f} %)")
+        if len(differ):
+            margins = _decision_margins(grid, differ, new["real_windows"])
+            print(f"differing voxels: {len(differ)}; largest decision margin among them {margins.max():.3e} "
+                  f"(median {np.median(margins):.3e}); all are near-ties if that is ~1e-5 or less")
+            rows["largest_margin"] = float(margins.max())
+        rows["differing"] = int(len(differ))
+    return {f"{k[0]}/{k[1]}" if isinstance(k, tuple) else k: v for k, v in rows.items()}
+
+
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     scores = []
     for c in np.union1d(np.unique(a), np.unique(b)):
@@ -246,6 +397,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default="window,stitch,end2end")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--grid", default="512,512,768", help="model-space grid of the memory part")
+    parser.add_argument("--configs", default="features/tuned,old/tuned,features/plain",
+                        help="memory part: stitcher/allocator rows (old or features / tuned or plain)")
+    parser.add_argument("--real-windows", type=int, default=2, help="memory part: windows run through the network")
     parser.add_argument("--json", type=Path, help="also write the measurements here")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -253,6 +408,8 @@ def main() -> None:
         kind, engine, *rest = args.child
         if kind == "window":
             result = child_window(engine, int(rest[0]))
+        elif kind == "memory":
+            result = child_memory(engine, tuple(int(v) for v in rest[0].split(",")), int(rest[1]), rest[2])
         elif kind == "stitch":
             result = child_stitch(engine, tuple(int(v) for v in rest[0].split(",")))
         else:
@@ -268,6 +425,8 @@ def main() -> None:
         results["stitch"] = part_stitch()
     if "end2end" in parts:
         results["end2end"] = part_end2end()
+    if "memory" in parts:
+        results["memory"] = part_memory(tuple(int(v) for v in args.grid.split(",")), args.real_windows, args.configs)
     if "window" in results and "stitch" in results:
         _extrapolate(results)
     if args.json:

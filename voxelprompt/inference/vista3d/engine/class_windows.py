@@ -4,7 +4,10 @@ Same windows, same network and same average-then-argmax rule as the official pip
 ``SlidingWindowInfererAdapt`` + ``VistaPostTransformd``), but each window's logits are computed
 classes-last straight from the class head's features and folded into a
 :class:`~voxelprompt.inference.vista3d.engine.accumulate.CellStitcher`, so no full-volume logit map
-exists. The fast mode changes the work, not only how it is done: see :class:`FastSettings`.
+exists. When the prompt has more classes than the head has feature channels (everything mode: 117
+against 48), the stitcher averages the features instead and applies the class embeddings once per
+finished voxel (the class head is linear). The fast mode changes the work, not only how it is
+done: see :class:`FastSettings`.
 """
 
 from __future__ import annotations
@@ -29,7 +32,13 @@ from voxelprompt.inference.vista3d.engine.layout import to_layout
 from voxelprompt.inference.vista3d.profiles import InferenceProfile
 from voxelprompt.inference.vista3d.windows import pad_to_window, unpad
 
-__all__ = ["FastSettings", "class_embedding_matrix", "window_class_logits", "stitched_class_labels"]
+__all__ = [
+    "FastSettings",
+    "class_embedding_matrix",
+    "window_class_features",
+    "window_class_logits",
+    "stitched_class_labels",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +101,59 @@ def class_embedding_matrix(class_head: torch.nn.Module, classes: Sequence[int]) 
     return embedding[:, 0, :]
 
 
+def _has_lean_label_branch(encoder: torch.nn.Module) -> bool:
+    """Whether :func:`_label_branch` reproduces ``encoder``'s label branch (VISTA3D's SegResNetDS2)."""
+    return (
+        hasattr(encoder, "up_layers_auto")
+        and getattr(encoder, "dsdepth", None) == 1
+        and getattr(encoder, "preprocess", None) is None
+        and getattr(getattr(encoder, "encoder", None), "head_module", 1) is None
+    )
+
+
+def _label_branch(encoder: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """MONAI ``SegResNetDS2.forward(x, with_point=False, with_label=True)``, holding less at once.
+
+    The same layers on the same tensors in the same order; only references are dropped earlier:
+    each skip connection is freed once added (MONAI keeps all of them to the end), so the
+    full-resolution decoder blocks run without the 400 MB full-resolution skip of a 128^3 window at
+    width 48, and the sum is taken in place into the fresh upsampled tensor.
+    """
+    if not encoder.is_valid_shape(x):
+        raise ValueError(f"Input spatial dims {tuple(x.shape)} must be divisible by {encoder.shape_factor()}")
+    skips = encoder.encoder(x)  # finest first; the last is the bottleneck
+    x = skips.pop()
+    levels = list(encoder.up_layers_auto)
+    for level in levels:
+        x = level["upsample"](x)
+        x += skips.pop()
+        x = level["blocks"](x)
+    return levels[-1]["head"](x)  # dsdepth 1: only the finest level has an output head
+
+
+def window_class_features(net: torch.nn.Module, window: torch.Tensor) -> torch.Tensor:
+    """The class head's per-voxel features of one window, channels last: [h, w, d, C].
+
+    These are what VISTA3D's class head dots with each class embedding (MONAI
+    ``ClassMappingClassify``: ``image_post_mapping`` output, C = the network's feature size, 48 for
+    the released model). For a channels-last network the result is a free view of its output. The
+    encoder's label branch and the post-mapping blocks run as in MONAI, but each intermediate is
+    released as soon as the next layer no longer needs it (:func:`_label_branch`), which lowers
+    a full-size 128^3 window's peak memory by about 0.8 GB.
+
+    Args:
+        net: a VISTA3D network (optionally prepared by :func:`~voxelprompt.inference.vista3d.engine.layout.prepare_network`).
+        window: [1, 1, h, w, d] pre-processed image window (any memory format).
+    """
+    if _has_lean_label_branch(net.image_encoder):
+        features = _label_branch(net.image_encoder, window)
+    else:
+        _, features = net.image_encoder(window, with_point=False, with_label=True)
+    for block in net.class_head.image_post_mapping:  # block by block: each input is freed after use
+        features = block(features)  # [1, C, h, w, d]
+    return features[0].permute(1, 2, 3, 0)
+
+
 def window_class_logits(net: torch.nn.Module, window: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
     """Class logits of one window, classes last: [h, w, d, K].
 
@@ -100,13 +162,11 @@ def window_class_logits(net: torch.nn.Module, window: torch.Tensor, embedding: t
         window: [1, 1, h, w, d] pre-processed image window (any memory format).
         embedding: [K, C] from :func:`class_embedding_matrix`.
     """
-    _, features = net.image_encoder(window, with_point=False, with_label=True)
-    features = net.class_head.image_post_mapping(features)  # [1, C, h, w, d]
-    channels = features.shape[1]
-    # For channels-last features the permute is free and the matmul reads them in place.
-    flat = features[0].permute(1, 2, 3, 0).reshape(-1, channels)
+    features = window_class_features(net, window)
+    # For channels-last features the reshape is free and the matmul reads them in place.
+    flat = features.reshape(-1, features.shape[-1])
     logits = flat @ embedding.to(flat.dtype).T
-    return logits.float().reshape(*features.shape[2:], -1)
+    return logits.float().reshape(*features.shape[:-1], -1)
 
 
 def _gaussian_weight(roi: Sequence[int]) -> torch.Tensor:
@@ -208,17 +268,25 @@ def _windowed(
     if needed is not None:
         needed = pad_to_window(needed[None, None].float(), roi)[0][0, 0]
         windows = [w for w in windows if bool(needed[_grown(w, margin, grid)].any())]
+    # Averaging features is exact (the head is linear) and cheaper once K exceeds C.
+    by_features = not running_max and len(run.classes) > run.embedding.shape[1]
     if running_max:
         stitcher: CellStitcher | RunningArgmax = RunningArgmax(grid, run.classes)
     else:
-        stitcher = CellStitcher(grid, windows, run.classes, weight=run.weight)
+        head = run.embedding if by_features else None
+        stitcher = CellStitcher(grid, windows, run.classes, weight=run.weight, head=head)
     autocast = torch.autocast("cuda", dtype=torch.float16) if run.amp else contextlib.nullcontext()
     device = run.embedding.device
     for done, window in enumerate(windows, start=1):
         x = to_layout(padded[(slice(None), slice(None), *window.slices)].to(device), run.channels_last)
         with autocast:
-            logits = window_class_logits(run.net, x, run.embedding)
-        stitcher.add(window, logits.cpu())
+            if by_features:
+                values = window_class_features(run.net, x)
+            else:
+                values = window_class_logits(run.net, x, run.embedding)
+        del x
+        stitcher.add(window, values.cpu())
+        del values
         if run.on_window is not None:
             run.on_window(done, len(windows))
     if isinstance(stitcher, CellStitcher):
