@@ -25,13 +25,18 @@ import torch.nn.functional as F
 
 from voxelprompt.imageio import read_volume
 from voxelprompt.inference.segvol import check_prompts, prepare_volume, zoom
-from voxelprompt.models.segvol import build_segvol, load_state_dict_strict, normalize_state_dict
+from voxelprompt.models.segvol import (
+    build_segvol,
+    load_state_dict_strict,
+    normalize_state_dict,
+)
 from voxelprompt.types import Box, Prompts, Volume
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
-def _model(weights: str, device: str):
+def segvol_model(weights: str, device: str):
+    """SegVol v1 with ``random`` (seed 0) or ``fixture`` weights, or from a checkpoint path, on ``device``."""
     if weights == "random":
         torch.manual_seed(0)
         return build_segvol(device=device)
@@ -48,7 +53,8 @@ def _model(weights: str, device: str):
     return build_segvol(weights, device=device)
 
 
-def _upsample(volume: Volume, factor: int, order_nearest: bool) -> Volume:
+def upsample(volume: Volume, factor: int, order_nearest: bool) -> Volume:
+    """``volume`` on a ``factor`` times finer grid (trilinear, or nearest for labels), same extent."""
     if factor == 1:
         return volume
     array = torch.from_numpy(np.ascontiguousarray(volume.array, dtype=np.float32))[None, None]
@@ -73,7 +79,7 @@ def _reference_coarse(mask: np.ndarray):
     return coarse
 
 
-def _run(model, volume: Volume, prompts: Prompts, mode: str, label: np.ndarray | None, device: str):
+def run_mode(model, volume: Volume, prompts: Prompts, mode: str, label: np.ndarray | None, device: str):
     """(prepared shape, result, seconds) of one mode; the time covers pre-processing and inference."""
     start = time.perf_counter()
     user = check_prompts(prompts, volume)
@@ -95,6 +101,15 @@ def _run(model, volume: Volume, prompts: Prompts, mode: str, label: np.ndarray |
     return prepared.shape, result, time.perf_counter() - start
 
 
+def case_prompts(labels: Volume, value: int, name: str) -> tuple[np.ndarray, Prompts]:
+    """(mask of ``value`` in ``labels``, the "bbox+text" prompts: class name and the mask's box)."""
+    label = np.asarray(labels.array) == value
+    idx = np.argwhere(label)
+    if not len(idx):
+        raise ValueError(f"class {name!r} (value {value}) is absent from the reference labels")
+    return label, Prompts(text=name.replace("_", " "), box=Box(tuple(idx.min(0)), tuple(idx.max(0))))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ct", default=str(SHARED / "data" / "totalseg" / "example_ct_sm.nii.gz"))
@@ -107,7 +122,7 @@ def main() -> None:
     parser.add_argument("--coarse", choices=["reference", "model"], default="reference")
     args = parser.parse_args()
 
-    model = _model(args.weights, args.device)
+    model = segvol_model(args.weights, args.device)
     with torch.no_grad():  # warm-up, so that the first case does not pay one-time costs
         model.encode_image(torch.zeros((1, 1, *model.image_size), device=model.device))
     names = {v: int(k) for k, v in json.loads(Path(args.names).read_text()).items()}
@@ -115,15 +130,13 @@ def main() -> None:
     print(f"SegVol v1 ({args.weights} weights) on {args.device}, coarse ROI from the {args.coarse}")
     print(f"{'case':<28} {'shape':<16} {'mode':<8} {'windows':>7} {'seconds':>8} {'roi':<16} {'voxels':>8}")
     for factor in args.upsample:
-        volume = _upsample(ct, factor, order_nearest=False)
-        labels = _upsample(seg, factor, order_nearest=True)
+        volume = upsample(ct, factor, order_nearest=False)
+        labels = upsample(seg, factor, order_nearest=True)
         for cls in args.classes.split(","):
-            label = np.asarray(labels.array) == names[cls]
-            idx = np.argwhere(label)
-            prompts = Prompts(text=cls.replace("_", " "), box=Box(tuple(idx.min(0)), tuple(idx.max(0))))
+            label, prompts = case_prompts(labels, names[cls], cls)
             for mode in ("zoom", "sliding"):
                 reference = label if args.coarse == "reference" else None
-                shape, result, seconds = _run(model, volume, prompts, mode, reference, args.device)
+                shape, result, seconds = run_mode(model, volume, prompts, mode, reference, args.device)
                 roi = "-" if result.roi is None else "x".join(str(b - a + 1) for a, b in zip(*result.roi))
                 voxels = int((result.logits > 0).sum())
                 print(f"{cls + f' x{factor}':<28} {'x'.join(map(str, shape)):<16} {mode:<8} {result.windows:>7} "

@@ -45,11 +45,11 @@ from voxelprompt.types import Points, Prompts
 FIRST = (60.0, 50.0, 15.0)
 
 
-def clicks(n_later: int) -> list[tuple[float, float, float]]:
-    """The first click and ``n_later`` corrections within 5 voxels of it (fixed seed)."""
+def clicks(n_later: int, first: tuple[float, float, float] = FIRST) -> list[tuple[float, float, float]]:
+    """The first click and ``n_later`` corrections within 5 voxels of it (fixed seed), input voxels."""
     rng = np.random.default_rng(0)
     offsets = rng.integers(-5, 6, size=(n_later, 3)) * np.array([1, 1, 0.4])
-    return [FIRST] + [tuple(float(v) for v in np.asarray(FIRST) + o) for o in offsets]
+    return [tuple(float(v) for v in first)] + [tuple(float(v) for v in np.asarray(first) + o) for o in offsets]
 
 
 def stats(times: list[float]) -> tuple[float, float, float]:
@@ -74,10 +74,12 @@ def monai_clicks(seg: Vista3DSegmenter, volume, points) -> list[float]:
     times = []
     with torch.no_grad():
         for k in range(1, len(points) + 1):
-            coords = torch.as_tensor(xyz[:k] - lo, dtype=torch.float32)[None]
-            labels = torch.ones(1, k, dtype=torch.long)
+            coords = torch.as_tensor(xyz[:k] - lo, dtype=torch.float32, device=window.device)[None]
+            labels = torch.ones(1, k, dtype=torch.long, device=window.device)
             start = time.perf_counter()
             net(window, point_coords=coords, point_labels=labels, keep_cache=True)
+            if window.device.type == "cuda":
+                torch.cuda.synchronize(window.device)
             times.append(time.perf_counter() - start)
     net.image_embeddings = None
     return times
