@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from voxelprompt.inference.allocator import mapped_empty
 from voxelprompt.inference.sliding import grid_starts
 
 __all__ = [
@@ -238,8 +239,15 @@ class CellStitcher:
                 self._finish(region, part, None)
                 continue
             else:
-                total = part.clone() if w is None else part * w
-                count = torch.ones((1, 1, 1, 1)) if w is None else w.clone()
+                # Open cells outlive many windows: keep them out of the heap the windows reuse.
+                total = mapped_empty(part.shape)
+                if w is None:
+                    total.copy_(part)
+                    count = torch.ones((1, 1, 1, 1))
+                else:
+                    torch.mul(part, w, out=total)
+                    count = mapped_empty(w.shape)
+                    count.copy_(w)
                 self._open[cell] = (total, count)
             self.peak_open_bytes = max(self.peak_open_bytes, self.open_bytes)
             if closes:
