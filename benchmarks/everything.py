@@ -29,6 +29,11 @@ Parts (each engine runs in its own subprocess, so peak RSS is its own):
   cores: the time of a whole volume is extrapolated from the real windows. Labels of the two
   stitchers are compared, and for the differing voxels the largest decision margin (top logit
   minus runner-up, or distance to 0) of the float64 average is printed.
+  ``--configs segmenter/tuned`` runs the product path instead: the allocator tuned first as the
+  CLI does, ``load_model`` on a saved full-size random checkpoint (the segmenter prepares its own
+  network in place), ``segment(everything)`` with the exact engine on a 512x512x768 noise volume
+  at 1.5 mm (pre-processing, windows, stitching, inversion to the input grid); only the class
+  features are swapped for stand-ins on all but the ``--real-windows`` windows.
 
 The full-size time of a whole volume is extrapolated as windows x seconds per window + stitching,
 and printed as such. Nothing here asserts a time; it prints measurements side by side.
@@ -237,14 +242,13 @@ def child_segmenter(grid: tuple[int, int, int], real: int, allocator: str) -> di
     from voxelprompt.inference.allocator import keep_freed_memory
     from voxelprompt.inference.vista3d.engine import class_windows
     from voxelprompt.inference.vista3d.engine.accumulate import open_voxels, slab_order, window_grid
-    from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d, save_vista3d
     from voxelprompt.types import Prompts, Volume
 
     checkpoint = Path(tempfile.gettempdir()) / "vp_mem_full_size.pt"
     if not checkpoint.exists():  # made in a child of its own, so its memory is not counted here
-        subprocess.run([sys.executable, "-c", "import sys; from voxelprompt.models.vista3d import Vista3DSpec, "
-                        "random_vista3d, save_vista3d; save_vista3d(random_vista3d(Vista3DSpec(width=48), seed=0), "
-                        "sys.argv[1])", str(checkpoint)], check=True)  # fmt: skip
+        code = ("import sys; from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d, save_vista3d; "
+                "save_vista3d(random_vista3d(Vista3DSpec(width=48), seed=0), sys.argv[1])")
+        subprocess.run([sys.executable, "-c", code, str(checkpoint)], check=True)
     if allocator == "tuned":
         keep_freed_memory()  # before loading, as the CLI does (cli/options.py tune_process)
     seg = load_model(checkpoint, "vista3d", device="cpu")
@@ -270,9 +274,11 @@ def child_segmenter(grid: tuple[int, int, int], real: int, allocator: str) -> di
     handler.emit = lambda record: opened.append(float(record.args[0])) if "open cells" in record.msg else None
     class_windows.logger.addHandler(handler)
     class_windows.logger.setLevel(logging.DEBUG)
-    rng = np.random.default_rng(0)
-    array = rng.normal(40.0, 300.0, grid).astype(np.float32)  # HU-like noise: no foreground crop
-    volume = Volume(array, np.diag([1.5, 1.5, 1.5, 1.0]), source="noise")
+    # HU-like noise (no foreground crop), int16 as CT files store it; made without a float64 copy.
+    array = np.random.default_rng(0).standard_normal(grid, dtype=np.float32)
+    array *= 300.0
+    array += 40.0
+    volume = Volume(array.astype(np.int16), np.diag([1.5, 1.5, 1.5, 1.0]), source="noise")
     del array
     start = time.perf_counter()
     result = seg.segment(volume, Prompts(everything=True))

@@ -7,12 +7,14 @@ channels-last transposed conv 2.4-2.8x faster with mmap disabled. The cost: the 
 peak heap (RSS does not shrink after a large volume). Only glibc systems are tuned; elsewhere, or
 with ``VOXELPROMPT_KEEP_MALLOC=1``, nothing changes.
 
-A heap that is never trimmed also keeps every hole: buffers that outlive a window (the open cells
-of everything-mode stitching), allocated between one window's activations and the next, split the
-free space, and on a 512x512x768 grid the heap grew ~2.4 GB over 200 windows. Such buffers are
-made with :func:`mapped_empty` instead: their own pages, outside malloc, returned to the system
-when the tensor is freed, so the heap holds only the per-window activations, which reuse the same
-space window after window.
+A heap that is never trimmed also keeps every hole: on a 512x512x768 grid in everything mode it
+grew ~2.4 GB over 200 windows, beyond one window's live peak. Two things bound it, keeping the
+reuse inside a window (where the speed comes from): buffers that outlive windows (the stitcher's
+open cells) are made with :func:`mapped_empty`, their own pages outside malloc, returned when the
+tensor is freed; and the window loops call :func:`release_free_memory` between windows, which
+hands the free heap pages back (``malloc_trim``), so each window faults its working set in once
+instead of once per allocation. A bounded ``M_MMAP_THRESHOLD`` cannot separate the two: open
+cells and activations have the same sizes (50-400 MB), only their lifetimes differ.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["keep_freed_memory", "mapped_empty", "ENV_OPT_OUT"]
+__all__ = ["keep_freed_memory", "release_free_memory", "mapped_empty", "ENV_OPT_OUT"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ ENV_OPT_OUT = "VOXELPROMPT_KEEP_MALLOC"
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _done = False
+_libc: ctypes.CDLL | None = None
 
 
 def keep_freed_memory() -> bool:
@@ -45,7 +48,7 @@ def keep_freed_memory() -> bool:
     Returns:
         True if the allocator is (now or already) tuned.
     """
-    global _done
+    global _done, _libc
     if _done:
         return True
     if os.environ.get(ENV_OPT_OUT) or not sys.platform.startswith("linux"):
@@ -60,8 +63,24 @@ def keep_freed_memory() -> bool:
     ok = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
     if ok:
         logger.debug("glibc malloc tuned: no mmap per allocation, no trimming")
+        _libc = libc
     _done = ok
     return ok
+
+
+def release_free_memory() -> bool:
+    """Give the tuned heap's free pages back to the system (glibc ``malloc_trim(0)``).
+
+    Call it between windows of a long loop: what the last window freed stops counting in RSS, and
+    the next window faults its pages in once. A no-op unless :func:`keep_freed_memory` tuned this
+    process (glibc's default already maps and unmaps large blocks).
+
+    Returns:
+        True if memory was handed back.
+    """
+    if _libc is None:
+        return False
+    return bool(_libc.malloc_trim(0))
 
 
 def mapped_empty(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -83,5 +102,6 @@ def mapped_empty(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> to
     if numel == 0:
         return torch.empty(tuple(shape), dtype=dtype)
     itemsize = torch.empty((), dtype=dtype).element_size()
-    buffer = mmap.mmap(-1, numel * itemsize)  # anonymous, private, zero-filled on first touch
+    # Private: a shared anonymous map would be shmem (tmpfs) pages.
+    buffer = mmap.mmap(-1, numel * itemsize, flags=mmap.MAP_PRIVATE)  # anonymous, zero-filled on first touch
     return torch.frombuffer(buffer, dtype=dtype, count=numel).view(tuple(int(n) for n in shape))

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from monai.data.utils import compute_importance_map
 
+from voxelprompt.inference.allocator import release_free_memory
 from voxelprompt.inference.vista3d.engine.accumulate import (
     CellStitcher,
     RunningArgmax,
@@ -287,6 +288,7 @@ def _windowed(
         del x
         stitcher.add(window, values.cpu())
         del values
+        release_free_memory()  # with the CLI's allocator tuning: no heap growth across windows
         if run.on_window is not None:
             run.on_window(done, len(windows))
     if isinstance(stitcher, CellStitcher):
