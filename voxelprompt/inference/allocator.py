@@ -14,7 +14,9 @@ open cells) are made with :func:`mapped_empty`, their own pages outside malloc, 
 tensor is freed; and the window loops call :func:`release_free_memory` between windows, which
 hands the free heap pages back (``malloc_trim``), so each window faults its working set in once
 instead of once per allocation. A bounded ``M_MMAP_THRESHOLD`` cannot separate the two: open
-cells and activations have the same sizes (50-400 MB), only their lifetimes differ.
+cells and activations have the same sizes (50-400 MB), only their lifetimes differ. What remains:
+inside one full-size window the unmapped heap needs ~2 GB more than glibc's default allocator
+(``benchmarks/allocator_window.py``), so on very large grids the default allocator peaks lower.
 """
 
 from __future__ import annotations
