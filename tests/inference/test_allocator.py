@@ -87,3 +87,40 @@ def test_tuned_heap_keeps_freed_memory_until_released():
     kept, after, released = int(out[0]), int(out[1]), out[2]
     assert kept > 300  # the tuning keeps the freed blocks resident (no unmapping)
     assert released == "True" and after < 100  # handed back between windows
+
+
+_DEFAULT_INSIDE_CHILD = """
+import torch
+from voxelprompt.inference.allocator import default_malloc, keep_freed_memory
+
+def rss_mb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+def kept_after_free():
+    before = rss_mb()
+    blocks = [torch.ones(64 * 2**20 // 4) for _ in range(6)]  # 384 MB
+    del blocks
+    return round(rss_mb() - before)
+
+assert keep_freed_memory()
+with default_malloc(active=False):
+    off = kept_after_free()
+with default_malloc():
+    inside = kept_after_free()
+print(off, inside, kept_after_free())
+"""
+
+
+def test_default_malloc_gives_glibcs_behaviour_inside_and_the_tuning_after():
+    import platform
+    import subprocess
+    import sys
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc: nothing to tune")
+    out = subprocess.run([sys.executable, "-c", _DEFAULT_INSIDE_CHILD], capture_output=True, text=True, check=True)
+    off, inside, after = (int(v) for v in out.stdout.split())
+    assert off > 300  # inactive: still tuned, the freed blocks stay resident
+    assert inside < 100  # glibc's default: large blocks are unmapped when freed
+    assert after > 300  # the tuning is back after the block

@@ -16,11 +16,13 @@ hands the free heap pages back (``malloc_trim``), so each window faults its work
 instead of once per allocation. A bounded ``M_MMAP_THRESHOLD`` cannot separate the two: open
 cells and activations have the same sizes (50-400 MB), only their lifetimes differ. What remains:
 inside one full-size window the unmapped heap needs ~2 GB more than glibc's default allocator
-(``benchmarks/allocator_window.py``), so on very large grids the default allocator peaks lower.
+(``benchmarks/allocator_window.py``), so loops whose long-lived buffers are large run under
+:func:`default_malloc` (glibc's own behaviour for the loop, the tuning again after it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -28,11 +30,11 @@ import math
 import mmap
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
-__all__ = ["keep_freed_memory", "release_free_memory", "mapped_empty", "ENV_OPT_OUT"]
+__all__ = ["keep_freed_memory", "release_free_memory", "default_malloc", "mapped_empty", "ENV_OPT_OUT"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,10 @@ ENV_OPT_OUT = "VOXELPROMPT_KEEP_MALLOC"
 # mallopt parameters from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
+_M_MMAP_THRESHOLD = -3
+# glibc's defaults (malloc.c: DEFAULT_MMAP_MAX, DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_THRESHOLD_MIN).
+_DEFAULTS = ((_M_MMAP_MAX, 65536), (_M_TRIM_THRESHOLD, 128 * 1024), (_M_MMAP_THRESHOLD, 128 * 1024))
+_TUNED = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))
 _done = False
 _libc: ctypes.CDLL | None = None
 
@@ -83,6 +89,28 @@ def release_free_memory() -> bool:
     if _libc is None:
         return False
     return bool(_libc.malloc_trim(0))
+
+
+@contextlib.contextmanager
+def default_malloc(active: bool = True) -> Iterator[None]:
+    """glibc's default allocator behaviour inside the block, the tuning again after it.
+
+    For window loops that hold large buffers across windows (everything mode on a large grid):
+    there the tuned heap's extra ~2 GB per full-size window lands on top of those buffers, so the
+    loop gives up the tuning's 5-15 % per window for a lower peak. The free heap is handed back on
+    entry. A no-op when ``active`` is False or :func:`keep_freed_memory` did not tune this process.
+    """
+    if not active or _libc is None:
+        yield
+        return
+    for param, value in _DEFAULTS:
+        _libc.mallopt(param, value)
+    _libc.malloc_trim(0)
+    try:
+        yield
+    finally:
+        for param, value in _TUNED:
+            _libc.mallopt(param, value)
 
 
 def mapped_empty(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -214,6 +214,12 @@ class CellStitcher:
     def _cell_slices(self, cell: tuple[int, int, int]) -> tuple[slice, ...]:
         return tuple(slice(self.edges[a][c], self.edges[a][c + 1]) for a, c in enumerate(cell))
 
+    def planned_open_bytes(self) -> int:
+        """The most bytes the open cells will hold (float32 sums and counts; from the window plan)."""
+        voxels = max(open_voxels(self.windows, self.shape), default=0)
+        channels = len(self.classes) if self.head is None else self.head.shape[0]
+        return voxels * (channels + (0 if self.weight is None else 1)) * 4
+
     @property
     def open_bytes(self) -> int:
         return sum(s.numel() * s.element_size() + c.numel() * c.element_size() for s, c in self._open.values())
