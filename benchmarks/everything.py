@@ -29,6 +29,11 @@ Parts (each engine runs in its own subprocess, so peak RSS is its own):
   cores: the time of a whole volume is extrapolated from the real windows. Labels of the two
   stitchers are compared, and for the differing voxels the largest decision margin (top logit
   minus runner-up, or distance to 0) of the float64 average is printed.
+  ``--configs segmenter/tuned`` runs the product path instead: the allocator tuned first as the
+  CLI does, ``load_model`` on a saved full-size random checkpoint (the segmenter prepares its own
+  network in place), ``segment(everything)`` with the exact engine on a 512x512x768 noise volume
+  at 1.5 mm (pre-processing, windows, stitching, inversion to the input grid); only the class
+  features are swapped for stand-ins on all but the ``--real-windows`` windows.
 
 The full-size time of a whole volume is extrapolated as windows x seconds per window + stitching,
 and printed as such. Nothing here asserts a time; it prints measurements side by side.
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -222,6 +228,69 @@ def child_memory(stitcher_kind: str, grid: tuple[int, int, int], real: int, allo
             "peak_rss_gb": _vmhwm_gb(), "open_gb": stitcher.peak_open_bytes / 2**30, "labels": str(path)}
 
 
+def child_segmenter(grid: tuple[int, int, int], real: int, allocator: str) -> dict:
+    """The product path: ``load_model`` + ``segment(everything)``, as ``voxelprompt segment --everything``.
+
+    A full-size random checkpoint is loaded the CLI's way (allocator tuned first, then
+    ``load_model``: the segmenter prepares its own network in place), a 512x512x768 CT-like volume
+    at 1.5 mm (the bundle's spacing, so the model-space grid is the same) goes through
+    pre-processing, the exact engine's windows, stitching and the inversion to the input grid. Only
+    :func:`window_class_features` is swapped: the network on the ``real`` windows where the most
+    cells are open, stand-in features elsewhere.
+    """
+    from voxelprompt.api import load_model
+    from voxelprompt.inference.allocator import keep_freed_memory
+    from voxelprompt.inference.vista3d.engine import class_windows
+    from voxelprompt.inference.vista3d.engine.accumulate import open_voxels, slab_order, window_grid
+    from voxelprompt.types import Prompts, Volume
+
+    checkpoint = Path(tempfile.gettempdir()) / "vp_mem_full_size.pt"
+    if not checkpoint.exists():  # made in a child of its own, so its memory is not counted here
+        code = ("import sys; from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d, save_vista3d; "
+                "save_vista3d(random_vista3d(Vista3DSpec(width=48), seed=0), sys.argv[1])")
+        subprocess.run([sys.executable, "-c", code, str(checkpoint)], check=True)
+    if allocator == "tuned":
+        keep_freed_memory()  # before loading, as the CLI does (cli/options.py tune_process)
+    seg = load_model(checkpoint, "vista3d", device="cpu")
+    windows = slab_order(window_grid(grid, (128, 128, 128), 0.25), grid)
+    held = open_voxels(windows, grid)
+    chosen = set(sorted(range(len(windows)), key=lambda i: -held[i])[:real])
+    mix = _standin_mix(48)
+    real_window = class_windows.window_class_features
+    calls, real_s = [0], []
+
+    def features(net, x):
+        i, t = calls[0], time.perf_counter()
+        calls[0] += 1
+        if i not in chosen:
+            return _standin_features(x[0, 0], mix)
+        out = real_window(net, x)
+        real_s.append(time.perf_counter() - t)
+        return out
+
+    class_windows.window_class_features = features
+    opened: list[float] = []  # the engine logs its stitcher's peak of open cells (MB)
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: opened.append(float(record.args[0])) if "open cells" in record.msg else None
+    class_windows.logger.addHandler(handler)
+    class_windows.logger.setLevel(logging.DEBUG)
+    # HU-like noise (no foreground crop), int16 as CT files store it; made without a float64 copy.
+    array = np.random.default_rng(0).standard_normal(grid, dtype=np.float32)
+    array *= 300.0
+    array += 40.0
+    volume = Volume(array.astype(np.int16), np.diag([1.5, 1.5, 1.5, 1.0]), source="noise")
+    del array
+    start = time.perf_counter()
+    result = seg.segment(volume, Prompts(everything=True))
+    seconds = time.perf_counter() - start
+    if calls[0] != len(windows) or result.windows != len(windows):
+        raise RuntimeError(f"expected the {len(windows)} windows of {grid}, ran {calls[0]}: another model-space grid?")
+    engine_shares = {p.data_ptr() for p in seg.engine_net().parameters()} == {p.data_ptr() for p in seg.network.parameters()}
+    return {"seconds": seconds, "real_window_s": real_s, "real_windows": sorted(chosen), "windows": len(windows),
+            "standin_s": seconds - sum(real_s), "peak_rss_gb": _vmhwm_gb(), "open_gb": max(opened, default=0.0) / 2**10,
+            "one_weight_copy": engine_shares, "labels_shape": list(result.labels.shape)}
+
+
 def _decision_margins(grid, voxels: np.ndarray, real: list[int]) -> np.ndarray:
     """Float64 margins of the averaged logits at ``voxels`` ([N, 3]), from the same windows."""
     from voxelprompt.catalog import everything_classes
@@ -399,7 +468,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--grid", default="512,512,768", help="model-space grid of the memory part")
     parser.add_argument("--configs", default="features/tuned,old/tuned,features/plain",
-                        help="memory part: stitcher/allocator rows (old or features / tuned or plain)")
+                        help="memory part: stitcher/allocator rows (old, features or segmenter / tuned or plain); "
+                        "segmenter: the whole product path (load_model + segment everything, exact engine)")
     parser.add_argument("--real-windows", type=int, default=2, help="memory part: windows run through the network")
     parser.add_argument("--json", type=Path, help="also write the measurements here")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -408,6 +478,8 @@ def main() -> None:
         kind, engine, *rest = args.child
         if kind == "window":
             result = child_window(engine, int(rest[0]))
+        elif kind == "memory" and engine == "segmenter":
+            result = child_segmenter(tuple(int(v) for v in rest[0].split(",")), int(rest[1]), rest[2])
         elif kind == "memory":
             result = child_memory(engine, tuple(int(v) for v in rest[0].split(",")), int(rest[1]), rest[2])
         elif kind == "stitch":

@@ -144,7 +144,7 @@ class Vista3DEvalModel:
         self._model_image = prepared.image
         self._batch = prepared.batch
         self._padded, self._before = pad_to_window(self._batch, seg.profile.roi_size)
-        self._counter = WindowCounter(seg.net)
+        self._counter = WindowCounter(seg.monai_net())  # MONAI's inferers run it
         roi = seg.profile.roi_size
         size = tuple(self._padded.shape[-3:])
         self._windows = [w.slices for w in window_grid(size, roi, seg.profile.class_overlap)]

@@ -30,6 +30,7 @@ from voxelprompt.inference.vista3d.engine import (
     prepare_network,
     stitched_class_labels,
 )
+from voxelprompt.inference.vista3d.engine.layout import restore_network
 from voxelprompt.inference.vista3d.engine.point_head import FastPointHead
 from voxelprompt.inference.vista3d.postprocess import (
     invert_to_input,
@@ -105,6 +106,11 @@ class Vista3DSegmenter:
         official_unpredicted: write the profile's "not predicted" marker (255) where no window
             produced a prediction, as the official pipeline does (parity tests only). By default
             those voxels are background (0): a label map holds only 0 and prompted ids.
+        prepare_in_place: give True when nothing else uses ``net`` (as :meth:`from_checkpoint`
+            does): the exact and fast engines then prepare ``net`` itself for their kernels instead
+            of a copy, which saves the weights' memory once more (0.87 GB at full size). Its state
+            dict stays the checkpoint's; MONAI's forward on it is no longer MONAI's layout, so code
+            that needs that asks :meth:`monai_net`. Ignored by the reference engine.
 
     Implements :class:`voxelprompt.inference.protocol.Segmenter`: threads share a segmenter by
     taking turns through :attr:`lock`, which every call takes.
@@ -123,6 +129,7 @@ class Vista3DSegmenter:
         fast: FastSettings | None = None,
         amp: bool = False,
         official_unpredicted: bool = False,
+        prepare_in_place: bool = False,
     ) -> None:
         if engine not in ENGINES:
             raise VoxelPromptError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -140,10 +147,15 @@ class Vista3DSegmenter:
         self.official_unpredicted = official_unpredicted
         self.lock = threading.RLock()
         self._engine_net: VISTA3D | None = None
+        self._monai_net: VISTA3D | None = None
+        self.in_place = prepare_in_place and engine != "reference"
+        if self.in_place:  # now, so that no caller ever holds the unprepared modules of self.net
+            prepare_network(self.net, channels_last=True)
 
     @property
     def network(self) -> VISTA3D:
-        """MONAI's network as loaded (the engines run a prepared copy, :meth:`engine_net`)."""
+        """The network as loaded: its state dict is the checkpoint's. Its modules are MONAI's,
+        or with ``prepare_in_place`` the engines' (:meth:`monai_net` gives MONAI's then)."""
         return self.net
 
     @classmethod
@@ -156,11 +168,13 @@ class Vista3DSegmenter:
         progress: bool = False,
         **options,
     ) -> Vista3DSegmenter:
-        """Load an official-format checkpoint (bundle or research layout); ``options`` as in the class."""
+        """Load an official-format checkpoint (bundle or research layout); ``options`` as in the class
+        (``prepare_in_place`` defaults to True here: the network is the segmenter's own)."""
         net, spec = load_vista3d(path, device=device)
         prof = get_profile(profile)
         if roi_size is not None:
             prof = prof.with_roi(roi_size)
+        options.setdefault("prepare_in_place", True)  # nothing else holds the network just loaded
         return cls(net, spec, profile=prof, device=device, progress=progress, **options)
 
     # ---- prompts -------------------------------------------------------------------------
@@ -393,23 +407,41 @@ class Vista3DSegmenter:
         return labels
 
     def engine_net(self) -> VISTA3D:
-        """The network prepared for the exact/fast engines (a copy: channels-last weights, fused layers).
+        """The network prepared for the exact/fast engines (channels-last weights, fused layers).
 
-        The copy costs the weights' memory once more (0.9 GB for the full-size model); it is made on
-        first use, under :attr:`lock`, and ``self.net`` stays MONAI's for the reference inferers.
-        Nothing process-wide changes here: glibc's allocator tuning, which the CPU engines gain
-        from, is an explicit choice (:func:`voxelprompt.api.load_model`'s ``tune_allocator``).
+        With ``prepare_in_place`` it shares every module of ``self.net`` (prepared at construction;
+        only the point head is wrapped, in this view, so the state dict keeps its keys). Otherwise
+        it is a copy that costs the weights' memory once more (0.87 GB for the full-size model),
+        made on first use, and ``self.net`` stays MONAI's for the reference inferers. Made under
+        :attr:`lock`. Nothing process-wide changes here: glibc's allocator tuning, which the CPU
+        engines gain from, is an explicit choice (:func:`voxelprompt.api.load_model`'s ``tune_allocator``).
         """
         with self.lock:
             if self._engine_net is None:
-                net = prepare_network(copy.deepcopy(self.net), channels_last=True)
-                net.point_head = FastPointHead(net.point_head)
+                base = self.net if self.in_place else prepare_network(copy.deepcopy(self.net), channels_last=True)
+                net = copy.copy(base)  # shares parameters and modules; only the point head slot differs
+                net._modules = dict(base._modules)
+                net._modules["point_head"] = FastPointHead(base.point_head)
                 self._engine_net = net.eval()
             return self._engine_net
 
+    def monai_net(self) -> VISTA3D:
+        """MONAI's network for MONAI's forward and inferers (the evaluation's click protocols).
+
+        ``self.net`` itself, or with ``prepare_in_place`` a copy restored to MONAI's modules and
+        layout (:func:`~voxelprompt.inference.vista3d.engine.layout.restore_network`; bit-equal
+        outputs), made on first use: only callers that need it pay the weights' memory twice.
+        """
+        with self.lock:
+            if not self.in_place:
+                return self.net
+            if self._monai_net is None:
+                self._monai_net = restore_network(copy.deepcopy(self.net)).eval()
+            return self._monai_net
+
     def click_net(self) -> VISTA3D:
         """The network clicks run through: MONAI's with the reference engine, else the prepared one."""
-        return self.net if self.engine == "reference" else self.engine_net()
+        return self.monai_net() if self.engine == "reference" else self.engine_net()
 
     def _segment_clicks(
         self,

@@ -118,3 +118,23 @@ def test_segmenter_engines_and_their_errors(tiny_net, tiny_spec, one_thread):
     np.testing.assert_array_equal(results["exact"].labels.array, results["reference"].labels.array)
     assert results["fast"].labels.shape == volume.shape
     assert results["exact"].windows == results["reference"].windows
+
+
+def test_exact_labels_unchanged_when_the_loop_runs_with_the_default_allocator(tiny_net, image, monkeypatch, one_thread):
+    from voxelprompt.inference.vista3d.engine import class_windows
+
+    net = prepare_network(__import__("copy").deepcopy(tiny_net), channels_last=True)
+    prof = get_profile("bundle").with_roi(ROI)
+    switched = []
+    real = class_windows.default_malloc
+
+    def spy(active=True):
+        switched.append(active)
+        return real(active)
+
+    monkeypatch.setattr(class_windows, "default_malloc", spy)
+    kept, _ = stitched_class_labels(image, net, CLASSES, prof, 132, channels_last=True)
+    monkeypatch.setattr(class_windows, "LARGE_OPEN_BYTES", -1)  # every grid counts as large
+    default, _ = stitched_class_labels(image, net, CLASSES, prof, 132, channels_last=True)
+    assert switched == [False, True]
+    assert torch.equal(default, kept)

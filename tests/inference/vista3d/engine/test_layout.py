@@ -12,6 +12,7 @@ from voxelprompt.inference.vista3d.engine.layout import (
     InstanceNorm3dAnyLayout,
     SubpixelConvTranspose3d,
     prepare_network,
+    restore_network,
     to_layout,
 )
 
@@ -214,3 +215,26 @@ def test_prepare_network_is_idempotent(tiny_net):
     # Switching back to contiguous converts the sub-pixel kernels with the parameters.
     prepare_network(net, channels_last=False)
     assert all(in_layout(b, False) for b in net.buffers() if b.dim() == 5)
+
+
+def test_restore_network_undoes_prepare_bit_for_bit(tiny_net, one_thread):
+    reference = tiny_net  # session fixture: only read here
+    restored = restore_network(prepare_network(copy.deepcopy(reference), channels_last=True))
+
+    assert [type(m) for m in restored.modules()] == [type(m) for m in reference.modules()]
+    state, expected_state = restored.state_dict(), reference.state_dict()
+    assert list(state) == list(expected_state)
+    assert all(torch.equal(state[k], expected_state[k]) for k in state)
+    assert all(p.is_contiguous() for p in restored.parameters())
+    x = torch.rand(1, 1, 32, 32, 32, generator=torch.Generator().manual_seed(2))
+    vector = torch.tensor([1, 3, 5])[:, None]
+    with torch.inference_mode():
+        expected = reference(x, class_vector=vector, transpose=True)
+        got = restored(x, class_vector=vector, transpose=True)
+    assert torch.equal(got, expected)  # MONAI's modules and layout again: the same kernels
+
+
+def test_restore_network_refuses_subpixel_kernels(tiny_net):
+    net = prepare_network(copy.deepcopy(tiny_net), subpixel=True)
+    with pytest.raises(ValueError, match="SubpixelConvTranspose3d"):
+        restore_network(net)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from voxelprompt.inference.allocator import mapped_empty
 from voxelprompt.inference.sliding import grid_starts
 
 __all__ = [
@@ -213,6 +214,12 @@ class CellStitcher:
     def _cell_slices(self, cell: tuple[int, int, int]) -> tuple[slice, ...]:
         return tuple(slice(self.edges[a][c], self.edges[a][c + 1]) for a, c in enumerate(cell))
 
+    def planned_open_bytes(self) -> int:
+        """The most bytes the open cells will hold (float32 sums and counts; from the window plan)."""
+        voxels = max(open_voxels(self.windows, self.shape), default=0)
+        channels = len(self.classes) if self.head is None else self.head.shape[0]
+        return voxels * (channels + (0 if self.weight is None else 1)) * 4
+
     @property
     def open_bytes(self) -> int:
         return sum(s.numel() * s.element_size() + c.numel() * c.element_size() for s, c in self._open.values())
@@ -238,8 +245,15 @@ class CellStitcher:
                 self._finish(region, part, None)
                 continue
             else:
-                total = part.clone() if w is None else part * w
-                count = torch.ones((1, 1, 1, 1)) if w is None else w.clone()
+                # Open cells outlive many windows: keep them out of the heap the windows reuse.
+                total = mapped_empty(part.shape)
+                if w is None:
+                    total.copy_(part)
+                    count = torch.ones((1, 1, 1, 1))
+                else:
+                    torch.mul(part, w, out=total)
+                    count = mapped_empty(w.shape)
+                    count.copy_(w)
                 self._open[cell] = (total, count)
             self.peak_open_bytes = max(self.peak_open_bytes, self.open_bytes)
             if closes:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from monai.data.utils import compute_importance_map
 
+from voxelprompt.inference.allocator import default_malloc, release_free_memory
 from voxelprompt.inference.vista3d.engine.accumulate import (
     CellStitcher,
     RunningArgmax,
@@ -41,6 +42,12 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+#: Planned open-cell bytes above which a window loop runs with glibc's default allocator even in a
+#: tuned process (:func:`~voxelprompt.inference.allocator.default_malloc`). Everything mode plans
+#: 1.38 GiB on the paper's 333x333x603 grid (kept tuned) and 1.99 GiB on 512x512x768 (switched).
+LARGE_OPEN_BYTES = 3 * 2**29
 
 
 @dataclass(frozen=True)
@@ -277,6 +284,17 @@ def _windowed(
         stitcher = CellStitcher(grid, windows, run.classes, weight=run.weight, head=head)
     autocast = torch.autocast("cuda", dtype=torch.float16) if run.amp else contextlib.nullcontext()
     device = run.embedding.device
+    # Large open cells: the tuned heap's per-window overhead would land on top of them.
+    large = isinstance(stitcher, CellStitcher) and stitcher.planned_open_bytes() > LARGE_OPEN_BYTES
+    with default_malloc(active=large):
+        _run_windows(padded, windows, run, stitcher, by_features, autocast, device)
+    if isinstance(stitcher, CellStitcher):
+        logger.debug("stitching kept at most %.1f MB of open cells", stitcher.peak_open_bytes / 2**20)
+    return unpad(stitcher.result(), before, shape), windows
+
+
+def _run_windows(padded, windows, run: _Run, stitcher, by_features: bool, autocast, device) -> None:
+    """Evaluate ``windows`` of the padded [1, 1, H, W, D] image in order and add them to ``stitcher``."""
     for done, window in enumerate(windows, start=1):
         x = to_layout(padded[(slice(None), slice(None), *window.slices)].to(device), run.channels_last)
         with autocast:
@@ -287,11 +305,9 @@ def _windowed(
         del x
         stitcher.add(window, values.cpu())
         del values
+        release_free_memory()  # with the CLI's allocator tuning: no heap growth across windows
         if run.on_window is not None:
             run.on_window(done, len(windows))
-    if isinstance(stitcher, CellStitcher):
-        logger.debug("stitching kept at most %.1f MB of open cells", stitcher.peak_open_bytes / 2**20)
-    return unpad(stitcher.result(), before, shape), windows
 
 
 def _coarse_to_fine(

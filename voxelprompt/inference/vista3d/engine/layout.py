@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["InstanceNorm3dAnyLayout", "SubpixelConvTranspose3d", "prepare_network", "to_layout"]
+__all__ = ["InstanceNorm3dAnyLayout", "SubpixelConvTranspose3d", "prepare_network", "restore_network", "to_layout"]
 
 logger = logging.getLogger(__name__)
 
@@ -319,3 +319,35 @@ def prepare_network(net: ModuleT, channels_last: bool = True, subpixel: bool = F
         parent, _, child = name.rpartition(".")
         setattr(net.get_submodule(parent), child, replacement)
     return net.to(memory_format=_memory_format(channels_last))
+
+
+def restore_network(net: ModuleT) -> ModuleT:
+    """Undo :func:`prepare_network` in place: ``nn.InstanceNorm3d`` modules and contiguous weights.
+
+    For MONAI's own forward and inferers, which need contiguous features, on a network that was
+    prepared in place. Parameters are shared with the replaced modules and the format change is a
+    copy, so the state dict and every output equal those of the never-prepared network.
+
+    Args:
+        net: a network after :func:`prepare_network` (or never prepared: then only the weights'
+            format is made contiguous).
+
+    Returns:
+        ``net`` itself.
+
+    Raises:
+        ValueError: ``net`` holds a :class:`SubpixelConvTranspose3d` (``subpixel=True``), whose
+            re-expressed kernels are not kept in MONAI's form.
+    """
+    for name, module in list(net.named_modules()):
+        if isinstance(module, SubpixelConvTranspose3d):
+            raise ValueError(f"{name} is a SubpixelConvTranspose3d; prepare without subpixel to restore")
+        if not isinstance(module, InstanceNorm3dAnyLayout):
+            continue
+        norm = nn.InstanceNorm3d(module.num_features, eps=module.eps, affine=module.weight is not None)
+        if module.weight is not None:
+            norm.weight, norm.bias = module.weight, module.bias
+        norm.train(module.training)
+        parent, _, child = name.rpartition(".")
+        setattr(net.get_submodule(parent), child, norm)
+    return net.to(memory_format=torch.contiguous_format)
