@@ -10,10 +10,8 @@ import pytest
 import torch
 
 from voxelprompt.errors import VoxelPromptError
-from voxelprompt.imageio import read_volume
 from voxelprompt.inference.preencode import LockTurns, Preencoder
-from voxelprompt.inference.vista3d.profiles import HU_MAX, HU_MIN, get_profile
-from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
+from voxelprompt.inference.vista3d.profiles import HU_MAX, HU_MIN
 from voxelprompt.inference.vista3d.session import InteractiveSession, _window_key
 from voxelprompt.inference.vista3d.windows import pad_to_window
 from voxelprompt.types import Points, Prompts
@@ -23,16 +21,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks (tests/conft
 ROI = (64, 64, 64)
 CLICK = Prompts(points=Points.from_lists([(20.0, 20.0, 10.0)]))
 WAIT_S = 120  # generous: the 2 test cores are shared
-
-
-@pytest.fixture(scope="module")
-def segmenter(tiny_net, tiny_spec):
-    return Vista3DSegmenter(tiny_net, tiny_spec, profile=get_profile("bundle").with_roi(ROI))
-
-
-@pytest.fixture(scope="module")
-def volume(ct_crop_path):
-    return read_volume(ct_crop_path)
 
 
 def _no_preencode_threads() -> bool:

@@ -7,24 +7,11 @@ import pytest
 
 from voxelprompt.errors import PromptError
 from voxelprompt.families import check_capabilities
-from voxelprompt.imageio import read_volume
-from voxelprompt.inference.vista3d.profiles import get_profile
-from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
 from voxelprompt.inference.vista3d.session import InteractiveSession
 from voxelprompt.types import OBJECT_ID, Points, Prompts
 
 ROI = (64, 64, 64)
 P1, P2, N1 = (20.0, 20.0, 10.0), (30.0, 12.0, 8.0), (8.0, 30.0, 12.0)
-
-
-@pytest.fixture(scope="module")
-def segmenter(tiny_net, tiny_spec):
-    return Vista3DSegmenter(tiny_net, tiny_spec, profile=get_profile("bundle").with_roi(ROI))
-
-
-@pytest.fixture(scope="module")
-def volume(ct_crop_path):
-    return read_volume(ct_crop_path)
 
 
 def test_click_sequence_matches_one_shot_and_reuses_work(segmenter, volume):
