@@ -20,12 +20,8 @@ CLICK = (60.0, 30.0, 10.0)  # input voxel where the tiny model's click result ed
 
 
 @pytest.fixture(scope="module")
-def segmenter(tiny_net, tiny_spec):
-    return Vista3DSegmenter(tiny_net, tiny_spec, profile=get_profile("bundle").with_roi(ROI))
-
-
-@pytest.fixture(scope="module")
 def volume(real_ct_path):
+    """The whole real CT (overrides conftest's crop; ``segmenter`` is conftest's 64^3 one)."""
     return read_volume(real_ct_path)
 
 
