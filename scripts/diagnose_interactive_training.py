@@ -20,12 +20,12 @@ Prints one JSON object per line (``{"mode", "width", "step", "dice", ...}``); as
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import torch
 from scipy import ndimage
@@ -97,12 +97,8 @@ def overfit(args) -> None:
                                   "dice": round(dice, 4), "seconds": round(time.perf_counter() - start, 1)}), flush=True)  # fmt: skip
 
 
-def _held_out(root: Path, n: int, config: BlobConfig, seed0: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    out = []
-    for i in range(n):
-        image, labels, objects, _ = make_blob_case(BlobConfig(**{**config.__dict__, "seed": seed0 + i}))
-        out.append((image, labels, objects))
-    return out
+def _held_out(n: int, config: BlobConfig, seed0: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    return [make_blob_case(dataclasses.replace(config, seed=seed0 + i))[:3] for i in range(n)]
 
 
 def _evaluate(net, cases, roi: int) -> dict[str, float]:
@@ -126,7 +122,7 @@ def train(args) -> None:
     config = BlobConfig(shape=(args.size,) * 3)
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="blobs-"))
     datalist = write_blob_dataset(work / "data", args.cases, config, seed0=args.seed)
-    held = _held_out(work, args.held_out, config, seed0=10_000 + args.seed)
+    held = _held_out(args.held_out, config, seed0=10_000 + args.seed)
     recipe = RECIPE_REGISTRY["stage1"](
         width=args.width, steps=args.steps, seed=args.seed, output_dir=str(work / "run"), val_every=-1,
         checkpoint_every=10**9,
