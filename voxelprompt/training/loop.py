@@ -39,6 +39,7 @@ __all__ = ["StepTrainer", "TrainResult", "CHECKPOINT_NAME", "MODEL_NAME"]
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
+_FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 MODEL_NAME = "model.pt"
 
 
@@ -104,7 +105,10 @@ class StepTrainer:
         if not params:
             raise InputError(f"recipe {self.recipe.name!r} leaves no trainable parameter")
         o = self.recipe.optim
-        self.optimizer = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+        # The fused kernel (one pass over all parameters) updates as the for-loop version does, up
+        # to float rounding; it exists for CPU and CUDA float parameters.
+        fused = self.device.type in ("cpu", "cuda") and all(p.dtype in _FUSED_DTYPES for p in params)
+        self.optimizer = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay, fused=fused or None)
         self.scheduler = WarmupCosineSchedule(
             self.optimizer, warmup_steps=o.warmup_steps, t_total=self.recipe.steps, warmup_multiplier=o.warmup_multiplier
         )

@@ -20,6 +20,7 @@ from monai.utils import set_determinism
 from voxelprompt.catalog import LAST_SUPPORTED
 from voxelprompt.errors import InputError
 from voxelprompt.models.vista3d import Vista3DSpec, build_vista3d, load_vista3d, save_vista3d
+from voxelprompt.training.layout import prepare_for_training
 from voxelprompt.training.loop import CHECKPOINT_NAME, MODEL_NAME, StepTrainer, TrainResult
 from voxelprompt.training.vista3d.cases import case_probabilities, case_weights, training_cases, validation_cases
 from voxelprompt.training.vista3d.labels import LABELED_KEY, PSEUDO_CLASSES_KEY, MergePseudoLabeld
@@ -57,7 +58,10 @@ class Trainer(StepTrainer):
     def __init__(
         self, recipe: Recipe, net: torch.nn.Module | None = None, progress: bool = True, distributed: bool = False
     ) -> None:
-        super().__init__(recipe, net if net is not None else self._build_net(recipe), progress, distributed)
+        net = net if net is not None else self._build_net(recipe)
+        # Channels-last with fused instance norms: same parameters and gradients, 1.3-4x faster
+        # steps on CPU (benchmarks/training_step.py); the saved state dict keeps MONAI's keys.
+        super().__init__(recipe, prepare_for_training(net), progress, distributed)
         self.net.set_auto_grad(auto_freeze=recipe.freeze == "auto", point_freeze=recipe.freeze == "point")
         self.setup_optimizer()
         # The official per-object loss; one call over all objects averages it (same voxel counts).
@@ -125,6 +129,7 @@ class Trainer(StepTrainer):
             index = int(rng.choice(len(self.train_cases), p=self.weights))
             sample = first_sample(self.train_ds[index])
             image, labels, sv = (as_batch(sample.get(k), self.device) for k in ("image", "label", "supervoxel"))
+            image = image.to(memory_format=torch.channels_last_3d)
             prompts = sample_prompts(
                 labels, self._sample_label_set(sample), self.recipe.prompts, supervoxels=sv, image=image
             )

@@ -1,0 +1,108 @@
+"""A network prepared for fast CPU training: channels-last end to end, one fused kernel per norm.
+
+Training on CPU spends its time in convolutions (oneDNN, fastest on channels-last ``NDHWC``
+tensors) and in the many elementwise passes around them. Stock ``nn.InstanceNorm3d`` returns a
+contiguous tensor, so every norm of a channels-last network costs two layout copies forwards and
+two backwards; the inference engine's :class:`~voxelprompt.inference.vista3d.engine.layout.InstanceNorm3dAnyLayout`
+keeps the layout but runs six elementwise passes, each with its own backward. Instance norm over
+C channels *is* group norm with C groups (one group per channel: mean and variance over the
+spatial axes of each sample), and PyTorch's ``group_norm`` has one fused channels-last CPU kernel
+forwards and one backwards. :class:`InstanceNorm3dAsGroupNorm` uses it: 4x faster than the
+six-pass norm on a width-16 VISTA3D's activations (forward + backward, ``benchmarks/training_step.py``).
+
+What is learnt does not change: the parameters, their names and the state dict are MONAI's, and
+gradients equal those of the unprepared module up to float rounding
+(``tests/training/test_training_layout.py``).
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["InstanceNorm3dAsGroupNorm", "prepare_for_training", "unprepare"]
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+class InstanceNorm3dAsGroupNorm(nn.Module):
+    """``nn.InstanceNorm3d`` (no running statistics) computed as group norm with one group per channel.
+
+    Keeps its input's memory format (``torch.channels_last_3d`` in, channels-last out) and has
+    the stock module's parameters (``weight``, ``bias`` shared, not copied).
+
+    Args:
+        norm: the module to replace.
+
+    Raises:
+        ValueError: ``norm`` is not an ``nn.InstanceNorm3d`` or tracks running statistics.
+    """
+
+    def __init__(self, norm: nn.InstanceNorm3d) -> None:
+        super().__init__()
+        if not isinstance(norm, nn.InstanceNorm3d):
+            raise ValueError(f"expected an nn.InstanceNorm3d, got {type(norm).__name__}")
+        if norm.track_running_stats:
+            raise ValueError(f"{norm} tracks running statistics; only track_running_stats=False is supported")
+        self.num_features = norm.num_features
+        self.eps = norm.eps
+        self.register_parameter("weight", norm.weight)
+        self.register_parameter("bias", norm.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise each channel of each sample over its spatial axes.
+
+        Args:
+            x: [B, C, D, H, W] in either memory format.
+
+        Returns:
+            Same shape, dtype and memory format as ``x``.
+        """
+        if x.dim() != 5:
+            raise ValueError(f"expected a [B, C, D, H, W] tensor, got shape {tuple(x.shape)}")
+        return F.group_norm(x, self.num_features, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, affine={self.weight is not None}"
+
+
+def _channels_last_output(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+    return output.contiguous(memory_format=torch.channels_last_3d)
+
+
+def prepare_for_training(net: ModuleT) -> ModuleT:
+    """Swap every ``nn.InstanceNorm3d`` for :class:`InstanceNorm3dAsGroupNorm` and make the weights
+    channels-last; modifies ``net`` in place and returns it.
+
+    A convolution of a one-channel input (the CT itself) picks its output layout from strides
+    that are the same in both formats, and PyTorch then chooses contiguous, which would carry
+    through the whole network; a forward hook gives that output channels-last (one copy of the
+    first feature map). Inputs may come in either format. The state dict keeps MONAI's keys, so
+    checkpoints load and save unchanged; :func:`unprepare` gives MONAI's modules back.
+    """
+    for name, module in list(net.named_modules()):
+        if name and isinstance(module, nn.InstanceNorm3d):
+            parent, _, child = name.rpartition(".")
+            setattr(net.get_submodule(parent), child, InstanceNorm3dAsGroupNorm(module))
+        elif isinstance(module, nn.Conv3d) and module.in_channels == 1:
+            if _channels_last_output not in module._forward_hooks.values():
+                module.register_forward_hook(_channels_last_output)
+    return net.to(memory_format=torch.channels_last_3d)
+
+
+def unprepare(net: ModuleT) -> ModuleT:
+    """Undo :func:`prepare_for_training` in place: stock ``nn.InstanceNorm3d`` and contiguous weights."""
+    for name, module in list(net.named_modules()):
+        if isinstance(module, InstanceNorm3dAsGroupNorm):
+            norm = nn.InstanceNorm3d(module.num_features, eps=module.eps, affine=module.weight is not None)
+            if module.weight is not None:
+                norm.weight, norm.bias = module.weight, module.bias
+            norm.train(module.training)
+            parent, _, child = name.rpartition(".")
+            setattr(net.get_submodule(parent), child, norm)
+        for key in [k for k, hook in module._forward_hooks.items() if hook is _channels_last_output]:
+            del module._forward_hooks[key]
+    return net.to(memory_format=torch.contiguous_format)
