@@ -1,0 +1,223 @@
+"""The width-16 demo-model campaign: resumable across kills and sessions, milestones kept outside git.
+
+    python scripts/demo_campaign.py run WORK_DIR [--minutes 60] [--device cpu|cuda]
+    python scripts/demo_campaign.py status WORK_DIR
+    python scripts/demo_campaign.py pack WORK_DIR OUT_DIR      # float16 weights in <= 15 MiB parts
+    python scripts/demo_campaign.py unpack WORK_DIR PARTS_DIR  # continue from packed weights
+
+WORK_DIR (keep it outside the repository, e.g. ``~/voxelprompt-campaign``) holds the data
+(phantoms, supervoxels, easy-task blobs; made once by ``scripts/train_demo_model.py``'s
+``make_data`` and ``voxelprompt.data.write_blob_dataset``), the recipes, each stage's resumable
+``runs/<stage>/checkpoint.pt`` (weights, AdamW moments, schedule, RNG states, losses: a resumed
+stage draws exactly the samples an uninterrupted one would) and ``milestones/`` (each finished
+stage's model and loss curve). ``run`` goes on from wherever the state stands; SIGTERM or SIGINT
+ends the current step, writes the checkpoint and exits 0, and so does ``--minutes``. Run it
+``nice``d beside other work; never beside a CI run (the suite's timings and the campaign's would
+both suffer, and CI machines are not kept).
+
+Stages (width 16, 64^3 patches at 3 mm; held-out phantoms are seeds >= 1000, never trained on):
+  * ``auto16``: paper stage 3 with the encoder trained (the width-8 history in MODEL_CARD.md showed
+    an untrained encoder is the bottleneck), the 35 demo classes, 16 present + 4 absent class
+    prompts per step, class-centred patches;
+  * ``point16``: paper stage 2 (encoder and automatic branch frozen): clicks on the demo classes,
+    3 iterative rounds, zero-shot objects from supervoxels (phantoms) and from the easy-task blobs
+    (a second dataset whose labelled blobs are mapped away, so they stay as distractors).
+
+``pack``/``unpack`` carry a campaign to a GPU and back within the device tool's transfer limits
+(64 MiB in total): only float16 weights travel, so a stage continued from unpacked weights starts
+fresh AdamW moments (stated in its recipe name), unlike an exact CPU resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train_demo_model import FOCUS, make_data  # noqa: E402
+
+from voxelprompt.data.blobs import BlobConfig, write_blob_dataset  # noqa: E402
+from voxelprompt.models.checkpoint_io import load_checkpoint_file, save_checkpoint_file  # noqa: E402
+from voxelprompt.training import Trainer, load_recipe  # noqa: E402
+
+WIDTH = 16
+PART_BYTES = 15 * 2**20
+COMMON = {"width": WIDTH, "patch": {"roi": [64, 64, 64], "spacing": [3.0, 3.0, 3.0]}, "log_every": 10, "seed": 0}
+CENTRED = {"crop_class_ratios": {str(c): float(c in FOCUS) for c in range(1, 133)}}
+STAGES: dict[str, dict] = {
+    "auto16": {
+        "base": "stage3", "freeze": "none", "steps": 3000, "val_every": 500, "checkpoint_every": 25,
+        "optim": {"lr": 1e-3, "warmup_steps": 20}, "prompts": {"max_foreground": 16, "max_background": 4},
+        "data": {"datalists": ["../data/datalist.json"], "label_set": FOCUS, "val_cases": 2},
+        "patch": CENTRED,
+    },
+    "point16": {
+        "base": "stage2", "freeze": "auto", "init": "../runs/auto16/model.pt", "steps": 1500, "val_every": -1,
+        "checkpoint_every": 10, "optim": {"lr": 1e-3, "warmup_steps": 10},
+        "prompts": {"iterations": 3, "zero_shot_source": "supervoxel"},
+        "data": {"datalists": ["../data/datalist_sv.json", "../data/blobs/datalist.json"], "label_set": FOCUS,
+                 "val_cases": 2, "supervoxels": True, "label_mappings": {"blobs": [[0, 0]]}},
+    },
+}  # fmt: skip
+
+logger = logging.getLogger("campaign")
+
+
+def prepare(root: Path) -> None:
+    """Data (once) and the stage recipes."""
+    if not (root / "data" / "datalist_sv.json").is_file():
+        make_data(root)
+    blobs = root / "data" / "blobs"
+    if not (blobs / "datalist.json").is_file():
+        write_blob_dataset(blobs, 24, BlobConfig(shape=(96, 96, 96), objects=(3, 8)), seed0=0)
+    (root / "recipes").mkdir(parents=True, exist_ok=True)
+    for name, stage in STAGES.items():
+        fields = json.loads(json.dumps({**COMMON, **stage, "name": f"demo-{name}", "output_dir": f"../runs/{name}"}))
+        fields["patch"] = {**COMMON["patch"], **stage.get("patch", {})}
+        (root / "recipes" / f"{name}.json").write_text(json.dumps(fields, indent=1))
+
+
+class Stop:
+    """Set by SIGTERM/SIGINT or the time budget; checked between steps."""
+
+    def __init__(self, minutes: float | None) -> None:
+        self.deadline = time.monotonic() + minutes * 60 if minutes else None
+        self.signalled = False
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        logger.info("signal %d: stopping after this step", signum)
+        self.signalled = True
+
+    def __bool__(self) -> bool:
+        return self.signalled or (self.deadline is not None and time.monotonic() > self.deadline)
+
+
+def run_stage(root: Path, name: str, device: str, stop: Stop) -> bool:
+    """Train one stage until done or stopped; True when it finished (its milestone is written)."""
+    out = root / "runs" / name
+    if (out / "model.pt").is_file():
+        return True
+    recipe = load_recipe(root / "recipes" / f"{name}.json")
+    recipe = dataclasses.replace(recipe, device=device)
+    trainer = Trainer(recipe, progress=False)
+    if (out / "checkpoint.pt").is_file():
+        trainer.load_checkpoint(out / "checkpoint.pt")
+    out.mkdir(parents=True, exist_ok=True)
+    while trainer.step < recipe.steps and not stop:
+        trainer.losses.append(trainer.train_step())
+        if trainer.step % 10 == 0:
+            logger.info("%s step %d loss %.4f", name, trainer.step, sum(trainer.losses[-10:]) / 10)
+        if trainer.step % recipe.checkpoint_every == 0:
+            trainer.save_checkpoint()
+        if recipe.val_every > 0 and trainer.step % recipe.val_every == 0:
+            trainer.run_validation()
+            _record_validation(root, name, trainer)
+    trainer.save_checkpoint()
+    if trainer.step < recipe.steps:
+        return False
+    if recipe.val_every >= 0:
+        trainer.run_validation()
+        _record_validation(root, name, trainer)
+    trainer.save_model(out / "model.pt")
+    milestones = root / "milestones"
+    milestones.mkdir(exist_ok=True)
+    shutil.copy2(out / "model.pt", milestones / f"{name}.pt")
+    (milestones / f"{name}_losses.json").write_text(json.dumps(trainer.losses))
+    logger.info("%s finished: milestone %s", name, milestones / f"{name}.pt")
+    return True
+
+
+def _record_validation(root: Path, name: str, trainer: Trainer) -> None:
+    path = root / "runs" / name / "validation.jsonl"
+    mean = sum(trainer.val_dice.values()) / max(len(trainer.val_dice), 1)
+    with path.open("a") as f:
+        f.write(json.dumps({"step": trainer.step, "mean_dice": mean, "dice": trainer.val_dice}) + "\n")
+
+
+def status(root: Path) -> None:
+    for name in STAGES:
+        ckpt = root / "runs" / name / "checkpoint.pt"
+        if not ckpt.is_file():
+            print(f"{name}: not started")
+            continue
+        state = load_checkpoint_file(ckpt)
+        losses = [x for x in state["losses"][-50:] if x == x]
+        done = (root / "runs" / name / "model.pt").is_file()
+        mean = sum(losses) / max(len(losses), 1)
+        print(f"{name}: step {state['step']}{' (finished)' if done else ''}, mean loss of the last 50 steps {mean:.4f}")
+        val = root / "runs" / name / "validation.jsonl"
+        for line in val.read_text().splitlines() if val.is_file() else []:
+            row = json.loads(line)
+            print(f"  step {row['step']}: validation mean Dice {row['mean_dice']:.3f}")
+
+
+def current_stage(root: Path) -> str:
+    return next((n for n in STAGES if not (root / "runs" / n / "model.pt").is_file()), list(STAGES)[-1])
+
+
+def pack(root: Path, out: Path) -> None:
+    """The current stage's weights in float16, split into parts the device tool can carry."""
+    name = current_stage(root)
+    state = load_checkpoint_file(root / "runs" / name / "checkpoint.pt")
+    half = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
+    out.mkdir(parents=True, exist_ok=True)
+    blob = out / "weights.pt"
+    save_checkpoint_file({"stage": name, "step": state["step"], "model": half}, blob)
+    data = blob.read_bytes()
+    blob.unlink()
+    for i in range(0, len(data), PART_BYTES):
+        (out / f"part{i // PART_BYTES:02d}").write_bytes(data[i : i + PART_BYTES])
+
+
+def unpack(root: Path, parts: Path) -> None:
+    """Start the packed stage anew from the packed weights (fresh AdamW moments and schedule)."""
+    blob = root / "unpacked.pt"
+    blob.write_bytes(b"".join(p.read_bytes() for p in sorted(parts.glob("part*"))))
+    packed = load_checkpoint_file(blob)
+    model = {k: v.float() if v.is_floating_point() else v for k, v in packed["model"].items()}
+    init = root / "runs" / f"{packed['stage']}_gpu_step{packed['step']}.pt"
+    save_checkpoint_file(model, init)
+    blob.unlink()
+    print(f"{init}: weights of {packed['stage']} at step {packed['step']}; pass it as the stage's init to go on")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("work_dir", type=Path)
+    run.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this long")
+    run.add_argument("--device", default="cpu")
+    sub.add_parser("status").add_argument("work_dir", type=Path)
+    for name in ("pack", "unpack"):
+        p = sub.add_parser(name)
+        p.add_argument("work_dir", type=Path)
+        p.add_argument("parts", type=Path)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    root = args.work_dir.resolve()
+    if args.command == "status":
+        return status(root)
+    if args.command == "pack":
+        return pack(root, args.parts)
+    if args.command == "unpack":
+        return unpack(root, args.parts)
+    prepare(root)
+    stop = Stop(args.minutes)
+    for name in STAGES:
+        if not run_stage(root, name, args.device, stop):
+            break
+
+
+if __name__ == "__main__":
+    main()
