@@ -78,4 +78,7 @@ def serve(
         url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
         for line in describe(service, url, folder, settings):
             typer.echo(line, err=True)
-        serve_forever(make_app(service, settings), host, port)
+        try:
+            serve_forever(make_app(service, settings), host, port)
+        finally:
+            service.close()  # in-flight model work ends, background threads stop: exit 0, not SIGABRT

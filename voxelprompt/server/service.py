@@ -154,6 +154,13 @@ class SegmentationService:
         logger.info("infer %s on %r: %.3f s (session %s)", task_name, image_id, seconds["total"], "reused" if reused else "new")
         return InferResult(volume.with_array(labels, source=f"result of {task_name}"), names, reused, seconds, notes)
 
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Shut down: refuse later model work (503), let the running request finish (up to
+        ``timeout_s``), then close every session, which stops and joins their background threads
+        (a thread left inside torch when the interpreter exits aborts the process)."""
+        self.gate.close(timeout_s)
+        self.sessions.close()
+
     def forget_image(self, image_id: str) -> None:
         """Delete an image and close its sessions.
 
