@@ -110,14 +110,6 @@ def test_uploads_read_no_file_outside_the_datastore(server, tmp_path):
     alive(server.url)
 
 
-def test_nrrd_sniffed_as_another_format_is_refused(server):
-    """A `.nrrd` upload that is not NRRD (a MetaImage header naming a data file) never reaches
-    another ITK reader."""
-    meta = b"ObjectType = Image\nNDims = 3\nDimSize = 4 4 4\nElementType = MET_UCHAR\nElementDataFile = /etc/hostname\n"
-    assert "NRRD magic" in one_line_4xx(upload(server.url, "ct.nrrd", meta), 400)
-    alive(server.url)
-
-
 def test_decompression_bomb_upload_is_413_before_decoding(server, tmp_path):
     """Item 5: a small .nii.gz whose header states 1024x1024x300 (1.2 GiB as float32) and whose
     stream is zeros; refused from the header, with the limit named, before anything is allocated."""
@@ -128,7 +120,8 @@ def test_decompression_bomb_upload_is_413_before_decoding(server, tmp_path):
     raw = header.binaryblock + b"\0" * (352 - len(header.binaryblock))
     zeros = bytes(1 << 24)
     deflate = zlib.compressobj(1, zlib.DEFLATED, 31)  # 31: a gzip stream
-    parts = [deflate.compress(raw)] + [deflate.compress(zeros) for _ in range(1024 * 1024 * 300 // len(zeros))]
+    full, rest = divmod(1024 * 1024 * 300, len(zeros))
+    parts = [deflate.compress(raw)] + [deflate.compress(zeros) for _ in range(full)] + [deflate.compress(zeros[:rest])]
     body = b"".join(parts) + deflate.flush()
     assert len(body) < 4 * 2**20
     with peak_rss() as peak:
