@@ -5,7 +5,7 @@ throttle on failed attempts, an upload size limit, a body timeout and a structur
   except the MONAI Label client's login routes (``/auth/``, ``/auth/token``; exact paths),
   ``/healthz`` and the viewer's static page (which holds no data and asks for the token). The
   token is compared in constant time and never logged.
-* **Throttle**: a client address with :data:`MAX_FAILURES` answers of 401 within
+* **Throttle**: a client address with :data:`MAX_FAILURES` wrong credentials (401) within
   :data:`FAILURE_WINDOW_S` gets 429 with ``Retry-After`` for every request that carries
   credentials (a bearer token, or the login form) until the window has passed.
 * **Upload limit**: a body over ``max_body_bytes`` is refused with 413, from its
@@ -109,7 +109,7 @@ class ServerMiddleware:
         async def send_logged(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
-                if message["status"] == 401:
+                if message["status"] == 401 and self._credentials(scope):  # a wrong token, not a missing one
                     self.throttle.failed(client)
             await send(message)
 
@@ -141,17 +141,20 @@ class ServerMiddleware:
         refused: tuple[int, str] | None = None  # set when the body broke a limit
         deadline = time.monotonic() + self.body_timeout_s
 
+        body_done = not _has_body(scope)
+
         async def counted() -> Message:
-            nonlocal refused
+            nonlocal refused, body_done
             if refused is not None:
                 return {"type": "http.disconnect"}
+            if body_done:  # no body, or all of it: later calls wait for the disconnect, unbounded
+                return await receive()
             try:
                 message = await asyncio.wait_for(receive(), timeout=max(deadline - time.monotonic(), 0.001))
             except asyncio.TimeoutError:
-                if state["received"] == 0 and not _has_body(scope):
-                    return await receive()  # no body expected: wait for the disconnect as before
                 refused = (408, f"request body not received within {self.body_timeout_s:g} s")
                 raise _SlowBody from None
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
             if message["type"] == "http.request":
                 state["received"] += len(message.get("body", b""))
                 if state["received"] > self.max_body_bytes:
