@@ -86,7 +86,9 @@ def nrrd(fields: str, data: bytes = b"") -> bytes:
 
 
 def alive(url: str) -> None:
-    assert requests.get(f"{url}/healthz", timeout=10).json()["status"] == "ok"
+    """The server still answers, and what it keeps is inside its memory budget."""
+    health = requests.get(f"{url}/healthz", timeout=10).json()
+    assert health["status"] == "ok" and health["memory_budget"]["used_mb"] <= health["memory_budget"]["limit_mb"]
 
 
 # ---- untrusted files ------------------------------------------------------------------------------

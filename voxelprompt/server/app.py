@@ -84,6 +84,7 @@ def create_app(service: SegmentationService, options: ServerOptions | None = Non
             "images": len(service.store.images()),
             "compute": {"running": gate.running, "waiting": gate.waiting, "served": gate.served, "refused_busy": gate.refused},
             "rss_mb": round(psutil.Process(os.getpid()).memory_info().rss / 2**20, 1),
+            **_budget_stats(service),
         }
 
     @app.get("/catalog", summary="Class ids, names and 3D Slicer colours (for legends)")
@@ -111,6 +112,14 @@ def create_app(service: SegmentationService, options: ServerOptions | None = Non
     return ServerMiddleware(
         app, token=options.token, max_body_bytes=int(options.max_upload_mb * 2**20), body_timeout_s=options.body_timeout_s
     )
+
+
+def _budget_stats(service: SegmentationService) -> dict[str, Any]:
+    """The memory budget's use for ``/healthz`` (``--memory-mb``), when the service has one."""
+    budget = getattr(service.sessions, "budget", None)
+    if budget is None:
+        return {}
+    return {"memory_budget": {"limit_mb": round(budget.limit / 2**20, 1), "used_mb": round(budget.used / 2**20, 1)}}
 
 
 def _error_replies(app: FastAPI) -> None:
