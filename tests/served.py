@@ -16,6 +16,13 @@ class RunningServer:
     service: object
     thread: ServerThread
 
+    def stop(self) -> None:
+        """Stop serving, then close the service (sessions' background threads end before exit)."""
+        self.thread.stop()
+        close = getattr(self.service, "close", None)
+        if close is not None:
+            close()
+
 
 def start_server(datastore: Path, settings: ServeSettings | None = None, **thread_kwargs) -> RunningServer:
     """Build the service (models loaded once) and start it on a free loopback port."""

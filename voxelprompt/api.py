@@ -34,6 +34,7 @@ from voxelprompt.families import (
     get_family,
 )
 from voxelprompt.prompts import Coordinate, build_prompts
+from voxelprompt.imageio.policy import TRUSTED, ReadPolicy
 from voxelprompt.types import PointSpace, Segmentation, Volume
 
 if TYPE_CHECKING:  # torch is imported only when a model is loaded
@@ -199,16 +200,17 @@ def load_named_models(
     return models
 
 
-def read_ct(image: str | os.PathLike | Volume, series_uid: str | None = None) -> Volume:
-    """The CT to segment, read (see :func:`voxelprompt.imageio.read_volume`) unless already a
-    :class:`Volume`; logs a one-line warning when its values do not look like Hounsfield units.
+def read_ct(image: str | os.PathLike | Volume, series_uid: str | None = None, policy: ReadPolicy = TRUSTED) -> Volume:
+    """The CT to segment, read (see :func:`voxelprompt.imageio.read_volume`, under ``policy``)
+    unless already a :class:`Volume`; logs a one-line warning when its values do not look like
+    Hounsfield units.
 
     Raises:
         InputError: as :func:`~voxelprompt.imageio.read_volume`.
     """
     from voxelprompt.imageio import hounsfield_warning, read_volume
 
-    volume = image if isinstance(image, Volume) else read_volume(image, series_uid=series_uid)
+    volume = image if isinstance(image, Volume) else read_volume(image, series_uid=series_uid, policy=policy)
     warning = hounsfield_warning(volume)
     if warning is not None:
         logger.warning("WARNING: %s", warning)

@@ -6,7 +6,7 @@ one-line message and exit code 2.
 
 from __future__ import annotations
 
-__all__ = ["VoxelPromptError", "InputError", "PromptError", "CheckpointError", "WeightsError"]
+__all__ = ["VoxelPromptError", "InputError", "TooLargeError", "PromptError", "CheckpointError", "WeightsError"]
 
 
 class VoxelPromptError(ValueError):
@@ -17,6 +17,11 @@ class VoxelPromptError(ValueError):
 
 class InputError(VoxelPromptError):
     """An image or label file is missing, unreadable, corrupt or has unusable geometry."""
+
+
+class TooLargeError(InputError):
+    """An input larger than a stated limit (a decoded volume, an array, a buffer): the server
+    answers it with HTTP 413."""
 
 
 class PromptError(VoxelPromptError):

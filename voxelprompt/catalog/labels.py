@@ -115,8 +115,11 @@ class LabelCatalog:
         """Class index for a name (case, ``_``/space, word order and synonyms tolerated) or an id.
 
         Raises:
-            PromptError: unknown name, with the closest known names suggested.
+            PromptError: unknown name, with the closest known names suggested; neither a name
+                nor an integer (a float, a list, an object from JSON).
         """
+        if isinstance(query, bool) or not isinstance(query, int | str):
+            raise PromptError(f"a class must be a name or an integer id, got {query!r}"[:200])
         if isinstance(query, int) or (isinstance(query, str) and query.strip().isdigit()):
             value = int(query)
             if value < 1:

@@ -45,6 +45,12 @@ def serve(
     ] = None,
     max_leases: Annotated[int, typer.Option("--max-leases", help="nnInteractive clients at once (503 + Retry-After beyond).")] = 2,
     lease_idle: Annotated[float, typer.Option("--lease-idle", metavar="SECONDS", help="Reap an nnInteractive lease after this time without user actions.")] = 600.0,
+    memory_mb: Annotated[
+        float | None, typer.Option("--memory-mb", help="Memory budget of cached images, sessions and nnInteractive leases together (default: 80% of this machine's memory).")
+    ] = None,
+    max_image_mb: Annotated[float, typer.Option("--max-image-mb", help="Largest decoded image (float32) an upload or nnInteractive client may send (413 beyond).")] = 1024.0,
+    body_timeout: Annotated[float, typer.Option("--body-timeout", metavar="SECONDS", help="Longest time a request body may take to arrive (408 beyond).")] = 300.0,
+    max_connections: Annotated[int, typer.Option("--max-connections", help="Open connections at once (503 beyond).")] = 256,
     device: DeviceOption = "auto",
 ) -> None:
     """Serve models to 3D Slicer, OHIF (MONAI Label API), nnInteractive clients (/nninteractive) and the browser viewer at http://HOST:PORT/."""
@@ -64,7 +70,8 @@ def serve(
         token=token, cors_origins=tuple(cors_origin or ()), datastore=datastore, max_upload_mb=max_upload_mb,
         max_sessions=max_sessions, session_idle_s=session_idle, session_memory_mb=session_memory_mb, max_waiting=queue,
         dicomweb=dicomweb, dicomweb_credentials=dicomweb_credentials,
-        max_leases=max_leases, lease_idle_s=lease_idle,
+        max_leases=max_leases, lease_idle_s=lease_idle, memory_mb=memory_mb, max_image_mb=max_image_mb,
+        body_timeout_s=body_timeout, max_connections=max_connections,
     )  # fmt: skip
     for path in settings.checkpoints:
         if not path.is_file():
@@ -78,4 +85,7 @@ def serve(
         url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
         for line in describe(service, url, folder, settings):
             typer.echo(line, err=True)
-        serve_forever(make_app(service, settings), host, port)
+        try:
+            serve_forever(make_app(service, settings), host, port, settings.max_connections)
+        finally:
+            service.close()  # in-flight model work ends, background threads stop: exit 0, not SIGABRT

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from voxelprompt.errors import InputError
+from voxelprompt.errors import InputError, TooLargeError
 
 __all__ = [
     "check_header_shape",
@@ -23,6 +24,8 @@ __all__ = [
     "check_nrrd_sizes",
     "check_raw_nrrd_size",
     "check_memory",
+    "check_decoded_budget",
+    "check_self_contained_nrrd",
     "available_memory",
     "format_bytes",
 ]
@@ -164,6 +167,64 @@ def check_memory(shape: Sequence[int], itemsize: int, source: str) -> None:
             f"{source}: header shape {_dims(shape)} needs {format_bytes(needed)} of memory as {kind}, "
             f"more than the {format_bytes(available)} available"
         )
+
+
+def check_decoded_budget(shape: Sequence[int], itemsize: int, max_bytes: int | None, source: str) -> None:
+    """Reject a header whose decoded array would exceed ``max_bytes`` (a reader policy's budget).
+
+    Args:
+        shape: the data shape the header states.
+        itemsize: bytes per stored voxel; the decoded size uses at least float32's 4 bytes.
+        max_bytes: the budget in bytes; None: no budget.
+        source: name used in messages.
+
+    Raises:
+        TooLargeError: the decoded array is larger than ``max_bytes``.
+    """
+    needed = _n_voxels(shape) * max(int(itemsize), _DECODED_ITEMSIZE)
+    if max_bytes is not None and needed > max_bytes:
+        raise TooLargeError(
+            f"{source}: header shape {_dims(shape)} decodes to {format_bytes(needed)}, "
+            f"over the limit of {format_bytes(max_bytes)} per image"
+        )
+
+
+def check_self_contained_nrrd(path: Path, source: str) -> list[int]:
+    """Refuse a NRRD file that is not one self-contained ``.nrrd``; return the ``sizes`` it states.
+
+    The header is read here, before ITK sees the file: ITK follows a ``data file`` field to any
+    path (``/dev/zero``, another user's file, ``LIST`` of files), so a header naming one, a
+    header that never ends within its first MiB, or a file without the NRRD magic is refused.
+
+    Args:
+        path: the ``.nrrd`` file.
+        source: name used in messages.
+
+    Returns:
+        The sizes of the ``sizes`` field (empty when it is missing or malformed: ITK reports that).
+
+    Raises:
+        InputError: no NRRD magic, an unterminated header, or a reference to a data file.
+    """
+    with open(path, "rb") as file:
+        head = file.read(_CHUNK + 1)
+    if not head.startswith(b"NRRD"):
+        raise InputError(f"{source}: not a NRRD file (it does not start with the NRRD magic)")
+    ends = [i for i in (head.find(b"\n\n"), head.find(b"\r\n\r\n")) if i >= 0]
+    if not ends:
+        raise InputError(f"{source}: the NRRD header does not end (no blank line) within {format_bytes(_CHUNK)}")
+    header = head[: min(ends)].decode("latin-1")
+    # Any spelling teem might accept ("data file", "datafile", any case, spacing or line break),
+    # anywhere in the header (a comment naming one is refused too: rare, and never ambiguous).
+    if re.search(r"data[ \t]*file[ \t]*:", header, flags=re.IGNORECASE):
+        raise InputError(
+            f"{source}: the NRRD header refers to a separate data file; send one .nrrd file with its data attached"
+        )
+    fields, _ = _nrrd_fields(path)
+    try:
+        return [int(value) for value in fields.get("sizes", "").split()]
+    except ValueError:
+        return []
 
 
 def available_memory() -> int | None:

@@ -23,6 +23,7 @@ from voxelprompt.errors import InputError
 from voxelprompt.imageio import preflight
 from voxelprompt.imageio.dicom import read_dicom_series
 from voxelprompt.imageio.itk import sitk_message, sitk_to_array_affine, sitk_voxel_type
+from voxelprompt.imageio.policy import TRUSTED, ReadPolicy
 from voxelprompt.types import Volume
 
 __all__ = ["read_volume", "read_labels", "NIFTI_SUFFIXES", "NRRD_SUFFIXES"]
@@ -43,6 +44,7 @@ def read_volume(
     path: str | os.PathLike,
     dtype: np.dtype | type | None = np.float32,
     series_uid: str | None = None,
+    policy: ReadPolicy = TRUSTED,
 ) -> Volume:
     """Read an image file or DICOM folder.
 
@@ -57,6 +59,8 @@ def read_volume(
             a gantry-tilted DICOM series, which is interpolated).
         series_uid: which series to read when a DICOM folder holds several (see
             :func:`~voxelprompt.imageio.list_dicom_series`).
+        policy: what the file may refer to and how large it may decode
+            (:data:`~voxelprompt.imageio.policy.UNTRUSTED` for files others sent).
 
     Returns:
         Volume with an (I, J, K) array in on-disk order and a voxel -> RAS+ mm affine. A trailing
@@ -67,15 +71,16 @@ def read_volume(
     Raises:
         InputError: missing, unreadable or corrupt input; a header that states an empty axis,
             more data than the file holds or more than the available memory; not 3D, NaN values
-            or a bad grid.
+            or a bad grid; a file the ``policy`` refuses.
+        TooLargeError: a header whose decoded volume exceeds ``policy.max_decoded_bytes``.
     """
-    array, affine, source = _read(path, series_uid, labels=False)
+    array, affine, source = _read(path, series_uid, labels=False, policy=policy)
     if dtype is not None:
         array = array.astype(dtype, copy=False)
     return Volume(array=array, affine=affine, source=source)
 
 
-def read_labels(path: str | os.PathLike, series_uid: str | None = None) -> Volume:
+def read_labels(path: str | os.PathLike, series_uid: str | None = None, policy: ReadPolicy = TRUSTED) -> Volume:
     """Read a label map, keeping (or restoring) an integer dtype.
 
     Integer files keep their stored dtype. Labels stored as floats must hold whole numbers and
@@ -84,6 +89,7 @@ def read_labels(path: str | os.PathLike, series_uid: str | None = None) -> Volum
     Args:
         path: as for :func:`read_volume`.
         series_uid: as for :func:`read_volume`.
+        policy: as for :func:`read_volume`.
 
     Returns:
         Volume with an integer (I, J, K) array in on-disk order and a voxel -> RAS+ mm affine.
@@ -91,7 +97,7 @@ def read_labels(path: str | os.PathLike, series_uid: str | None = None) -> Volum
     Raises:
         InputError: as for :func:`read_volume`, or non-integer label values.
     """
-    array, affine, source = _read(path, series_uid, labels=True)
+    array, affine, source = _read(path, series_uid, labels=True, policy=policy)
     if array.dtype.kind == "b":
         array = array.astype(np.uint8)
     elif array.dtype.kind == "f":
@@ -101,19 +107,21 @@ def read_labels(path: str | os.PathLike, series_uid: str | None = None) -> Volum
     return Volume(array=array, affine=affine, source=source)
 
 
-def _read(path: str | os.PathLike, series_uid: str | None, labels: bool) -> tuple[np.ndarray, np.ndarray, str]:
+def _read(path: str | os.PathLike, series_uid: str | None, labels: bool, policy: ReadPolicy) -> tuple[np.ndarray, np.ndarray, str]:
     path = Path(path)
     source = str(path)
     if not path.exists():
         raise InputError(f"{source}: file not found")
+    if not policy.external_files and (not path.is_file() or path.name.lower().endswith(".nhdr")):
+        raise InputError(f"{source}: only a single .nii, .nii.gz or .nrrd file is accepted here")
     if path.is_dir():
         array, affine = read_dicom_series(path, series_uid, source, nearest=labels)
     else:
         name = path.name.lower()
         if name.endswith(NIFTI_SUFFIXES):
-            array, affine = _read_nifti(path, source)
+            array, affine = _read_nifti(path, source, policy)
         elif name.endswith(NRRD_SUFFIXES):
-            array, affine = _read_nrrd(path, source)
+            array, affine = _read_nrrd(path, source, policy)
         else:
             suffixes = ", ".join(NIFTI_SUFFIXES + NRRD_SUFFIXES)
             raise InputError(
@@ -135,7 +143,7 @@ def _nibabel_quiet() -> Iterator[None]:
         log.setLevel(level)
 
 
-def _read_nifti(path: Path, source: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_nifti(path: Path, source: str, policy: ReadPolicy) -> tuple[np.ndarray, np.ndarray]:
     try:
         # No memory map: the Volume owns its data and no file stays open (values are the same).
         # Loading reads the header only; the data is read below, after the header's checks.
@@ -147,6 +155,7 @@ def _read_nifti(path: Path, source: str) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(f"{source}: not a NIfTI image ({type(image).__name__})")
     shape, stored = image.shape, image.get_data_dtype()
     preflight.check_header_shape(shape, source)
+    preflight.check_decoded_budget(shape, stored.itemsize, policy.max_decoded_bytes, source)
     offset = getattr(image.dataobj, "offset", None)
     if offset is not None:
         preflight.check_nifti_size(path, shape, stored, int(offset), source)
@@ -177,11 +186,16 @@ def _check_pixdim(path: Path, header_class: type, source: str) -> None:
         raise InputError(f"{source}: voxel spacing must be positive, got pixdim {tuple(pixdim.tolist())}")
 
 
-def _read_nrrd(path: Path, source: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_nrrd(path: Path, source: str, policy: ReadPolicy) -> tuple[np.ndarray, np.ndarray]:
     import SimpleITK as sitk
 
-    preflight.check_nrrd_sizes(path, source)
     reader = sitk.ImageFileReader()
+    if not policy.external_files:
+        # Checked before ITK opens the file: ITK follows a header's data file to any path.
+        sizes = preflight.check_self_contained_nrrd(path, source)
+        preflight.check_decoded_budget(sizes, 1, policy.max_decoded_bytes, source)  # a lower bound (float32)
+        reader.SetImageIO("NrrdImageIO")  # never a reader chosen by sniffing the content
+    preflight.check_nrrd_sizes(path, source)
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
@@ -191,6 +205,7 @@ def _read_nrrd(path: Path, source: str) -> tuple[np.ndarray, np.ndarray]:
     dtype, n_components = sitk_voxel_type(reader)
     itemsize = dtype.itemsize * n_components
     preflight.check_header_shape(shape, source)
+    preflight.check_decoded_budget(shape, itemsize, policy.max_decoded_bytes, source)
     preflight.check_raw_nrrd_size(path, shape, dtype, itemsize, source)
     preflight.check_memory(shape, itemsize, source)
     try:

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from voxelprompt import __version__
 from voxelprompt.dicomweb.connection import PacsError
-from voxelprompt.errors import VoxelPromptError
+from voxelprompt.errors import TooLargeError, VoxelPromptError
 from voxelprompt.server.compute import Busy
 from voxelprompt.server.datastore import NotFound
 from voxelprompt.server.middleware import ServerMiddleware
@@ -47,6 +47,7 @@ class ServerOptions:
         viewer: serve the browser viewer at ``/``.
         extra: adapter settings; ``"nninteractive"``: its
             :class:`~voxelprompt.server.nninteractive.LeaseLimits`.
+        body_timeout_s: longest time a request body may take to arrive (408 beyond).
     """
 
     token: str | None = None
@@ -54,6 +55,7 @@ class ServerOptions:
     max_upload_mb: float = 1024.0
     viewer: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    body_timeout_s: float = 300.0
 
 
 def create_app(service: SegmentationService, options: ServerOptions | None = None) -> Any:
@@ -82,6 +84,7 @@ def create_app(service: SegmentationService, options: ServerOptions | None = Non
             "images": len(service.store.images()),
             "compute": {"running": gate.running, "waiting": gate.waiting, "served": gate.served, "refused_busy": gate.refused},
             "rss_mb": round(psutil.Process(os.getpid()).memory_info().rss / 2**20, 1),
+            **_budget_stats(service),
         }
 
     @app.get("/catalog", summary="Class ids, names and 3D Slicer colours (for legends)")
@@ -106,7 +109,17 @@ def create_app(service: SegmentationService, options: ServerOptions | None = Non
         app.add_middleware(
             CORSMiddleware, allow_origins=list(options.cors_origins), allow_methods=["*"], allow_headers=["*"]
         )
-    return ServerMiddleware(app, token=options.token, max_body_bytes=int(options.max_upload_mb * 2**20))
+    return ServerMiddleware(
+        app, token=options.token, max_body_bytes=int(options.max_upload_mb * 2**20), body_timeout_s=options.body_timeout_s
+    )
+
+
+def _budget_stats(service: SegmentationService) -> dict[str, Any]:
+    """The memory budget's use for ``/healthz`` (``--memory-mb``), when the service has one."""
+    budget = getattr(service.sessions, "budget", None)
+    if budget is None:
+        return {}
+    return {"memory_budget": {"limit_mb": round(budget.limit / 2**20, 1), "used_mb": round(budget.used / 2**20, 1)}}
 
 
 def _error_replies(app: FastAPI) -> None:
@@ -124,6 +137,10 @@ def _error_replies(app: FastAPI) -> None:
     @app.exception_handler(PacsError)
     async def pacs_failed(request: Request, err: PacsError) -> JSONResponse:
         return JSONResponse({"detail": one_line(err)}, status_code=502)  # the upstream PACS failed
+
+    @app.exception_handler(TooLargeError)
+    async def too_large(request: Request, err: TooLargeError) -> JSONResponse:
+        return JSONResponse({"detail": one_line(err)}, status_code=413)
 
     @app.exception_handler(VoxelPromptError)
     async def bad_input(request: Request, err: VoxelPromptError) -> JSONResponse:

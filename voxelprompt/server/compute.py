@@ -6,7 +6,9 @@ request beyond that is refused at once with :class:`Busy`, which the web layer a
 HTTP 503 and a ``Retry-After`` header (the behaviour of nnInteractive's server when its sessions
 are full), never with a 500 and never by piling up threads. Background work (sessions pre-encoding their
 windows, :mod:`voxelprompt.inference.preencode`) takes the lock only while no request waits or
-runs, gives it back as soon as one arrives, and never makes a request be refused.
+runs and gives it back as soon as one arrives. One admission rule holds whoever holds the lock:
+at most ``max_waiting`` requests wait (at least one while background work holds it, so that
+background work never makes a request be refused); background work cannot widen the queue.
 """
 
 from __future__ import annotations
@@ -61,19 +63,23 @@ class ComputeGate:
         self._lock = threading.Lock()
         self._count = threading.Lock()
         self._background = False  # the lock is held by background work, which yields to requests
+        self._closed = False
 
     @contextlib.contextmanager
     def turn(self) -> Iterator[None]:
         """Hold the compute lock for the ``with`` block.
 
         Raises:
-            Busy: the queue is full, or the wait ran out.
+            Busy: the queue is full, the wait ran out, or the server is shutting down.
         """
+        if self._closed:
+            raise Busy("server shutting down", self.retry_after_s)
         if self._lock.acquire(blocking=False):
             yield from self._run()
             return
         with self._count:
-            if self.stats.waiting >= self.max_waiting and not self._background:
+            # The same bound whoever holds the lock; background work only lets the first request wait.
+            if self.stats.waiting >= max(self.max_waiting, 1 if self._background else 0):
                 self.stats.refused += 1
                 raise Busy(f"server busy: {self.stats.waiting} requests already waiting", self.retry_after_s)
             self.stats.waiting += 1
@@ -82,11 +88,23 @@ class ComputeGate:
         finally:
             with self._count:
                 self.stats.waiting -= 1
+        if got and self._closed:
+            self._lock.release()
+            got = False
         if not got:
             with self._count:
                 self.stats.refused += 1
             raise Busy(f"server busy: no turn within {self.wait_s:g} s", self.retry_after_s)
         yield from self._run()
+
+    def close(self, timeout_s: float = 30.0) -> bool:
+        """Refuse every later turn (:class:`Busy`) and wait up to ``timeout_s`` for the running one
+        to end (server shutdown); returns whether it ended. Waiting requests are refused."""
+        self._closed = True
+        got = self._lock.acquire(timeout=timeout_s)
+        if got:
+            self._lock.release()
+        return got
 
     def busy(self) -> bool:
         """Whether a request waits or runs (background work then gives way)."""
@@ -96,7 +114,7 @@ class ComputeGate:
     def background_turn(self) -> Iterator[bool]:
         """Hold the lock for one background step if no request waits or runs (yields True), else
         yield False at once (see :class:`voxelprompt.inference.preencode.Turns`)."""
-        if self.busy() or not self._lock.acquire(blocking=False):
+        if self._closed or self.busy() or not self._lock.acquire(blocking=False):
             yield False
             return
         self._background = True

@@ -4,9 +4,14 @@ A client names an image with any string (3D Slicer sends its volume node name, O
 SeriesInstanceUID); the store keeps the file as ``<root>/images/<sha256 of the name>.<ext>`` and
 an index (``index.json``, replaced atomically) from names to files, so an id such as
 ``../../etc/passwd`` is only an unknown name, never a path. Uploads are checked by reading them
-(the same reader as ``voxelprompt segment``) before they are kept: a corrupt file is refused with
-the reader's one-line message and nothing of it stays. Decoded volumes of the most recently used
-images are kept in memory for the next request.
+(the same reader as ``voxelprompt segment``, under its untrusted-file policy: one self-contained
+file, no references to other files, a decoded-size limit checked from the header) before they are
+kept: a refused file gets the reader's one-line message and nothing of it stays. Uploads are
+decoded one at a time, so concurrent uploads cannot multiply the decoding memory. Decoded volumes
+of the most recently used images are kept in memory for the next request, charged to the server's
+memory budget (dropped first when it is full). Each upload is a new file; the index (fsynced) is
+replaced before the file it supersedes is deleted, so a killed server leaves the index naming
+either the previous upload or the new one, each with its own file.
 
 MONAI Label's "sessions" (``PUT /session/``: an image uploaded for one annotation session, with an
 expiry) are images of this store with a session record beside them.
@@ -25,10 +30,14 @@ import uuid
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from voxelprompt.errors import InputError, VoxelPromptError
+from voxelprompt.imageio.policy import UNTRUSTED
 from voxelprompt.types import Volume
+
+if TYPE_CHECKING:
+    from voxelprompt.server.budget import MemoryBudget
 
 __all__ = ["NotFound", "StoredImage", "StoredLabel", "SessionRecord", "ImageStore", "UPLOAD_SUFFIXES"]
 
@@ -63,8 +72,10 @@ class StoredImage:
         sha256: content hash of the file (sessions are keyed by it: a re-upload under the same
             id is a new image).
         shape: (I, J, K) voxels; ``spacing``: mm along i, j, k.
-        added: upload time (Unix seconds); ``info``: the client's ``params``.
+        added: upload time (Unix seconds); ``info``: the client's ``params`` (never trusted).
         labels: saved label maps by tag.
+        provenance: where the server got it: ``"upload"`` (a client sent it) or ``"dicomweb"``
+            (the server fetched it from its PACS); set by the server, never by a client.
     """
 
     image_id: str
@@ -76,6 +87,7 @@ class StoredImage:
     added: float
     info: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, StoredLabel] = field(default_factory=dict)
+    provenance: str = "upload"
 
 
 @dataclass(frozen=True)
@@ -125,13 +137,21 @@ class ImageStore:
             files: those go with it) so a long-running server cannot fill its disk.
         cached_volumes: decoded volumes kept in memory.
         session_s: lifetime of a MONAI Label session.
+        budget: the server's memory budget: cached volumes are charged to it, and its
+            ``max_image_bytes`` limits an upload's decoded size (None: the reader's memory check only).
 
     Raises:
         InputError: ``root`` cannot be created or written.
     """
 
-    def __init__(self, root: str | os.PathLike, max_images: int = 100, cached_volumes: int = 2, session_s: float = 3600) -> None:
+    def __init__(
+        self, root: str | os.PathLike, max_images: int = 100, cached_volumes: int = 2, session_s: float = 3600,
+        budget: MemoryBudget | None = None,
+    ) -> None:  # fmt: skip
         self.root = Path(root)
+        self.budget = budget
+        self.policy = UNTRUSTED.with_budget(budget.max_image_bytes if budget is not None else None)
+        self._decoding = threading.Lock()  # one upload decoded at a time
         self.max_images = max_images
         self.session_s = session_s
         try:
@@ -146,14 +166,24 @@ class ImageStore:
         self._sessions: dict[str, SessionRecord] = {}
         self._load_index()
         self._sweep()
+        if budget is not None:
+            budget.add_reclaimer(self._reclaim)
 
     # ---- images -----------------------------------------------------------------------------
 
-    def add_image(self, image_id: str | None, upload: BinaryIO, filename: str | None, info: dict | None = None) -> StoredImage:
+    def add_image(
+        self, image_id: str | None, upload: BinaryIO, filename: str | None, info: dict | None = None,
+        provenance: str = "upload",
+    ) -> StoredImage:  # fmt: skip
         """Keep an uploaded image under ``image_id`` (None: a new random id), replacing one of that id.
+
+        Args:
+            provenance: where the server got the file (``"upload"``; ``"dicomweb"`` only from
+                :class:`~voxelprompt.server.pacs.PacsBridge`).
 
         Raises:
             InputError: a bad id, an unsupported format, or a file the reader refuses.
+            TooLargeError: a header whose decoded volume exceeds the per-image limit.
         """
         image_id = check_id(image_id) if image_id is not None else uuid.uuid4().hex
         suffix = upload_suffix(filename)
@@ -161,27 +191,30 @@ class ImageStore:
         try:
             from voxelprompt.api import read_ct
 
-            volume = read_ct(tmp)  # the same checks as `voxelprompt segment`
+            with self._decoding:
+                volume = read_ct(tmp, policy=self.policy)  # the checks of `voxelprompt segment`, untrusted
         except InputError as err:
             tmp.unlink(missing_ok=True)
-            raise InputError(str(err).replace(str(tmp), f"upload {filename!r}")) from None
+            raise type(err)(str(err).replace(str(tmp), f"upload {filename!r}")) from None
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        name = _key(image_id) + suffix
+        name = f"{_key(image_id)}-{secrets.token_hex(4)}{suffix}"  # a new file: the old one stays until the index moves on
         record = StoredImage(
             image_id=image_id, file=name, suffix=suffix, sha256=digest, shape=volume.shape,
             spacing=tuple(round(s, 6) for s in volume.spacing), added=time.time(), info=dict(info or {}),
+            provenance=provenance,
         )  # fmt: skip
         with self._lock:
             old = self._images.get(image_id)
-            if old is not None:
-                self._drop_files(old)
             os.replace(tmp, self.root / "images" / name)
             self._images[image_id] = record
-            self._remember(image_id, volume.with_array(volume.array, source=f"image {image_id!r}"))
-            self._evict()
+            self._volumes.pop(image_id, None)
+            gone = self._evict()
             self._save_index()
+            for dropped in gone + ([old] if old is not None else []):
+                self._drop_files(dropped)
+            self._remember(image_id, volume.with_array(volume.array, source=f"image {image_id!r}"))
         return record
 
     def image(self, image_id: str) -> StoredImage:
@@ -209,7 +242,8 @@ class ImageStore:
                 return self._volumes[image_id]
         from voxelprompt.imageio import read_volume
 
-        volume = read_volume(self.root / "images" / record.file)
+        with self._decoding:
+            volume = read_volume(self.root / "images" / record.file, policy=self.policy)
         volume = volume.with_array(volume.array, source=f"image {image_id!r}")
         with self._lock:
             self._remember(image_id, volume)
@@ -238,9 +272,9 @@ class ImageStore:
         record = self.image(image_id)
         with self._lock:
             self._images.pop(image_id, None)
-            self._volumes.pop(image_id, None)
-            self._drop_files(record)
+            self._forget_volume(image_id)
             self._save_index()
+            self._drop_files(record)
 
     # ---- labels -----------------------------------------------------------------------------
 
@@ -259,19 +293,27 @@ class ImageStore:
         try:
             from voxelprompt.imageio import check_mask_grid, read_labels
 
-            check_mask_grid(read_labels(tmp), self.volume(image_id))
+            volume = self.volume(image_id)
+            with self._decoding:
+                labels = read_labels(tmp, policy=self.policy)
+            check_mask_grid(labels, volume)
         except InputError as err:
             tmp.unlink(missing_ok=True)
-            raise InputError(str(err).replace(str(tmp), f"label {filename!r}")) from None
+            raise type(err)(str(err).replace(str(tmp), f"label {filename!r}")) from None
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        label = StoredLabel(tag=tag, file=f"{_key(image_id)}.{tag}{suffix}", suffix=suffix, info=dict(info or {}))
+        label = StoredLabel(
+            tag=tag, file=f"{_key(image_id)}.{tag}-{secrets.token_hex(4)}{suffix}", suffix=suffix, info=dict(info or {})
+        )  # fmt: skip
         with self._lock:
+            record = self.image(image_id)
+            old = record.labels.get(tag)
             os.replace(tmp, self.root / "labels" / label.file)
-            labels = {**record.labels, tag: label}
-            self._images[image_id] = replace(record, labels=labels)
+            self._images[image_id] = replace(record, labels={**record.labels, tag: label})
             self._save_index()
+            if old is not None:
+                (self.root / "labels" / old.file).unlink(missing_ok=True)
         return label
 
     def label_path(self, image_id: str, tag: str) -> Path:
@@ -366,17 +408,43 @@ class ImageStore:
                     path.unlink(missing_ok=True)
 
     def _remember(self, image_id: str, volume: Volume) -> None:
+        """Cache a decoded volume if the memory budget has room for it (after dropping older ones)."""
+        if self.budget is not None:
+            try:
+                self.budget.set(("volume", image_id), volume.array.nbytes, f"cached image {image_id!r}")
+            except VoxelPromptError:  # TooLargeError or OverBudget: serve it uncached
+                self._forget_volume(image_id)
+                return
         self._volumes[image_id] = volume
         self._volumes.move_to_end(image_id)
         while len(self._volumes) > self._cached:
-            self._volumes.popitem(last=False)
+            self._forget_volume(next(iter(self._volumes)))
 
-    def _evict(self) -> None:
+    def _forget_volume(self, image_id: str) -> None:
+        self._volumes.pop(image_id, None)
+        if self.budget is not None:
+            self.budget.release(("volume", image_id))
+
+    def _reclaim(self, needed: int, keep: object) -> None:
+        """The memory budget's reclaimer: drop cached volumes, least recently used first."""
+        with self._lock:
+            for image_id in list(self._volumes):
+                if needed <= 0:
+                    break
+                if ("volume", image_id) != keep:
+                    needed -= self._volumes[image_id].array.nbytes
+                    self._forget_volume(image_id)
+
+    def _evict(self) -> list[StoredImage]:
+        """Drop the oldest images beyond ``max_images`` from the index; returns them (their files
+        are deleted by the caller once the index is saved)."""
+        gone = []
         while len(self._images) > self.max_images:
             oldest = min(self._images.values(), key=lambda r: r.added)
             self._images.pop(oldest.image_id)
-            self._volumes.pop(oldest.image_id, None)
-            self._drop_files(oldest)
+            self._forget_volume(oldest.image_id)
+            gone.append(oldest)
+        return gone
 
     def _drop_files(self, record: StoredImage) -> None:
         (self.root / "images" / record.file).unlink(missing_ok=True)
@@ -401,8 +469,26 @@ class ImageStore:
         path = self.root / "index.json"
         tmp = path.with_name(f".index.{secrets.token_hex(4)}.tmp")
         images = [asdict(r) for r in self._images.values() if not r.image_id.startswith("session-")]
-        tmp.write_text(json.dumps({"images": images}, indent=1))
+        with open(tmp, "w") as file:
+            file.write(json.dumps({"images": images}, indent=1))
+            file.flush()
+            os.fsync(file.fileno())  # the data is on disk before the name points at it
         os.replace(tmp, path)
+        _fsync_folder(self.root)
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
 
 def _key(image_id: str) -> str:
     return hashlib.sha256(image_id.encode("utf-8")).hexdigest()[:40]

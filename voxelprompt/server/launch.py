@@ -39,6 +39,11 @@ class ServeSettings:
             :mod:`voxelprompt.dicomweb.connection`); ``dicomweb_cache_mb`` bounds the series kept.
         max_leases, lease_idle_s, lease_liveness_s: nnInteractive clients at once, and the
             timeouts that reap a lease without user actions / without any request.
+        memory_mb: the one memory budget of cached volumes, sessions and leases (None: 80 % of
+            the machine's memory); max_image_mb: largest decoded image (float32) an upload or an
+            nnInteractive client may send.
+        body_timeout_s: longest time a request body may take to arrive (408 beyond).
+        max_connections: open connections at once (uvicorn's ``limit_concurrency``; 503 beyond).
     """
 
     host: str = "127.0.0.1"
@@ -63,17 +68,24 @@ class ServeSettings:
     max_leases: int = 2
     lease_idle_s: float = 600.0
     lease_liveness_s: float = 60.0
+    memory_mb: float | None = None
+    max_image_mb: float = 1024.0
+    body_timeout_s: float = 300.0
+    max_connections: int = 256
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise VoxelPromptError(f"--port must be 1..65535, got {self.port}")
         flags = {"max_upload_mb": "--max-upload-mb", "session_idle_s": "--session-idle", "session_memory_mb": "--session-memory-mb", "wait_s": "wait_s",
-                 "lease_idle_s": "--lease-idle", "lease_liveness_s": "lease_liveness_s"}
+                 "lease_idle_s": "--lease-idle", "lease_liveness_s": "lease_liveness_s", "max_image_mb": "--max-image-mb",
+                 "body_timeout_s": "--body-timeout", "max_connections": "--max-connections"}
         for name, flag in flags.items():
             if not getattr(self, name) > 0:
                 raise VoxelPromptError(f"{flag} must be a positive number, got {getattr(self, name)}")
         if self.max_sessions < 1 or self.max_images < 1 or self.max_waiting < 0:
             raise VoxelPromptError("--max-sessions and --max-images must be >= 1, --queue >= 0")
+        if self.memory_mb is not None and not self.memory_mb > 0:
+            raise VoxelPromptError(f"--memory-mb must be a positive number, got {self.memory_mb}")
         if self.max_leases < 1:
             raise VoxelPromptError(f"--max-leases must be >= 1, got {self.max_leases}")
         if self.token is not None and len(self.token) < 8:
@@ -110,12 +122,14 @@ def build_service(settings: ServeSettings, datastore: Path, tune_allocator: bool
         VoxelPromptError: a bad device, option or datastore folder.
     """
     from voxelprompt.api import load_named_models
+    from voxelprompt.server.budget import MemoryBudget
     from voxelprompt.server.compute import ComputeGate
     from voxelprompt.server.datastore import ImageStore
     from voxelprompt.server.service import SegmentationService
     from voxelprompt.server.sessions import SessionPool
 
-    store = ImageStore(datastore, max_images=settings.max_images)  # a bad folder fails before models load
+    budget = MemoryBudget(int(memory_budget_mb(settings) * 2**20), int(settings.max_image_mb * 2**20))
+    store = ImageStore(datastore, max_images=settings.max_images, budget=budget)  # a bad folder fails before models load
     pacs = None
     if settings.dicomweb is not None:
         from voxelprompt.dicomweb import parse_source
@@ -128,8 +142,17 @@ def build_service(settings: ServeSettings, datastore: Path, tune_allocator: bool
         device=settings.device, options=dict(settings.options), tune_allocator=tune_allocator,
     )  # fmt: skip
     gate = ComputeGate(settings.max_waiting, settings.wait_s)
-    sessions = SessionPool(settings.max_sessions, settings.session_idle_s, settings.session_memory_mb, turns=(gate,))
+    sessions = SessionPool(settings.max_sessions, settings.session_idle_s, settings.session_memory_mb, turns=(gate,), budget=budget)
     return SegmentationService(models, store, sessions, gate, pacs)
+
+
+def memory_budget_mb(settings: ServeSettings) -> float:
+    """``--memory-mb``, or 80 % of the machine's physical memory when it is not given."""
+    if settings.memory_mb is not None:
+        return settings.memory_mb
+    import psutil
+
+    return 0.8 * psutil.virtual_memory().total / 2**20
 
 
 def make_app(service: Any, settings: ServeSettings) -> Any:
@@ -137,7 +160,10 @@ def make_app(service: Any, settings: ServeSettings) -> Any:
     from voxelprompt.server.nninteractive import LeaseLimits
 
     leases = LeaseLimits(settings.max_leases, settings.lease_idle_s, settings.lease_liveness_s)
-    options = ServerOptions(settings.token, settings.cors_origins, settings.max_upload_mb, extra={"nninteractive": leases})
+    options = ServerOptions(
+        settings.token, settings.cors_origins, settings.max_upload_mb, extra={"nninteractive": leases},
+        body_timeout_s=settings.body_timeout_s,
+    )  # fmt: skip
     return create_app(service, options)
 
 
@@ -154,7 +180,7 @@ def temporary_datastore(folder: Path | None) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def serve_forever(app: Any, host: str, port: int) -> None:
+def serve_forever(app: Any, host: str, port: int, max_connections: int | None = None) -> None:
     """Run ``app`` with uvicorn until interrupted (our middleware writes the access log)."""
     import signal
 
@@ -166,7 +192,9 @@ def serve_forever(app: Any, host: str, port: int) -> None:
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; handled here it
     # ends the process through Python, so the temporary datastore is removed as on Ctrl-C.
     signal.signal(signal.SIGTERM, terminate)
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=5)
+    # limit_concurrency bounds open connections (half-open ones included): beyond it, 503.
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=5,
+                limit_concurrency=max_connections, timeout_keep_alive=5)  # fmt: skip
 
 
 class ServerThread:

@@ -68,7 +68,7 @@ class PacsBridge:
         with tempfile.TemporaryDirectory(prefix="voxelprompt-pacs-") as tmp:
             path = write_volume(volume, Path(tmp) / "series.nii.gz")
             with open(path, "rb") as handle:
-                store.add_image(series_uid, handle, path.name, {"source": "dicomweb", "SeriesInstanceUID": series_uid})
+                store.add_image(series_uid, handle, path.name, {"SeriesInstanceUID": series_uid}, provenance="dicomweb")
 
     def dicom_seg(self, labels: Volume, series_uid: str, label_names: Mapping[str, int], store: bool = False) -> tuple[bytes, dict[str, Any]]:
         """The result as a DICOM-SEG of the series (bytes), stored on the PACS when ``store``.

@@ -10,13 +10,13 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
 from voxelprompt.api import NamedModel
 from voxelprompt.catalog import vista3d_catalog
-from voxelprompt.errors import PromptError
+from voxelprompt.errors import InputError, PromptError
 from voxelprompt.server.compute import ComputeGate
 from voxelprompt.server.datastore import ImageStore, NotFound, StoredImage
 from voxelprompt.server.monailabel.tasks import InferPlan, LabelTask, tasks_for
@@ -105,6 +105,25 @@ class SegmentationService:
         self.pacs.fetch_into(self.store, image_id)
         return self.store.image(image_id)
 
+    def upload(self, image_id: str | None, upload: BinaryIO, filename: str | None, info: Mapping[str, Any]) -> StoredImage:
+        """Keep a client's image (see :meth:`ImageStore.add_image`); its sessions are closed when
+        it replaces an image of other content.
+
+        Raises:
+            InputError: what the store refuses, or (with a PACS) an id that is a SeriesInstanceUID:
+                those name the PACS's series, which an upload may not shadow.
+        """
+        if image_id is not None and self.pacs is not None and self.pacs.holds(image_id):
+            raise InputError(
+                f"image id {image_id[:80]!r} is a SeriesInstanceUID, which names a series of this server's PACS; "
+                "upload under another id"
+            )
+        before = self.store.images_by_id().get(image_id) if image_id is not None else None
+        record = self.store.add_image(image_id, upload, filename, dict(info))
+        if before is not None and before.sha256 != record.sha256:
+            self.sessions.drop_image(record.image_id)  # a replaced image's sessions are stale
+        return record
+
     def dicom_seg(self, result: InferResult, image_id: str, store: bool) -> tuple[bytes, dict[str, Any]]:
         """A result as DICOM-SEG of its PACS series, stored on the PACS when ``store``.
 
@@ -112,7 +131,7 @@ class SegmentationService:
             PromptError: the image did not come from the PACS (no source instances to reference).
         """
         record = self.store.image(image_id)
-        if self.pacs is None or record.info.get("source") != "dicomweb":
+        if self.pacs is None or record.provenance != "dicomweb":  # the server's record, never the client's params
             raise PromptError("DICOM-SEG output needs an image fetched from the PACS (serve --dicomweb URL; image=SeriesInstanceUID)")
         return self.pacs.dicom_seg(result.labels, image_id, result.label_names, store=store)
 
@@ -153,6 +172,13 @@ class SegmentationService:
         seconds = {"wait": running - queued, "infer": done - running, "total": time.perf_counter() - started}
         logger.info("infer %s on %r: %.3f s (session %s)", task_name, image_id, seconds["total"], "reused" if reused else "new")
         return InferResult(volume.with_array(labels, source=f"result of {task_name}"), names, reused, seconds, notes)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Shut down: refuse later model work (503), let the running request finish (up to
+        ``timeout_s``), then close every session, which stops and joins their background threads
+        (a thread left inside torch when the interpreter exits aborts the process)."""
+        self.gate.close(timeout_s)
+        self.sessions.close()
 
     def forget_image(self, image_id: str) -> None:
         """Delete an image and close its sessions.

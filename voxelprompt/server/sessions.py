@@ -7,7 +7,9 @@ as its id (a re-upload under the same name starts afresh), capped in number (the
 used goes first), expire after an idle time, and each keeps its caches under a memory budget.
 A session that can pre-encode (VISTA3D with grid click windows) starts doing so in the background
 as soon as it is opened, giving way to every request (``turns``: the server's compute gate); a
-session leaving the pool is closed, which stops that thread.
+session leaving the pool is closed, which stops that thread. Each session is charged to the
+server's memory budget before it opens (its cache budget plus twice its image's float32 bytes for
+the pre-processed copy); when the budget is full, the least recently used sessions are closed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from voxelprompt.inference.preencode import Turns
+from voxelprompt.server.budget import MemoryBudget
 from voxelprompt.inference.protocol import Segmenter, Session
 from voxelprompt.types import Volume
 
@@ -49,6 +52,7 @@ class SessionPool:
             (``start_preencoding``); it stays within ``memory_budget_mb``.
         turns: what background work must be granted besides the session's own requests (the
             server's :class:`~voxelprompt.server.compute.ComputeGate`).
+        budget: the server's memory budget (None: only the limits above).
 
     Raises:
         ValueError: a non-positive limit.
@@ -61,6 +65,7 @@ class SessionPool:
         memory_budget_mb: float = 2048.0,
         preencode: bool = True,
         turns: Sequence[Turns] = (),
+        budget: MemoryBudget | None = None,
     ) -> None:
         if max_sessions < 1 or not idle_s > 0 or not memory_budget_mb > 0:
             raise ValueError(
@@ -72,8 +77,11 @@ class SessionPool:
         self.memory_budget_mb = memory_budget_mb
         self.preencode = preencode
         self.turns = tuple(turns)
+        self.budget = budget
         self._lock = threading.Lock()
         self._sessions: OrderedDict[tuple[str, str, str], PooledSession] = OrderedDict()
+        if budget is not None:
+            budget.add_reclaimer(self._reclaim)
 
     def get(
         self,
@@ -92,6 +100,9 @@ class SessionPool:
 
         Returns:
             The session, and whether it was reused (False: opened by this call).
+
+        Raises:
+            OverBudget, TooLargeError: the server's memory budget has no room for the session.
         """
         key = (model_key, image_id, image_sha256)
         self.expire()
@@ -103,7 +114,15 @@ class SessionPool:
                 pooled.last_used = now
                 pooled.prompts += 1
                 return pooled.session, True
-        session = segmenter.open_session(volume(), memory_budget_mb=self.memory_budget_mb, **dict(options or {}))
+        image = volume()
+        if self.budget is not None:
+            estimate = 2 * image.array.size * 4 + int(self.memory_budget_mb * 2**20)
+            self.budget.set(("session", key), estimate, f"an interactive session on {image_id!r}")
+        try:
+            session = segmenter.open_session(image, memory_budget_mb=self.memory_budget_mb, **dict(options or {}))
+        except BaseException:
+            self._release([key])
+            raise
         if self.preencode and getattr(session, "can_preencode", False):
             session.start_preencoding(self.turns)
         with self._lock:
@@ -111,7 +130,7 @@ class SessionPool:
             dropped = []
             while len(self._sessions) > self.max_sessions:
                 dropped.append(self._sessions.popitem(last=False)[1])
-        _close(dropped)
+        self._close(dropped)
         return session, False
 
     def peek(self, model_key: str, image_id: str, image_sha256: str) -> Session | None:
@@ -125,7 +144,7 @@ class SessionPool:
         with self._lock:
             keys = [k for k in self._sessions if k[1] == image_id]
             dropped = [self._sessions.pop(k) for k in keys]
-        _close(dropped)
+        self._close(dropped)
         return len(keys)
 
     def expire(self) -> int:
@@ -134,7 +153,7 @@ class SessionPool:
         with self._lock:
             keys = [k for k, s in self._sessions.items() if s.last_used < limit]
             dropped = [self._sessions.pop(k) for k in keys]
-        _close(dropped)
+        self._close(dropped)
         return len(keys)
 
     def close(self) -> None:
@@ -142,17 +161,34 @@ class SessionPool:
         with self._lock:
             dropped = list(self._sessions.values())
             self._sessions.clear()
-        _close(dropped)
+        self._close(dropped)
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._sessions)
 
+    def _reclaim(self, needed: int, keep: object) -> None:
+        """The memory budget's reclaimer: close sessions, least recently used first."""
+        dropped = []
+        with self._lock:
+            for key in list(self._sessions):
+                if needed <= 0:
+                    break
+                if ("session", key) != keep and self.budget is not None:
+                    needed -= self.budget.charged(("session", key))
+                    dropped.append(self._sessions.pop(key))
+        self._close(dropped)
 
-def _close(sessions) -> None:
-    """Close sessions that left the pool (stops their background pre-encoding)."""
-    for pooled in sessions:
-        session = pooled.session if isinstance(pooled, PooledSession) else pooled
-        close = getattr(session, "close", None)
-        if close is not None:
-            close()
+    def _close(self, sessions: Sequence[PooledSession]) -> None:
+        """Close sessions that left the pool (stops their background pre-encoding) and release
+        their memory charges."""
+        for pooled in sessions:
+            close = getattr(pooled.session, "close", None)
+            if close is not None:
+                close()
+        self._release([pooled.key for pooled in sessions])
+
+    def _release(self, keys: Sequence[tuple[str, str, str]]) -> None:
+        if self.budget is not None:
+            for key in keys:
+                self.budget.release(("session", key))

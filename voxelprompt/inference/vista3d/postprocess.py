@@ -15,7 +15,7 @@ from monai.transforms import Compose, Invertd
 
 from voxelprompt.inference.vista3d.preprocess import IMAGE_KEY
 
-__all__ = ["logits_to_labels", "invert_to_input", "label_dtype"]
+__all__ = ["logits_to_labels", "clicks_on_grid", "invert_to_input", "label_dtype"]
 
 PRED_KEY = "pred"
 
@@ -41,8 +41,33 @@ def logits_to_labels(
     if classes is not None:
         data["label_prompt"] = torch.tensor(classes, device=logits.device)
     if points is not None:
+        point_labels = clicks_on_grid(points, point_labels, tuple(logits.shape[-3:]))
+        if classes is None and not _positive(point_labels).any():
+            # Every positive click lies outside the model-space image (air cropped away with the
+            # foreground box): no predicted component holds one, so the object is empty.
+            data[PRED_KEY] = torch.where(torch.isnan(logits[0]), logits[0], torch.full_like(logits[0], -1.0))
         data["points"], data["point_labels"] = points, point_labels
     return VistaPostTransformd(keys=PRED_KEY)(data)[PRED_KEY]
+
+
+def clicks_on_grid(points: torch.Tensor, point_labels: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """``point_labels`` with the clicks that round to no voxel of ``shape`` set to -1 (ignored).
+
+    MONAI's component filter reads the component under each click by index: a click outside the
+    grid would raise IndexError, or (negative) wrap round to the far side of the image.
+
+    Args:
+        points: [1, N, 3] model-space voxel coordinates; point_labels: [1, N].
+        shape: (H, W, D) of the model-space logits.
+    """
+    rounded = torch.round(points)
+    upper = torch.as_tensor(shape, dtype=rounded.dtype, device=rounded.device) - 1
+    inside = ((rounded >= 0) & (rounded <= upper)).all(dim=-1)
+    return torch.where(inside, point_labels, torch.full_like(point_labels, -1))
+
+
+def _positive(point_labels: torch.Tensor) -> torch.Tensor:
+    return (point_labels == 1) | (point_labels == 3)  # 3: positive with the ambiguity shift
 
 
 def invert_to_input(

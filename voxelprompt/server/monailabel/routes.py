@@ -86,10 +86,7 @@ def monailabel_router(service: SegmentationService, token: str | None = None) ->
 
     @router.put("/datastore/", summary="Upload an image (multipart file + params)")
     def upload_image(image: str | None = Query(None), file: UploadFile = File(...), params: str = Form("{}")) -> dict[str, Any]:
-        before = service.store.images_by_id().get(image) if image is not None else None
-        record = service.store.add_image(image, file.file, file.filename, json_object(params, "params"))
-        if before is not None and before.sha256 != record.sha256:
-            service.sessions.drop_image(record.image_id)  # a replaced image's sessions are stale
+        record = service.upload(image, file.file, file.filename, json_object(params, "params"))
         return {"image": record.image_id, "shape": list(record.shape), "spacing": list(record.spacing), "sha256": record.sha256}
 
     @router.get("/datastore/", summary="List images (output=all|ids|stats)")

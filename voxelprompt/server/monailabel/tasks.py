@@ -238,7 +238,7 @@ def _points(value: Any, name: str) -> list[tuple[float, float, float]]:
     ok = isinstance(value, Sequence) and not isinstance(value, str)
     points = []
     for p in value if ok else ():
-        if not (isinstance(p, Sequence) and len(p) == 3 and all(isinstance(v, int | float) and not isinstance(v, bool) for v in p)):
+        if not (isinstance(p, Sequence) and len(p) == 3 and all(_finite_number(v) for v in p)):
             ok = False
             break
         points.append(tuple(float(v) for v in p))
@@ -250,7 +250,7 @@ def _points(value: Any, name: str) -> list[tuple[float, float, float]]:
 def _roi_box(roi: Any, volume: Volume) -> tuple[float, ...]:
     """3D Slicer's roi ``[i0, i1, j0, j1, k0, k1]`` (IJK of the image, ends in any order) as a box
     ``(i0, j0, k0, i1, j1, k1)`` clipped to the image."""
-    if not (isinstance(roi, Sequence) and len(roi) == 6 and all(isinstance(v, int | float) and not isinstance(v, bool) for v in roi)):
+    if not (isinstance(roi, Sequence) and len(roi) == 6 and all(_finite_number(v) for v in roi)):
         raise PromptError(f"roi must be [i0, i1, j0, j1, k0, k1] voxel indices, got {roi!r}"[:200])
     lows, highs = [], []
     for axis in range(3):
@@ -261,6 +261,11 @@ def _roi_box(roi: Any, volume: Volume) -> tuple[float, ...]:
         lows.append(int(round(max(a, 0))))
         highs.append(int(round(min(b, size - 1))))
     return (*lows, *highs)
+
+
+def _finite_number(value: Any) -> bool:
+    """An int or a float other than NaN and infinity (JSON's ``NaN``, ``Infinity``), not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
 def _catalog_index(label: Any) -> int | None:

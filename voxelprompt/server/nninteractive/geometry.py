@@ -75,7 +75,10 @@ def client_volume(image: np.ndarray, properties: Mapping[str, Any]) -> Volume:
     if len(spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing):
         raise PromptError(f"image_properties spacing must be three positive numbers, got {list(spacing)}")
     if properties.get("affine") is not None:
-        affine = np.asarray(properties["affine"], dtype=np.float64)
+        try:
+            affine = np.asarray(properties["affine"], dtype=np.float64)
+        except (TypeError, ValueError):  # strings, objects, ragged rows
+            affine = np.full(1, np.nan)
         if affine.shape != (4, 4) or not np.isfinite(affine).all():
             raise PromptError("image_properties affine must be a 4x4 matrix (array index -> RAS+ mm)")
     else:

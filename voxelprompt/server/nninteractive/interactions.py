@@ -106,6 +106,8 @@ def box_from_client(coords: object, shape: tuple[int, int, int]) -> tuple[Point,
         raise PromptError(f"bbox_coords must be [[x0, x1], [y0, y1], [z0, z1]], got {coords!r}"[:200]) from None
     if len(pairs) != 3:
         raise PromptError(f"bbox_coords must have three axes, got {len(pairs)}")
+    if not np.isfinite(pairs).all():
+        raise PromptError(f"bbox_coords must be finite numbers, got {pairs}")
     lower, upper = [], []
     for (a, b), size in zip(pairs, shape):
         lo, hi = int(round(min(a, b))), int(round(max(a, b)))

@@ -6,7 +6,9 @@ HTTP 503 with ``Retry-After``). A lease is reaped after ``idle_s`` without a use
 (image, target buffer, interactions, undo, reset) or ``liveness_s`` without any request at all
 (heartbeats count only for liveness); a reaped, released or unknown token is :class:`LeaseGone`
 (HTTP 410). Reaping is lazy: every request sweeps expired leases first, so a full server frees
-a dead client's slot on the next claim.
+a dead client's slot on the next claim. What a lease holds (image, target buffer, previous mask,
+undo history) is charged to the server's memory budget; undo steps are the first to go when it is
+full (oldest first).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from voxelprompt.server.budget import MemoryBudget
 from voxelprompt.server.compute import Busy
 from voxelprompt.server.nninteractive.interactions import ObjectPrompts
 from voxelprompt.types import Volume
@@ -76,11 +79,18 @@ class Lease:
     pending: bool = False
     do_autozoom: bool = False
     history: list[Step] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.RLock = field(default_factory=threading.RLock)
 
     def push(self, step: Step) -> None:
         self.history.append(step)
         del self.history[:-MAX_UNDO]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays the lease keeps (image, target buffer, previous mask, undo steps)."""
+        arrays = [None if self.volume is None else self.volume.array, self.target, self.prompts.previous]
+        arrays += [a for step in self.history for a in (step.before, step.prompts.previous)]
+        return sum({id(a): a.nbytes for a in arrays if a is not None}.values())
 
 
 class LeaseManager:
@@ -91,6 +101,7 @@ class LeaseManager:
         idle_s: seconds without a user action before a lease is reaped.
         liveness_s: seconds without any request before a lease is reaped.
         on_reap: called with each lease that goes (release or expiry), e.g. to close its session.
+        budget: the server's memory budget (None: none).
 
     Raises:
         ValueError: a non-positive limit.
@@ -98,7 +109,7 @@ class LeaseManager:
 
     def __init__(
         self, max_leases: int = 2, idle_s: float = 600.0, liveness_s: float = 60.0,
-        on_reap: Callable[[Lease], Any] | None = None,
+        on_reap: Callable[[Lease], Any] | None = None, budget: MemoryBudget | None = None,
     ) -> None:  # fmt: skip
         if max_leases < 1 or not idle_s > 0 or not liveness_s > 0:
             raise ValueError(f"lease limits must be positive, got {max_leases}, {idle_s}, {liveness_s}")
@@ -106,6 +117,7 @@ class LeaseManager:
         self.idle_s = idle_s
         self.liveness_s = liveness_s
         self.on_reap = on_reap
+        self.budget = budget
         self._lock = threading.Lock()
         self._leases: dict[str, Lease] = {}
 
@@ -157,9 +169,30 @@ class LeaseManager:
         """Free a lease; False when it was not live."""
         with self._lock:
             lease = self._leases.pop(token or "", None)
-        if lease is not None and self.on_reap is not None:
-            self.on_reap(lease)
+        if lease is not None:
+            self._gone(lease)
         return lease is not None
+
+    def charge(self, lease: Lease, what: str, extra: int = 0) -> None:
+        """Charge what ``lease`` holds now plus ``extra`` bytes it is about to allocate, dropping
+        its oldest undo steps while that does not fit. Call it holding ``lease.lock``.
+
+        Raises:
+            TooLargeError: more than the whole budget.
+            OverBudget: no room now, even without the lease's undo history.
+        """
+        if self.budget is None:
+            return
+        owner = ("lease", lease.token)
+        while lease.history and not self.budget.fits(owner, lease.nbytes + extra):
+            lease.history.pop(0)
+        self.budget.set(owner, lease.nbytes + extra, f"nnInteractive {what}")
+
+    def _gone(self, lease: Lease) -> None:
+        if self.budget is not None:
+            self.budget.release(("lease", lease.token))
+        if self.on_reap is not None:
+            self.on_reap(lease)
 
     def remaining_s(self, lease: Lease) -> float:
         """Seconds until the idle timeout."""
@@ -174,8 +207,7 @@ class LeaseManager:
             ]
             reaped = [self._leases.pop(t) for t in gone]
         for lease in reaped:
-            if self.on_reap is not None:
-                self.on_reap(lease)
+            self._gone(lease)
         return len(reaped)
 
     def __len__(self) -> int:

@@ -29,17 +29,20 @@ from fastapi.responses import Response
 from voxelprompt import __version__
 from voxelprompt.api import NamedModel
 from voxelprompt.errors import PromptError
+from voxelprompt.prompts import check_points_inside
 from voxelprompt.server.fields import json_object
 from voxelprompt.server.nninteractive import interactions as ia
 from voxelprompt.server.nninteractive.geometry import DEFAULT_ORIENTATION, client_volume
 from voxelprompt.server.nninteractive.leases import Lease, LeaseGone, LeaseManager, Step
-from voxelprompt.server.nninteractive.wire import pack, unpack
+from voxelprompt.server.nninteractive.wire import MAX_ELEMENTS, pack, unpack
 from voxelprompt.server.service import SegmentationService
 from voxelprompt.types import Prompts
 
 __all__ = ["LeaseLimits", "PREFIX", "nninteractive_router"]
 
 PREFIX = "/nninteractive"
+#: dtypes a target buffer may have (a label map's: at most 4 bytes a voxel).
+TARGET_DTYPES = frozenset(["bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "float32"])
 META, LEASE, OCTET = "X-Meta", "X-Lease-Token", "application/octet-stream"
 
 
@@ -60,7 +63,8 @@ def nninteractive_router(service: SegmentationService, limits: LeaseLimits | Non
         if lease.image_key:
             service.sessions.drop_image(lease.image_key)
 
-    leases = LeaseManager(limits.max_leases, limits.idle_s, limits.liveness_s, on_reap=close_session)
+    budget = getattr(service.sessions, "budget", None)
+    leases = LeaseManager(limits.max_leases, limits.idle_s, limits.liveness_s, on_reap=close_session, budget=budget)
     router = APIRouter()
     router.leases = leases  # type: ignore[attr-defined]
     mounts = [(f"{PREFIX}/{m.name}", m) for m in service.models] + [(PREFIX, service.models[0])]
@@ -191,19 +195,26 @@ class _ModelRoutes:
         return await run_in_threadpool(self._set_image, lease, meta, body)
 
     def _set_image(self, lease: Lease, meta: dict[str, Any], body: bytes) -> dict[str, Any]:
-        image = unpack(body)
-        volume = client_volume(image, meta.get("image_properties") or {})
-        with lease.lock:
+        with lease.lock:  # one body of this lease decoded at a time
+            image = unpack(body, max_elements=self._max_image_voxels())
+            volume = client_volume(image, meta.get("image_properties") or {})
             if lease.image_key:
                 self.service.sessions.drop_image(lease.image_key)
+            lease.volume, lease.target, lease.history = None, None, []
+            self.leases.charge(lease, "image and target buffer", extra=image.nbytes + image.size)
             lease.volume = volume
             lease.image_key = f"nninteractive:{lease.token}"
             lease.image_sha256 = hashlib.sha256(np.ascontiguousarray(image).view(np.uint8)).hexdigest()
             lease.target = np.zeros(volume.shape, dtype=np.uint8)
-            lease.prompts, lease.pending, lease.history = ia.ObjectPrompts(), False, []
+            lease.prompts, lease.pending = ia.ObjectPrompts(), False
             with self.service.gate.turn():  # pre-process and encode once, now
                 self._session(lease)
         return {"original_image_shape": list(image.shape)}
+
+    def _max_image_voxels(self) -> int:
+        """Voxels of the largest image a client may send (``--max-image-mb`` as float32)."""
+        budget = self.leases.budget
+        return budget.max_image_bytes // 4 if budget is not None else MAX_ELEMENTS
 
     def _session(self, lease: Lease):
         m = self.model
@@ -215,18 +226,16 @@ class _ModelRoutes:
     def set_target_buffer(self, payload: dict = Body(...), x_lease_token: str | None = Header(None)) -> dict:
         lease = self.lease(x_lease_token)
         shape, name = payload.get("shape"), payload.get("dtype")
-        try:
-            dtype = np.dtype(str(name))
-        except TypeError:
-            raise PromptError(f"invalid dtype {name!r}") from None
-        if not (np.issubdtype(dtype, np.number) or dtype == bool):
-            raise PromptError(f"the target buffer must be numeric, got {name!r}")
+        if not isinstance(name, str) or name not in TARGET_DTYPES:
+            raise PromptError(f"the target buffer's dtype must be one of {', '.join(sorted(TARGET_DTYPES))}, got {name!r}"[:200])
+        dtype = np.dtype(name)
         with lease.lock:
             volume = self._volume(lease)
             if not isinstance(shape, list) or tuple(shape) != volume.shape:
                 raise PromptError(f"the target buffer must have the image's shape {list(volume.shape)}, got {shape!r}"[:200])
+            lease.target, lease.history = None, []
+            self.leases.charge(lease, "target buffer", extra=volume.array.size * dtype.itemsize)
             lease.target = np.zeros(volume.shape, dtype=dtype)
-            lease.history = []
         return {"ok": True}
 
     def set_do_autozoom(self, payload: dict = Body(...), x_lease_token: str | None = Header(None)) -> dict:
@@ -286,10 +295,14 @@ class _ModelRoutes:
         return await run_in_threadpool(self._mask_work, lease, meta, body, kind)
 
     def _mask_work(self, lease: Lease, meta: dict[str, Any], body: bytes, kind: str) -> Response:
-        mask = unpack(body)
-        shape = self._volume(lease).shape
-        if mask.shape != shape:
-            raise PromptError(f"the {kind} mask has shape {list(mask.shape)}, the image {list(shape)}")
+        with lease.lock:  # one body of this lease decoded at a time, its shape checked before allocation
+            try:
+                mask = unpack(body, shape=self._volume(lease).shape)
+            except PromptError as err:
+                raise PromptError(f"the {kind} mask: {err}") from None
+            return self._mask_prompt(lease, meta, mask, kind)
+
+    def _mask_prompt(self, lease: Lease, meta: dict[str, Any], mask: np.ndarray, kind: str) -> Response:
         positive = _flag(meta, "include_interaction", True)
         run = _flag(meta, "run_prediction", kind != "initial")
         if kind == "scribble":
@@ -305,9 +318,11 @@ class _ModelRoutes:
         """The initial segmentation replaces the object (nnInteractive resets interactions) and
         becomes the previous mask later clicks edit; it needs no prediction of its own."""
         with lease.lock:
+            self.leases.charge(lease, "initial segmentation", extra=lease.target.nbytes + mask.size)
             lease.push(Step(lease.prompts, [[0, s] for s in lease.target.shape], lease.target.copy()))
             lease.target[...] = mask.astype(lease.target.dtype, copy=False)
             lease.prompts, lease.pending = ia.ObjectPrompts(previous=mask != 0), False
+            self.leases.charge(lease, "undo history")
         return self._reply(lease, None, ran=False)
 
     def voxelprompt_prompt(self, payload: dict = Body(...), x_lease_token: str | None = Header(None)) -> Response:
@@ -349,11 +364,15 @@ class _ModelRoutes:
         with lease.lock:
             volume = self._volume(lease)
             new = change(lease.prompts)
+            prompts = new.to_prompts()
             if not run:
+                # Kept for a later prediction: refused now if it can never be answered (a click
+                # outside the image would otherwise refuse every later prediction).
+                if prompts.points is not None:
+                    check_points_inside(prompts.points, volume)
                 lease.push(Step(lease.prompts))
                 lease.prompts, lease.pending = new, True
                 return self._reply(lease, None, ran=False)
-            prompts = new.to_prompts()
             self.model.family.check_prompts(prompts, volume)  # cheap checks before the compute lock
             with self.service.gate.turn():
                 result = self._session(lease).segment(prompts)
@@ -366,6 +385,7 @@ class _ModelRoutes:
             if bbox:
                 lease.target[_slices(bbox)] = values[_slices(bbox)]
             lease.prompts, lease.pending = new, False
+            self.leases.charge(lease, "undo history")
             return self._reply(lease, bbox, ran=True)
 
     @staticmethod

@@ -13,12 +13,13 @@ Each chunk holds at most 1 GiB of the C-ordered array bytes. Malformed bodies ra
 
 from __future__ import annotations
 
+import math
 import struct
 
 import blosc2
 import numpy as np
 
-from voxelprompt.errors import PromptError
+from voxelprompt.errors import PromptError, TooLargeError
 
 __all__ = ["pack", "unpack", "MAX_ELEMENTS"]
 
@@ -53,22 +54,28 @@ def pack(array: np.ndarray, codec_id: int = 1, clevel: int = 3) -> bytes:
     return b"".join(parts)
 
 
-def unpack(body: bytes) -> np.ndarray:
-    """The array in a packed body.
+def unpack(body: bytes, shape: tuple[int, ...] | None = None, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
+    """The array in a packed body, checked against what the caller expects before it is allocated.
+
+    Args:
+        body: the packed bytes.
+        shape: the shape the array must have (None: any).
+        max_elements: the most elements the array may have (at most :data:`MAX_ELEMENTS`).
 
     Raises:
         PromptError: a body that is not a packed array (bad magic, version, codec, dtype or
-            shape, truncated or inconsistent chunks).
+            shape, truncated or inconsistent chunks), or of another ``shape``.
+        TooLargeError: more than ``max_elements`` elements.
     """
     try:
-        return _unpack(body)
-    except PromptError:
+        return _unpack(body, shape, min(max_elements, MAX_ELEMENTS))
+    except (PromptError, TooLargeError):
         raise
     except (struct.error, ValueError, TypeError, RuntimeError) as err:
         raise PromptError(f"malformed packed array: {err}") from None
 
 
-def _unpack(body: bytes) -> np.ndarray:
+def _unpack(body: bytes, expected: tuple[int, ...] | None, max_elements: int) -> np.ndarray:
     if len(body) < 8:
         raise PromptError(f"malformed packed array: {len(body)} bytes")
     magic, version, codec_id, ndim, name_len = struct.unpack_from("<4sBBBB", body, 0)
@@ -81,10 +88,15 @@ def _unpack(body: bytes) -> np.ndarray:
     offset += name_len
     shape = struct.unpack_from(f"<{ndim}q", body, offset)
     offset += 8 * ndim
-    if any(s < 0 for s in shape) or int(np.prod(shape, dtype=np.float64)) > MAX_ELEMENTS:
+    if any(s < 0 for s in shape):
         raise PromptError(f"malformed packed array: shape {shape}")
+    if expected is not None and tuple(shape) != tuple(expected):
+        raise PromptError(f"the array has shape {list(shape)}, expected {list(expected)} (the image's)")
+    elements = math.prod(shape)  # Python ints: no overflow
+    if elements > max_elements:
+        raise TooLargeError(f"the array's shape {list(shape)} has {elements} elements, over the limit of {max_elements}")
     dtype = np.dtype(name)
-    out = np.empty(int(np.prod(shape, dtype=np.int64)), dtype=dtype)
+    out = np.empty(elements, dtype=dtype)  # only now, with the declared size checked
     target = memoryview(out).cast("B")
     (chunks,) = struct.unpack_from("<I", body, offset)
     offset += 4
