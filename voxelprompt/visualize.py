@@ -20,6 +20,7 @@ from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
 
 from voxelprompt.catalog import class_color, vista3d_catalog
 from voxelprompt.errors import InputError, PromptError
+from voxelprompt.imageio.grid import align_to_grid
 from voxelprompt.types import Volume
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ _FIXED = {"axial": 2, "coronal": 1, "sagittal": 0}  # RAS axis held constant by 
 _PLANE = {"axial": (0, 1), "coronal": (0, 2), "sagittal": (1, 2)}  # RAS axes shown (across, up)
 # Patient directions at the (left, right, top, bottom) edges of each view.
 _EDGES = {"axial": "RLAP", "coronal": "RLSI", "sagittal": "APSI"}
-_GRID_TOLERANCE_MM = 1e-3
 _LEGEND_ROWS = 18  # legend entries per column before another column starts
 
 #: A figure row: ``(caption, label map)``, ``(caption, label map, names)`` or
@@ -128,19 +128,6 @@ def _check_point(point: Sequence[float], image: Volume) -> tuple[int, int, int]:
     return p  # type: ignore[return-value]
 
 
-def _check_grid(image: Volume, labels: Volume) -> None:
-    """Raise InputError unless ``labels`` has the image's shape and voxel positions (within 1e-3 mm)."""
-    if labels.shape != image.shape:
-        raise InputError(f"{labels.source}: label map shape {labels.shape} differs from the image's {image.shape}")
-    corners = np.array(np.meshgrid(*[[0, s - 1] for s in image.shape], indexing="ij")).reshape(3, -1).T
-    gap = np.linalg.norm(image.voxel_to_world(corners) - labels.voxel_to_world(corners), axis=1).max()
-    if gap > _GRID_TOLERANCE_MM:
-        raise InputError(
-            f"{labels.source}: label map grid is {gap:.4g} mm away from the image's ({image.source}); "
-            "resample it onto the image grid first"
-        )
-
-
 def overlay_panels(
     image: Volume,
     labels: Volume | None = None,
@@ -178,9 +165,7 @@ def _panel_rows(
     """Panels for several label maps over one CT (the CT is reoriented once); ``row_points``
     overrides ``point`` row by row."""
     point = tuple(s // 2 for s in image.shape) if point is None else _check_point(point, image)
-    for lab in label_maps:
-        if lab is not None:
-            _check_grid(image, lab)
+    label_maps = [None if lab is None else align_to_grid(lab, image) for lab in label_maps]
     ct, ras_affine = _to_ras(np.asarray(image.array), image.affine)
     zooms = np.linalg.norm(ras_affine[:3, :3], axis=0)
     marks = [_ras_index(c, image.affine, ras_affine) for c in clicks]
@@ -384,7 +369,7 @@ def overlay_file(
             distinct values than a label map does (an image passed as labels).
         PromptError: ``point`` is outside the volume.
     """
-    _check_grid(image, labels)
+    labels = align_to_grid(labels, image)
     _check_labels(labels)
     point = default_point(labels) if point is None else point
     caption = "" if title or labels.source.startswith("<") else Path(labels.source).name  # else said twice
