@@ -107,8 +107,9 @@ def test_statistics_agree_with_numpy_and_the_cohort_table_joins_the_cases(phanto
     for row in rows:
         mask = labels.array == int(row["label"])
         assert int(row["voxels"]) == int(mask.sum())
-        assert float(row["volume_ml"]) == pytest.approx(mask.sum() * voxel_ml)
-        assert float(row["hu_mean"]) == pytest.approx(float(image.array[mask].mean()), rel=1e-5)
+        assert float(row["volume_ml"]) == pytest.approx(mask.sum() * voxel_ml, abs=5e-4)  # written to 0.001 ml
+        assert float(row["hu_mean"]) == pytest.approx(float(image.array[mask].mean()), abs=5e-3)  # to 0.01 HU
+        assert all(len(row[k].partition(".")[2]) <= 2 for k in ("hu_mean", "hu_std", "hu_p50"))
     cohort = list(csv.DictReader((out / "statistics.csv").open()))
     assert [r["case"] for r in cohort] == sorted(r["case"] for r in cohort)
     assert {r["case"] for r in cohort} == {"phantom_0", "phantom_1"}

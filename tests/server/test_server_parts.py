@@ -169,3 +169,13 @@ def test_request_fields_are_checked():
     for bad in ([[1, 2]], [["a", 2, 3]], [[True, 1, 1]], "1,2,3"):
         with pytest.raises(PromptError, match="foreground must be"):
             _points(bad, "foreground")
+
+
+def test_prompt_errors_a_server_relays_name_no_command_line_flags():
+    from voxelprompt.api import build_prompts
+
+    for kwargs in (dict(new_structure=True), dict(new_structure=True, classes=["liver"], points=[(1, 1, 1)]),
+                   dict(negative_points=[(1, 1, 1)])):  # fmt: skip
+        with pytest.raises(PromptError) as caught:
+            build_prompts(**kwargs)
+        assert "--" not in str(caught.value), caught.value
