@@ -15,6 +15,14 @@ of 0.12 away from the nearer end (darker when the base lightness is above 0.5, l
 so consecutive members, such as adjacent vertebrae, always differ and the first keeps Slicer's
 colour exactly. Group classes (kidney, lung, bone) take their entry's colour unchanged: they never
 share a label map with their subclasses.
+
+Distinctness rule: Slicer gives many neighbouring organs near-identical salmon/brown colours
+(liver, stomach, aorta, heart, right kidney, bladder). Classes are visited in the order above
+(exact and synonym matches first, then by id); a class whose colour lies within ``MIN_DELTA_E``
+(CIEDE2000) of a colour already placed for another Slicer entry moves to the nearest colour that
+clears every placed one: hue steps of 0.02 (not for shaded family members, which keep their hue)
+and lightness steps of 0.05, the smallest change winning. A class that clears them keeps its
+colour, so the first of each look-alike set keeps Slicer's colour exactly.
 """
 
 from __future__ import annotations
@@ -36,6 +44,9 @@ SOURCE = (
 )
 STEP = 0.12  # lightness change per family position
 CYCLE = 3  # positions before the lightness pattern repeats
+MIN_DELTA_E = 10.0  # CIEDE2000 between classes of different Slicer entries (~ clearly different)
+HUE_STEP, HUE_STEPS = 0.02, 25  # candidate hue moves: +-0.02 .. +-0.5
+LIGHT_STEP, LIGHT_STEPS = 0.05, 6  # candidate lightness moves: +-0.05 .. +-0.3
 
 MAPPING_KINDS = {
     "exact": "the Slicer label is the VISTA3D name",
@@ -182,6 +193,55 @@ def shade(rgb: tuple[int, int, int], position: int) -> tuple[int, int, int]:
     return tuple(int(round(c * 255.0)) for c in colorsys.hls_to_rgb(h, lightness, s))  # type: ignore[return-value]
 
 
+def _lab(rgb) -> "np.ndarray":
+    import numpy as np
+    from skimage.color import rgb2lab
+
+    return rgb2lab(np.asarray(rgb, dtype=float).reshape(-1, 1, 3) / 255.0).reshape(-1, 3)
+
+
+def _candidates(rgb: tuple[int, int, int], keep_hue: bool) -> list[tuple[int, int, int]]:
+    """Colours near ``rgb`` (hue and lightness moved), the colour itself first."""
+    h, lightness, s = colorsys.rgb_to_hls(*(c / 255.0 for c in rgb))
+    hues = [0] if keep_hue else [d * sign for d in range(HUE_STEPS + 1) for sign in (1, -1)][1:]
+    lights = [d * sign for d in range(LIGHT_STEPS + 1) for sign in (1, -1)][1:]
+    out = []
+    for dh in hues:
+        for dl in lights:
+            hls = ((h + dh * HUE_STEP) % 1.0, min(max(lightness + dl * LIGHT_STEP, 0.12), 0.9), s)
+            out.append(tuple(int(round(c * 255.0)) for c in colorsys.hls_to_rgb(*hls)))
+    return out
+
+
+def make_distinct(rgbs: dict[int, tuple[int, int, int]], family: dict[int, tuple], order: list[int], shaded: set[int]) -> dict[int, tuple[int, int, int]]:
+    """The distinctness rule of the module docstring: ``rgbs`` (class -> colour) with look-alikes of
+    other Slicer entries (``family``: class -> its entry's colour) moved, visiting classes in ``order``."""
+    from skimage.color import deltaE_ciede2000
+
+    placed: list[tuple[int, "np.ndarray"]] = []  # (class, Lab)
+    out = {}
+    for index in order:
+        others = [lab for i, lab in placed if family[i] != family[index]]
+        own = [lab for i, lab in placed if family[i] == family[index]]
+        options = _candidates(rgbs[index], keep_hue=index in shaded)
+        labs = _lab(options)
+        original = labs[0]
+        best, best_key = options[0], None
+        for option, lab in zip(options, labs):
+            clear = min((float(deltaE_ciede2000(lab, o)) for o in others), default=1e9)
+            if own and min(float(deltaE_ciede2000(lab, o)) for o in own) < 1.0:
+                continue  # would merge with a family member
+            change = float(deltaE_ciede2000(lab, original))
+            key = (clear < MIN_DELTA_E, change if clear >= MIN_DELTA_E else -clear)
+            if best_key is None or key < best_key:
+                best, best_key = option, key
+            if clear >= MIN_DELTA_E and change == 0.0:
+                break
+        out[index] = best
+        placed.append((index, _lab([best])[0]))
+    return out
+
+
 def build_table(path: Path) -> dict:
     """The colour table for every class of ``vista3d_catalog()`` (groups included)."""
     entries = read_slicer_entries(path)
@@ -194,13 +254,19 @@ def build_table(path: Path) -> dict:
     # A class named like its entry keeps the entry's colour (heart before the atrial appendage).
     order = {i: (matched[i][1] not in ("exact", "synonym"), i) for i in names}
     position = {i: n for members in families.values() for n, i in enumerate(sorted(members, key=order.get))}
+    shaded = {i for members in families.values() if len(members) > 1 for i in members}
+    singles = [i for i in names if i not in GROUPS]
+    colours = make_distinct(
+        {i: shade(matched[i][0].rgb, position.get(i, 0)) for i in singles},
+        {i: matched[i][0].rgb for i in singles}, sorted(singles, key=order.get), shaded,
+    )  # fmt: skip
     classes = {}
     for index, name in names.items():
         entry, kind = matched[index]
         side = name.split(" ", 1)[0]
         classes[str(index)] = {
             "name": name,
-            "rgb": list(shade(entry.rgb, position.get(index, 0))),
+            "rgb": list(colours.get(index, entry.rgb)),
             "slicer_rgb": list(entry.rgb),
             "slicer_label": entry.label,
             "mapping": kind,
@@ -220,6 +286,11 @@ def build_table(path: Path) -> dict:
             f"classes sharing a Slicer colour, ordered by (not an exact or synonym match, id): member n "
             f"moves HLS lightness by (n % {CYCLE}) * {STEP} towards the middle (darker if above 0.5); "
             "groups keep the base colour"
+        ),
+        "distinctness_rule": (
+            f"visited in the same order, a class within CIEDE2000 {MIN_DELTA_E} of a colour placed for another "
+            f"Slicer entry moves to the nearest clear colour (hue steps {HUE_STEP}, not for shaded family "
+            f"members; lightness steps {LIGHT_STEP})"
         ),
         "mapping_kinds": MAPPING_KINDS,
         "classes": classes,

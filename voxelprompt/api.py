@@ -360,9 +360,9 @@ def identify(
 
     Raises:
         PromptError: a family without identify, both or neither of a mask and prompts, an empty mask.
-        InputError: a mask on another grid.
+        InputError: a mask on another grid (the same grid in another axis order is reoriented).
     """
-    from voxelprompt.imageio import check_mask_grid, read_volume
+    from voxelprompt.imageio import align_to_grid, read_volume
 
     check_device(device)
     if family is None and segmenter is None and checkpoint is None:  # the first that can identify
@@ -377,7 +377,7 @@ def identify(
     volume = read_ct(image, series_uid)
     if mask is not None:
         labels = mask if isinstance(mask, Volume) else read_volume(mask, dtype=None)
-        check_mask_grid(labels, volume)  # before the model loads; the segmenter checks it too
+        labels = align_to_grid(labels, volume)  # before the model loads; the segmenter checks it too
         model = _model(segmenter, checkpoint, chosen, device, options, progress=False)
     else:
         prompts = build_prompts((), points, negative_points, point_space, box=box)

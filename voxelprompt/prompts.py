@@ -77,11 +77,11 @@ def build_prompts(
     if text is not None and not str(text).strip():
         raise PromptError(f"text prompt must be a non-empty class name, got {text!r}")
     if clicks is not None and not clicks.has_positive and not ids and text is None and spatial_box is None:
-        raise PromptError("negative clicks alone mark nothing to segment: give at least one --point inside the structure")
+        raise PromptError("negative clicks alone mark nothing to segment: give at least one positive click inside the structure")
     if new_structure and clicks is None:
-        raise PromptError("--new-structure marks what clicks segment: give at least one --point")
+        raise PromptError("new_structure=True marks what clicks segment: give at least one positive click")
     if new_structure and ids:
-        raise PromptError("--new-structure is for a structure outside the model's classes; drop --classes or it")
+        raise PromptError("new_structure=True is for a structure outside the model's classes; drop the classes or it")
     if label_value is not None and (isinstance(label_value, bool) or not isinstance(label_value, int | np.integer)
                                     or not 0 < int(label_value) < 2**15):  # fmt: skip
         raise PromptError(f"label value must be a whole number in 1..32767, got {label_value!r}")
@@ -131,7 +131,7 @@ def check_class_prompts(prompts: Prompts, everything: bool = False) -> None:
     from voxelprompt.catalog import CLASS_TABLE_SIZE, LAST_SUPPORTED, UNNAMED_IDS, expand_groups
 
     if everything and (prompts.classes or prompts.points is not None):
-        raise PromptError("--everything cannot be combined with classes or points")
+        raise PromptError("everything cannot be combined with classes or points")
     for c in prompts.classes:
         if not 0 < c < CLASS_TABLE_SIZE:
             raise PromptError(
@@ -142,7 +142,7 @@ def check_class_prompts(prompts: Prompts, everything: bool = False) -> None:
         unknown = [c for c in expand_groups(prompts.classes) if c > LAST_SUPPORTED or c in UNNAMED_IDS]
         if unknown:
             raise PromptError(
-                f"class {unknown[0]} has no automatic segmentation in VISTA3D; add --point clicks to segment it zero-shot"
+                f"class {unknown[0]} has no automatic segmentation in VISTA3D; add clicks to segment it zero-shot"
             )
 
 

@@ -197,10 +197,26 @@ def _absent(value: int, name: str) -> StructureStatistics:
     )
 
 
+#: Decimals written per field (files only; records keep full precision): HU to 0.01, ml to
+#: 0.001, mm to 0.01 - finer digits are float noise ("-21.699999999999932"), not measurement.
+_DECIMALS = {"volume_ml": 3, "bbox_ras_min": 2, "bbox_ras_max": 2} | {f"hu_{k}": 2 for k in ("mean", "std")} | {
+    f"hu_p{p}": 2 for p in HU_PERCENTILES
+}
+
+
+def _rounded(name: str, value: object) -> object:
+    decimals = _DECIMALS.get(name)
+    if decimals is None:
+        return value
+    if isinstance(value, tuple):
+        return tuple(_rounded(name, v) for v in value)
+    return value if math.isnan(value) else round(float(value), decimals) + 0.0  # + 0.0: no "-0.0"
+
+
 def _row(record: StructureStatistics) -> list:
     row: list = []
     for field in dataclasses.fields(StructureStatistics):
-        value = getattr(record, field.name)
+        value = _rounded(field.name, getattr(record, field.name))
         row.extend(value if isinstance(value, tuple) else [value])
     return row
 
@@ -208,7 +224,8 @@ def _row(record: StructureStatistics) -> list:
 def write_statistics_csv(records: Sequence[StructureStatistics], path: str | os.PathLike) -> Path:
     """Write ``records`` as a CSV table (header :data:`STATISTICS_COLUMNS`), atomically.
 
-    Floats are written with Python's shortest round-trip ``repr``; NaN as ``nan``.
+    Floats are rounded (HU and mm to 0.01, ml to 0.001) and written with Python's shortest
+    round-trip ``repr``; NaN as ``nan``.
 
     Raises:
         InputError: the file or its folder cannot be written.
@@ -225,12 +242,13 @@ def write_statistics_json(
 ) -> Path:
     """Write ``records`` as JSON, atomically: ``{"case": case, "structures": [{field: value}]}``.
 
-    Tuples become lists and NaN becomes ``null`` (strict JSON); keys follow the record's fields.
+    Tuples become lists and NaN becomes ``null`` (strict JSON); keys follow the record's fields;
+    floats are rounded as in :func:`write_statistics_csv`.
 
     Raises:
         InputError: the file or its folder cannot be written.
     """
-    structures = [{k: _json_value(v) for k, v in dataclasses.asdict(r).items()} for r in records]
+    structures = [{k: _json_value(_rounded(k, v)) for k, v in dataclasses.asdict(r).items()} for r in records]
     return write_text(path, json.dumps({"case": case, "structures": structures}, indent=2, allow_nan=False) + "\n")
 
 

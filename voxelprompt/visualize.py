@@ -3,7 +3,10 @@
 Slices are cut in the RAS-reoriented volume (nibabel's closest canonical orientation) and shown as
 a radiologist reads them: axial and coronal with the patient's right on the image's left, sagittal
 with anterior on the left; anterior up in axial, superior up in coronal and sagittal. Pixels keep
-the voxel aspect ratio. Labels take the anatomical colours of :func:`voxelprompt.catalog.class_color`.
+the voxel aspect ratio, except that a panel thinner than :data:`MIN_PANEL_RATIO` (a thin series'
+coronal view) is stretched vertically, which its caption says; each caption names its slice (input
+index and RAS+ mm). Labels take the anatomical colours of :func:`voxelprompt.catalog.class_color`;
+the PNG's Description holds the captions and legends as text.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
 
 from voxelprompt.catalog import class_color, vista3d_catalog
 from voxelprompt.errors import InputError, PromptError
+from voxelprompt.imageio.grid import align_to_grid
 from voxelprompt.types import Volume
 
 if TYPE_CHECKING:
@@ -42,8 +46,11 @@ _FIXED = {"axial": 2, "coronal": 1, "sagittal": 0}  # RAS axis held constant by 
 _PLANE = {"axial": (0, 1), "coronal": (0, 2), "sagittal": (1, 2)}  # RAS axes shown (across, up)
 # Patient directions at the (left, right, top, bottom) edges of each view.
 _EDGES = {"axial": "RLAP", "coronal": "RLSI", "sagittal": "APSI"}
-_GRID_TOLERANCE_MM = 1e-3
 _LEGEND_ROWS = 18  # legend entries per column before another column starts
+#: Smallest height / width of a shown panel: a thinner one (the coronal and sagittal views of a
+#: 20-slice series) is stretched vertically up to it, and its caption says by how much.
+MIN_PANEL_RATIO = 0.45
+_WORLD_AXES = "xyz"  # RAS+ mm: x to the patient's left, y posterior -> anterior, z inferior -> superior
 
 #: A figure row: ``(caption, label map)``, ``(caption, label map, names)`` or
 #: ``(caption, label map, names, point)``: ``names`` maps label values to legend names, ``point``
@@ -69,6 +76,8 @@ class Panel:
         ids: label values > 0 visible in the slice, ascending.
         pixel_aspect: height / width of one pixel in millimetres.
         marks: (row, column) of the clicks lying in this slice.
+        slice_text: which slice is shown: the input voxel index along the held axis and the
+            slice's RAS+ position in mm, e.g. ``"k=10, z=-784.5 mm"``.
     """
 
     view: str
@@ -76,6 +85,7 @@ class Panel:
     ids: tuple[int, ...]
     pixel_aspect: float
     marks: tuple[tuple[int, int], ...] = ()
+    slice_text: str = ""
 
 
 def _to_ras(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -128,19 +138,6 @@ def _check_point(point: Sequence[float], image: Volume) -> tuple[int, int, int]:
     return p  # type: ignore[return-value]
 
 
-def _check_grid(image: Volume, labels: Volume) -> None:
-    """Raise InputError unless ``labels`` has the image's shape and voxel positions (within 1e-3 mm)."""
-    if labels.shape != image.shape:
-        raise InputError(f"{labels.source}: label map shape {labels.shape} differs from the image's {image.shape}")
-    corners = np.array(np.meshgrid(*[[0, s - 1] for s in image.shape], indexing="ij")).reshape(3, -1).T
-    gap = np.linalg.norm(image.voxel_to_world(corners) - labels.voxel_to_world(corners), axis=1).max()
-    if gap > _GRID_TOLERANCE_MM:
-        raise InputError(
-            f"{labels.source}: label map grid is {gap:.4g} mm away from the image's ({image.source}); "
-            "resample it onto the image grid first"
-        )
-
-
 def overlay_panels(
     image: Volume,
     labels: Volume | None = None,
@@ -178,16 +175,17 @@ def _panel_rows(
     """Panels for several label maps over one CT (the CT is reoriented once); ``row_points``
     overrides ``point`` row by row."""
     point = tuple(s // 2 for s in image.shape) if point is None else _check_point(point, image)
-    for lab in label_maps:
-        if lab is not None:
-            _check_grid(image, lab)
+    label_maps = [None if lab is None else align_to_grid(lab, image) for lab in label_maps]
     ct, ras_affine = _to_ras(np.asarray(image.array), image.affine)
+    input_axis = {int(ras): a for a, (ras, _) in enumerate(io_orientation(image.affine))}  # RAS axis -> input axis
     zooms = np.linalg.norm(ras_affine[:3, :3], axis=0)
     marks = [_ras_index(c, image.affine, ras_affine) for c in clicks]
     rows = []
     for r, lab in enumerate(label_maps):
         own = row_points[r] if r < len(row_points) else None
-        p = _ras_index(point if own is None else _check_point(own, image), image.affine, ras_affine)
+        through = point if own is None else _check_point(own, image)
+        p = _ras_index(through, image.affine, ras_affine)
+        world = (ras_affine @ np.append(p, 1.0))[:3]
         lab_ras = None if lab is None else _to_ras(np.asarray(lab.array), lab.affine)[0]
         panels = []
         for view in VIEWS:
@@ -196,7 +194,8 @@ def _panel_rows(
             fixed = _FIXED[view]
             shown = tuple(_display_position(m, view, ct.shape) for m in marks if m[fixed] == p[fixed])
             across, up = _PLANE[view]
-            panels.append(Panel(view, rgb, ids, float(zooms[up] / zooms[across]), shown))
+            where = f"{'ijk'[input_axis[fixed]]}={int(through[input_axis[fixed]])}, {_WORLD_AXES[fixed]}={world[fixed]:.1f} mm"
+            panels.append(Panel(view, rgb, ids, float(zooms[up] / zooms[across]), shown, where))
         rows.append(tuple(panels))
     return rows  # type: ignore[return-value]
 
@@ -255,7 +254,7 @@ def overlay_figure(
         legends.append(entries)
     columns = max([1] + [math.ceil(len(entries) / _LEGEND_ROWS) for entries in legends])
     longest = max([len(name) for entries in legends for _, name in entries] + [12])
-    legend_width = columns * (0.5 + 0.07 * longest)
+    legend_width = columns * (0.7 + 0.08 * longest)
     size = (12.0 + legend_width, 4.0 * len(rows) + (0.4 if title else 0.0))
     fig = Figure(figsize=size, dpi=dpi, layout="constrained")  # constrained: the title gets its own room
     FigureCanvasAgg(fig)
@@ -263,24 +262,38 @@ def overlay_figure(
     for r, ((caption, _, _, _), panels, entries) in enumerate(zip(specs, rows, legends)):
         for c, panel in enumerate(panels):
             ax = fig.add_subplot(grid[r, c])
-            ax.imshow(panel.rgb, origin="upper", aspect=panel.pixel_aspect, interpolation="nearest")
+            aspect, stretch = _shown_aspect(panel)
+            ax.imshow(panel.rgb, origin="upper", aspect=aspect, interpolation="nearest")
             for row, col in panel.marks:
                 ax.plot(col, row, "+", color="yellow", markersize=14, markeredgewidth=2)
             _edge_letters(ax, panel.view)
-            ax.set_title(f"{caption} - {panel.view}" if caption else panel.view, fontsize=10)
+            name = f"{caption} - {panel.view}" if caption else panel.view
+            where = panel.slice_text + (f", stretched {stretch:.1f}x vertically" if stretch > 1.0 else "")
+            ax.set_title(f"{name}\n{where}" if where else name, fontsize=9)
             ax.axis("off")
         key = fig.add_subplot(grid[r, 3])
         key.axis("off")
         if entries:
+            # Chips with a dark edge, so that pale colours (duodenum) show on the white page.
             handles = [
-                Patch(facecolor="none" if i is None else np.array(class_color(i)) / 255.0, label=name)
+                Patch(facecolor="none" if i is None else np.array(class_color(i)) / 255.0, label=name,
+                      edgecolor="none" if i is None else "0.2", linewidth=0.8)
                 for i, name in entries
-            ]
-            key.legend(handles=handles, loc="upper left", frameon=False, fontsize=8, borderaxespad=0.0,
-                       ncol=math.ceil(len(entries) / _LEGEND_ROWS), handlelength=1.2)  # fmt: skip
+            ]  # fmt: skip
+            key.legend(handles=handles, loc="upper left", frameon=False, fontsize=9, borderaxespad=0.0,
+                       ncol=math.ceil(len(entries) / _LEGEND_ROWS), handlelength=2.0, handleheight=1.4)  # fmt: skip
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _shown_aspect(panel: Panel) -> tuple[float, float]:
+    """imshow's aspect for ``panel`` (millimetre-true) and the vertical stretch applied to keep the
+    panel at least :data:`MIN_PANEL_RATIO` as high as wide (1.0: none)."""
+    height, width = panel.rgb.shape[:2]
+    ratio = panel.pixel_aspect * height / width
+    stretch = max(1.0, MIN_PANEL_RATIO / ratio)
+    return panel.pixel_aspect * stretch, stretch
 
 
 def _edge_letters(ax, view: str) -> None:
@@ -326,11 +339,24 @@ def overlay_png(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=fig.dpi, format="png")
+        fig.savefig(tmp, dpi=fig.dpi, format="png", metadata={"Description": _describe(fig)})
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _describe(fig: Figure) -> str:
+    """What the picture shows, as text (the PNG's Description): each panel's caption and each
+    legend's entries, one line each."""
+    lines = []
+    for ax in fig.axes:
+        if ax.get_title():
+            lines.append(" ".join(ax.get_title().split()))
+        legend = ax.get_legend()
+        if legend is not None:
+            lines.append("legend: " + "; ".join(t.get_text() for t in legend.get_texts()))
+    return "\n".join(lines)
 
 
 def default_point(labels: Volume) -> tuple[int, int, int]:
@@ -384,7 +410,7 @@ def overlay_file(
             distinct values than a label map does (an image passed as labels).
         PromptError: ``point`` is outside the volume.
     """
-    _check_grid(image, labels)
+    labels = align_to_grid(labels, image)
     _check_labels(labels)
     point = default_point(labels) if point is None else point
     caption = "" if title or labels.source.startswith("<") else Path(labels.source).name  # else said twice

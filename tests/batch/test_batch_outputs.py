@@ -1,6 +1,7 @@
 """Every output kind of a cohort run, read back with the tools users read them with: DICOM-SEG
 (highdicom) holds the NIfTI's voxels on the DICOM grid, ``.seg.nrrd`` (slicerio) the segment names,
-statistics agree with numpy, and a rerun writes the same DICOM-SEG bytes."""
+statistics agree with numpy, a rerun writes the same DICOM-SEG bytes, and an image-file case of a
+DICOM-SEG run fails with its reason."""
 
 from __future__ import annotations
 
@@ -30,8 +31,21 @@ def run(tmp_path_factory):
     listed.write_text("image\nct_dicom\nphantom_0.nii.gz\n")
     out = tmp_path_factory.mktemp("run") / "out"
     result = run_cohort(listed, out, tasks=[Task(classes=("liver", "spleen"))], output_formats=KINDS, device="cpu")
-    assert sorted(result.done) == ["ct_dicom", "phantom_0"], result.failed
+    assert result.done == ["ct_dicom"], result.failed
+    assert [f.case_id for f in result.failed] == ["phantom_0"]
     return listed, out
+
+
+@pytest.fixture(scope="module")
+def phantoms_run(tmp_path_factory):
+    """Two phantoms with the kinds an image file can have (no DICOM-SEG)."""
+    folder = tmp_path_factory.mktemp("phantoms")
+    make_phantoms(folder, n=2)
+    out = tmp_path_factory.mktemp("run") / "out"
+    kinds = [k for k in KINDS if k != "dicom-seg"]
+    result = run_cohort(folder, out, tasks=[Task(classes=("liver", "spleen"))], output_formats=kinds, device="cpu")
+    assert result.done == ["phantom_0", "phantom_1"], result.failed
+    return folder, out
 
 
 def test_dicom_seg_holds_the_nifti_voxels_on_the_dicom_grid(run):
@@ -64,37 +78,41 @@ def test_dicom_seg_holds_the_nifti_voxels_on_the_dicom_grid(run):
     assert pydicom.dcmread(case / "segmentation.dcm").ContentDate == json.loads((out / "manifest.json").read_text())["created"][:10].replace("-", "")
 
 
-def test_only_dicom_cases_get_a_dicom_seg(run):
+def test_a_file_case_of_a_dicom_seg_run_fails_with_its_reason_and_writes_nothing(run):
     _, out = run
-    assert not list((out / "phantom_0").glob("*.dcm"))
+    failures = list(csv.DictReader((out / "failures.csv").open()))
+    assert [f["case_id"] for f in failures] == ["phantom_0"]
+    assert "dicom-seg needs a DICOM source series" in failures[0]["error"]
+    assert not (out / "phantom_0").exists()
 
 
-def test_seg_nrrd_carries_the_segment_names(run):
+@pytest.mark.parametrize("case", ["ct_dicom", "phantom_0"])
+def test_seg_nrrd_carries_the_segment_names(run, phantoms_run, case):
     import slicerio
 
-    _, out = run
-    for case in ("ct_dicom", "phantom_0"):
-        names = json.loads((out / case / "label_names.json").read_text())
-        segmentation = slicerio.read_segmentation(str(out / case / "labels.seg.nrrd"))
-        got = {str(s["labelValue"]): s["name"] for s in segmentation["segments"]}
-        assert got == names
+    out = (run if case == "ct_dicom" else phantoms_run)[1]
+    names = json.loads((out / case / "label_names.json").read_text())
+    segmentation = slicerio.read_segmentation(str(out / case / "labels.seg.nrrd"))
+    got = {str(s["labelValue"]): s["name"] for s in segmentation["segments"]}
+    assert got == names
 
 
-def test_statistics_agree_with_numpy_and_the_cohort_table_joins_the_cases(run, tmp_path):
-    listed, out = run
+def test_statistics_agree_with_numpy_and_the_cohort_table_joins_the_cases(phantoms_run):
+    folder, out = phantoms_run
     labels = read_labels(out / "phantom_0" / "labels.nii.gz")
-    image = read_volume(listed.parent / "phantom_0.nii.gz")
+    image = read_volume(folder / "phantom_0.nii.gz")
     rows = list(csv.DictReader((out / "phantom_0" / "statistics.csv").open()))
     voxel_ml = abs(np.linalg.det(labels.affine[:3, :3])) / 1000.0
     assert rows
     for row in rows:
         mask = labels.array == int(row["label"])
         assert int(row["voxels"]) == int(mask.sum())
-        assert float(row["volume_ml"]) == pytest.approx(mask.sum() * voxel_ml)
-        assert float(row["hu_mean"]) == pytest.approx(float(image.array[mask].mean()), rel=1e-5)
+        assert float(row["volume_ml"]) == pytest.approx(mask.sum() * voxel_ml, abs=5e-4)  # written to 0.001 ml
+        assert float(row["hu_mean"]) == pytest.approx(float(image.array[mask].mean()), abs=5e-3)  # to 0.01 HU
+        assert all(len(row[k].partition(".")[2]) <= 2 for k in ("hu_mean", "hu_std", "hu_p50"))
     cohort = list(csv.DictReader((out / "statistics.csv").open()))
     assert [r["case"] for r in cohort] == sorted(r["case"] for r in cohort)
-    assert {r["case"] for r in cohort} == {"ct_dicom", "phantom_0"}
+    assert {r["case"] for r in cohort} == {"phantom_0", "phantom_1"}
     assert [r["label"] for r in cohort if r["case"] == "phantom_0"] == [r["label"] for r in rows]
 
 
@@ -103,7 +121,7 @@ def test_a_rerun_of_a_removed_case_writes_the_same_dicom_seg_bytes(run):
     before = {p.name: p.read_bytes() for p in (out / "ct_dicom").iterdir()}
     shutil.rmtree(out / "ct_dicom")
     result = run_cohort(listed, out, tasks=[Task(classes=("liver", "spleen"))], output_formats=KINDS, device="cpu")
-    assert result.done == ["ct_dicom"] and result.skipped == ["phantom_0"]
+    assert result.done == ["ct_dicom"] and [f.case_id for f in result.failed] == ["phantom_0"]
     assert {p.name: p.read_bytes() for p in (out / "ct_dicom").iterdir()} == before
 
 

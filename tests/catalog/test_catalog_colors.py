@@ -58,7 +58,7 @@ def test_every_vista3d_class_has_a_colour_and_codes():
         assert rec.mapping in {"exact", "synonym", "broader", "part of", "related"}
 
 
-@pytest.mark.parametrize("name", ["liver", "spleen", "aorta"])
+@pytest.mark.parametrize("name", ["liver", "spleen", "pancreas", "right kidney"])
 def test_named_organs_keep_slicers_own_colour(name):
     rec = vista3d_colors()[vista3d_catalog().index(name)]
     assert (rec.slicer_label, rec.mapping, rec.rgb) == (name, "exact", rec.slicer_rgb)
@@ -100,6 +100,34 @@ def test_neighbours_in_a_family_differ_but_keep_the_hue(family):
         rec = colors[index]
         assert rec.mapping in {"broader", "part of"}
         assert abs(_hue(rec.rgb) - _hue(rec.slicer_rgb)) < 0.02, rec.name
+
+
+def _delta_e(a, b) -> float:
+    import numpy as np
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    lab = rgb2lab(np.array([a, b], dtype=float).reshape(1, 2, 3) / 255.0)[0]
+    return float(deltaE_ciede2000(lab[0], lab[1]))
+
+
+def test_neighbouring_organs_that_slicer_colours_alike_are_told_apart():
+    """Slicer's liver, aorta, stomach, heart, right kidney and bladder lie within CIEDE2000 1.3-9 of
+    each other; in the table every two classes of different Slicer entries that are not shaded family
+    members (vertebrae, ribs, muscles, vessels ...) differ by at least 10."""
+    from collections import Counter
+
+    colors, index = vista3d_colors(), vista3d_catalog().index
+    six = ["liver", "aorta", "stomach", "heart", "right kidney", "bladder"]
+    slicer = [colors[index(n)].slicer_rgb for n in six]
+    assert min(_delta_e(a, b) for i, a in enumerate(slicer) for b in slicer[i + 1 :]) < 2  # the problem
+    shown = [colors[index(n)].rgb for n in six]
+    assert min(_delta_e(a, b) for i, a in enumerate(shown) for b in shown[i + 1 :]) >= 10
+    records = [r for i, r in colors.items() if i not in GROUPS]
+    entries = Counter(r.slicer_rgb for r in records)
+    singles = [r for r in records if entries[r.slicer_rgb] == 1]
+    for i, a in enumerate(singles):
+        for b in singles[i + 1 :]:
+            assert _delta_e(a.rgb, b.rgb) >= 10, (a.name, b.name)
 
 
 def test_hand_mapped_classes():

@@ -70,6 +70,37 @@ def test_exit_code_is_0_when_all_finished_and_1_when_a_case_failed(one_phantom, 
     assert code == 1 and "1 skipped" in out
 
 
+def test_an_output_kind_no_case_can_have_is_refused_before_any_work(one_phantom, tmp_path):
+    out = tmp_path / "out"
+    done = script("batch", str(one_phantom), "-o", str(out), "--classes", "liver", "--output-format", "nifti,dicom-seg")
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if not line.startswith("WARNING")]
+    assert len(lines) == 1 and "dicom-seg" in lines[0] and "DICOM source series" in lines[0], done.stderr
+    assert "loading" not in done.stderr and not (out / "manifest.json").exists()
+    assert not [p for p in out.iterdir() if not p.name.startswith(".")]
+
+
+@pytest.mark.slow  # the 512x512x20 DICOM series: ~30 s on 2 cores
+def test_a_case_that_cannot_have_an_output_kind_fails_with_its_reason(one_phantom, tmp_path):
+    import shutil
+
+    from shared_paths import shared_file
+
+    shutil.copy(one_phantom / "phantom_0.nii.gz", tmp_path / "phantom_0.nii.gz")
+    shutil.copytree(shared_file("data", "totalseg", "example_ct_dicom"), tmp_path / "ct_dicom")
+    listed = tmp_path / "cases.csv"
+    listed.write_text("image\nphantom_0.nii.gz\nct_dicom\n")
+    out = tmp_path / "out"
+    done = script("batch", str(listed), "-o", str(out), "--classes", "liver", "--output-format", "nifti,dicom-seg", "-q", timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert "1 done" in done.stdout and "1 failed" in done.stdout
+    assert "failed phantom_0: --output-format dicom-seg needs a DICOM source series" in done.stderr
+    failures = (out / "failures.csv").read_text()
+    assert "phantom_0" in failures and "DICOM source series" in failures
+    assert not (out / "phantom_0").exists()
+    assert (out / "ct_dicom" / "segmentation.dcm").is_file()
+
+
 def _wait(process: subprocess.Popen, ready, timeout: float = 240) -> bool:
     """Poll until ``ready()``; False when the process ended first."""
     deadline = time.monotonic() + timeout

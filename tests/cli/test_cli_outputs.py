@@ -115,7 +115,7 @@ def test_preview_and_overlay_write_pictures(ct_crop_path, tiny_checkpoint, tmp_p
     other = tmp_path / "other.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), np.eye(4)), str(other))
     for argv, message in (
-        (["overlay", str(ct_crop_path), str(other), "-o", str(tmp_path / "x.png")], "differs from the image's"),
+        (["overlay", str(ct_crop_path), str(other), "-o", str(tmp_path / "x.png")], "not on the grid"),
         (["overlay", str(ct_crop_path), str(out), "-o", str(tmp_path / "x.jpg")], "x.jpg"),
         (["overlay", str(ct_crop_path), str(out), "-o", str(tmp_path / "x.png"), "--point", "99,0,0"], "outside"),
     ):

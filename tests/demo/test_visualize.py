@@ -107,7 +107,8 @@ def _panel_pixels(fig) -> dict[str, np.ndarray]:
         if ax.get_images():
             box = ax.get_images()[0].get_window_extent(fig.canvas.get_renderer())  # display pixels, y up
             rows = slice(int(round(buffer.shape[0] - box.y1)), int(round(buffer.shape[0] - box.y0)))
-            out[ax.get_title().split(" - ")[-1]] = buffer[rows, int(round(box.x0)) : int(round(box.x1))]
+            view = ax.get_title().splitlines()[0].split(" - ")[-1]  # line 2 names the slice
+            out[view] = buffer[rows, int(round(box.x0)) : int(round(box.x1))]
     return out
 
 
@@ -204,9 +205,9 @@ def test_overlay_file_checks_the_grid(tmp_path):
     image, labels = _labelled_case()
     assert overlay_file(image, labels, tmp_path / "ok.png").exists()
     nudged = labels.affine.copy()
-    nudged[0, 3] += 1e-4  # below the 1e-3 mm tolerance
+    nudged[0, 3] += 1e-4  # below the tolerance (GRID_TOLERANCE_MM)
     assert overlay_file(image, Volume(labels.array, nudged), tmp_path / "nudged.png").exists()
-    nudged[0, 3] += 0.01
+    nudged[0, 3] += 0.1
     with pytest.raises(InputError, match="mm away"):
         overlay_file(image, Volume(labels.array, nudged), tmp_path / "moved.png")
     with pytest.raises(InputError, match="shape"):
@@ -247,3 +248,21 @@ def test_overlay_png_colours_the_labelled_region(tmp_path, flip) -> None:
                              point=(15, 15, 10), clicks=[(15, 15, 10)])  # fmt: skip
     yellow = lambda png: int(((png[..., 0] > 0.9) & (png[..., 1] > 0.9) & (png[..., 2] < 0.2)).sum())  # noqa: E731
     assert yellow(mpimg.imread(with_click)) > 0  # the click is drawn
+
+
+def test_thin_views_are_stretched_to_a_minimum_height_and_legend_chips_are_outlined():
+    from voxelprompt.visualize import MIN_PANEL_RATIO
+
+    lab = np.zeros((80, 80, 4), dtype=np.uint8)
+    lab[30:50, 30:50, :] = 13  # duodenum: a nearly white colour
+    image = Volume(np.zeros(lab.shape, np.float32), np.diag([1.0, 1.0, 2.0, 1.0]))
+    fig = overlay_figure(image, [("", image.with_array(lab))])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        if ax.get_images():
+            box = ax.get_images()[0].get_window_extent(renderer)
+            assert box.height / box.width >= MIN_PANEL_RATIO - 0.01, ax.get_title()
+            assert ("stretched" in ax.get_title()) == (not ax.get_title().startswith("axial"))
+    chips = [h for ax in fig.axes if ax.get_legend() for h in ax.get_legend().legend_handles]
+    assert chips and all(chip.get_edgecolor()[3] > 0 and max(chip.get_edgecolor()[:3]) < 0.5 for chip in chips)

@@ -11,10 +11,11 @@ import pytest
 
 from voxelprompt.data.phantom import PhantomConfig, make_phantom
 from voxelprompt.errors import InputError, PromptError
-from voxelprompt.imageio import write_volume
+from voxelprompt.imageio import read_labels, write_volume
 from voxelprompt.server.compute import Busy, ComputeGate
 from voxelprompt.server.datastore import ImageStore, NotFound
 from voxelprompt.server.sessions import SessionPool
+from voxelprompt.types import Volume
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +73,16 @@ def test_store_evicts_oldest_and_labels_need_the_image_grid(tmp_path, ct_bytes):
         store.add_label("c", "other", io.BytesIO(wrong), "w.nii.gz")
     with pytest.raises(InputError, match="tag"):
         store.add_label("c", "../x", io.BytesIO(good), "l.nii.gz")
+    # the same grid stored with i flipped is kept reoriented onto the image's grid
+    marked = np.zeros(volume.shape, np.uint8)
+    marked[0, 0, 0] = 7
+    flip = np.diag([-1.0, 1.0, 1.0, 1.0])
+    flip[0, 3] = volume.shape[0] - 1
+    flipped = Volume(marked[::-1].copy(), volume.affine @ flip, "flipped")
+    store.add_label("c", "flipped", io.BytesIO(write_volume(flipped, tmp_path / "f.nii.gz").read_bytes()), "f.nii.gz")
+    stored = read_labels(store.label_path("c", "flipped"))
+    np.testing.assert_array_equal(stored.array, marked)
+    np.testing.assert_allclose(stored.affine, volume.affine, atol=1e-4)
 
 
 def test_sessions_expire(tmp_path, ct_bytes):
@@ -158,3 +169,13 @@ def test_request_fields_are_checked():
     for bad in ([[1, 2]], [["a", 2, 3]], [[True, 1, 1]], "1,2,3"):
         with pytest.raises(PromptError, match="foreground must be"):
             _points(bad, "foreground")
+
+
+def test_prompt_errors_a_server_relays_name_no_command_line_flags():
+    from voxelprompt.api import build_prompts
+
+    for kwargs in (dict(new_structure=True), dict(new_structure=True, classes=["liver"], points=[(1, 1, 1)]),
+                   dict(negative_points=[(1, 1, 1)])):  # fmt: skip
+        with pytest.raises(PromptError) as caught:
+            build_prompts(**kwargs)
+        assert "--" not in str(caught.value), caught.value

@@ -27,10 +27,12 @@ from voxelprompt.types import Volume
 
 __all__ = [
     "CaseOutput",
+    "OutputKind",
     "OUTPUT_KINDS",
     "LABEL_NAMES_FILE",
     "STATISTICS_FILE",
     "check_output_kinds",
+    "kinds_unavailable",
     "write_case_outputs",
     "staging_root",
     "clean_leftovers",
@@ -73,10 +75,6 @@ class CaseOutput:
     input_sha256: str
     settings_sha256: str
     created: str
-
-    @property
-    def is_dicom(self) -> bool:
-        return Path(self.source).is_dir()
 
 
 #: A writer puts its files into the given (staging) folder and returns their names.
@@ -122,20 +120,21 @@ def _statistics(out: CaseOutput, folder: Path) -> list[str]:
 
 
 def _dicom_seg(out: CaseOutput, folder: Path) -> list[str]:
-    """DICOM-SEG (highdicom) referencing the source series: DICOM inputs only (other cases get
-    none), and only with at least one segment. Its UIDs derive from the input and settings hashes
-    and its dates are the run's creation time, so reruns write the same bytes; UIDs the source
-    lacks are derived from its content and listed in ``segmentation.derived_uids.json``."""
+    """DICOM-SEG (highdicom) referencing the source series (the run gives this kind to DICOM cases
+    only, see :data:`OUTPUT_KINDS`). Its UIDs derive from the input and settings hashes and its
+    dates are the run's creation time, so reruns write the same bytes; UIDs the source lacks are
+    derived from its content and listed in ``segmentation.derived_uids.json``.
+
+    Raises:
+        PromptError: nothing was segmented (a DICOM-SEG needs at least one segment).
+    """
     from datetime import datetime
 
     from voxelprompt.imageio.dicom_seg import write_dicom_seg
     from voxelprompt.imageio.dicom_source import derive_uid
 
-    if not out.is_dicom:
-        return []
     if not any(int(v) for v in out.label_names):
-        logger.warning("%s: nothing segmented, so no DICOM-SEG (it needs at least one segment)", out.case_id)
-        return []
+        raise PromptError("nothing segmented, so no DICOM-SEG (it needs at least one segment)")
     seed = ("voxelprompt batch", out.input_sha256, out.settings_sha256)
     written = write_dicom_seg(
         out.labels, out.source, folder / DICOM_SEG_FILE, out.label_names,
@@ -150,15 +149,36 @@ def _dicom_seg(out: CaseOutput, folder: Path) -> list[str]:
     return [DICOM_SEG_FILE, "segmentation.derived_uids.json"]
 
 
-#: Output kinds (``--output-format``) -> writer.
-OUTPUT_KINDS: dict[str, Writer] = {
-    "nifti": _label_map(".nii.gz"),
-    "nrrd": _label_map(".nrrd"),
-    "seg-nrrd": _slicer_seg,
-    "dicom-seg": _dicom_seg,
-    "stats": _statistics,
-    "preview": _preview,
+@dataclass(frozen=True)
+class OutputKind:
+    """One ``--output-format`` kind: its writer and the input a case needs to have it.
+
+    Args:
+        write: puts the kind's files into the given (staging) folder and returns their names.
+        needs_dicom_series: the output references its source DICOM series (a DICOM-SEG), so a case
+            read from an image file cannot have it.
+    """
+
+    write: Writer
+    needs_dicom_series: bool = False
+
+    def unavailable(self, is_dicom: bool) -> str | None:
+        """Why a case cannot have this kind (``is_dicom``: its input is a DICOM series); None: it can."""
+        if self.needs_dicom_series and not is_dicom:
+            return "needs a DICOM source series"
+        return None
+
+
+#: Output kinds (``--output-format``) -> writer and what a case needs for it.
+OUTPUT_KINDS: dict[str, OutputKind] = {
+    "nifti": OutputKind(_label_map(".nii.gz")),
+    "nrrd": OutputKind(_label_map(".nrrd")),
+    "seg-nrrd": OutputKind(_slicer_seg),
+    "dicom-seg": OutputKind(_dicom_seg, needs_dicom_series=True),
+    "stats": OutputKind(_statistics),
+    "preview": OutputKind(_preview),
 }
+
 
 def check_output_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
     """The output kinds, checked, in the order given, without repeats.
@@ -177,6 +197,20 @@ def check_output_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
     if not out:
         raise PromptError("--output-format: give at least one output kind")
     return tuple(out)
+
+
+def kinds_unavailable(kinds: Sequence[str], is_dicom: bool) -> dict[str, str]:
+    """The kinds of ``kinds`` (checked names) a case cannot have, each with why.
+
+    Args:
+        kinds: output kinds, as :func:`check_output_kinds` returns them.
+        is_dicom: the case's input is a DICOM series (not an image file).
+
+    Returns:
+        kind -> reason (e.g. ``{"dicom-seg": "needs a DICOM source series"}``), in ``kinds`` order.
+    """
+    reasons = {kind: OUTPUT_KINDS[kind].unavailable(is_dicom) for kind in kinds}
+    return {kind: reason for kind, reason in reasons.items() if reason is not None}
 
 
 def staging_root(out_dir: Path) -> Path:
@@ -198,7 +232,7 @@ def write_case_outputs(out: CaseOutput, kinds: Sequence[str], out_dir: Path) -> 
         names = [LABEL_NAMES_FILE]
         write_label_names(out.label_names, stage / LABEL_NAMES_FILE)
         for kind in kinds:
-            names += OUTPUT_KINDS[kind](out, stage)
+            names += OUTPUT_KINDS[kind].write(out, stage)
         _commit(stage, out_dir / out.case_id)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)

@@ -10,6 +10,7 @@ the manifest. Executors: in-process (default, no Dask needed), a ``distributed.L
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -27,7 +28,14 @@ from voxelprompt.batch.manifest import (
     settings_differ,
     write_failures,
 )
-from voxelprompt.batch.outputs import DICOM_SEG_FILE, STATISTICS_FILE, check_output_kinds, clean_leftovers, remove_empty_staging
+from voxelprompt.batch.outputs import (
+    DICOM_SEG_FILE,
+    STATISTICS_FILE,
+    check_output_kinds,
+    clean_leftovers,
+    kinds_unavailable,
+    remove_empty_staging,
+)
 from voxelprompt.batch.pacs import PacsCohort, pacs_cases, store_segmentations
 from voxelprompt.batch.tasks import Task, resolve_task
 from voxelprompt.batch.worker import CaseJob, CaseResult, process_case
@@ -180,6 +188,8 @@ def plan_cohort(
     if pacs is not None and pacs.store_dicom_seg and DICOM_SEG_KIND not in kinds:
         raise VoxelPromptError("storing DICOM-SEGs on the PACS needs --output-format dicom-seg")
     cases = discover_cases(input, series) if pacs is None else None
+    if cases is not None:
+        cases = _refuse_unavailable_kinds(cases, kinds, input)
     resolved = tuple(resolve_task(t, device) for t in tasks)
     settings = {"tasks": [t.settings() for t in resolved], "output_formats": list(kinds), "series": series}
     if pacs is not None:
@@ -202,6 +212,31 @@ def plan_cohort(
                     settings_sha256=manifest.settings_sha256, torch_threads=torch_threads)
         )  # fmt: skip
     return CohortPlan(out_dir=out, jobs=jobs, skipped=skipped, manifest=manifest, total=len(cases), kinds=kinds)
+
+
+def _refuse_unavailable_kinds(cases: list[Case], kinds: tuple[str, ...], input: Any) -> list[Case]:  # noqa: A002
+    """Refuse an output kind that no case can have (a usage error, before any work); a case that
+    cannot have some kind fails with the reason, without being run (never "done" without it).
+
+    Raises:
+        VoxelPromptError: a kind none of ``cases`` can have, with why.
+    """
+    for kind in kinds:
+        lacking = [c for c in cases if kind in kinds_unavailable((kind,), c.is_dicom)]
+        if lacking and len(lacking) == len(cases):
+            reason = kinds_unavailable((kind,), False)[kind]
+            raise VoxelPromptError(
+                f"--output-format {kind} {reason}, and none of the {len(cases)} case(s) in {input} is a DICOM series "
+                f"(they are image files); drop {kind} or give DICOM series folders"
+            )
+    out = []
+    for case in cases:
+        missing = kinds_unavailable(kinds, case.is_dicom)
+        if missing and case.error is None:
+            why = "; ".join(f"--output-format {k} {r}" for k, r in missing.items())
+            case = dataclasses.replace(case, error=f"{why}, and this case is an image file ({case.path.name})")
+        out.append(case)
+    return out
 
 
 def _prepare_out_dir(out: Path) -> Path:

@@ -122,6 +122,11 @@ def _is_click_error(err: BaseException) -> bool:
     return any(cls.__name__ == "ClickException" for cls in type(err).__mro__)
 
 
+#: Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED_EXIT = 130
+_INTERRUPTED = "interrupted: nothing half-written was left behind"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run a command; user errors become one line and exit code 2."""
     _configure_logging()
@@ -133,11 +138,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = app(args=args, standalone_mode=False, prog_name="voxelprompt")
     except VoxelPromptError as err:
-        typer.echo(f"error: {_one_line(err)}", err=True)
+        from voxelprompt.cli.options import as_flags
+
+        typer.echo(f"error: {as_flags(_one_line(err))}", err=True)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
-        typer.echo("interrupted: nothing half-written was left behind", err=True)
-        sys.exit(130)
+        typer.echo(_INTERRUPTED, err=True)
+        sys.exit(INTERRUPTED_EXIT)
     except Exception as err:
         if _is_click_error(err):
             typer.echo(_usage_line(err), err=True)
@@ -148,5 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         if type(err).__name__ == "Exit":
             sys.exit(getattr(err, "exit_code", 0) or 0)
         raise
+    if code == INTERRUPTED_EXIT:  # Typer turns Ctrl-C into Exit(130) and returns it
+        typer.echo(_INTERRUPTED, err=True)
     if isinstance(code, int) and code:
         sys.exit(code)

@@ -40,7 +40,19 @@ __all__ = [
     "split_names",
     "output_path",
     "tune_process",
+    "as_flags",
 ]
+
+#: Library messages name the API's keywords (a server reply must not give command-line flags);
+#: the command line shows them as its flags.
+_FLAGS = {"new_structure=True": "--new-structure"}
+
+
+def as_flags(text: str) -> str:
+    """A library message with the API keywords of :data:`_FLAGS` written as this CLI's flags."""
+    for keyword, flag in _FLAGS.items():
+        text = text.replace(keyword, flag)
+    return text
 
 
 #: Model families (``--model``): the registry's names (:data:`voxelprompt.families.FAMILIES`).

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from voxelprompt.cli.options import as_flags
 from voxelprompt.measure import structure_volumes
 from voxelprompt.types import Points, Segmentation, Volume
 
@@ -39,7 +40,7 @@ def report_segmentation(result: Segmentation, output: Path | None, names: Mappin
         listed = ", ".join(f"{names.get(c, f'label {c}')} ({c})" for c in missing)
         typer.echo(f"  not found: {listed}")
     for note in result.notes:
-        typer.echo(f"note: {note}")
+        typer.echo(f"note: {as_flags(note)}")
 
 
 def volume_clicks(coords: list[tuple[float, float, float]], space: str, volume: Volume) -> list[tuple[int, int, int]]:

@@ -36,13 +36,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from voxelprompt.catalog import CLASS_TABLE_SIZE, LAST_SUPPORTED, UNNAMED_IDS, vista3d_catalog
 from voxelprompt.errors import InputError, PromptError, VoxelPromptError
 from voxelprompt.evaluation.novel import MAX_NOVEL_VALUE, is_novel, novel_id, novel_value
-from voxelprompt.imageio import read_labels, read_volume
+from voxelprompt.imageio import align_to_grid, read_labels, read_volume
 from voxelprompt.types import Volume
 
 __all__ = ["Case", "LabelMapping", "EvalDataset", "load_dataset", "load_mapping", "read_case"]
@@ -334,23 +333,5 @@ def _build_mapping(mapping: str | os.PathLike | None, names: dict[int, str] | No
 def read_case(case: Case, mapping: LabelMapping) -> tuple[Volume, Volume]:
     """Read a case: the CT (float32 HU) and its labels mapped to model class ids on the CT's grid."""
     image = read_volume(case.image)
-    labels = read_labels(case.label)
-    array = _align(labels, image)
+    array = align_to_grid(read_labels(case.label), image).array
     return image, image.with_array(mapping.apply(array), source=f"{case.name} labels")
-
-
-def _align(labels: Volume, image: Volume, atol_mm: float = 1e-3) -> np.ndarray:
-    """The label array on the image's voxel grid (same grid, possibly stored in another axis order)."""
-    if labels.shape == image.shape and np.allclose(labels.affine, image.affine, atol=atol_mm):
-        return labels.array
-    transform = nib.orientations.ornt_transform(
-        nib.orientations.io_orientation(labels.affine), nib.orientations.io_orientation(image.affine)
-    )
-    array = nib.orientations.apply_orientation(labels.array, transform)
-    affine = labels.affine @ nib.orientations.inv_ornt_aff(transform, labels.shape)
-    if array.shape != image.shape or not np.allclose(affine, image.affine, atol=max(atol_mm, 1e-2)):
-        raise InputError(
-            f"{labels.source}: label grid (shape {labels.shape}, {labels.orientation}) does not match "
-            f"the image grid (shape {image.shape}, {image.orientation}); resample it first"
-        )
-    return np.ascontiguousarray(array)

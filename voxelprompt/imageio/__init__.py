@@ -8,6 +8,7 @@ from __future__ import annotations
 from voxelprompt.imageio.dicom import DicomSeriesInfo, list_dicom_series, series_tilt_degrees
 from voxelprompt.imageio.dicom_seg import DicomSegment, DicomSegWritten, write_dicom_seg
 from voxelprompt.imageio.dicom_source import DerivedUid, derive_uid
+from voxelprompt.imageio.grid import align_to_grid, grid_gap_mm
 from voxelprompt.imageio.intensity import hounsfield_warning
 from voxelprompt.imageio.label_names import label_names_path, read_label_names, write_label_names
 from voxelprompt.imageio.readers import read_labels, read_volume
@@ -34,6 +35,8 @@ __all__ = [
     "check_output_folder",
     "validate_volume",
     "check_mask_grid",
+    "align_to_grid",
+    "grid_gap_mm",
     "label_values",
     "list_dicom_series",
     "DicomSeriesInfo",

@@ -115,7 +115,17 @@ def _read(path: str | os.PathLike, series_uid: str | None, labels: bool, policy:
     if not policy.external_files and (not path.is_file() or path.name.lower().endswith(".nhdr")):
         raise InputError(f"{source}: only a single .nii, .nii.gz or .nrrd file is accepted here")
     if path.is_dir():
-        array, affine = read_dicom_series(path, series_uid, source, nearest=labels)
+        images = sorted(p.name for p in path.iterdir() if p.name.lower().endswith(NIFTI_SUFFIXES + NRRD_SUFFIXES))
+        try:
+            array, affine = read_dicom_series(path, series_uid, source, nearest=labels)
+        except InputError as err:
+            if not images:
+                raise
+            many = f"{images[0]}, ..." if len(images) > 1 else images[0]
+            raise InputError(
+                f"{err}; it holds {len(images)} image file(s) ({many}): give one, or segment them all with "
+                f"`voxelprompt batch {source} -o OUT_DIR`"
+            ) from None
     else:
         name = path.name.lower()
         if name.endswith(NIFTI_SUFFIXES):

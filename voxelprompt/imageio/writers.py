@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import errno
 import os
 import secrets
 from collections.abc import Iterator, Sequence
@@ -279,6 +280,8 @@ def _probe(folder: Path, message: str) -> None:
     try:
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except OSError as err:
+        if err.errno in (errno.ENOENT, errno.ENOTDIR) and folder.is_dir():  # /proc, /sys: no new files there
+            raise InputError(f"{message} (it takes no new files: not a place for output)") from err
         raise InputError(f"{message} ({_reason(err)})") from err
     _remove_quietly(probe)
 

@@ -279,7 +279,8 @@ class ImageStore:
     # ---- labels -----------------------------------------------------------------------------
 
     def add_label(self, image_id: str, tag: str, upload: BinaryIO, filename: str | None, info: dict | None = None) -> StoredLabel:
-        """Keep a label map for ``image_id`` under ``tag``; it must lie on the image's grid.
+        """Keep a label map for ``image_id`` under ``tag``; it must lie on the image's grid (the same
+        grid in another axis order is stored reoriented onto it).
 
         Raises:
             NotFound: no such image.
@@ -291,12 +292,14 @@ class ImageStore:
         suffix = upload_suffix(filename)
         tmp, _ = self._receive(upload, suffix, self.root / "labels")
         try:
-            from voxelprompt.imageio import check_mask_grid, read_labels
+            from voxelprompt.imageio import align_to_grid, read_labels, write_volume
 
             volume = self.volume(image_id)
             with self._decoding:
-                labels = read_labels(tmp, policy=self.policy)
-            check_mask_grid(labels, volume)
+                uploaded = read_labels(tmp, policy=self.policy)
+            aligned = align_to_grid(uploaded, volume)
+            if aligned.array is not uploaded.array:  # another axis order: keep it on the image's grid
+                write_volume(aligned, tmp)
         except InputError as err:
             tmp.unlink(missing_ok=True)
             raise type(err)(str(err).replace(str(tmp), f"label {filename!r}")) from None

@@ -194,7 +194,7 @@ class Vista3DSegmenter:
             prompts = replace(prompts, classes=(*prompts.classes, vista3d_catalog().index(prompts.text)), text=None)
         if prompts.everything:
             if prompts.classes or prompts.points is not None:
-                raise PromptError("--everything cannot be combined with classes or points")
+                raise PromptError("everything cannot be combined with classes or points")
             if self.profile.everything is not None:
                 return tuple(self.profile.everything)
             return everything_classes(self.profile.everything_last_id)
@@ -206,7 +206,7 @@ class Vista3DSegmenter:
                 raise PromptError(f"class index {c} is outside the model's table (1..{self.spec.n_classes - 1})")
         if prompts.points is None:
             if not classes:
-                raise PromptError("nothing to segment: give classes, --everything, or points")
+                raise PromptError("nothing to segment: give classes, everything, or points")
             unknown = [c for c in classes if c > self.spec.last_supported or c in UNNAMED_IDS]
             if unknown:
                 raise PromptError(
@@ -376,12 +376,12 @@ class Vista3DSegmenter:
         value = classes[0] if classes else OBJECT_ID
         notes = [
             f"{n} click(s) segmented one object, value {value}, with VISTA3D's {kind} point embedding"
-            + ("" if kind == "zero-shot" else " (--new-structure for a structure outside the model's classes)")
+            + ("" if kind == "zero-shot" else " (new_structure=True for a structure outside the model's classes)")
         ]
         if not (array == value).any():
             notes.append(
                 "the object is empty: nothing was segmented at the positive clicks; "
-                "try another click inside the structure" + ("" if kind == "zero-shot" else " or --new-structure")
+                "try another click inside the structure" + ("" if kind == "zero-shot" else " or new_structure=True")
             )
         return extras, tuple(notes)
 

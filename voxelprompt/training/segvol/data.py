@@ -30,7 +30,7 @@ from monai.transforms import (
 )
 
 from voxelprompt.errors import InputError
-from voxelprompt.imageio import read_labels, read_volume
+from voxelprompt.imageio import align_to_grid, read_labels, read_volume
 from voxelprompt.inference.segvol.preprocess import prepare_volume
 from voxelprompt.pseudolabels import pseudo_masks
 from voxelprompt.training.datalist import Case
@@ -89,8 +89,10 @@ def prepare_case(
         labels = read_labels(case.label)
     except Exception as err:  # readers raise several types; name the entry
         raise InputError(f"{case.name}: cannot load ({type(err).__name__}: {str(err)[:160]})") from err
-    if labels.shape != volume.shape:
-        raise InputError(f"{case.name}: label shape {labels.shape} differs from the image's {volume.shape}")
+    try:
+        labels = align_to_grid(labels, volume)
+    except InputError as err:
+        raise InputError(f"{case.name}: {err}") from None
     label = remap_labels(np.asarray(labels.array), (mappings or {}).get(case.dataset))
     masks = pseudo_masks(volume, ground_truth=label, cache_dir=cache_dir, **dict(pseudo or {}))
     prepared = prepare_volume(volume)
