@@ -2,8 +2,8 @@
 
     python scripts/demo_campaign.py run WORK_DIR [--minutes 60] [--device cpu|cuda]
     python scripts/demo_campaign.py status WORK_DIR
-    python scripts/demo_campaign.py pack WORK_DIR OUT_DIR      # float16 weights in <= 15 MiB parts
-    python scripts/demo_campaign.py unpack WORK_DIR PARTS_DIR  # continue from packed weights
+    python scripts/demo_campaign.py pack WORK_DIR PARTS_DIR    # float16 weights in <= 15 MiB parts
+    python scripts/demo_campaign.py run WORK_DIR --from-packed PARTS_DIR [--pack-to OUT]
 
 WORK_DIR (keep it outside the repository, e.g. ``~/voxelprompt-campaign``) holds the data
 (phantoms, supervoxels, easy-task blobs; made once by ``scripts/train_demo_model.py``'s
@@ -23,9 +23,10 @@ Stages (width 16, 64^3 patches at 3 mm; held-out phantoms are seeds >= 1000, nev
     3 iterative rounds, zero-shot objects from supervoxels (phantoms) and from the easy-task blobs
     (a second dataset whose labelled blobs are mapped away, so they stay as distractors).
 
-``pack``/``unpack`` carry a campaign to a GPU and back within the device tool's transfer limits
-(64 MiB in total): only float16 weights travel, so a stage continued from unpacked weights starts
-fresh AdamW moments (stated in its recipe name), unlike an exact CPU resume.
+``pack`` and ``--from-packed``/``--pack-to`` carry a campaign to a GPU and back within the device
+tool's transfer limits (64 MiB in all; ``scripts/gpu_campaign.sh``): only float16 weights, step and
+losses travel (the width-16 AdamW state alone is 190 MB), so a stage continued from packed weights
+starts fresh AdamW moments (logged), unlike the exact CPU resume.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ STAGES: dict[str, dict] = {
         "checkpoint_every": 10, "optim": {"lr": 1e-3, "warmup_steps": 10},
         "prompts": {"iterations": 3, "zero_shot_source": "supervoxel"},
         "data": {"datalists": ["../data/datalist_sv.json", "../data/blobs/datalist.json"], "label_set": FOCUS,
-                 "val_cases": 2, "supervoxels": True, "label_mappings": {"blobs": [[0, 0]]}},
+                 "val_cases": 2, "supervoxels": True, "label_mappings": {"blobs": [[c, 0] for c in BlobConfig().classes]}},
     },
 }  # fmt: skip
 
@@ -102,15 +103,25 @@ class Stop:
         return self.signalled or (self.deadline is not None and time.monotonic() > self.deadline)
 
 
-def run_stage(root: Path, name: str, device: str, stop: Stop) -> bool:
-    """Train one stage until done or stopped; True when it finished (its milestone is written)."""
+def run_stage(root: Path, name: str, device: str, stop: Stop, packed: dict | None = None) -> bool:
+    """Train one stage until done or stopped; True when it finished (its milestone is written).
+
+    ``packed`` (from :func:`read_packed`, for this stage) replaces the checkpoint: its weights and
+    step, with fresh AdamW moments and the schedule advanced to that step.
+    """
     out = root / "runs" / name
     if (out / "model.pt").is_file():
         return True
     recipe = load_recipe(root / "recipes" / f"{name}.json")
     recipe = dataclasses.replace(recipe, device=device)
     trainer = Trainer(recipe, progress=False)
-    if (out / "checkpoint.pt").is_file():
+    if packed is not None:
+        trainer.net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in packed["model"].items()})
+        for _ in range(packed["step"]):
+            trainer.scheduler.step()
+        trainer.step = packed["step"]
+        logger.info("%s: continuing from packed weights at step %d (fresh AdamW moments)", name, trainer.step)
+    elif (out / "checkpoint.pt").is_file():
         trainer.load_checkpoint(out / "checkpoint.pt")
     out.mkdir(parents=True, exist_ok=True)
     while trainer.step < recipe.steps and not stop:
@@ -172,23 +183,25 @@ def pack(root: Path, out: Path) -> None:
     half = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
     out.mkdir(parents=True, exist_ok=True)
     blob = out / "weights.pt"
-    save_checkpoint_file({"stage": name, "step": state["step"], "model": half}, blob)
+    save_checkpoint_file({"stage": name, "step": state["step"], "model": half, "losses": state["losses"]}, blob)
     data = blob.read_bytes()
     blob.unlink()
     for i in range(0, len(data), PART_BYTES):
         (out / f"part{i // PART_BYTES:02d}").write_bytes(data[i : i + PART_BYTES])
+    logger.info("packed %s at step %d into %s", name, state["step"], out)
 
 
-def unpack(root: Path, parts: Path) -> None:
-    """Start the packed stage anew from the packed weights (fresh AdamW moments and schedule)."""
-    blob = root / "unpacked.pt"
-    blob.write_bytes(b"".join(p.read_bytes() for p in sorted(parts.glob("part*"))))
-    packed = load_checkpoint_file(blob)
-    model = {k: v.float() if v.is_floating_point() else v for k, v in packed["model"].items()}
-    init = root / "runs" / f"{packed['stage']}_gpu_step{packed['step']}.pt"
-    save_checkpoint_file(model, init)
-    blob.unlink()
-    print(f"{init}: weights of {packed['stage']} at step {packed['step']}; pass it as the stage's init to go on")
+def read_packed(parts: Path) -> dict:
+    """What :func:`pack` wrote: ``{"stage", "step", "model", "losses"}``."""
+    files = sorted(parts.glob("part*"))
+    if not files:
+        raise SystemExit(f"no packed parts (part00, ...) in {parts}")
+    blob = parts / "joined.pt.tmp"
+    blob.write_bytes(b"".join(p.read_bytes() for p in files))
+    try:
+        return load_checkpoint_file(blob)
+    finally:
+        blob.unlink()
 
 
 def main() -> None:
@@ -199,10 +212,11 @@ def main() -> None:
     run.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this long")
     run.add_argument("--device", default="cpu")
     sub.add_parser("status").add_argument("work_dir", type=Path)
-    for name in ("pack", "unpack"):
-        p = sub.add_parser(name)
-        p.add_argument("work_dir", type=Path)
-        p.add_argument("parts", type=Path)
+    run.add_argument("--from-packed", type=Path, help="continue from weights that 'pack' wrote (e.g. on a GPU)")
+    run.add_argument("--pack-to", type=Path, help="after the run, pack the current stage's weights here")
+    p = sub.add_parser("pack")
+    p.add_argument("work_dir", type=Path)
+    p.add_argument("parts", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     root = args.work_dir.resolve()
@@ -210,13 +224,14 @@ def main() -> None:
         return status(root)
     if args.command == "pack":
         return pack(root, args.parts)
-    if args.command == "unpack":
-        return unpack(root, args.parts)
     prepare(root)
     stop = Stop(args.minutes)
+    packed = read_packed(args.from_packed) if args.from_packed else None
     for name in STAGES:
-        if not run_stage(root, name, args.device, stop):
+        if not run_stage(root, name, args.device, stop, packed if packed and packed["stage"] == name else None):
             break
+    if args.pack_to:
+        pack(root, args.pack_to)
 
 
 if __name__ == "__main__":
