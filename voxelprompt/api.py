@@ -250,6 +250,7 @@ def segment(
     point_space: PointSpace | str = PointSpace.VOXEL,
     new_structure: bool = False,
     label_value: int | None = None,
+    allow_unlearnt: bool = False,
     series_uid: str | None = None,
     device: str = "auto",
     options: Any = None,
@@ -272,6 +273,8 @@ def segment(
         points, negative_points: clicks, (I, J, K) input voxels or (x, y, z) RAS+ mm.
         new_structure: clicks without a class mark a structure outside VISTA3D's classes.
         label_value: the value of a single object (SegVol's, or VISTA3D's object from clicks).
+        allow_unlearnt: run class prompts the model never learnt (``segmenter.learnt``) instead of
+            refusing them; the result's notes then say so.
         series_uid: which DICOM series to read when ``image`` is a folder holding several.
         device: auto, cpu, cuda or cuda:N; ``options``: the family's options (see :func:`load_model`).
 
@@ -283,13 +286,15 @@ def segment(
     check_device(device)
     prompts = build_prompts(
         classes, points, negative_points, point_space, new_structure, text=text, box=box, everything=everything,
-        label_value=label_value,
+        label_value=label_value, allow_unlearnt=allow_unlearnt,
     )  # fmt: skip
     if not (prompts.classes or prompts.everything or prompts.points or prompts.box or prompts.text):
         raise PromptError("nothing to segment: give classes, everything, clicks, a box or a text")
     if output is not None:
         check_output_path(output, inputs=() if isinstance(image, Volume) else (image,))
     chosen = _family_of(segmenter, checkpoint, family)
+    learnt = segmenter.learnt if segmenter is not None else chosen.learnt(checkpoint)
+    learnt.check(prompts.classes, allow=prompts.allow_unlearnt)  # before the model loads; it checks again
     volume = read_ct(image, series_uid)
     chosen.check_prompts(prompts, volume)
     model = _model(segmenter, checkpoint, chosen, device, options, progress)

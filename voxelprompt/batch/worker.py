@@ -129,9 +129,11 @@ def _run(job: CaseJob) -> list[str]:
     volume = api.read_ct(case.path, case.series_uid)
     maps, tables = [], []
     for task in job.tasks:
-        result = api.segment(volume, segmenter=cached_model(task.model), **task.segment_kwargs())
+        segmenter = cached_model(task.model)
+        result = api.segment(volume, segmenter=segmenter, **task.segment_kwargs())
         maps.append(result.labels.array)
-        tables.append(task_names(task.task, result.classes))
+        names = task_names(task.task, result.classes)
+        tables.append(segmenter.learnt.marked(names) if task.task.classes else names)
     merged, label_names = merge_labels(maps, tables, [t.task.name for t in job.tasks])
     labels = Volume(array=merged, affine=volume.affine, source=f"<{case.case_id}>")
     output = CaseOutput(

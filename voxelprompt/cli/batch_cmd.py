@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from voxelprompt.cli.options import (
+    AllowUnlearntOption,
     BoxOption,
     DeviceOption,
     Family,
@@ -59,6 +60,7 @@ def batch(
     label_value: Annotated[
         int | None, typer.Option("--label-value", min=1, metavar="N", help="Value of a single object; omitted: the class its text names, else 1.")
     ] = None,
+    allow_unlearnt: AllowUnlearntOption = False,
     task: Annotated[
         list[str] | None,
         typer.Option(
@@ -114,7 +116,7 @@ def batch(
     from voxelprompt.batch.tasks import Task, load_tasks
 
     single = bool(classes or everything or text or box or point or negative_point or new_structure or label_value)
-    if (task or tasks_file) and (single or checkpoint or model):
+    if (task or tasks_file) and (single or checkpoint or model or allow_unlearnt):
         raise VoxelPromptError("give prompts either as --task/--tasks or as --classes/--everything/--text/--point/--box/--checkpoint, not both")
     tasks = [parse_task(t, i + 1) for i, t in enumerate(task or ())]
     if tasks_file is not None:
@@ -126,7 +128,7 @@ def batch(
                 points=tuple(parse_point(p, "--point") for p in point or ()),
                 negative_points=tuple(parse_point(p, "--negative-point") for p in negative_point or ()),
                 box=parse_box(box) if box else None, point_space=point_space.value, new_structure=new_structure,
-                label_value=label_value,
+                label_value=label_value, allow_unlearnt=allow_unlearnt,
                 family=None if model is None else model.value, checkpoint=None if checkpoint is None else str(checkpoint),
             )
         ]  # fmt: skip

@@ -19,6 +19,7 @@ from voxelprompt.errors import PromptError, VoxelPromptError
 from voxelprompt.families import FAMILIES
 
 __all__ = [
+    "AllowUnlearntOption",
     "InputArgument",
     "LabelOutputOption",
     "BoxOption",
@@ -132,6 +133,15 @@ PointOption = Annotated[
 NegativePointOption = Annotated[
     list[str] | None,
     typer.Option("--negative-point", metavar="I,J,K", help="Negative click (repeatable); omitted: none."),
+]
+
+AllowUnlearntOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unlearnt",
+        help="Segment classes the model never learnt (`voxelprompt classes -c MODEL` lists those it did); the output "
+        "then says UNLEARNT. Omitted: such a class is refused.",
+    ),
 ]
 
 PointSpaceOption = Annotated[

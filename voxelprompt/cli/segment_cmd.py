@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from voxelprompt.cli.options import (
+    AllowUnlearntOption,
     BoxOption,
     DeviceOption,
     Engine,
@@ -73,6 +74,7 @@ def segment(
         int | None,
         typer.Option("--label-value", min=1, metavar="N", help="Value of a single object (SegVol's, or VISTA3D's from clicks alone); omitted: the class its text names, else 1."),
     ] = None,
+    allow_unlearnt: AllowUnlearntOption = False,
     series_uid: SeriesUidOption = None,
     profile: Annotated[
         Profile | None, typer.Option("--profile", help="VISTA3D: official pipeline, bundle (MONAI model zoo) or research (VISTA repository); omitted: bundle.")
@@ -102,7 +104,7 @@ def segment(
         input=input, output=output, checkpoint=checkpoint, family=None if model is None else model.value,
         names=split_names(classes), everything=everything, text=text, box=box, point=point,
         negative_point=negative_point, point_space=point_space, new_structure=new_structure, label_value=label_value,
-        series_uid=series_uid, device=device, preview=preview, quiet=quiet,
+        allow_unlearnt=allow_unlearnt, series_uid=series_uid, device=device, preview=preview, quiet=quiet,
         options={"profile": profile, "engine": engine, "amp": amp or None, "roi_size": roi, "mode": segvol_mode, "overlap": overlap},
     )  # fmt: skip
 
@@ -146,6 +148,7 @@ def run_segment(
     label_value: int | None,
     series_uid: str | None,
     device: str,
+    allow_unlearnt: bool = False,
     preview: Path | None,
     quiet: bool,
     options: dict,
@@ -164,7 +167,7 @@ def run_segment(
     boxed = parse_box(box) if box else None
     # Cheap checks before reading the image, and reading before any model work.
     prompts = api.build_prompts(names, points, negatives, point_space.value, new_structure, text=text, box=boxed,
-                                everything=everything, label_value=label_value)  # fmt: skip
+                                everything=everything, label_value=label_value, allow_unlearnt=allow_unlearnt)  # fmt: skip
     output_path(output, inputs=(input,))
     output_path(preview, (".png",), inputs=(input, output))
     chosen = api.resolve_family(checkpoint, family)
@@ -175,10 +178,12 @@ def run_segment(
     result = api.segment(
         volume, output, checkpoint=checkpoint, family=chosen.name, classes=names, everything=everything, text=text,
         box=boxed, points=points, negative_points=negatives, point_space=point_space.value, new_structure=new_structure,
-        label_value=label_value, device=device, options=opts, progress=not quiet,
+        label_value=label_value, allow_unlearnt=allow_unlearnt, device=device, options=opts, progress=not quiet,
     )  # fmt: skip
     single = not names and not everything  # one object: named by its text, or as an object
     label_names = structure_names(result.classes, (text or "object from clicks/box") if single else None)
+    if not single:
+        label_names = chosen.learnt(checkpoint).marked(label_names)
     report_segmentation(result, output, label_names)
     if preview is not None:
         from voxelprompt.visualize import overlay_file
