@@ -6,7 +6,7 @@ one-line message and exit code 2.
 
 from __future__ import annotations
 
-__all__ = ["VoxelPromptError", "InputError", "PromptError", "CheckpointError", "WeightsError"]
+__all__ = ["VoxelPromptError", "InputError", "PromptError", "CheckpointError", "WeightsError", "WeightsUnreachable"]
 
 
 class VoxelPromptError(ValueError):
@@ -29,3 +29,8 @@ class CheckpointError(VoxelPromptError):
 
 class WeightsError(CheckpointError):
     """Official weights are unknown, missing from the cache, unreachable or fail their digest check."""
+
+
+class WeightsUnreachable(WeightsError):
+    """No source of official weights can be reached (a name that does not resolve, a refused
+    connection): the network is off, which retries cannot mend."""

@@ -64,7 +64,8 @@ class Task:
         allow_unlearnt: run class prompts the model never learnt (else the run is refused).
         family: ``"vista3d"`` or ``"segvol"``; None: from the checkpoint.
         checkpoint: weights file, or the name of fetched official weights (``voxelprompt weights
-            list``); None: the shipped demo VISTA3D.
+            list``), or ``demo``; None: the default model (the official VISTA3D weights when
+            cached, else the shipped demo VISTA3D; :func:`voxelprompt.weights.default.default_model`).
         options: family options by name (``engine``, ``mode``, ...).
         name: how messages refer to the task (``--task`` and tasks files: ``task N``).
     """
@@ -193,12 +194,17 @@ def resolve_task(task: Task, device: str) -> ResolvedTask:
             raise PromptError("nothing to segment: give classes, everything, clicks, a box or a text")
         family = api.resolve_family(task.checkpoint, task.family)
         check_capabilities(prompts, family)
-        family.learnt(task.checkpoint).check(prompts.classes, allow=prompts.allow_unlearnt)
+        checkpoint = task.checkpoint
+        if checkpoint is None and family.default_checkpoint is not None:  # the default model, nobody asked
+            from voxelprompt.weights.default import default_model
+
+            checkpoint = str(default_model().checkpoint)
+        family.learnt(checkpoint).check(prompts.classes, allow=prompts.allow_unlearnt)
         options = family.make_options(dict(task.options))
     except VoxelPromptError as err:
         raise type(err)(f"{task.name}: {err}" if task.name else str(err)) from None
-    spec = ModelSpec(family=family.name, checkpoint=task.checkpoint, options=options, device=device)
-    return ResolvedTask(task=task, model=spec, checkpoint_sha256=_checkpoint_sha256(task.checkpoint))
+    spec = ModelSpec(family=family.name, checkpoint=checkpoint, options=options, device=device)
+    return ResolvedTask(task=task, model=spec, checkpoint_sha256=_checkpoint_sha256(checkpoint))
 
 
 def task_prompt_kwargs(task: Task) -> dict:

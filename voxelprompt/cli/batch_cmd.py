@@ -3,6 +3,7 @@ progress bar (cases done, failed, ETA)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -12,8 +13,10 @@ from voxelprompt.cli.options import (
     AllowUnlearntOption,
     BoxOption,
     DeviceOption,
+    DownloadOption,
     Family,
     NegativePointOption,
+    OfflineOption,
     PointOption,
     PointSpaceOption,
     QuietOption,
@@ -25,6 +28,7 @@ from voxelprompt.cli.options import (
     tune_process,
 )
 from voxelprompt.errors import VoxelPromptError
+from voxelprompt.families import DEFAULT_FAMILY
 
 __all__ = ["batch"]
 
@@ -42,7 +46,7 @@ def batch(
         Path, typer.Option("--output", "-o", metavar="OUT_DIR", help="Output folder: <case_id>/ per case, manifest.json, failures.csv (created).")
     ],
     checkpoint: Annotated[
-        Path | None, checkpoint_option("Model weights (VISTA3D or SegVol); omitted: the shipped demo VISTA3D (phantoms only).")
+        Path | None, checkpoint_option("Model weights (VISTA3D or SegVol); omitted: the official VISTA3D weights when cached (see --download), else the shipped demo VISTA3D (phantoms only).")
     ] = None,
     model: Annotated[
         Family | None, typer.Option("--model", help="Model family; omitted: recognised from the checkpoint's tensors (vista3d without one).")
@@ -108,6 +112,8 @@ def batch(
         Path | None, typer.Option("--dicomweb-credentials", metavar="FILE", help="PACS login file (user:password); omitted: VOXELPROMPT_DICOMWEB_USER/_PASSWORD.")
     ] = None,
     device: DeviceOption = "auto",
+    download: DownloadOption = False,
+    offline: OfflineOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Segment a cohort with one model per worker; resumable (finished cases are skipped), a bad case is recorded
@@ -132,6 +138,11 @@ def batch(
                 family=None if model is None else model.value, checkpoint=None if checkpoint is None else str(checkpoint),
             )
         ]  # fmt: skip
+    if any(t.checkpoint is None and t.family in (None, DEFAULT_FAMILY) for t in tasks):  # the default model, asked once
+        from voxelprompt.cli.default_model import checkpoint_or_default
+
+        default = str(checkpoint_or_default(None, None, download=download, offline=offline, quiet=quiet))
+        tasks = [replace(t, checkpoint=default) if t.checkpoint is None and t.family in (None, DEFAULT_FAMILY) else t for t in tasks]
     kinds = split_names(output_format) + (["preview"] if preview else [])
     source = _input(input, query, split_names(series_uids), store_dicom_seg, dicomweb_credentials)
     tune_process(device)

@@ -13,11 +13,13 @@ from voxelprompt.cli.options import (
     AllowUnlearntOption,
     BoxOption,
     DeviceOption,
+    DownloadOption,
     Engine,
     Family,
     InputArgument,
     LabelOutputOption,
     NegativePointOption,
+    OfflineOption,
     PointOption,
     PointSpaceOption,
     Profile,
@@ -44,7 +46,8 @@ def segment(
         Path | None,
         checkpoint_option(
             "Model weights: VISTA3D (MONAI bundle models/model.pt or research layout) or SegVol (SegVol_v1.pth); "
-            "omitted: the shipped demo VISTA3D (phantoms only, not for real CTs)."
+            "omitted: the official VISTA3D weights when cached (see --download), else the shipped demo VISTA3D "
+            "(phantoms only, not for real CTs); 'demo' names the demo model."
         ),
     ] = None,
     model: Annotated[
@@ -97,6 +100,8 @@ def segment(
     preview: Annotated[
         Path | None, typer.Option("--preview", metavar="PNG", help="Also write a PNG of axial/coronal/sagittal overlays with a legend; omitted: none.")
     ] = None,
+    download: DownloadOption = False,
+    offline: OfflineOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Segment a CT with VISTA3D or SegVol; the label map has the input's exact grid and holds only 0 and the prompted ids."""
@@ -104,7 +109,7 @@ def segment(
         input=input, output=output, checkpoint=checkpoint, family=None if model is None else model.value,
         names=split_names(classes), everything=everything, text=text, box=box, point=point,
         negative_point=negative_point, point_space=point_space, new_structure=new_structure, label_value=label_value,
-        allow_unlearnt=allow_unlearnt, series_uid=series_uid, device=device, preview=preview, quiet=quiet,
+        allow_unlearnt=allow_unlearnt, download=download, offline=offline, series_uid=series_uid, device=device, preview=preview, quiet=quiet,
         options={"profile": profile, "engine": engine, "amp": amp or None, "roi_size": roi, "mode": segvol_mode, "overlap": overlap},
     )  # fmt: skip
 
@@ -149,12 +154,15 @@ def run_segment(
     series_uid: str | None,
     device: str,
     allow_unlearnt: bool = False,
+    download: bool = False,
+    offline: bool = False,
     preview: Path | None,
     quiet: bool,
     options: dict,
 ) -> None:
     """The body of ``segment`` (and of its deprecated ``segment-segvol`` alias)."""
     from voxelprompt import api
+    from voxelprompt.cli.default_model import checkpoint_or_default
     from voxelprompt.cli.report import (
         report_segmentation,
         structure_names,
@@ -170,6 +178,7 @@ def run_segment(
                                 everything=everything, label_value=label_value, allow_unlearnt=allow_unlearnt)  # fmt: skip
     output_path(output, inputs=(input,))
     output_path(preview, (".png",), inputs=(input, output))
+    checkpoint = checkpoint_or_default(checkpoint, family, download=download, offline=offline, quiet=quiet)
     chosen = api.resolve_family(checkpoint, family)
     opts = family_options(chosen, options)
     volume = read_volume(input, series_uid=series_uid)
