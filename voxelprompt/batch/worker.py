@@ -127,9 +127,10 @@ def _run(job: CaseJob) -> list[str]:
 
     case = job.case
     volume = api.read_ct(case.path, case.series_uid)
-    maps, tables = [], []
+    maps, tables, demo = [], [], False
     for task in job.tasks:
         segmenter = cached_model(task.model)
+        demo = demo or bool(segmenter.demo)
         result = api.segment(volume, segmenter=segmenter, **task.segment_kwargs())
         maps.append(result.labels.array)
         names = task_names(task.task, result.classes)
@@ -139,6 +140,7 @@ def _run(job: CaseJob) -> list[str]:
     output = CaseOutput(
         case_id=case.case_id, image=volume, labels=labels, label_names=label_names, source=str(case.path),
         series_uid=case.series_uid, input_sha256=job.input_sha256, settings_sha256=job.settings_sha256, created=job.created,
+        demo_model=demo,
     )  # fmt: skip
     return write_case_outputs(output, job.kinds, job.out_dir)
 

@@ -199,6 +199,8 @@ def run_segment(
 
         marks = [] if not points and not negatives else volume_clicks(points + negatives, point_space.value, volume)
         first = marks[0] if points else None  # the slices cross at the first positive click
-        title = f"{input.name}: {chosen.name}"
+        from voxelprompt.inference.vista3d.default_model import DEMO_MARK, is_demo_checkpoint
+
+        title = f"{input.name}: {chosen.name}" + (f" - {DEMO_MARK}" if is_demo_checkpoint(checkpoint) else "")
         overlay_file(volume, result.labels, preview, point=first, clicks=marks, names=label_names, title=title)
         typer.echo(f"wrote {preview}")

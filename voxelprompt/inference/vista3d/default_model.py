@@ -21,6 +21,7 @@ from voxelprompt.inference.vista3d.profiles import InferenceProfile, get_profile
 
 __all__ = [
     "DEMO_DIR",
+    "DEMO_MARK",
     "DEMO_NAME",
     "card_from_recipe",
     "default_checkpoint",
@@ -36,6 +37,9 @@ _WEIGHTS = "vista3d_demo.pt"
 _CARD = "model.json"
 #: What ``-c`` takes to name the shipped demo model explicitly.
 DEMO_NAME = "demo"
+#: How results of the demo model are marked (picture titles, summary files; <= 64 characters,
+#: so that it fits a DICOM SeriesDescription).
+DEMO_MARK = "DEMO model: trained on phantoms only, not for real CTs"
 
 
 @lru_cache(maxsize=1)
