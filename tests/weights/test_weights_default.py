@@ -18,13 +18,6 @@ from voxelprompt.weights.default import DEFAULT_WEIGHTS, default_model
 FAST = FetchSettings(timeout=5, attempts=3, backoff=0, chunk=16 << 10)
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("VOXELPROMPT_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("VOXELPROMPT_OFFLINE", raising=False)
-    monkeypatch.delenv("VOXELPROMPT_WEIGHTS_MIRRORS", raising=False)
-
-
 @pytest.fixture()
 def payload(monkeypatch) -> bytes:
     """Stand-in bytes, with the default registry entry's size and digest set to theirs."""

@@ -26,14 +26,6 @@ from voxelprompt.weights import (
 FAST = FetchSettings(timeout=5, attempts=1, backoff=0, chunk=16 << 10)
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("VOXELPROMPT_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("VOXELPROMPT_OFFLINE", raising=False)
-    monkeypatch.delenv("VOXELPROMPT_WEIGHTS_MIRRORS", raising=False)
-    return tmp_path / "home"
-
-
 @pytest.fixture
 def payload() -> bytes:
     return random.Random(7).randbytes(300_000)
