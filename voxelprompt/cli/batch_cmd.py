@@ -138,9 +138,11 @@ def batch(
                 family=None if model is None else model.value, checkpoint=None if checkpoint is None else str(checkpoint),
             )
         ]  # fmt: skip
-    if any(t.checkpoint is None and t.family in (None, DEFAULT_FAMILY) for t in tasks):  # the default model, asked once
-        from voxelprompt.cli.default_model import checkpoint_or_default
+    from voxelprompt.cli.default_model import can_ask, checkpoint_or_default
 
+    # The default model: with --download or a person to ask, settled here once; otherwise the run
+    # resolves it after every check (the cached official weights, else the demo model, one warning line).
+    if (download or offline or can_ask()) and any(t.checkpoint is None and t.family in (None, DEFAULT_FAMILY) for t in tasks):
         default = str(checkpoint_or_default(None, None, download=download, offline=offline, quiet=quiet))
         tasks = [replace(t, checkpoint=default) if t.checkpoint is None and t.family in (None, DEFAULT_FAMILY) else t for t in tasks]
     kinds = split_names(output_format) + (["preview"] if preview else [])

@@ -178,10 +178,10 @@ def run_segment(
                                 everything=everything, label_value=label_value, allow_unlearnt=allow_unlearnt)  # fmt: skip
     output_path(output, inputs=(input,))
     output_path(preview, (".png",), inputs=(input, output))
-    checkpoint = checkpoint_or_default(checkpoint, family, download=download, offline=offline, quiet=quiet)
-    chosen = api.resolve_family(checkpoint, family)
+    chosen = api.resolve_family(checkpoint, family)  # without a checkpoint: vista3d, whichever weights run
     opts = family_options(chosen, options)
     volume = read_volume(input, series_uid=series_uid)
+    checkpoint = checkpoint_or_default(checkpoint, chosen.name, download=download, offline=offline, quiet=quiet)
     chosen.check_prompts(prompts, volume)  # clicks and boxes against the image, before any model work
     tune_process(device)
     result = api.segment(
