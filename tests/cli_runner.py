@@ -31,10 +31,13 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
 SCRIPT = Path(sys.executable).with_name("voxelprompt")
 
 
-def script(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run the installed ``voxelprompt ARGS`` in a subprocess (stdout and stderr captured as text)."""
+def script(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the installed ``voxelprompt ARGS`` in a subprocess (stdout and stderr captured as text;
+    stdin is not a terminal, as in a script; ``env``: the whole environment, None: this one's)."""
     assert SCRIPT.is_file(), f"console script not installed next to {sys.executable}: run `pip install -e .`"
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, env=env
+    )
 
 
 def die_with_parent() -> None:

@@ -12,6 +12,24 @@ from shared_paths import shared_file
 TINY_WIDTH = 8
 
 
+@pytest.fixture(scope="session", autouse=True)
+def empty_weights_cache(tmp_path_factory):
+    """No test sees the official weights a developer may have fetched: "no --checkpoint" then
+    means the demo model everywhere, as on a fresh machine (tests that need a cache set their own)."""
+    import os
+
+    saved = {k: os.environ.get(k) for k in ("VOXELPROMPT_HOME", "VOXELPROMPT_WEIGHTS_MIRRORS", "VOXELPROMPT_OFFLINE")}
+    os.environ["VOXELPROMPT_HOME"] = str(tmp_path_factory.mktemp("voxelprompt_home"))
+    os.environ.pop("VOXELPROMPT_WEIGHTS_MIRRORS", None)
+    os.environ.pop("VOXELPROMPT_OFFLINE", None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(scope="session")
 def real_ct_path() -> Path:
     """TotalSegmentator's small abdominal CT (122x101x30 at 3 mm, RAS, int16 HU)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,16 +54,35 @@ __all__ = [
     "read_ct",
     "check_checkpoint_path",
     "DEMO_MODEL_WARNING",
+    "default_checkpoint",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Printed whenever the shipped demo model segments something other than a phantom.
 DEMO_MODEL_WARNING = (
-    "WARNING: no --checkpoint given, so the shipped DEMO model segments this image: it was trained "
-    "on synthetic CT phantoms only and its labels on a real CT are not meaningful; pass "
-    "--checkpoint model.pt with the official VISTA3D weights (MONAI model zoo, models/model.pt)"
+    "WARNING: the shipped DEMO model segments this image: it was trained on synthetic CT phantoms only and its "
+    "labels on a real CT are not meaningful; get the official VISTA3D weights with 'voxelprompt weights fetch "
+    "vista3d-bundle' (or --download), or pass --checkpoint model.pt"
 )
+
+_demo_warned = False
+
+
+def default_checkpoint(checkpoint: str | os.PathLike | None, family: str | None = None) -> str | os.PathLike | None:
+    """``checkpoint`` as given, or for None (and a family whose weights ship) the default model's
+    file (:func:`voxelprompt.weights.default.default_model`, with no download and nobody asked):
+    the cached official VISTA3D weights, else the demo model, with a ``UserWarning`` once per process."""
+    global _demo_warned
+    if checkpoint is not None or (family is not None and get_family(family).name != DEFAULT_FAMILY):
+        return checkpoint
+    from voxelprompt.weights.default import default_model
+
+    choice = default_model()
+    if choice.demo and not _demo_warned:
+        _demo_warned = True
+        warnings.warn(choice.message, UserWarning, stacklevel=3)
+    return choice.checkpoint
 
 
 def check_checkpoint_path(checkpoint: str | os.PathLike) -> Path:
@@ -116,7 +136,9 @@ def load_model(
 
     Args:
         checkpoint: weights file (VISTA3D bundle or research layout; SegVol v1); None: the
-            shipped demo VISTA3D.
+            default model, the official VISTA3D weights when ``voxelprompt weights fetch
+            vista3d-bundle`` put them in the cache, else the shipped demo VISTA3D (trained on
+            phantoms only; a ``UserWarning`` says so once).
         family: ``"vista3d"`` or ``"segvol"``; None: recognised from the checkpoint's tensors.
         device: ``auto`` (a CUDA GPU when present), ``cpu``, ``cuda`` or ``cuda:N``.
         options: the family's options (:class:`~voxelprompt.families.Vista3DOptions`,
@@ -134,6 +156,7 @@ def load_model(
         CheckpointError: a missing, unreadable or foreign checkpoint.
         VoxelPromptError: an unknown family, device or option.
     """
+    checkpoint = default_checkpoint(checkpoint, family)
     chosen = resolve_family(checkpoint, family)
     opts = chosen.make_options(options)
     device = resolve_device(device)
@@ -174,7 +197,7 @@ def load_named_models(
 
     Args:
         checkpoints: weights files (each family recognised from its tensors).
-        default_model: also load the shipped default (first in the list).
+        default_model: also load the shipped demo model (first in the list).
         device: auto, cpu, cuda or cuda:N.
         options: option values by name (e.g. ``{"profile": "research", "mode": "zoom"}``); each
             model takes those its family has; None values are left at the defaults.
@@ -184,15 +207,18 @@ def load_named_models(
         CheckpointError: an unreadable checkpoint or one of no known family.
         VoxelPromptError: an unknown device or a bad option value.
     """
+    from voxelprompt.inference.vista3d.default_model import default_checkpoint as demo_checkpoint
+    from voxelprompt.inference.vista3d.default_model import is_demo_checkpoint
+
     options = options or {}
-    chosen = [(None, resolve_family(None))] if default_model else []
+    chosen = [(demo_checkpoint(), resolve_family(None))] if default_model else []
     chosen += [(Path(c), resolve_family(c)) for c in checkpoints]  # all checked before any loads
     models: list[NamedModel] = []
     seen: dict[str, int] = {}
     for checkpoint, family in chosen:
         fields = {f.name for f in dataclasses.fields(family.options)}
         own = {k: v for k, v in options.items() if k in fields and v is not None}
-        base = f"{family.name}-{'demo' if checkpoint is None else checkpoint.stem}"
+        base = f"{family.name}-{'demo' if is_demo_checkpoint(checkpoint) else checkpoint.stem}"
         seen[base] = seen.get(base, 0) + 1
         name = base if seen[base] == 1 else f"{base}-{seen[base]}"
         segmenter = load_model(checkpoint, family.name, device=device, options=own, tune_allocator=tune_allocator)
@@ -218,6 +244,7 @@ def read_ct(image: str | os.PathLike | Volume, series_uid: str | None = None, po
 
 
 def _family_of(segmenter: Segmenter | None, checkpoint, family: str | None) -> ModelFamily:
+    """The family of a loaded segmenter or of a checkpoint (already resolved, see :func:`default_checkpoint`)."""
     if segmenter is not None and checkpoint is not None:
         raise VoxelPromptError("give a loaded segmenter or a checkpoint, not both")
     if segmenter is not None:
@@ -231,8 +258,6 @@ def _family_of(segmenter: Segmenter | None, checkpoint, family: str | None) -> M
 def _model(segmenter, checkpoint, chosen: ModelFamily, device: str, options, progress: bool) -> Segmenter:
     if segmenter is not None:
         return segmenter
-    if checkpoint is None:
-        logger.warning(DEMO_MODEL_WARNING)
     return load_model(checkpoint, chosen.name, device=device, options=options, progress=progress)
 
 
@@ -252,6 +277,7 @@ def segment(
     point_space: PointSpace | str = PointSpace.VOXEL,
     new_structure: bool = False,
     label_value: int | None = None,
+    allow_unlearnt: bool = False,
     series_uid: str | None = None,
     device: str = "auto",
     options: Any = None,
@@ -274,6 +300,8 @@ def segment(
         points, negative_points: clicks, (I, J, K) input voxels or (x, y, z) RAS+ mm.
         new_structure: clicks without a class mark a structure outside VISTA3D's classes.
         label_value: the value of a single object (SegVol's, or VISTA3D's object from clicks).
+        allow_unlearnt: run class prompts the model never learnt (``segmenter.learnt``) instead of
+            refusing them; the result's notes then say so.
         series_uid: which DICOM series to read when ``image`` is a folder holding several.
         device: auto, cpu, cuda or cuda:N; ``options``: the family's options (see :func:`load_model`).
 
@@ -285,13 +313,16 @@ def segment(
     check_device(device)
     prompts = build_prompts(
         classes, points, negative_points, point_space, new_structure, text=text, box=box, everything=everything,
-        label_value=label_value,
+        label_value=label_value, allow_unlearnt=allow_unlearnt,
     )  # fmt: skip
     if not (prompts.classes or prompts.everything or prompts.points or prompts.box or prompts.text):
         raise PromptError("nothing to segment: give classes, everything, clicks, a box or a text")
     if output is not None:
         check_output_path(output, inputs=() if isinstance(image, Volume) else (image,))
+    checkpoint = default_checkpoint(checkpoint, family) if segmenter is None else checkpoint
     chosen = _family_of(segmenter, checkpoint, family)
+    learnt = segmenter.learnt if segmenter is not None else chosen.learnt(checkpoint)
+    learnt.check(prompts.classes, allow=prompts.allow_unlearnt)  # before the model loads; it checks again
     volume = read_ct(image, series_uid)
     chosen.check_prompts(prompts, volume)
     model = _model(segmenter, checkpoint, chosen, device, options, progress)
@@ -325,6 +356,7 @@ def open_session(
     check_device(device)
     if not memory_budget_mb > 0:
         raise VoxelPromptError(f"memory_budget_mb must be a positive number, got {memory_budget_mb!r}")
+    checkpoint = default_checkpoint(checkpoint, family) if segmenter is None else checkpoint
     chosen = _family_of(segmenter, checkpoint, family)
     if not chosen.capabilities.sessions:
         raise PromptError(f"{chosen.name} has no interactive sessions")

@@ -6,7 +6,9 @@ one-line message and exit code 2.
 
 from __future__ import annotations
 
-__all__ = ["VoxelPromptError", "InputError", "TooLargeError", "PromptError", "CheckpointError", "WeightsError"]
+__all__ = [
+    "VoxelPromptError", "InputError", "TooLargeError", "PromptError", "CheckpointError", "WeightsError", "WeightsUnreachable",
+]
 
 
 class VoxelPromptError(ValueError):
@@ -34,3 +36,8 @@ class CheckpointError(VoxelPromptError):
 
 class WeightsError(CheckpointError):
     """Official weights are unknown, missing from the cache, unreachable or fail their digest check."""
+
+
+class WeightsUnreachable(WeightsError):
+    """No source of official weights can be reached (a name that does not resolve, a refused
+    connection): the network is off, which retries cannot mend."""

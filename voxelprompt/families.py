@@ -140,6 +140,9 @@ class ModelFamily:
         missing_checkpoint: the one-line answer to this family without a checkpoint.
         viewer_session: ``open_session`` keywords for a person clicking in a viewer (the server's
             sessions): faster later clicks, labels no longer bound to equal one-shot calls.
+        learnt_classes: ``(checkpoint or None) -> LearntClasses``, torch-free: the classes a
+            checkpoint of this family learnt (:mod:`voxelprompt.catalog.learnt`); the loader
+            gives its segmenter the same record (``segmenter.learnt``).
     """
 
     name: str
@@ -157,6 +160,11 @@ class ModelFamily:
     default_checkpoint: str | None = None
     missing_checkpoint: str = "this model family needs --checkpoint: its weights are not shipped"
     viewer_session: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    learnt_classes: str = "voxelprompt.catalog.learnt:segvol_learnt"
+
+    def learnt(self, checkpoint: Any = None) -> Any:
+        """The :class:`~voxelprompt.catalog.LearntClasses` of ``checkpoint`` (None: the shipped default)."""
+        return import_target(self.learnt_classes)(checkpoint)
 
     def make_options(self, options: Any = None, **values: Any) -> Any:
         """This family's options record from ``options`` (a record, a mapping or None) and ``values``.
@@ -229,6 +237,7 @@ FAMILIES: dict[str, ModelFamily] = {
         # Clicks near earlier ones reuse an encoded window of the sliding grid; an edit starts from
         # the class as last shown (see InteractiveSession).
         viewer_session={"click_windows": "grid", "edit_shown": True},
+        learnt_classes="voxelprompt.inference.vista3d.default_model:learnt_classes",
     ),
     "segvol": ModelFamily(
         name="segvol",
@@ -246,6 +255,7 @@ FAMILIES: dict[str, ModelFamily] = {
         trainer="voxelprompt.training.segvol.trainer:train_segvol",
         prompt_check="voxelprompt.inference.segvol.prompts:check_prompts",
         tiny_model="voxelprompt.models.segvol.builder:tiny_segvol",
+        learnt_classes="voxelprompt.catalog.learnt:segvol_learnt",
         missing_checkpoint=(
             "SegVol needs --checkpoint SegVol_v1.pth: its weights are not shipped "
             "(the SegVol authors publish them as BAAI/SegVol on Hugging Face)"

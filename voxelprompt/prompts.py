@@ -38,6 +38,7 @@ def build_prompts(
     box: Sequence[float] | None = None,
     everything: bool = False,
     label_value: int | None = None,
+    allow_unlearnt: bool = False,
 ) -> Prompts:
     """Prompts from user-facing values, for any model family (capabilities are checked later, by
     :func:`voxelprompt.families.check_capabilities`).
@@ -53,6 +54,7 @@ def build_prompts(
         box: ``(i0, j0, k0, i1, j1, k1)`` inclusive corners in ``point_space``.
         everything: the model's everything class set.
         label_value: the value of a single object (see :class:`~voxelprompt.types.Prompts`).
+        allow_unlearnt: class prompts the model never learnt are run (and noted), not refused.
 
     Raises:
         PromptError: an unknown class name, a bad point space or box, negative clicks with nothing
@@ -88,6 +90,7 @@ def build_prompts(
     return Prompts(
         classes=ids, points=clicks, new_structure=new_structure, box=spatial_box, text=text,
         everything=everything, label_value=None if label_value is None else int(label_value),
+        allow_unlearnt=bool(allow_unlearnt),
     )  # fmt: skip
 
 

@@ -238,9 +238,10 @@ def write_statistics_csv(records: Sequence[StructureStatistics], path: str | os.
 
 
 def write_statistics_json(
-    records: Sequence[StructureStatistics], path: str | os.PathLike, *, case: str | None = None
+    records: Sequence[StructureStatistics], path: str | os.PathLike, *, case: str | None = None, warning: str | None = None
 ) -> Path:
-    """Write ``records`` as JSON, atomically: ``{"case": case, "structures": [{field: value}]}``.
+    """Write ``records`` as JSON, atomically: ``{"case": case, "structures": [{field: value}]}``,
+    with ``"warning"`` first when given (e.g. the labels come from the demo model).
 
     Tuples become lists and NaN becomes ``null`` (strict JSON); keys follow the record's fields;
     floats are rounded as in :func:`write_statistics_csv`.
@@ -249,7 +250,8 @@ def write_statistics_json(
         InputError: the file or its folder cannot be written.
     """
     structures = [{k: _json_value(_rounded(k, v)) for k, v in dataclasses.asdict(r).items()} for r in records]
-    return write_text(path, json.dumps({"case": case, "structures": structures}, indent=2, allow_nan=False) + "\n")
+    data = ({"warning": warning} if warning else {}) | {"case": case, "structures": structures}
+    return write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def _json_value(value: object) -> object:

@@ -174,6 +174,9 @@ class Prompts:
             result replaces it around the clicks, it stays elsewhere); None: clicks edit the
             class's automatic result, or segment a new object. Families with the
             ``previous_mask`` capability.
+        allow_unlearnt: let class prompts through that the loaded model never learnt (its
+            :class:`~voxelprompt.catalog.LearntClasses`); the result then says so in its notes.
+            False: such a prompt is a :class:`~voxelprompt.errors.PromptError`.
     """
 
     classes: tuple[int, ...] = ()
@@ -184,6 +187,7 @@ class Prompts:
     everything: bool = False
     label_value: int | None = None
     previous_mask: np.ndarray | None = None
+    allow_unlearnt: bool = False
 
 
 @dataclass(frozen=True)

@@ -340,3 +340,12 @@ def test_token_is_asked_when_the_api_answers_401(page, demo_server):
     page.wait_for_function("document.getElementById('model').options.length > 0", timeout=30_000)
     assert seen[-1] == f"Bearer {token}" and page.locator("#token-form").is_hidden()
     assert page.evaluate("sessionStorage.getItem('voxelprompt-token')") == token
+
+
+def test_the_demo_model_is_marked_by_a_banner(page, demo_server):
+    """The demo server serves the shipped demo model: a visible banner says its labels on a real CT
+    mean nothing (the model entry's ``demo`` in /info/)."""
+    page.wait_for_function("document.getElementById('model').options.length > 0", timeout=30_000)
+    banner = page.locator("#demo-banner")
+    assert banner.is_visible()
+    assert "DEMO model" in banner.inner_text() and "not meaningful" in banner.inner_text()

@@ -64,6 +64,7 @@ class CaseOutput:
         input_sha256: sha256 of the input's bytes.
         settings_sha256: sha256 of the run's settings (tasks, model hashes, options).
         created: the run's creation time, UTC ISO 8601 (for outputs that carry a date).
+        demo_model: a task ran the shipped demo model: pictures, statistics and DICOM-SEG say so.
     """
 
     case_id: str
@@ -75,6 +76,14 @@ class CaseOutput:
     input_sha256: str
     settings_sha256: str
     created: str
+    demo_model: bool = False
+
+    @property
+    def demo_mark(self) -> str | None:
+        """The demo model's mark (:data:`~voxelprompt.inference.vista3d.default_model.DEMO_MARK`), or None."""
+        from voxelprompt.inference.vista3d.default_model import DEMO_MARK
+
+        return DEMO_MARK if self.demo_model else None
 
 
 #: A writer puts its files into the given (staging) folder and returns their names.
@@ -96,7 +105,8 @@ def _preview(out: CaseOutput, folder: Path) -> list[str]:
     """An axial/coronal/sagittal PNG overlay with a legend (:func:`voxelprompt.visualize.overlay_file`)."""
     from voxelprompt.visualize import overlay_file
 
-    overlay_file(out.image, out.labels, folder / "preview.png", names=dict(out.label_names), title=out.case_id)
+    title = out.case_id + (f" - {out.demo_mark}" if out.demo_mark else "")
+    overlay_file(out.image, out.labels, folder / "preview.png", names=dict(out.label_names), title=title)
     return ["preview.png"]
 
 
@@ -115,7 +125,7 @@ def _statistics(out: CaseOutput, folder: Path) -> list[str]:
 
     records = structure_statistics(out.labels, out.image, out.label_names)
     write_statistics_csv(records, folder / STATISTICS_FILE)
-    write_statistics_json(records, folder / "statistics.json", case=out.case_id)
+    write_statistics_json(records, folder / "statistics.json", case=out.case_id, warning=out.demo_mark)
     return [STATISTICS_FILE, "statistics.json"]
 
 
@@ -140,7 +150,7 @@ def _dicom_seg(out: CaseOutput, folder: Path) -> list[str]:
         out.labels, out.source, folder / DICOM_SEG_FILE, out.label_names,
         series_uid=derive_uid(*seed, "series"), instance_uid=derive_uid(*seed, "instance"),
         content_datetime=datetime.strptime(out.created, "%Y-%m-%dT%H:%M:%SZ"), source_series_uid=out.series_uid,
-        missing_uids="derive",
+        missing_uids="derive", **({"series_description": f"voxelprompt {out.demo_mark}"[:64]} if out.demo_mark else {}),
     )  # fmt: skip
     if not written.derived_source_uids:
         return [DICOM_SEG_FILE]

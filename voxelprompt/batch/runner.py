@@ -139,7 +139,9 @@ def run_cohort(
     with _run_lock(out):
         plan = plan_cohort(input, out, tasks=tasks, output_formats=output_formats, series=series, device=device,
                            overwrite=overwrite, torch_threads=_threads_per_worker(workers))  # fmt: skip
-        if plan.jobs and any(t.model.checkpoint is None for t in plan.jobs[0].tasks):
+        from voxelprompt.inference.vista3d.default_model import is_demo_checkpoint
+
+        if plan.jobs and any(t.task.checkpoint is None and is_demo_checkpoint(t.model.checkpoint) for t in plan.jobs[0].tasks):
             from voxelprompt.api import DEMO_MODEL_WARNING
 
             logger.warning(DEMO_MODEL_WARNING)  # once every check has passed and there is work

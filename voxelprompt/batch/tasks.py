@@ -41,6 +41,7 @@ _OPTION_KEYS = {
 }  # fmt: skip
 _PROMPT_KEYS = (
     "classes", "everything", "text", "point", "negative_point", "box", "point_space", "new_structure", "label_value",
+    "allow_unlearnt",
 )  # fmt: skip
 _KEYS = (*_PROMPT_KEYS, "model", "checkpoint", "name", *_OPTION_KEYS)
 _TRUE = {"1", "true", "yes", "on", ""}
@@ -60,9 +61,11 @@ class Task:
         point_space: ``"voxel"`` or ``"world"``.
         new_structure: clicks mark a structure outside VISTA3D's classes.
         label_value: value of a single object.
+        allow_unlearnt: run class prompts the model never learnt (else the run is refused).
         family: ``"vista3d"`` or ``"segvol"``; None: from the checkpoint.
         checkpoint: weights file, or the name of fetched official weights (``voxelprompt weights
-            list``); None: the shipped demo VISTA3D.
+            list``), or ``demo``; None: the default model (the official VISTA3D weights when
+            cached, else the shipped demo VISTA3D; :func:`voxelprompt.weights.default.default_model`).
         options: family options by name (``engine``, ``mode``, ...).
         name: how messages refer to the task (``--task`` and tasks files: ``task N``).
     """
@@ -76,6 +79,7 @@ class Task:
     point_space: str = "voxel"
     new_structure: bool = False
     label_value: int | None = None
+    allow_unlearnt: bool = False
     family: str | None = None
     checkpoint: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -111,6 +115,8 @@ class ResolvedTask:
         data = dataclasses.asdict(self.task)
         data.pop("checkpoint")  # the content hash identifies the weights, not their path
         data.pop("name")
+        if not data["allow_unlearnt"]:
+            data.pop("allow_unlearnt")  # manifests of runs without it stay as they were
         data["family"] = self.model.family
         data["options"] = _plain(dataclasses.asdict(self.model.options))
         data["checkpoint_sha256"] = self.checkpoint_sha256
@@ -122,7 +128,7 @@ class ResolvedTask:
         return dict(
             classes=list(t.classes), everything=t.everything, text=t.text, box=t.box, points=list(t.points),
             negative_points=list(t.negative_points), point_space=t.point_space, new_structure=t.new_structure,
-            label_value=t.label_value,
+            label_value=t.label_value, allow_unlearnt=t.allow_unlearnt,
         )  # fmt: skip
 
 
@@ -144,7 +150,7 @@ def parse_task(text: str, index: int = 1) -> Task:
             continue
         key, sep, value = part.partition("=")
         key = key.strip().replace("-", "_")
-        if not sep and key in ("everything", "new_structure", "amp"):
+        if not sep and key in ("everything", "new_structure", "amp", "allow_unlearnt"):
             value = "true"
         elif not sep:
             raise PromptError(f"--task {text!r}: expected key=value pairs separated by ';', got {part.strip()!r}")
@@ -188,11 +194,17 @@ def resolve_task(task: Task, device: str) -> ResolvedTask:
             raise PromptError("nothing to segment: give classes, everything, clicks, a box or a text")
         family = api.resolve_family(task.checkpoint, task.family)
         check_capabilities(prompts, family)
+        checkpoint = task.checkpoint
+        if checkpoint is None and family.default_checkpoint is not None:  # the default model, nobody asked
+            from voxelprompt.weights.default import default_model
+
+            checkpoint = str(default_model().checkpoint)
+        family.learnt(checkpoint).check(prompts.classes, allow=prompts.allow_unlearnt)
         options = family.make_options(dict(task.options))
     except VoxelPromptError as err:
         raise type(err)(f"{task.name}: {err}" if task.name else str(err)) from None
-    spec = ModelSpec(family=family.name, checkpoint=task.checkpoint, options=options, device=device)
-    return ResolvedTask(task=task, model=spec, checkpoint_sha256=_checkpoint_sha256(task.checkpoint))
+    spec = ModelSpec(family=family.name, checkpoint=checkpoint, options=options, device=device)
+    return ResolvedTask(task=task, model=spec, checkpoint_sha256=_checkpoint_sha256(checkpoint))
 
 
 def task_prompt_kwargs(task: Task) -> dict:
@@ -200,7 +212,7 @@ def task_prompt_kwargs(task: Task) -> dict:
     return dict(
         classes=list(task.classes), points=list(task.points), negative_points=list(task.negative_points),
         point_space=task.point_space, new_structure=task.new_structure, text=task.text, box=task.box,
-        everything=task.everything, label_value=task.label_value,
+        everything=task.everything, label_value=task.label_value, allow_unlearnt=task.allow_unlearnt,
     )  # fmt: skip
 
 
@@ -265,6 +277,7 @@ def _task_from_mapping(values: Mapping[str, Any], where: str, index: int) -> Tas
         point_space=str(v.get("point_space") or "voxel"),
         new_structure=_flag(v.get("new_structure", False), "new_structure", where),
         label_value=_int(v["label_value"], "label_value", where) if v.get("label_value") not in (None, "") else None,
+        allow_unlearnt=_flag(v.get("allow_unlearnt", False), "allow_unlearnt", where),
         family=str(v["model"]) if v.get("model") else None,
         checkpoint=str(v["checkpoint"]) if v.get("checkpoint") else None,
         options=options,

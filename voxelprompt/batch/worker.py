@@ -127,16 +127,20 @@ def _run(job: CaseJob) -> list[str]:
 
     case = job.case
     volume = api.read_ct(case.path, case.series_uid)
-    maps, tables = [], []
+    maps, tables, demo = [], [], False
     for task in job.tasks:
-        result = api.segment(volume, segmenter=cached_model(task.model), **task.segment_kwargs())
+        segmenter = cached_model(task.model)
+        demo = demo or bool(segmenter.demo)
+        result = api.segment(volume, segmenter=segmenter, **task.segment_kwargs())
         maps.append(result.labels.array)
-        tables.append(task_names(task.task, result.classes))
+        names = task_names(task.task, result.classes)
+        tables.append(segmenter.learnt.marked(names) if task.task.classes else names)
     merged, label_names = merge_labels(maps, tables, [t.task.name for t in job.tasks])
     labels = Volume(array=merged, affine=volume.affine, source=f"<{case.case_id}>")
     output = CaseOutput(
         case_id=case.case_id, image=volume, labels=labels, label_names=label_names, source=str(case.path),
         series_uid=case.series_uid, input_sha256=job.input_sha256, settings_sha256=job.settings_sha256, created=job.created,
+        demo_model=demo,
     )  # fmt: skip
     return write_case_outputs(output, job.kinds, job.out_dir)
 

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from voxelprompt.catalog.colors import ClassColor, Code, class_color, fallback_color, vista3d_colors
+from voxelprompt.catalog.learnt import (
+    ALLOW_UNLEARNT_FLAG,
+    RELEASED_VISTA3D_CLASSES,
+    LearntClasses,
+    open_vocabulary,
+    released_vista3d,
+)
 from voxelprompt.catalog.labels import (
     CLASS_TABLE_SIZE,
     EVERYTHING_EXCLUDED,
@@ -19,6 +26,11 @@ from voxelprompt.catalog.labels import (
 )
 
 __all__ = [
+    "ALLOW_UNLEARNT_FLAG",
+    "RELEASED_VISTA3D_CLASSES",
+    "LearntClasses",
+    "open_vocabulary",
+    "released_vista3d",
     "CLASS_TABLE_SIZE",
     "ClassColor",
     "Code",

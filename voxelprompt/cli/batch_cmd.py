@@ -3,16 +3,20 @@ progress bar (cases done, failed, ETA)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from voxelprompt.cli.options import (
+    AllowUnlearntOption,
     BoxOption,
     DeviceOption,
+    DownloadOption,
     Family,
     NegativePointOption,
+    OfflineOption,
     PointOption,
     PointSpaceOption,
     QuietOption,
@@ -24,6 +28,7 @@ from voxelprompt.cli.options import (
     tune_process,
 )
 from voxelprompt.errors import VoxelPromptError
+from voxelprompt.families import DEFAULT_FAMILY
 
 __all__ = ["batch"]
 
@@ -41,7 +46,7 @@ def batch(
         Path, typer.Option("--output", "-o", metavar="OUT_DIR", help="Output folder: <case_id>/ per case, manifest.json, failures.csv (created).")
     ],
     checkpoint: Annotated[
-        Path | None, checkpoint_option("Model weights (VISTA3D or SegVol); omitted: the shipped demo VISTA3D (phantoms only).")
+        Path | None, checkpoint_option("Model weights (VISTA3D or SegVol); omitted: the official VISTA3D weights when cached (see --download), else the shipped demo VISTA3D (phantoms only).")
     ] = None,
     model: Annotated[
         Family | None, typer.Option("--model", help="Model family; omitted: recognised from the checkpoint's tensors (vista3d without one).")
@@ -59,6 +64,7 @@ def batch(
     label_value: Annotated[
         int | None, typer.Option("--label-value", min=1, metavar="N", help="Value of a single object; omitted: the class its text names, else 1.")
     ] = None,
+    allow_unlearnt: AllowUnlearntOption = False,
     task: Annotated[
         list[str] | None,
         typer.Option(
@@ -106,6 +112,8 @@ def batch(
         Path | None, typer.Option("--dicomweb-credentials", metavar="FILE", help="PACS login file (user:password); omitted: VOXELPROMPT_DICOMWEB_USER/_PASSWORD.")
     ] = None,
     device: DeviceOption = "auto",
+    download: DownloadOption = False,
+    offline: OfflineOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Segment a cohort with one model per worker; resumable (finished cases are skipped), a bad case is recorded
@@ -114,7 +122,7 @@ def batch(
     from voxelprompt.batch.tasks import Task, load_tasks
 
     single = bool(classes or everything or text or box or point or negative_point or new_structure or label_value)
-    if (task or tasks_file) and (single or checkpoint or model):
+    if (task or tasks_file) and (single or checkpoint or model or allow_unlearnt):
         raise VoxelPromptError("give prompts either as --task/--tasks or as --classes/--everything/--text/--point/--box/--checkpoint, not both")
     tasks = [parse_task(t, i + 1) for i, t in enumerate(task or ())]
     if tasks_file is not None:
@@ -126,10 +134,17 @@ def batch(
                 points=tuple(parse_point(p, "--point") for p in point or ()),
                 negative_points=tuple(parse_point(p, "--negative-point") for p in negative_point or ()),
                 box=parse_box(box) if box else None, point_space=point_space.value, new_structure=new_structure,
-                label_value=label_value,
+                label_value=label_value, allow_unlearnt=allow_unlearnt,
                 family=None if model is None else model.value, checkpoint=None if checkpoint is None else str(checkpoint),
             )
         ]  # fmt: skip
+    from voxelprompt.cli.default_model import can_ask, checkpoint_or_default
+
+    # The default model: with --download or a person to ask, settled here once; otherwise the run
+    # resolves it after every check (the cached official weights, else the demo model, one warning line).
+    if (download or offline or can_ask()) and any(t.checkpoint is None and t.family in (None, DEFAULT_FAMILY) for t in tasks):
+        default = str(checkpoint_or_default(None, None, download=download, offline=offline, quiet=quiet))
+        tasks = [replace(t, checkpoint=default) if t.checkpoint is None and t.family in (None, DEFAULT_FAMILY) else t for t in tasks]
     kinds = split_names(output_format) + (["preview"] if preview else [])
     source = _input(input, query, split_names(series_uids), store_dicom_seg, dicomweb_credentials)
     tune_process(device)

@@ -1,6 +1,10 @@
-"""``voxelprompt classes``: list the VISTA3D class table (torch-free, instant)."""
+"""``voxelprompt classes``: list the VISTA3D class table (torch-free, instant), or with ``-c`` the
+classes one model learnt."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +16,7 @@ from voxelprompt.catalog import (
     everything_classes,
     vista3d_catalog,
 )
+from voxelprompt.cli.options import checkpoint_option
 
 __all__ = ["classes"]
 
@@ -19,16 +24,35 @@ __all__ = ["classes"]
 def classes(
     everything: bool = typer.Option(False, "--everything", help="Only the classes of the official everything set."),
     plain: bool = typer.Option(False, "--plain", help="Tab-separated 'index<TAB>name' lines, no table."),
+    checkpoint: Annotated[
+        Path | None,
+        checkpoint_option(
+            "Only the classes this model learnt (its model card, or the publisher's class table); 'demo' names the "
+            "shipped demo model. Omitted: the whole VISTA3D table (what the architecture has room for)."
+        ),
+    ] = None,
 ) -> None:
     """List VISTA3D class indices and names (groups expand; '*' marks ambiguity-embedding classes)."""
     catalog = vista3d_catalog()
     keep = set(everything_classes(132)) if everything else set(catalog.names)
+    title = "VISTA3D classes"
+    if checkpoint is not None:
+        from voxelprompt.api import resolve_family
+
+        learnt = resolve_family(checkpoint).learnt(checkpoint)
+        if learnt.classes is None:
+            typer.echo(f"{learnt.model} has no closed class set: it reads class names as free text ({learnt.source})")
+            return
+        keep &= set(learnt.classes)
+        title = f"classes {learnt.model} learnt"
+        if not plain:
+            typer.echo(f"{title}: {len(keep)} (from {learnt.source})")
     rows = [(i, n) for i, n in catalog.names.items() if i in keep]
     if plain:
         for i, n in rows:
             typer.echo(f"{i}\t{n}")
         return
-    table = Table(title=f"VISTA3D classes ({len(rows)})")
+    table = Table(title=f"{title} ({len(rows)})")
     table.add_column("index", justify="right")
     table.add_column("name")
     table.add_column("notes")

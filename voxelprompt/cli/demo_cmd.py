@@ -39,7 +39,9 @@ def demo(
     from voxelprompt.demo import run_demo
 
     tune_process(device)
-    segmenter = load_model(checkpoint, "vista3d", device=device, options={"profile": profile.value}, progress=not quiet)
+    from voxelprompt.inference.vista3d.default_model import default_checkpoint
+
+    segmenter = load_model(checkpoint or default_checkpoint(), "vista3d", device=device, options={"profile": profile.value}, progress=not quiet)
     result = run_demo(out_dir, segmenter, seed=seed)
     name = vista3d_catalog().name
     for c, value in result.organ_dice.items():

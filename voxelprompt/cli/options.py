@@ -19,6 +19,9 @@ from voxelprompt.errors import PromptError, VoxelPromptError
 from voxelprompt.families import FAMILIES
 
 __all__ = [
+    "AllowUnlearntOption",
+    "DownloadOption",
+    "OfflineOption",
     "InputArgument",
     "LabelOutputOption",
     "BoxOption",
@@ -144,6 +147,32 @@ PointOption = Annotated[
 NegativePointOption = Annotated[
     list[str] | None,
     typer.Option("--negative-point", metavar="I,J,K", help="Negative click (repeatable); omitted: none."),
+]
+
+DownloadOption = Annotated[
+    bool,
+    typer.Option(
+        "--download",
+        help="No --checkpoint and the official VISTA3D weights are not cached yet: download them (872 MB, "
+        "resumable, verified) without asking. Omitted: asked on a terminal; scripts and CI get the demo model.",
+    ),
+]
+
+OfflineOption = Annotated[
+    bool,
+    typer.Option(
+        "--offline",
+        help="Never touch the network: report what is cached and which file to place where (also VOXELPROMPT_OFFLINE=1).",
+    ),
+]
+
+AllowUnlearntOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unlearnt",
+        help="Segment classes the model never learnt (`voxelprompt classes -c MODEL` lists those it did); the output "
+        "then says UNLEARNT. Omitted: such a class is refused.",
+    ),
 ]
 
 PointSpaceOption = Annotated[

@@ -10,13 +10,16 @@ from typing import Annotated
 import typer
 
 from voxelprompt.cli.options import (
+    AllowUnlearntOption,
     BoxOption,
     DeviceOption,
+    DownloadOption,
     Engine,
     Family,
     InputArgument,
     LabelOutputOption,
     NegativePointOption,
+    OfflineOption,
     PointOption,
     PointSpaceOption,
     Profile,
@@ -43,7 +46,8 @@ def segment(
         Path | None,
         checkpoint_option(
             "Model weights: VISTA3D (MONAI bundle models/model.pt or research layout) or SegVol (SegVol_v1.pth); "
-            "omitted: the shipped demo VISTA3D (phantoms only, not for real CTs)."
+            "omitted: the official VISTA3D weights when cached (see --download), else the shipped demo VISTA3D "
+            "(phantoms only, not for real CTs); 'demo' names the demo model."
         ),
     ] = None,
     model: Annotated[
@@ -73,6 +77,7 @@ def segment(
         int | None,
         typer.Option("--label-value", min=1, metavar="N", help="Value of a single object (SegVol's, or VISTA3D's from clicks alone); omitted: the class its text names, else 1."),
     ] = None,
+    allow_unlearnt: AllowUnlearntOption = False,
     series_uid: SeriesUidOption = None,
     profile: Annotated[
         Profile | None, typer.Option("--profile", help="VISTA3D: official pipeline, bundle (MONAI model zoo) or research (VISTA repository); omitted: bundle.")
@@ -95,6 +100,8 @@ def segment(
     preview: Annotated[
         Path | None, typer.Option("--preview", metavar="PNG", help="Also write a PNG of axial/coronal/sagittal overlays with a legend; omitted: none.")
     ] = None,
+    download: DownloadOption = False,
+    offline: OfflineOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Segment a CT with VISTA3D or SegVol; the label map has the input's exact grid and holds only 0 and the prompted ids."""
@@ -102,7 +109,7 @@ def segment(
         input=input, output=output, checkpoint=checkpoint, family=None if model is None else model.value,
         names=split_names(classes), everything=everything, text=text, box=box, point=point,
         negative_point=negative_point, point_space=point_space, new_structure=new_structure, label_value=label_value,
-        series_uid=series_uid, device=device, preview=preview, quiet=quiet,
+        allow_unlearnt=allow_unlearnt, download=download, offline=offline, series_uid=series_uid, device=device, preview=preview, quiet=quiet,
         options={"profile": profile, "engine": engine, "amp": amp or None, "roi_size": roi, "mode": segvol_mode, "overlap": overlap},
     )  # fmt: skip
 
@@ -146,12 +153,16 @@ def run_segment(
     label_value: int | None,
     series_uid: str | None,
     device: str,
+    allow_unlearnt: bool = False,
+    download: bool = False,
+    offline: bool = False,
     preview: Path | None,
     quiet: bool,
     options: dict,
 ) -> None:
     """The body of ``segment`` (and of its deprecated ``segment-segvol`` alias)."""
     from voxelprompt import api
+    from voxelprompt.cli.default_model import checkpoint_or_default
     from voxelprompt.cli.report import (
         report_segmentation,
         structure_names,
@@ -164,27 +175,32 @@ def run_segment(
     boxed = parse_box(box) if box else None
     # Cheap checks before reading the image, and reading before any model work.
     prompts = api.build_prompts(names, points, negatives, point_space.value, new_structure, text=text, box=boxed,
-                                everything=everything, label_value=label_value)  # fmt: skip
+                                everything=everything, label_value=label_value, allow_unlearnt=allow_unlearnt)  # fmt: skip
     output_path(output, inputs=(input,))
     output_path(preview, (".png",), inputs=(input, output))
-    chosen = api.resolve_family(checkpoint, family)
+    chosen = api.resolve_family(checkpoint, family)  # without a checkpoint: vista3d, whichever weights run
     opts = family_options(chosen, options)
     volume = read_volume(input, series_uid=series_uid)
+    checkpoint = checkpoint_or_default(checkpoint, chosen.name, download=download, offline=offline, quiet=quiet)
     chosen.check_prompts(prompts, volume)  # clicks and boxes against the image, before any model work
     tune_process(device)
     result = api.segment(
         volume, output, checkpoint=checkpoint, family=chosen.name, classes=names, everything=everything, text=text,
         box=boxed, points=points, negative_points=negatives, point_space=point_space.value, new_structure=new_structure,
-        label_value=label_value, device=device, options=opts, progress=not quiet,
+        label_value=label_value, allow_unlearnt=allow_unlearnt, device=device, options=opts, progress=not quiet,
     )  # fmt: skip
     single = not names and not everything  # one object: named by its text, or as an object
     label_names = structure_names(result.classes, (text or "object from clicks/box") if single else None)
+    if not single:
+        label_names = chosen.learnt(checkpoint).marked(label_names)
     report_segmentation(result, output, label_names)
     if preview is not None:
         from voxelprompt.visualize import overlay_file
 
         marks = [] if not points and not negatives else volume_clicks(points + negatives, point_space.value, volume)
         first = marks[0] if points else None  # the slices cross at the first positive click
-        title = f"{input.name}: {chosen.name}"
+        from voxelprompt.inference.vista3d.default_model import DEMO_MARK, is_demo_checkpoint
+
+        title = f"{input.name}: {chosen.name}" + (f" - {DEMO_MARK}" if is_demo_checkpoint(checkpoint) else "")
         overlay_file(volume, result.labels, preview, point=first, clicks=marks, names=label_names, title=title)
         typer.echo(f"wrote {preview}")

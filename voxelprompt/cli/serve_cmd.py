@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from voxelprompt.cli.options import DeviceOption, checkpoint_option, tune_process
+from voxelprompt.cli.options import DeviceOption, DownloadOption, OfflineOption, checkpoint_option, tune_process
 from voxelprompt.errors import VoxelPromptError
 
 __all__ = ["serve"]
@@ -18,7 +19,7 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on; the default serves this machine only.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
     checkpoint: Annotated[
-        list[Path] | None, checkpoint_option("Model weights of any family (repeatable); omitted: the shipped demo VISTA3D.")
+        list[Path] | None, checkpoint_option("Model weights of any family (repeatable); omitted: the official VISTA3D weights when cached (see --download), else the shipped demo VISTA3D.")
     ] = None,
     demo_model: Annotated[bool, typer.Option("--demo-model", help="Serve the shipped demo VISTA3D beside the --checkpoint models.")] = False,
     token: Annotated[
@@ -52,6 +53,8 @@ def serve(
     body_timeout: Annotated[float, typer.Option("--body-timeout", metavar="SECONDS", help="Longest time a request body may take to arrive (408 beyond).")] = 300.0,
     max_connections: Annotated[int, typer.Option("--max-connections", help="Open connections at once (503 beyond).")] = 256,
     device: DeviceOption = "auto",
+    download: DownloadOption = False,
+    offline: OfflineOption = False,
 ) -> None:
     """Serve models to 3D Slicer, OHIF (MONAI Label API), nnInteractive clients (/nninteractive) and the browser viewer at http://HOST:PORT/."""
     from voxelprompt.server.launch import (
@@ -77,6 +80,13 @@ def serve(
         if not path.is_file():
             raise VoxelPromptError(f"{path}: checkpoint file not found")
     check_bind(host, port)
+    if not settings.checkpoints and not settings.demo_model:  # the default model (the demo one is served by name)
+        from voxelprompt.cli.default_model import checkpoint_or_default
+        from voxelprompt.inference.vista3d.default_model import is_demo_checkpoint
+
+        default = checkpoint_or_default(None, None, download=download, offline=offline)
+        demo = is_demo_checkpoint(default)
+        settings = dataclasses.replace(settings, checkpoints=() if demo else (default,), demo_model=demo)
     if not is_loopback(host) and token is None:
         typer.echo(f"WARNING: listening on {host} without --token: anyone who reaches this port can upload and segment", err=True)
     tune_process(device)

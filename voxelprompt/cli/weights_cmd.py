@@ -10,10 +10,10 @@ from typing import Annotated
 
 import typer
 
-from voxelprompt.cli.options import QuietOption
+from voxelprompt.cli.options import OfflineOption, QuietOption
 from voxelprompt.errors import WeightsError
 
-__all__ = ["app"]
+__all__ = ["app", "download_bar"]
 
 app = typer.Typer(
     name="weights",
@@ -25,13 +25,6 @@ app = typer.Typer(
 
 NamesArgument = Annotated[list[str], typer.Argument(metavar="NAME...", help="Registry names (`voxelprompt weights list`).")]
 
-OfflineOption = Annotated[
-    bool,
-    typer.Option(
-        "--offline",
-        help="Never touch the network: report what is cached and which file to place where (also VOXELPROMPT_OFFLINE=1).",
-    ),
-]
 
 
 @app.callback(invoke_without_command=True)
@@ -97,7 +90,7 @@ def fetch(
     bases = list(mirror or []) or mirrors_from_env()
     for weight in weights:
         urls = mirror_urls(weight, bases) if bases else None
-        with _progress_bar(weight.name, quiet or offline) as progress:
+        with download_bar(weight.name, quiet or offline) as progress:
             result = fetch_weight(weight, urls=urls, offline=offline, settings=settings, progress=progress)
         if result.downloaded:
             typer.echo(f"{weight.name}: downloaded {result.bytes_received:,} bytes from {result.url}; {result.detail}")
@@ -128,7 +121,7 @@ def verify(
         raise WeightsError(f"verification failed for {', '.join(failed)}")
 
 
-class _progress_bar:  # noqa: N801 - used as a context manager like rich's
+class download_bar:  # noqa: N801 - used as a context manager like rich's
     """A Rich download bar on stderr for one file (a terminal, not quiet), else nothing; yields the progress callback."""
 
     def __init__(self, label: str, quiet: bool) -> None:

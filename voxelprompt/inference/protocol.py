@@ -36,10 +36,15 @@ class Segmenter(Protocol):
         family: the registry name (:data:`voxelprompt.families.FAMILIES`).
         lock: re-entrant lock every call below takes; hold it to run several calls in a row.
         network: the loaded ``torch.nn.Module`` (its ``state_dict`` is the checkpoint's).
+        learnt: the classes these weights learnt (:class:`~voxelprompt.catalog.LearntClasses`);
+            class prompts outside them are refused unless ``Prompts.allow_unlearnt``.
+        demo: these are the shipped demo weights (results are marked as the demo model's).
     """
 
     family: str
     lock: threading.RLock
+    learnt: Any
+    demo: bool
 
     @property
     def network(self) -> Any:

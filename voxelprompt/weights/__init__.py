@@ -15,7 +15,7 @@ from voxelprompt.weights.cache import (
     resolve_checkpoint,
     weight_path,
 )
-from voxelprompt.weights.download import FetchResult, FetchSettings, fetch, offline_message
+from voxelprompt.weights.download import FetchResult, FetchSettings, fetch, manual_route, offline_message
 from voxelprompt.weights.registry import WEIGHTS, HashTrust, WeightFile, get_weight, weight_names
 from voxelprompt.weights.verify import Digests, Verdict, VerifyResult, file_digests, verify
 
@@ -35,6 +35,7 @@ __all__ = [
     "FetchSettings",
     "FetchResult",
     "fetch",
+    "manual_route",
     "offline_message",
     "Digests",
     "Verdict",

@@ -56,19 +56,27 @@ def mirror_urls(weight: WeightFile, bases: list[str]) -> list[str]:
 
 
 def resolve_checkpoint(value: Path) -> Path:
-    """A ``--checkpoint`` value: an existing path as is, a registry name as its cached file.
+    """A ``--checkpoint`` value: an existing path as is, ``demo`` as the shipped demo weights, a
+    registry name as its cached file.
 
     Args:
         value: what the user typed after ``-c``.
 
     Returns:
-        ``value`` when it exists on disk or is not a registry name (loading reports a missing file),
-        else the cached file of the weights called ``value``.
+        ``value`` when it exists on disk; the shipped demo weights for ``demo``; ``value`` when it
+        is not a registry name (loading reports a missing file); else the cached file of the
+        weights called ``value``.
 
     Raises:
         WeightsError: ``value`` names registry weights that are not downloaded yet.
     """
-    if value.exists() or str(value) not in WEIGHTS:
+    from voxelprompt.inference.vista3d.default_model import DEMO_NAME, default_checkpoint
+
+    if value.exists():
+        return value
+    if str(value) == DEMO_NAME:
+        return default_checkpoint()
+    if str(value) not in WEIGHTS:
         return value
     path = weight_path(WEIGHTS[str(value)])
     if not path.is_file():

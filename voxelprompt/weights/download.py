@@ -16,20 +16,22 @@ from __future__ import annotations
 import http.client
 import logging
 import os
+import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from voxelprompt import __version__
-from voxelprompt.errors import WeightsError
+from voxelprompt.errors import WeightsError, WeightsUnreachable
 from voxelprompt.weights.cache import part_path, weight_path
 from voxelprompt.weights.registry import WeightFile
 from voxelprompt.weights.verify import Digests, Verdict, file_digests, judge
 
-__all__ = ["FetchSettings", "FetchResult", "Progress", "fetch", "offline_message"]
+__all__ = ["FetchSettings", "FetchResult", "Progress", "fetch", "manual_route", "offline_message"]
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +95,12 @@ class _NextUrl(Exception):
     """A failure that this URL will not recover from."""
 
 
-def offline_message(weight: WeightFile, path: Path | None = None) -> str:
-    """One line telling an offline user which file to get from where and where to place it."""
+class _Unreachable(_NextUrl):
+    """The host's name does not resolve or nothing listens: no network, so no retry."""
+
+
+def manual_route(weight: WeightFile, path: Path | None = None) -> str:
+    """How to get ``weight`` by hand: the file, its size and digest, a URL, where to place it."""
     path = path or weight_path(weight)
     facts = [weight.size_note]
     if weight.digest is not None:
@@ -103,10 +109,14 @@ def offline_message(weight: WeightFile, path: Path | None = None) -> str:
     else:
         facts.append("no upstream hash")
     return (
-        f"{weight.name} is not in the cache and the network is off: download {weight.file_name} "
-        f"({'; '.join(facts)}) from {weight.urls[0]} on another machine, place it at {path}, "
-        f"then run 'voxelprompt weights verify {weight.name}'"
+        f"download {weight.file_name} ({'; '.join(facts)}) from {weight.urls[0]} on another machine, place it at "
+        f"{path}, then run 'voxelprompt weights verify {weight.name}'"
     )
+
+
+def offline_message(weight: WeightFile, path: Path | None = None) -> str:
+    """One line telling an offline user which file to get from where and where to place it."""
+    return f"{weight.name} is not in the cache and the network is off: {manual_route(weight, path)}"
 
 
 def fetch(
@@ -130,6 +140,8 @@ def fetch(
         The verified file's :class:`FetchResult`.
 
     Raises:
+        WeightsUnreachable: no URL's host resolves or accepts a connection (no network; not
+            retried), the message naming the manual route.
         WeightsError: offline and missing; a cached file that does not match its record; every URL
             failed; the download's size or digest does not match (the part file is deleted).
     """
@@ -148,7 +160,7 @@ def fetch(
         if not url.startswith(("http://", "https://")):
             raise WeightsError(f"weights URL {url!r} is not http(s)")
     part.parent.mkdir(parents=True, exist_ok=True)
-    tally, errors = _Tally(), []
+    tally, errors, unreachable = _Tally(), [], 0
     for url in candidates:
         for attempt in range(settings.attempts):
             if attempt:
@@ -160,10 +172,17 @@ def fetch(
             except _Retryable as err:
                 errors.append(f"{url}: {err}")
                 continue
+            except _Unreachable as err:
+                errors.append(f"{url}: {err}")
+                unreachable += 1
+                break
             except _NextUrl as err:
                 errors.append(f"{url}: {err}")
                 break
             return _finish(weight, url, part, final, tally.received)
+    if candidates and unreachable == len(candidates):
+        reason = errors[-1].split(": ", 1)[-1]
+        raise WeightsUnreachable(f"cannot reach any source of {weight.name} ({reason}); offline? {manual_route(weight, final)}")
     last = errors[-1] if errors else "no URL to try"
     kept = f"; {part.stat().st_size:,} bytes kept in {part.name} for the next try" if part.is_file() else ""
     raise WeightsError(f"could not download {weight.name} from {len(candidates)} URL(s): {last}{kept}")
@@ -204,6 +223,10 @@ def _download(
             raise _Retryable(f"HTTP {err.code}") from None
         raise _NextUrl(f"HTTP {err.code} {err.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+        cause = getattr(err, "reason", err)
+        if isinstance(cause, socket.gaierror | ConnectionRefusedError):
+            host = urllib.parse.urlsplit(url).netloc
+            raise _Unreachable(f"{host}: {_reason(err)}") from None
         raise _Retryable(_reason(err)) from None
     with response:
         if have and response.status == 206:

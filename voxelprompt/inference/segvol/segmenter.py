@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from voxelprompt.catalog.learnt import segvol_learnt
 from voxelprompt.errors import CheckpointError, InputError, PromptError, VoxelPromptError
 from voxelprompt.imageio.validate import check_mask_grid
 from voxelprompt.inference.segvol.identify import Identification, identify_mask
@@ -54,6 +55,10 @@ class SegVolSegmenter:
     """
 
     family = "segvol"
+    #: SegVol reads class names as free text (CLIP): no closed set of learnt classes to check.
+    learnt = segvol_learnt()
+    #: No SegVol weights ship with the package, so none is a demo model.
+    demo = False
 
     def __init__(
         self,

@@ -13,14 +13,33 @@ from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
+import os
+
+from voxelprompt.catalog.learnt import LearntClasses, released_vista3d
 from voxelprompt.errors import CheckpointError
 from voxelprompt.inference.vista3d.profiles import InferenceProfile, get_profile
 
-__all__ = ["DEMO_DIR", "card_from_recipe", "default_checkpoint", "default_card", "default_profile", "profile_from_card"]
+__all__ = [
+    "DEMO_DIR",
+    "DEMO_MARK",
+    "DEMO_NAME",
+    "card_from_recipe",
+    "default_checkpoint",
+    "default_card",
+    "default_profile",
+    "is_demo_checkpoint",
+    "learnt_classes",
+    "profile_from_card",
+]
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "models" / "vista3d" / "demo"
 _WEIGHTS = "vista3d_demo.pt"
 _CARD = "model.json"
+#: What ``-c`` takes to name the shipped demo model explicitly.
+DEMO_NAME = "demo"
+#: How results of the demo model are marked (picture titles, summary files; <= 64 characters,
+#: so that it fits a DICOM SeriesDescription).
+DEMO_MARK = "DEMO model: trained on phantoms only, not for real CTs"
 
 
 @lru_cache(maxsize=1)
@@ -40,6 +59,25 @@ def default_checkpoint() -> Path:
     """Path of the shipped weights (see :func:`default_card`)."""
     default_card()
     return DEMO_DIR / _WEIGHTS
+
+
+def is_demo_checkpoint(checkpoint: str | os.PathLike | None) -> bool:
+    """True when ``checkpoint`` is the shipped demo weights file (the same file, by path)."""
+    if checkpoint is None:
+        return False
+    path = Path(checkpoint)
+    return path.name == _WEIGHTS and path.resolve() == (DEMO_DIR / _WEIGHTS).resolve()
+
+
+def learnt_classes(checkpoint: str | os.PathLike | None) -> LearntClasses:
+    """The classes a VISTA3D checkpoint learnt: the demo model's ``model.json`` list for the
+    shipped weights (or ``None``), else the released VISTA3D's 127 (the bundle and research
+    checkpoints, and any other file of the official architecture, which states nothing else)."""
+    if checkpoint is None or is_demo_checkpoint(checkpoint):
+        card = default_card()
+        classes = frozenset(int(c) for c in card["classes"])
+        return LearntClasses("the shipped demo VISTA3D", classes, f"{DEMO_DIR / _CARD}", handle=DEMO_NAME)
+    return released_vista3d()
 
 
 def card_from_recipe(recipe: dict) -> dict:

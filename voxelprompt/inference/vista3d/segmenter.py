@@ -16,9 +16,11 @@ from monai.networks.nets.vista3d import VISTA3D
 
 from voxelprompt.catalog import (
     UNNAMED_IDS,
+    LearntClasses,
     click_label_shift,
     everything_classes,
     expand_groups,
+    released_vista3d,
     vista3d_catalog,
 )
 from voxelprompt.errors import PromptError, VoxelPromptError
@@ -111,6 +113,9 @@ class Vista3DSegmenter:
             of a copy, which saves the weights' memory once more (0.87 GB at full size). Its state
             dict stays the checkpoint's; MONAI's forward on it is no longer MONAI's layout, so code
             that needs that asks :meth:`monai_net`. Ignored by the reference engine.
+        learnt: the classes these weights learnt (class prompts for others are refused unless
+            ``Prompts.allow_unlearnt``); None: the released VISTA3D's 127.
+        demo: these are the shipped demo weights (results get marked as the demo model's).
 
     Implements :class:`voxelprompt.inference.protocol.Segmenter`: threads share a segmenter by
     taking turns through :attr:`lock`, which every call takes.
@@ -130,6 +135,8 @@ class Vista3DSegmenter:
         amp: bool = False,
         official_unpredicted: bool = False,
         prepare_in_place: bool = False,
+        learnt: LearntClasses | None = None,
+        demo: bool = False,
     ) -> None:
         if engine not in ENGINES:
             raise VoxelPromptError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -146,6 +153,8 @@ class Vista3DSegmenter:
         self.amp = amp
         self.official_unpredicted = official_unpredicted
         self.lock = threading.RLock()
+        self.learnt = learnt or released_vista3d()
+        self.demo = demo
         self._engine_net: VISTA3D | None = None
         self._monai_net: VISTA3D | None = None
         self.in_place = prepare_in_place and engine != "reference"
@@ -185,8 +194,9 @@ class Vista3DSegmenter:
 
         Raises:
             PromptError: everything with other prompts, an id outside the model's table, a class
-                without automatic segmentation and without clicks, clicks with several classes,
-                a box, or a label value with classes.
+                these weights never learnt (unless ``prompts.allow_unlearnt``), a class without
+                automatic segmentation and without clicks, clicks with several classes, a box, or
+                a label value with classes.
         """
         check_capabilities(prompts, self.family)
         check_label_value_use(prompts)
@@ -204,6 +214,7 @@ class Vista3DSegmenter:
         for c in classes:
             if not 0 < c < self.spec.n_classes:
                 raise PromptError(f"class index {c} is outside the model's table (1..{self.spec.n_classes - 1})")
+        self.learnt.check(classes, allow=prompts.allow_unlearnt)
         if prompts.points is None:
             if not classes:
                 raise PromptError("nothing to segment: give classes, everything, or points")
@@ -320,6 +331,7 @@ class Vista3DSegmenter:
             extras, notes = self._click_report(prompts, classes, array, changed)
         elif prompts.everything:
             notes = (f"everything: the {len(classes)} classes of this model's everything set ({self.profile.name})",)
+        notes += self.learnt.check(classes, allow=True)
         ids = classes or (OBJECT_ID,)
         if not classes and prompts.label_value is not None and prompts.label_value != OBJECT_ID:
             value = int(prompts.label_value)
@@ -505,7 +517,8 @@ class Vista3DSegmenter:
 
 def load(checkpoint: str | os.PathLike | None, device: str, options, progress: bool = False) -> Vista3DSegmenter:
     """The registry's loader (:data:`voxelprompt.families.FAMILIES`): a checkpoint of either official
-    layout, or ``None`` for the shipped demo model with its own spacing, window and class set.
+    layout, or ``None`` (or the demo weights' path) for the shipped demo model with its own
+    spacing, window and class set.
 
     Args:
         checkpoint: VISTA3D checkpoint file, or None.
@@ -519,14 +532,17 @@ def load(checkpoint: str | os.PathLike | None, device: str, options, progress: b
     from voxelprompt.inference.vista3d.default_model import (
         default_checkpoint,
         default_profile,
+        is_demo_checkpoint,
+        learnt_classes,
     )
 
     profile: str | InferenceProfile = options.profile
-    if checkpoint is None:
+    demo = checkpoint is None or is_demo_checkpoint(checkpoint)
+    if demo:
         checkpoint, profile = default_checkpoint(), default_profile(options.profile)
     return Vista3DSegmenter.from_checkpoint(
         checkpoint, profile=profile, device=device, roi_size=options.roi_size, progress=progress,
-        engine=options.engine, amp=options.amp,
+        engine=options.engine, amp=options.amp, learnt=learnt_classes(checkpoint), demo=demo,
     )  # fmt: skip
 
 

@@ -96,6 +96,8 @@ class LabelTask:
             "config": self.config,
             "family": self.model.family.name,
             "capabilities": [c for c in _CAPABILITY_NAMES if getattr(self.model.family.capabilities, c)],
+            "learnt_classes": _learnt(self.model.segmenter.learnt),
+            "demo": bool(self.model.segmenter.demo),
         }
 
     def plan(self, params: Mapping[str, Any], volume: Volume) -> InferPlan:
@@ -170,6 +172,13 @@ class LabelTask:
         notes = {"roi_used": roi_used} if roi_used else {}
         name = label.strip() if isinstance(label, str) and label.strip() else "object"
         return InferPlan(steps=((prompts, 1),), binary=True, crop=crop, names={name: 1}, notes=notes)
+
+
+def _learnt(learnt: Any) -> dict[str, int] | None:
+    """Name -> id of the classes a model learnt (None: an open vocabulary), for ``/info/``."""
+    if learnt.classes is None:
+        return None
+    return {vista3d_catalog().name(c): c for c in sorted(learnt.classes)}
 
 
 def tasks_for(model: NamedModel) -> list[LabelTask]:

@@ -119,6 +119,7 @@
     $('mode-box').disabled = !caps.box;
     if (!caps.box && selectedMode() === 'box') document.querySelector('input[name=mode][value=positive]').checked = true;
     $('model-info').textContent = m.description;
+    $('demo-banner').hidden = !m.demo; // voxelprompt's /info/ extension: the shipped demo model
     filterClasses();
     resetPrompts();
     syncControls();
