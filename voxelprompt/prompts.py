@@ -22,6 +22,7 @@ __all__ = [
     "check_points_inside",
     "check_previous_mask",
     "check_vista3d_prompts",
+    "value_names",
 ]
 
 Coordinate = tuple[float, float, float]
@@ -89,6 +90,23 @@ def build_prompts(
         classes=ids, points=clicks, new_structure=new_structure, box=spatial_box, text=text,
         everything=everything, label_value=None if label_value is None else int(label_value),
     )  # fmt: skip
+
+
+def value_names(values: Sequence[int], prompts: Prompts) -> dict[int, str]:
+    """The structure name of each label value a call with ``prompts`` wrote: VISTA3D catalog
+    names for class prompts (``classes``, ``everything``), else the text, else ``"object"`` (a
+    single object from clicks or a box carries no class).
+
+    Args:
+        values: the label values of the result (``Segmentation.classes``).
+        prompts: the prompts that produced them.
+    """
+    from voxelprompt.catalog import vista3d_catalog
+
+    if prompts.classes or prompts.everything:
+        name = vista3d_catalog().name
+        return {int(v): name(int(v)) for v in values}
+    return {int(v): prompts.text or "object" for v in values}
 
 
 def check_points_inside(points: Points, volume: Volume) -> None:

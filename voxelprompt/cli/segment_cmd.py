@@ -152,12 +152,9 @@ def run_segment(
 ) -> None:
     """The body of ``segment`` (and of its deprecated ``segment-segvol`` alias)."""
     from voxelprompt import api
-    from voxelprompt.cli.report import (
-        report_segmentation,
-        structure_names,
-        volume_clicks,
-    )
+    from voxelprompt.cli.report import report_segmentation, volume_clicks
     from voxelprompt.imageio import read_volume
+    from voxelprompt.prompts import value_names
 
     points = [parse_point(p, "--point") for p in point or ()]
     negatives = [parse_point(p, "--negative-point") for p in negative_point or ()]
@@ -177,8 +174,7 @@ def run_segment(
         box=boxed, points=points, negative_points=negatives, point_space=point_space.value, new_structure=new_structure,
         label_value=label_value, device=device, options=opts, progress=not quiet,
     )  # fmt: skip
-    single = not names and not everything  # one object: named by its text, or as an object
-    label_names = structure_names(result.classes, (text or "object from clicks/box") if single else None)
+    label_names = value_names(result.classes, prompts)  # as written beside the output
     report_segmentation(result, output, label_names)
     if preview is not None:
         from voxelprompt.visualize import overlay_file
