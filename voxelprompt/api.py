@@ -84,6 +84,7 @@ def resolve_family(checkpoint: str | os.PathLike | None = None, family: str | No
     Raises:
         CheckpointError: a missing or unreadable checkpoint, one of another family than
             ``family``, or one of no known family.
+        MissingExtraError: the family's pip extra is not installed (SegVol: "segvol").
         VoxelPromptError: an unknown family name.
     """
     wanted = None if family is None else get_family(family)
@@ -91,6 +92,7 @@ def resolve_family(checkpoint: str | os.PathLike | None = None, family: str | No
         chosen = wanted or get_family(DEFAULT_FAMILY)
         if chosen.default_checkpoint is None:
             raise CheckpointError(chosen.missing_checkpoint)
+        chosen.require_extra()
         return chosen
     path = check_checkpoint_path(checkpoint)
     from voxelprompt.models.checkpoint_io import checkpoint_keys
@@ -100,6 +102,7 @@ def resolve_family(checkpoint: str | os.PathLike | None = None, family: str | No
         raise CheckpointError(
             f"{path}: is a {found.name} checkpoint, not {wanted.name} (model family {found.name!r}: --model {found.name})"
         )
+    found.require_extra()  # before any image is read or model loaded
     return found
 
 

@@ -140,6 +140,7 @@ class ModelFamily:
         missing_checkpoint: the one-line answer to this family without a checkpoint.
         viewer_session: ``open_session`` keywords for a person clicking in a viewer (the server's
             sessions): faster later clicks, labels no longer bound to equal one-shot calls.
+        extra: the pip extra its implementation needs (:mod:`voxelprompt.extras`); None: the core.
     """
 
     name: str
@@ -157,6 +158,15 @@ class ModelFamily:
     default_checkpoint: str | None = None
     missing_checkpoint: str = "this model family needs --checkpoint: its weights are not shipped"
     viewer_session: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    extra: str | None = None
+
+    def require_extra(self) -> None:
+        """Raise :class:`~voxelprompt.extras.MissingExtraError` (one line naming the pip extra)
+        unless the packages of :attr:`extra` are installed; cheap, imports nothing."""
+        if self.extra is not None:
+            from voxelprompt.extras import require
+
+            require(self.extra, f"the {self.name} model family")
 
     def make_options(self, options: Any = None, **values: Any) -> Any:
         """This family's options record from ``options`` (a record, a mapping or None) and ``values``.
@@ -182,6 +192,7 @@ class ModelFamily:
 
     def load(self, checkpoint: Any = None, device: str = "cpu", options: Any = None, progress: bool = False) -> Any:
         """A loaded segmenter (see :class:`voxelprompt.inference.protocol.Segmenter`)."""
+        self.require_extra()
         return import_target(self.loader)(checkpoint, device, self.make_options(options), progress)
 
     def check_prompts(self, prompts: Prompts, volume: Any) -> None:
@@ -204,6 +215,7 @@ class ModelFamily:
         return import_target(self.recipe_type)
 
     def train(self, recipe: Any, resume: bool = False, progress: bool = True) -> Any:
+        self.require_extra()
         return import_target(self.trainer)(recipe, resume=resume, progress=progress)
 
 
@@ -250,6 +262,7 @@ FAMILIES: dict[str, ModelFamily] = {
             "SegVol needs --checkpoint SegVol_v1.pth: its weights are not shipped "
             "(the SegVol authors publish them as BAAI/SegVol on Hugging Face)"
         ),
+        extra="segvol",  # transformers (CLIP text tower), instant-clip-tokenizer
     ),
 }
 

@@ -157,10 +157,12 @@ class OutputKind:
         write: puts the kind's files into the given (staging) folder and returns their names.
         needs_dicom_series: the output references its source DICOM series (a DICOM-SEG), so a case
             read from an image file cannot have it.
+        extra: the pip extra its writer needs (:mod:`voxelprompt.extras`); None: the core.
     """
 
     write: Writer
     needs_dicom_series: bool = False
+    extra: str | None = None
 
     def unavailable(self, is_dicom: bool) -> str | None:
         """Why a case cannot have this kind (``is_dicom``: its input is a DICOM series); None: it can."""
@@ -174,7 +176,7 @@ OUTPUT_KINDS: dict[str, OutputKind] = {
     "nifti": OutputKind(_label_map(".nii.gz")),
     "nrrd": OutputKind(_label_map(".nrrd")),
     "seg-nrrd": OutputKind(_slicer_seg),
-    "dicom-seg": OutputKind(_dicom_seg, needs_dicom_series=True),
+    "dicom-seg": OutputKind(_dicom_seg, needs_dicom_series=True, extra="pacs"),  # highdicom
     "stats": OutputKind(_statistics),
     "preview": OutputKind(_preview),
 }
@@ -185,6 +187,7 @@ def check_output_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
 
     Raises:
         PromptError: an unknown kind, named.
+        MissingExtraError: a kind whose writer's pip extra is not installed.
     """
     out: list[str] = []
     for kind in kinds:
@@ -193,6 +196,10 @@ def check_output_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
             continue
         if kind not in OUTPUT_KINDS:
             raise PromptError(f"--output-format {kind!r}: unknown kind; choose from {', '.join(OUTPUT_KINDS)}")
+        if OUTPUT_KINDS[kind].extra is not None:
+            from voxelprompt.extras import require
+
+            require(OUTPUT_KINDS[kind].extra, f"--output-format {kind}")
         out.append(kind)
     if not out:
         raise PromptError("--output-format: give at least one output kind")

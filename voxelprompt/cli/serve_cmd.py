@@ -53,7 +53,10 @@ def serve(
     max_connections: Annotated[int, typer.Option("--max-connections", help="Open connections at once (503 beyond).")] = 256,
     device: DeviceOption = "auto",
 ) -> None:
-    """Serve models to 3D Slicer, OHIF (MONAI Label API), nnInteractive clients (/nninteractive) and the browser viewer at http://HOST:PORT/."""
+    """Serve models to 3D Slicer, OHIF (MONAI Label API), nnInteractive clients (/nninteractive) and the browser viewer at http://HOST:PORT/.
+
+    Needs the "server" extra: pip install "voxelprompt[server]" (and "voxelprompt[pacs]" for --dicomweb).
+    """
     from voxelprompt.server.launch import (
         ServeSettings,
         build_service,
