@@ -161,7 +161,9 @@ def test_each_extra_is_named_in_one_line_before_any_work(lean_env, tmp_path):
 
     out = tmp_path / "cohort"
     _one_line_hint(lean(lean_env, "batch", str(ct), "-o", str(out), "--classes", "liver", "--workers", "2"), "dask")
-    _one_line_hint(lean(lean_env, "batch", str(ct), "-o", str(out), "--classes", "liver", "--output-format", "dicom-seg"), "pacs")
+    done = lean(lean_env, "batch", str(ct), "-o", str(out), "--classes", "liver", "--output-format", "dicom-seg")
+    _one_line_hint(done, "pacs")
+    assert "highdicom" in done.stderr  # what its writer imports
     _one_line_hint(lean(lean_env, "batch", "dicomweb+http://127.0.0.1:9/dicom-web", "-o", str(out), "--classes", "liver",
                         "--series-uids", "1.2.3"), "pacs")  # fmt: skip
     assert not out.exists() or not [p for p in out.iterdir() if not p.name.startswith(".")]

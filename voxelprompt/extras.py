@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from voxelprompt.errors import VoxelPromptError
 
@@ -42,12 +42,13 @@ def _installed(name: str) -> bool:
         return False
 
 
-def require(extra: str, purpose: str) -> None:
+def require(extra: str, purpose: str, modules: Sequence[str] | None = None) -> None:
     """Raise unless every module of ``extra`` can be imported; imports nothing (cheap).
 
     Args:
         extra: a key of :data:`EXTRAS`.
         purpose: what needs it, for the message (``"voxelprompt serve"``).
+        modules: only these of the extra's modules (DICOM-SEG output needs highdicom alone).
 
     Raises:
         MissingExtraError: e.g. ``voxelprompt serve needs the "server" extra (fastapi is not
@@ -55,6 +56,8 @@ def require(extra: str, purpose: str) -> None:
     """
     for entry in EXTRAS[extra]:
         names = entry.split("|")
+        if modules is not None and not set(names) & set(modules):
+            continue
         if not any(_installed(name) for name in names):
             raise _error(extra, purpose, names[0])
 

@@ -36,7 +36,7 @@ def dask_client(workers: int, scheduler: str | None, client: Any = None) -> Iter
         return
     from voxelprompt.extras import needs
 
-    with needs("dask", "--workers and --scheduler (Dask)"):
+    with needs("dask", "batch --workers/--scheduler (Dask)"):
         from distributed import Client, LocalCluster
     if scheduler is not None:
         try:

@@ -157,12 +157,14 @@ class OutputKind:
         write: puts the kind's files into the given (staging) folder and returns their names.
         needs_dicom_series: the output references its source DICOM series (a DICOM-SEG), so a case
             read from an image file cannot have it.
-        extra: the pip extra its writer needs (:mod:`voxelprompt.extras`); None: the core.
+        extra: the pip extra its writer needs (:mod:`voxelprompt.extras`), and ``imports`` the
+            modules of it that the writer imports; None: the core.
     """
 
     write: Writer
     needs_dicom_series: bool = False
     extra: str | None = None
+    imports: tuple[str, ...] = ()
 
     def unavailable(self, is_dicom: bool) -> str | None:
         """Why a case cannot have this kind (``is_dicom``: its input is a DICOM series); None: it can."""
@@ -176,7 +178,7 @@ OUTPUT_KINDS: dict[str, OutputKind] = {
     "nifti": OutputKind(_label_map(".nii.gz")),
     "nrrd": OutputKind(_label_map(".nrrd")),
     "seg-nrrd": OutputKind(_slicer_seg),
-    "dicom-seg": OutputKind(_dicom_seg, needs_dicom_series=True, extra="pacs"),  # highdicom
+    "dicom-seg": OutputKind(_dicom_seg, needs_dicom_series=True, extra="pacs", imports=("highdicom",)),
     "stats": OutputKind(_statistics),
     "preview": OutputKind(_preview),
 }
@@ -199,7 +201,7 @@ def check_output_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
         if OUTPUT_KINDS[kind].extra is not None:
             from voxelprompt.extras import require
 
-            require(OUTPUT_KINDS[kind].extra, f"--output-format {kind}")
+            require(OUTPUT_KINDS[kind].extra, f"--output-format {kind}", OUTPUT_KINDS[kind].imports)
         out.append(kind)
     if not out:
         raise PromptError("--output-format: give at least one output kind")

@@ -138,7 +138,7 @@ def run_cohort(
     if workers or scheduler:
         from voxelprompt.extras import require
 
-        require("dask", "--workers and --scheduler (Dask)")
+        require("dask", "batch --workers/--scheduler (Dask)")
     out = _prepare_out_dir(Path(out_dir))
     with _run_lock(out):
         plan = plan_cohort(input, out, tasks=tasks, output_formats=output_formats, series=series, device=device,
