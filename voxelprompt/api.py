@@ -34,7 +34,7 @@ from voxelprompt.families import (
     family_of_keys,
     get_family,
 )
-from voxelprompt.prompts import Coordinate, build_prompts
+from voxelprompt.prompts import Coordinate, build_prompts, value_names
 from voxelprompt.imageio.policy import TRUSTED, ReadPolicy
 from voxelprompt.types import PointSpace, Segmentation, Volume
 
@@ -104,6 +104,7 @@ def resolve_family(checkpoint: str | os.PathLike | None = None, family: str | No
     Raises:
         CheckpointError: a missing or unreadable checkpoint, one of another family than
             ``family``, or one of no known family.
+        MissingExtraError: the family's pip extra is not installed (SegVol: "segvol").
         VoxelPromptError: an unknown family name.
     """
     wanted = None if family is None else get_family(family)
@@ -111,6 +112,7 @@ def resolve_family(checkpoint: str | os.PathLike | None = None, family: str | No
         chosen = wanted or get_family(DEFAULT_FAMILY)
         if chosen.default_checkpoint is None:
             raise CheckpointError(chosen.missing_checkpoint)
+        chosen.require_extra()
         return chosen
     path = check_checkpoint_path(checkpoint)
     from voxelprompt.models.checkpoint_io import checkpoint_keys
@@ -120,6 +122,7 @@ def resolve_family(checkpoint: str | os.PathLike | None = None, family: str | No
         raise CheckpointError(
             f"{path}: is a {found.name} checkpoint, not {wanted.name} (model family {found.name!r}: --model {found.name})"
         )
+    found.require_extra()  # before any image is read or model loaded
     return found
 
 
@@ -285,6 +288,10 @@ def segment(
 ) -> Segmentation:
     """Segment a CT (a file, a DICOM folder, or a :class:`Volume`) and optionally write the labels.
 
+    With ``output`` the label map is written together with its class names, value -> name, in
+    ``<stem>.label_names.json`` beside it (:func:`voxelprompt.imageio.write_label_names`), which
+    ``voxelprompt overlay`` reads for its legend.
+
     The label map has the input's exact shape and affine and holds only 0 and the prompted ids
     (VISTA3D class indices; an object's value: ``label_value``, the class its text names, or
     :data:`~voxelprompt.types.OBJECT_ID`). Give an already loaded ``segmenter`` (to reuse one
@@ -308,7 +315,7 @@ def segment(
     Raises:
         VoxelPromptError: bad input, prompt, option, output path or checkpoint (one-line message).
     """
-    from voxelprompt.imageio import check_output_path, write_volume
+    from voxelprompt.imageio import check_output_path, label_names_path, write_label_names, write_volume
 
     check_device(device)
     prompts = build_prompts(
@@ -328,7 +335,12 @@ def segment(
     model = _model(segmenter, checkpoint, chosen, device, options, progress)
     result = model.segment(volume, prompts)
     if output is not None:
-        write_volume(result.labels, Path(output))
+        written = write_volume(result.labels, Path(output))
+        try:  # both files or neither: a map without its names would be read as "label N"
+            write_label_names(value_names(result.classes, prompts), label_names_path(written))
+        except BaseException:
+            written.unlink(missing_ok=True)
+            raise
     return result
 
 

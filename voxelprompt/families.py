@@ -143,6 +143,7 @@ class ModelFamily:
         learnt_classes: ``(checkpoint or None) -> LearntClasses``, torch-free: the classes a
             checkpoint of this family learnt (:mod:`voxelprompt.catalog.learnt`); the loader
             gives its segmenter the same record (``segmenter.learnt``).
+        extra: the pip extra its implementation needs (:mod:`voxelprompt.extras`); None: the core.
     """
 
     name: str
@@ -161,10 +162,19 @@ class ModelFamily:
     missing_checkpoint: str = "this model family needs --checkpoint: its weights are not shipped"
     viewer_session: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     learnt_classes: str = "voxelprompt.catalog.learnt:segvol_learnt"
+    extra: str | None = None
 
     def learnt(self, checkpoint: Any = None) -> Any:
         """The :class:`~voxelprompt.catalog.LearntClasses` of ``checkpoint`` (None: the shipped default)."""
         return import_target(self.learnt_classes)(checkpoint)
+
+    def require_extra(self) -> None:
+        """Raise :class:`~voxelprompt.extras.MissingExtraError` (one line naming the pip extra)
+        unless the packages of :attr:`extra` are installed; cheap, imports nothing."""
+        if self.extra is not None:
+            from voxelprompt.extras import require
+
+            require(self.extra, f"the {self.name} model family")
 
     def make_options(self, options: Any = None, **values: Any) -> Any:
         """This family's options record from ``options`` (a record, a mapping or None) and ``values``.
@@ -190,6 +200,7 @@ class ModelFamily:
 
     def load(self, checkpoint: Any = None, device: str = "cpu", options: Any = None, progress: bool = False) -> Any:
         """A loaded segmenter (see :class:`voxelprompt.inference.protocol.Segmenter`)."""
+        self.require_extra()
         return import_target(self.loader)(checkpoint, device, self.make_options(options), progress)
 
     def check_prompts(self, prompts: Prompts, volume: Any) -> None:
@@ -212,6 +223,7 @@ class ModelFamily:
         return import_target(self.recipe_type)
 
     def train(self, recipe: Any, resume: bool = False, progress: bool = True) -> Any:
+        self.require_extra()
         return import_target(self.trainer)(recipe, resume=resume, progress=progress)
 
 
@@ -260,6 +272,7 @@ FAMILIES: dict[str, ModelFamily] = {
             "SegVol needs --checkpoint SegVol_v1.pth: its weights are not shipped "
             "(the SegVol authors publish them as BAAI/SegVol on Hugging Face)"
         ),
+        extra="segvol",  # transformers (CLIP text tower), instant-clip-tokenizer
     ),
 }
 

@@ -22,6 +22,7 @@ __all__ = [
     "check_points_inside",
     "check_previous_mask",
     "check_vista3d_prompts",
+    "value_names",
 ]
 
 Coordinate = tuple[float, float, float]
@@ -92,6 +93,23 @@ def build_prompts(
         everything=everything, label_value=None if label_value is None else int(label_value),
         allow_unlearnt=bool(allow_unlearnt),
     )  # fmt: skip
+
+
+def value_names(values: Sequence[int], prompts: Prompts) -> dict[int, str]:
+    """The structure name of each label value a call with ``prompts`` wrote: VISTA3D catalog
+    names for class prompts (``classes``, ``everything``), else the text, else ``"object"`` (a
+    single object from clicks or a box carries no class).
+
+    Args:
+        values: the label values of the result (``Segmentation.classes``).
+        prompts: the prompts that produced them.
+    """
+    from voxelprompt.catalog import vista3d_catalog
+
+    if prompts.classes or prompts.everything:
+        name = vista3d_catalog().name
+        return {int(v): name(int(v)) for v in values}
+    return {int(v): prompts.text or "object" for v in values}
 
 
 def check_points_inside(points: Points, volume: Volume) -> None:

@@ -61,7 +61,7 @@ def test_click_only_writes_no_marker_and_reports_the_object():
     labels = np.asarray(nib.load(out).dataobj)
     assert set(np.unique(labels).tolist()) <= {0, 1}  # never the pipeline's 255 "not predicted"
     assert "DEMO model" in done.stderr  # the shipped model on a real CT says what it is
-    assert "object from clicks" in done.stdout or "the object is empty" in done.stdout
+    assert "  object  " in done.stdout or "the object is empty" in done.stdout
     assert "supported point embedding" in done.stdout and "--new-structure" in done.stdout
     if not (labels == 1).any():
         assert "the object is empty" in done.stdout and "try another click" in done.stdout

@@ -67,3 +67,25 @@ def test_statistics_are_written_to_sensible_precision(tmp_path):
     for row in rows:
         for column, decimals in (("volume_ml", 3), ("hu_mean", 2), ("hu_std", 2), ("hu_p50", 2), ("bbox_ras_min_x", 2)):
             assert len(row[column].partition(".")[2]) <= decimals, (column, row[column])
+
+
+def test_the_default_output_folders_are_ignored_by_git():
+    """The README's command 1 runs `voxelprompt demo voxelprompt-demo` inside the clone, and
+    `demo` / `finetune` / the training recipes write to relative folders by default: git ignores
+    them all, so a newcomer's clone stays clean."""
+    import inspect
+    import re
+
+    from voxelprompt.cli.demo_cmd import demo
+    from voxelprompt.cli.train_cmd import finetune
+    from voxelprompt.training.vista3d.recipe import Recipe
+
+    repo = Path(__file__).resolve().parents[2]
+    command_1 = re.search(r"voxelprompt demo (\S+)", (repo / "README.md").read_text())
+    assert command_1, "the README's command 1 runs no demo"
+    folders = {command_1.group(1), str(inspect.signature(demo).parameters["out_dir"].default)}
+    folders |= {str(inspect.signature(finetune).parameters["output_dir"].default), Recipe.output_dir}
+    for folder in sorted(folders):
+        probe = f"{folder}/summary.json"
+        done = subprocess.run(["git", "-C", str(repo), "check-ignore", "--no-index", "-q", probe], capture_output=True, text=True)
+        assert done.returncode == 0, f"{probe} is not ignored by {repo / '.gitignore'} ({done.stderr.strip()})"

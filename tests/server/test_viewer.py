@@ -207,6 +207,33 @@ def test_click_shows_overlay_legend_and_undo(page, demo_server, real_ct_path, tm
     assert (np.abs(shown - bare).sum(axis=-1) > 6).mean() > 0.005  # the structures are coloured
 
 
+def test_busy_indicator_is_a_drawn_spinner_not_a_font_glyph(page, real_ct_path):
+    """While a request runs the status line shows a spinner drawn by CSS: a box of non-zero size
+    holding no character (an emoji glyph was an empty box in Debian's chromium), in the accent
+    colour on screen; it goes when the answer comes."""
+    from PIL import Image
+
+    open_file(page, real_ct_path)
+    page.check("#classes input[value='liver']")
+    before = snapshot(page)["requests"]
+    page.click("#run")
+    page.wait_for_function("document.getElementById('status').classList.contains('busy')", timeout=WAIT_MS)
+    style = page.evaluate(
+        "(s => ({content: s.content, width: s.width, height: s.height, display: s.display}))"
+        "(getComputedStyle(document.getElementById('status'), '::before'))"
+    )
+    shot = page.locator("#status").screenshot(animations="disabled")
+    wait_answer(page, before)
+    assert style["content"] in ('""', "''"), style  # no character, so nothing for a font to miss
+    assert style["display"] == "inline-block" and float(style["width"].removesuffix("px")) >= 8, style
+    assert float(style["height"].removesuffix("px")) >= 8, style
+    rgb = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).astype(int)
+    accent = (rgb[..., 2] > 200) & (rgb[..., 2] - rgb[..., 0] > 60)  # the spinner's #9cf arc
+    assert accent[:, : rgb.shape[0] * 2].sum() >= 4, "no spinner drawn at the start of the status line"
+    done = page.evaluate("getComputedStyle(document.getElementById('status'), '::before').content")
+    assert done == "none" and snapshot(page)["error"] is None
+
+
 def test_clicks_map_to_stored_voxels_of_a_reoriented_image(page, demo_server, real_ct_path, tmp_path):
     """NiiVue shows every image in RAS; a click must still name the STORED array's i, j, k. The
     same CT stored as P-L-S (axes swapped, two flipped) is clicked at the same screen point."""

@@ -29,15 +29,15 @@ def dask_client(workers: int, scheduler: str | None, client: Any = None) -> Iter
     on exit).
 
     Raises:
-        VoxelPromptError: Dask is not installed, or the scheduler cannot be reached.
+        VoxelPromptError: Dask is not installed (the "dask" extra), or the scheduler cannot be reached.
     """
     if client is not None:
         yield client
         return
-    try:
+    from voxelprompt.extras import needs
+
+    with needs("dask", "batch --workers/--scheduler (Dask)"):
         from distributed import Client, LocalCluster
-    except ImportError:
-        raise VoxelPromptError("--workers and --scheduler need Dask: pip install distributed") from None
     if scheduler is not None:
         try:
             remote = Client(scheduler, timeout=_CONNECT_TIMEOUT_S)

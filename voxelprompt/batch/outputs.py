@@ -167,10 +167,14 @@ class OutputKind:
         write: puts the kind's files into the given (staging) folder and returns their names.
         needs_dicom_series: the output references its source DICOM series (a DICOM-SEG), so a case
             read from an image file cannot have it.
+        extra: the pip extra its writer needs (:mod:`voxelprompt.extras`), and ``imports`` the
+            modules of it that the writer imports; None: the core.
     """
 
     write: Writer
     needs_dicom_series: bool = False
+    extra: str | None = None
+    imports: tuple[str, ...] = ()
 
     def unavailable(self, is_dicom: bool) -> str | None:
         """Why a case cannot have this kind (``is_dicom``: its input is a DICOM series); None: it can."""
@@ -184,7 +188,7 @@ OUTPUT_KINDS: dict[str, OutputKind] = {
     "nifti": OutputKind(_label_map(".nii.gz")),
     "nrrd": OutputKind(_label_map(".nrrd")),
     "seg-nrrd": OutputKind(_slicer_seg),
-    "dicom-seg": OutputKind(_dicom_seg, needs_dicom_series=True),
+    "dicom-seg": OutputKind(_dicom_seg, needs_dicom_series=True, extra="pacs", imports=("highdicom",)),
     "stats": OutputKind(_statistics),
     "preview": OutputKind(_preview),
 }
@@ -195,6 +199,7 @@ def check_output_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
 
     Raises:
         PromptError: an unknown kind, named.
+        MissingExtraError: a kind whose writer's pip extra is not installed.
     """
     out: list[str] = []
     for kind in kinds:
@@ -203,6 +208,10 @@ def check_output_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
             continue
         if kind not in OUTPUT_KINDS:
             raise PromptError(f"--output-format {kind!r}: unknown kind; choose from {', '.join(OUTPUT_KINDS)}")
+        if OUTPUT_KINDS[kind].extra is not None:
+            from voxelprompt.extras import require
+
+            require(OUTPUT_KINDS[kind].extra, f"--output-format {kind}", OUTPUT_KINDS[kind].imports)
         out.append(kind)
     if not out:
         raise PromptError("--output-format: give at least one output kind")

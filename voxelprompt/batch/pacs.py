@@ -60,11 +60,14 @@ def pacs_cohort(
     """A :class:`PacsCohort` from the command line's values.
 
     Raises:
+        MissingExtraError: dicomweb-client is not installed (the "pacs" extra).
         PacsError: a bad URL or credentials file, both or neither of a query and series UIDs, or
             a malformed UID.
     """
     from voxelprompt.dicomweb import parse_query
+    from voxelprompt.extras import require
 
+    require("pacs", "a PACS input (dicomweb+http://...)")
     if (query is None) == (not series_uids):
         raise PacsError("a PACS input needs --query FILTERS or --series-uids UID,... (one of them)")
     if query is not None:

@@ -135,6 +135,10 @@ def run_cohort(
         raise VoxelPromptError("give one of --workers, --scheduler (or a client), not several")
     if workers < 0:
         raise VoxelPromptError(f"--workers must be >= 0, got {workers}")
+    if workers or scheduler:
+        from voxelprompt.extras import require
+
+        require("dask", "batch --workers/--scheduler (Dask)")
     out = _prepare_out_dir(Path(out_dir))
     with _run_lock(out):
         plan = plan_cohort(input, out, tasks=tasks, output_formats=output_formats, series=series, device=device,

@@ -217,14 +217,11 @@ def task_prompt_kwargs(task: Task) -> dict:
 
 
 def task_names(task: Task, classes: Sequence[int]) -> dict[int, str]:
-    """Label value -> structure name of one task's result: catalog names for class prompts, the
-    text (or ``object``) for a single object from clicks, a box or a text."""
-    from voxelprompt.catalog import vista3d_catalog
+    """Label value -> structure name of one task's result (:func:`voxelprompt.prompts.value_names`):
+    catalog names for class prompts, the text (or ``object``) for a single object."""
+    from voxelprompt.prompts import build_prompts, value_names
 
-    if task.classes or task.everything:
-        name = vista3d_catalog().name
-        return {int(c): name(int(c)) for c in classes}
-    return {int(c): task.text or "object" for c in classes}
+    return value_names(classes, build_prompts(**task_prompt_kwargs(task)))
 
 
 def merge_labels(

@@ -34,7 +34,7 @@ def overlay(
             "--label-names", metavar="JSON",
             help="Names of the label values, {\"value\": \"name\"} (e.g. TotalSegmentator's classes.json), or "
             "'vista3d' when the values are VISTA3D class ids; omitted: the label_names.json beside LABELS "
-            "(as `batch` writes it), else the legend says 'label N'.",
+            "(as `segment` and `batch` write it), else the legend says 'label N'.",
         ),
     ] = None,
     series_uid: SeriesUidOption = None,

@@ -11,16 +11,7 @@ from voxelprompt.cli.options import as_flags
 from voxelprompt.measure import structure_volumes
 from voxelprompt.types import Points, Segmentation, Volume
 
-__all__ = ["structure_names", "report_segmentation", "volume_clicks"]
-
-
-def structure_names(ids: tuple[int, ...], object_name: str | None = None) -> dict[int, str]:
-    """Display names of label values: catalog names, or ``object_name`` for every id when given
-    (an object segmented from clicks or a box carries no class)."""
-    from voxelprompt.catalog import vista3d_catalog
-
-    name = vista3d_catalog().name
-    return {i: object_name if object_name is not None else name(i) for i in ids}
+__all__ = ["report_segmentation", "volume_clicks"]
 
 
 def report_segmentation(result: Segmentation, output: Path | None, names: Mapping[int, str]) -> None:

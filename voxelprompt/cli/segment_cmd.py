@@ -163,12 +163,9 @@ def run_segment(
     """The body of ``segment`` (and of its deprecated ``segment-segvol`` alias)."""
     from voxelprompt import api
     from voxelprompt.cli.default_model import checkpoint_or_default
-    from voxelprompt.cli.report import (
-        report_segmentation,
-        structure_names,
-        volume_clicks,
-    )
+    from voxelprompt.cli.report import report_segmentation, volume_clicks
     from voxelprompt.imageio import read_volume
+    from voxelprompt.prompts import value_names
 
     points = [parse_point(p, "--point") for p in point or ()]
     negatives = [parse_point(p, "--negative-point") for p in negative_point or ()]
@@ -181,17 +178,16 @@ def run_segment(
     chosen = api.resolve_family(checkpoint, family)  # without a checkpoint: vista3d, whichever weights run
     opts = family_options(chosen, options)
     volume = read_volume(input, series_uid=series_uid)
-    checkpoint = checkpoint_or_default(checkpoint, chosen.name, download=download, offline=offline, quiet=quiet)
     chosen.check_prompts(prompts, volume)  # clicks and boxes against the image, before any model work
+    checkpoint = checkpoint_or_default(checkpoint, chosen.name, download=download, offline=offline, quiet=quiet)
     tune_process(device)
     result = api.segment(
         volume, output, checkpoint=checkpoint, family=chosen.name, classes=names, everything=everything, text=text,
         box=boxed, points=points, negative_points=negatives, point_space=point_space.value, new_structure=new_structure,
         label_value=label_value, allow_unlearnt=allow_unlearnt, device=device, options=opts, progress=not quiet,
     )  # fmt: skip
-    single = not names and not everything  # one object: named by its text, or as an object
-    label_names = structure_names(result.classes, (text or "object from clicks/box") if single else None)
-    if not single:
+    label_names = value_names(result.classes, prompts)  # as written beside the output
+    if names or everything:
         label_names = chosen.learnt(checkpoint).marked(label_names)
     report_segmentation(result, output, label_names)
     if preview is not None:

@@ -56,7 +56,10 @@ def serve(
     download: DownloadOption = False,
     offline: OfflineOption = False,
 ) -> None:
-    """Serve models to 3D Slicer, OHIF (MONAI Label API), nnInteractive clients (/nninteractive) and the browser viewer at http://HOST:PORT/."""
+    """Serve models to 3D Slicer, OHIF (MONAI Label API), nnInteractive clients (/nninteractive) and the browser viewer at http://HOST:PORT/.
+
+    Needs the "server" extra: pip install "voxelprompt[server]" (and "voxelprompt[pacs]" for --dicomweb).
+    """
     from voxelprompt.server.launch import (
         ServeSettings,
         build_service,

@@ -20,9 +20,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
-
 from voxelprompt.errors import VoxelPromptError
 
 __all__ = ["PacsError", "DicomWebSource", "connect", "pacs_errors", "parse_source"]
@@ -100,16 +97,24 @@ def _read_credentials(path: Path) -> tuple[str | None, str | None, str | None]:
 
 
 def connect(source: DicomWebSource) -> Any:
-    """A ``dicomweb_client.DICOMwebClient`` with the source's login, timeouts and retries."""
-    from dicomweb_client.api import DICOMwebClient
+    """A ``dicomweb_client.DICOMwebClient`` with the source's login, timeouts and retries.
+
+    Raises:
+        MissingExtraError: dicomweb-client is not installed (the "pacs" extra).
+    """
+    from voxelprompt.extras import needs
+
+    with needs("pacs", "a PACS (DICOMweb)"):
+        import requests
+        from dicomweb_client.api import DICOMwebClient
 
     session = requests.Session()
     if source.token:
         session.headers["Authorization"] = f"Bearer {source.token}"
     elif source.user is not None:
         session.auth = (source.user, source.password or "")
-    session.mount("http://", _TimeoutAdapter(source.timeout_s))
-    session.mount("https://", _TimeoutAdapter(source.timeout_s))
+    session.mount("http://", _timeout_adapter(source.timeout_s))
+    session.mount("https://", _timeout_adapter(source.timeout_s))
     client = DICOMwebClient(url=source.url, session=session)
     # dicomweb-client's own retrying: 429/408/503/504 answers and failed connections, with
     # exponential backoff (milliseconds).
@@ -120,21 +125,24 @@ def connect(source: DicomWebSource) -> Any:
     return client
 
 
-class _TimeoutAdapter(HTTPAdapter):
-    """requests' adapter with a default timeout for every request (dicomweb-client sets none)."""
+def _timeout_adapter(timeout_s: float) -> Any:
+    """requests' adapter with a default timeout for every request (dicomweb-client sets none);
+    defined here since requests is imported only with a PACS (the "pacs" extra)."""
+    from requests.adapters import HTTPAdapter
 
-    def __init__(self, timeout_s: float, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.timeout_s = timeout_s
+    class TimeoutAdapter(HTTPAdapter):
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            kwargs["timeout"] = kwargs.get("timeout") or timeout_s
+            return super().send(request, **kwargs)
 
-    def send(self, request: Any, **kwargs: Any) -> Any:
-        kwargs["timeout"] = kwargs.get("timeout") or self.timeout_s
-        return super().send(request, **kwargs)
+    return TimeoutAdapter()
 
 
 @contextlib.contextmanager
 def pacs_errors(source: DicomWebSource, what: str) -> Iterator[None]:
     """Turn what ``requests`` raises while doing ``what`` into one :class:`PacsError` line."""
+    import requests
+
     try:
         yield
     except requests.HTTPError as err:

@@ -144,8 +144,12 @@ def write_dicom_seg(
             no ``source_series_uid``, a label map not on the series grid (gantry-tilted series
             included: they are resampled on reading), or a source image without the UIDs a
             DICOM-SEG references (with ``missing_uids="refuse"``).
+        MissingExtraError: highdicom is not installed (the "pacs" extra).
     """
-    import highdicom as hd
+    from voxelprompt.extras import needs
+
+    with needs("pacs", "DICOM-SEG output"):
+        import highdicom as hd
     from pydicom.sr.codedict import codes
     from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 

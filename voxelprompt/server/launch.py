@@ -119,6 +119,7 @@ def build_service(settings: ServeSettings, datastore: Path, tune_allocator: bool
 
     Raises:
         CheckpointError: a missing or foreign checkpoint.
+        MissingExtraError: ``dicomweb`` without the "pacs" extra.
         VoxelPromptError: a bad device, option or datastore folder.
     """
     from voxelprompt.api import load_named_models
@@ -133,6 +134,9 @@ def build_service(settings: ServeSettings, datastore: Path, tune_allocator: bool
     pacs = None
     if settings.dicomweb is not None:
         from voxelprompt.dicomweb import parse_source
+        from voxelprompt.extras import require
+
+        require("pacs", "serve --dicomweb")
         from voxelprompt.server.pacs import PacsBridge
 
         source = parse_source(settings.dicomweb, settings.dicomweb_credentials)
