@@ -182,7 +182,7 @@ class _Routes:
         budget = getattr(service.sessions, "budget", None)
         self.policy = UNTRUSTED.with_budget(budget.max_image_bytes if budget is not None else None)
         self.leases = LeaseManager(
-            limits.max_leases, limits.idle_s, limits.idle_s, on_reap=self._closed, budget=budget
+            limits.max_leases, limits.idle_s, limits.idle_s, on_reap=self._closed, budget=budget, protocol="ITK-SNAP"
         )  # fmt: skip
 
     def _closed(self, lease: Lease) -> None:
@@ -237,13 +237,13 @@ class _Routes:
             if lease.image_key:
                 self.service.sessions.drop_image(lease.image_key)
             lease.volume = None
-            self.leases.charge(lease, "ITK-SNAP image", extra=header.nbytes)  # before the voxels are allocated
+            self.leases.charge(lease, "image", extra=header.nbytes)  # before the voxels are allocated
             volume = decode_volume(data, header, self.policy.max_decoded_bytes)
             lease.volume = volume
             lease.image_key = f"itksnap:{lease.token}"
             lease.image_sha256 = hashlib.sha256(data).hexdigest()
             lease.prompts = self._fresh(self.entries[lease.model])
-            self.leases.charge(lease, "ITK-SNAP image")
+            self.leases.charge(lease, "image")
             with self.service.gate.turn():  # pre-process and encode once, now
                 self._session(lease)
 
