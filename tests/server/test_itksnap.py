@@ -67,6 +67,19 @@ def model(service, family):
     return next(m for m in service.models if m.family.name == family)
 
 
+def opened(connect, entry: str, volume: Volume) -> ItkSnapClient:
+    """ITK-SNAP after choosing ``entry`` and loading ``volume`` (a session, then the upload)."""
+    client = connect()
+    client.start_session(entry)
+    client.upload(volume.array, volume.affine)
+    return client
+
+
+def painted(raw: np.ndarray, shape) -> np.ndarray:
+    """The voxels a reply paints into an empty segmentation."""
+    return paint(raw, shape, np.zeros(shape, np.uint8), label=1) == 1
+
+
 def library(service, family, volume, prompts) -> np.ndarray:
     m = model(service, family)
     session = m.segmenter.open_session(volume, **m.family.viewer_session)
@@ -105,8 +118,7 @@ def test_legacy_routes_clicks_equal_the_library_session(server, connect, ct):
     clicks = Points.from_lists([(61, 50, 15)], [(45, 40, 12)])
     assert np.array_equal(labels == 2, library(service, "vista3d", ct, Prompts(points=clicks)))
     assert client.reset() == {"status": "success"}
-    after = paint(client.point((61, 50, 15)), ct.shape, np.zeros(ct.shape, np.uint8), label=2)
-    assert np.array_equal(after == 2, expected)  # the negative click is forgotten
+    assert np.array_equal(painted(client.point((61, 50, 15)), ct.shape), expected)  # the negative click is forgotten
     client.end()
     assert len(service.sessions) == pooled and len(state.itksnap_leases) == 0
 
@@ -118,10 +130,8 @@ def test_class_entry_and_patient_frame_geometry(server, connect, ct):
     saying so) gives the mirrored mask, while a header that hides the mirror gives another one."""
     url, service, _ = server
     vista = model(service, "vista3d").name
-    client = connect()
-    client.start_session(f"{vista}:liver")
-    client.upload(ct.array, ct.affine)
-    got = paint(client.point((40, 60, 15)), ct.shape, np.zeros(ct.shape, np.uint8), 1) == 1
+    client = opened(connect, f"{vista}:liver", ct)
+    got = painted(client.point((40, 60, 15)), ct.shape)
     expected = library(service, "vista3d", ct, Prompts(classes=(1,), points=Points.from_lists([(40, 60, 15)])))
     assert expected.any() and np.array_equal(got, expected)
 
@@ -131,12 +141,12 @@ def test_class_entry_and_patient_frame_geometry(server, connect, ct):
     i = ct.shape[0] - 1 - 40
     client.reset()
     client.upload(mirrored.array, mirrored.affine)
-    again = paint(client.point((i, 60, 15)), ct.shape, np.zeros(ct.shape, np.uint8), 1) == 1
+    again = painted(client.point((i, 60, 15)), ct.shape)
     assert np.array_equal(again[::-1], expected)  # the same voxels of the patient
 
     client.reset()
     client.upload(mirrored.array, ct.affine)  # a header that ignores the mirror: the model sees left as right
-    wrong = paint(client.point((i, 60, 15)), ct.shape, np.zeros(ct.shape, np.uint8), 1) == 1
+    wrong = painted(client.point((i, 60, 15)), ct.shape)
     assert not np.array_equal(wrong[::-1], expected)
     client.end()
 
@@ -144,10 +154,8 @@ def test_class_entry_and_patient_frame_geometry(server, connect, ct):
 def test_segvol_text_entry_scribble_and_lasso(server, connect, ct):
     url, service, _ = server
     segvol = model(service, "segvol").name
-    client = connect()
-    client.start_session(f"{segvol}:liver")
-    client.upload(ct.array, ct.affine)
-    got = paint(client.point((61, 50, 15)), ct.shape, np.zeros(ct.shape, np.uint8), 1) == 1
+    client = opened(connect, f"{segvol}:liver", ct)
+    got = painted(client.point((61, 50, 15)), ct.shape)
     expected = library(service, "segvol", ct, Prompts(text="liver", points=Points.from_lists([(61, 50, 15)])))
     assert expected.any() and np.array_equal(got, expected)
 
@@ -155,13 +163,13 @@ def test_segvol_text_entry_scribble_and_lasso(server, connect, ct):
     client.upload(ct.array, ct.affine)
     scribble = np.zeros(ct.shape, bool)
     scribble[40:60, 50, 15] = True  # 20 voxels: clicks at 40, 45, 50, 54, 59
-    got = paint(client.stroke("scribble", scribble, ct.affine), ct.shape, np.zeros(ct.shape, np.uint8), 1) == 1
+    got = painted(client.stroke("scribble", scribble, ct.affine), ct.shape)
     sampled = Points.from_lists([(i, 50, 15) for i in (40, 45, 50, 54, 59)])
     assert np.array_equal(got, library(service, "segvol", ct, Prompts(points=sampled)))
     client.reset()
     lasso = np.zeros(ct.shape, bool)
     lasso[30:90, 30:80, 5:25] = True
-    got = paint(client.stroke("lasso", lasso, ct.affine), ct.shape, np.zeros(ct.shape, np.uint8), 1) == 1
+    got = painted(client.stroke("lasso", lasso, ct.affine), ct.shape)
     assert np.array_equal(got, library(service, "segvol", ct, Prompts(box=Box((30, 30, 5), (89, 79, 24)))))
     with pytest.raises(ItkSnapError, match="HTTP 400.*negative lasso"):
         client.stroke("lasso", lasso, ct.affine, foreground=False)
