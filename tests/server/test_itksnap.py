@@ -204,6 +204,7 @@ def test_bad_requests_get_an_error_the_client_reports_and_the_server_keeps_servi
     bomb_meta = metadata.replace("\n\t\t8,", "\n\t\t80000000,")  # 29 GB declared: over --max-image-mb
     reply = client.post_multipart(f"upload_raw/{session}?filename=upload.nii.gz", data, bomb_meta)
     assert reply.status == 413 and "28.8 GB" in reply.json()["error"]  # refused from the metadata, nothing inflated
+    assert service.sessions.budget.charged(("lease", session)) == 0  # refused uploads keep no memory
     client.upload(ct.array, ct.affine)
     with pytest.raises(ItkSnapError, match="HTTP 400.*outside"):
         client.point((500, 2, 3))

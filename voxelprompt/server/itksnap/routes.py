@@ -40,7 +40,7 @@ from fastapi.routing import APIRoute
 from starlette.datastructures import UploadFile
 
 from voxelprompt import __version__
-from voxelprompt.errors import TooLargeError, VoxelPromptError
+from voxelprompt.errors import PromptError, TooLargeError, VoxelPromptError
 from voxelprompt.imageio.policy import UNTRUSTED
 from voxelprompt.server.compute import Busy
 from voxelprompt.server.datastore import NotFound
@@ -50,7 +50,6 @@ from voxelprompt.server.nninteractive import interactions as ia
 from voxelprompt.server.nninteractive.leases import Lease, LeaseGone, LeaseManager
 from voxelprompt.server.nninteractive.routes import LeaseLimits
 from voxelprompt.server.service import SegmentationService
-from voxelprompt.errors import PromptError
 
 __all__ = ["ACCESS", "ItkSnapSettings", "PROTOCOL_VERSION", "is_itksnap_path", "itksnap_router"]
 
@@ -238,7 +237,11 @@ class _Routes:
                 self.service.sessions.drop_image(lease.image_key)
             lease.volume = None
             self.leases.charge(lease, "image", extra=header.nbytes)  # before the voxels are allocated
-            volume = decode_volume(data, header, self.policy.max_decoded_bytes)
+            try:
+                volume = decode_volume(data, header, self.policy.max_decoded_bytes)
+            except BaseException:
+                self.leases.charge(lease, "image")  # a refused upload keeps no charge
+                raise
             lease.volume = volume
             lease.image_key = f"itksnap:{lease.token}"
             lease.image_sha256 = hashlib.sha256(data).hexdigest()
