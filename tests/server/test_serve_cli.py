@@ -37,11 +37,14 @@ def test_serve_starts_answers_and_stops(tmp_path):
         caps = requests.get(f"http://127.0.0.1:{port}/nninteractive/capabilities", timeout=10).json()  # nnInteractive clients
         assert caps["voxelprompt"]["model"] == "vista3d-demo" and caps["supports_initial_label"]
         assert requests.get(f"http://127.0.0.1:{port}/", timeout=10, allow_redirects=True).status_code == 200  # the viewer
+        itksnap = requests.get(f"http://127.0.0.1:{port}/v2/models", timeout=10).json()["models"]  # ITK-SNAP, loopback
+        assert itksnap[0] == {"id": "vista3d-demo", "channels": [1], "dimensions": 3, "interactions": ["point", "scribble"]}
     finally:
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert f"http://127.0.0.1:{port}/" in err and "model vista3d-demo-interactive (deepgrow" in err
+    assert "ITK-SNAP deep-learning extension at" in err and "loopback clients only" in err
     assert '"path": "/info/", "status": 200' in err  # the access log, one JSON line per request
     assert (store / "index.json").exists() or (store / "images").is_dir()
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,14 @@ from voxelprompt.cli.options import DeviceOption, DownloadOption, OfflineOption,
 from voxelprompt.errors import VoxelPromptError
 
 __all__ = ["serve"]
+
+
+class ItkSnapAccess(str, enum.Enum):
+    """``--itksnap``: who may use ITK-SNAP's protocol."""
+
+    loopback = "loopback"
+    any = "any"
+    off = "off"
 
 
 def serve(
@@ -52,11 +61,14 @@ def serve(
     max_image_mb: Annotated[float, typer.Option("--max-image-mb", help="Largest decoded image (float32) an upload or nnInteractive client may send (413 beyond).")] = 1024.0,
     body_timeout: Annotated[float, typer.Option("--body-timeout", metavar="SECONDS", help="Longest time a request body may take to arrive (408 beyond).")] = 300.0,
     max_connections: Annotated[int, typer.Option("--max-connections", help="Open connections at once (503 beyond).")] = 256,
+    itksnap: Annotated[
+        ItkSnapAccess, typer.Option("--itksnap", help="Who may use ITK-SNAP's deep-learning protocol, which has no authentication (no token): loopback clients (this machine, ITK-SNAP's SSH tunnel), any client, or off.")
+    ] = ItkSnapAccess.loopback,
     device: DeviceOption = "auto",
     download: DownloadOption = False,
     offline: OfflineOption = False,
 ) -> None:
-    """Serve models to 3D Slicer, OHIF (MONAI Label API), nnInteractive clients (/nninteractive) and the browser viewer at http://HOST:PORT/.
+    """Serve models to 3D Slicer, OHIF (MONAI Label API), nnInteractive clients (/nninteractive), ITK-SNAP's deep-learning extension and the browser viewer at http://HOST:PORT/.
 
     Needs the "server" extra: pip install "voxelprompt[server]" (and "voxelprompt[pacs]" for --dicomweb).
     """
@@ -77,7 +89,7 @@ def serve(
         max_sessions=max_sessions, session_idle_s=session_idle, session_memory_mb=session_memory_mb, max_waiting=queue,
         dicomweb=dicomweb, dicomweb_credentials=dicomweb_credentials,
         max_leases=max_leases, lease_idle_s=lease_idle, memory_mb=memory_mb, max_image_mb=max_image_mb,
-        body_timeout_s=body_timeout, max_connections=max_connections,
+        body_timeout_s=body_timeout, max_connections=max_connections, itksnap=itksnap.value,
     )  # fmt: skip
     for path in settings.checkpoints:
         if not path.is_file():
@@ -92,6 +104,8 @@ def serve(
         settings = dataclasses.replace(settings, checkpoints=() if demo else (default,), demo_model=demo)
     if not is_loopback(host) and token is None:
         typer.echo(f"WARNING: listening on {host} without --token: anyone who reaches this port can upload and segment", err=True)
+    if not is_loopback(host) and itksnap is ItkSnapAccess.any:
+        typer.echo(f"WARNING: --itksnap any: ITK-SNAP's routes need no token; anyone who reaches {host}:{port} can use them", err=True)
     tune_process(device)
     with temporary_datastore(datastore) as folder:
         service = build_service(settings, folder)

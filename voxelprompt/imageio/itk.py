@@ -18,7 +18,7 @@ from voxelprompt.errors import InputError
 if TYPE_CHECKING:
     import SimpleITK as sitk
 
-__all__ = ["LPS_TO_RAS", "sitk_to_array_affine", "sitk_voxel_type", "itk_warnings_off", "sitk_message"]
+__all__ = ["LPS_TO_RAS", "itk_affine", "sitk_to_array_affine", "sitk_voxel_type", "itk_warnings_off", "sitk_message"]
 
 # ITK (and DICOM, NRRD) world coordinates are LPS+; flipping x and y gives nibabel's RAS+.
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -48,12 +48,22 @@ def sitk_to_array_affine(image: sitk.Image, source: str) -> tuple[np.ndarray, np
     if ndim < 3:
         return array, np.eye(4)
     direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(ndim, ndim)[:3, :3]
-    spacing = np.asarray(image.GetSpacing(), dtype=np.float64)[:3]
-    origin = np.asarray(image.GetOrigin(), dtype=np.float64)[:3]
+    return array, itk_affine(direction, image.GetSpacing()[:3], image.GetOrigin()[:3])
+
+
+def itk_affine(direction: np.ndarray, spacing, origin) -> np.ndarray:
+    """The (4, 4) voxel index -> RAS+ mm affine of ITK image geometry.
+
+    Args:
+        direction: (3, 3) ITK direction matrix (row-major as ITK prints it; column c is where
+            index axis c points, in LPS+).
+        spacing: three voxel sizes in mm along ITK's index axes (i, j, k).
+        origin: the first voxel's centre, LPS+ mm.
+    """
     affine_lps = np.eye(4)
-    affine_lps[:3, :3] = direction * spacing  # column c = spacing[c] * direction of axis c
-    affine_lps[:3, 3] = origin
-    return array, LPS_TO_RAS @ affine_lps
+    affine_lps[:3, :3] = np.asarray(direction, dtype=np.float64) * np.asarray(spacing, dtype=np.float64)  # column c = spacing[c] * axis c
+    affine_lps[:3, 3] = np.asarray(origin, dtype=np.float64)
+    return LPS_TO_RAS @ affine_lps
 
 
 def sitk_voxel_type(reader: sitk.ImageFileReader) -> tuple[np.dtype, int]:

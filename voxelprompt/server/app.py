@@ -1,5 +1,6 @@
 """The web application of ``voxelprompt serve``: MONAI Label routes, the nnInteractive protocol
-(under ``/nninteractive``), the browser viewer and ``/healthz`` over one :class:`~voxelprompt.server.service.SegmentationService`.
+(under ``/nninteractive``), ITK-SNAP's deep-learning protocol (at the root, loopback clients
+only unless asked), the browser viewer and ``/healthz`` over one :class:`~voxelprompt.server.service.SegmentationService`.
 
 Every error a client can cause is a 4xx reply with a one-line ``detail`` and the server keeps
 serving: unknown model, image or session 404; bad prompts, params or uploads 400; a body over the
@@ -26,6 +27,7 @@ from voxelprompt.dicomweb.connection import PacsError
 from voxelprompt.errors import TooLargeError, VoxelPromptError
 from voxelprompt.server.compute import Busy
 from voxelprompt.server.datastore import NotFound
+from voxelprompt.server.itksnap import ItkSnapSettings, is_itksnap_path, itksnap_router
 from voxelprompt.server.middleware import ServerMiddleware
 from voxelprompt.server.monailabel.routes import monailabel_router
 from voxelprompt.server.nninteractive import nninteractive_router
@@ -46,7 +48,8 @@ class ServerOptions:
         max_upload_mb: largest request body, in MiB.
         viewer: serve the browser viewer at ``/``.
         extra: adapter settings; ``"nninteractive"``: its
-            :class:`~voxelprompt.server.nninteractive.LeaseLimits`.
+            :class:`~voxelprompt.server.nninteractive.LeaseLimits`; ``"itksnap"``: its
+            :class:`~voxelprompt.server.itksnap.ItkSnapSettings` (access ``"off"``: not mounted).
         body_timeout_s: longest time a request body may take to arrive (408 beyond).
     """
 
@@ -68,6 +71,11 @@ def create_app(service: SegmentationService, options: ServerOptions | None = Non
     nninteractive = nninteractive_router(service, options.extra.get("nninteractive"))
     app.state.leases = nninteractive.leases
     app.include_router(nninteractive)
+    itksnap = options.extra.get("itksnap") or ItkSnapSettings()
+    if itksnap.access != "off":  # no token: the routes guard themselves (loopback clients only, unless asked)
+        itksnap_routes = itksnap_router(service, itksnap)
+        app.state.itksnap_leases = itksnap_routes.leases
+        app.include_router(itksnap_routes)
 
     @app.get("/healthz", summary="Liveness and load")
     def healthz() -> dict[str, Any]:
@@ -110,7 +118,8 @@ def create_app(service: SegmentationService, options: ServerOptions | None = Non
             CORSMiddleware, allow_origins=list(options.cors_origins), allow_methods=["*"], allow_headers=["*"]
         )
     return ServerMiddleware(
-        app, token=options.token, max_body_bytes=int(options.max_upload_mb * 2**20), body_timeout_s=options.body_timeout_s
+        app, token=options.token, max_body_bytes=int(options.max_upload_mb * 2**20), body_timeout_s=options.body_timeout_s,
+        open_path=is_itksnap_path if itksnap.access != "off" else None,
     )
 
 

@@ -44,6 +44,8 @@ class ServeSettings:
             nnInteractive client may send.
         body_timeout_s: longest time a request body may take to arrive (408 beyond).
         max_connections: open connections at once (uvicorn's ``limit_concurrency``; 503 beyond).
+        itksnap: who may use ITK-SNAP's protocol, which has no authentication: ``loopback``
+            clients only (this machine and SSH tunnels), ``any`` client, or ``off``.
     """
 
     host: str = "127.0.0.1"
@@ -72,6 +74,7 @@ class ServeSettings:
     max_image_mb: float = 1024.0
     body_timeout_s: float = 300.0
     max_connections: int = 256
+    itksnap: str = "loopback"
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -88,6 +91,8 @@ class ServeSettings:
             raise VoxelPromptError(f"--memory-mb must be a positive number, got {self.memory_mb}")
         if self.max_leases < 1:
             raise VoxelPromptError(f"--max-leases must be >= 1, got {self.max_leases}")
+        if self.itksnap not in ("loopback", "any", "off"):
+            raise VoxelPromptError(f"--itksnap must be loopback, any or off, got {self.itksnap!r}")
         if self.token is not None and len(self.token) < 8:
             raise VoxelPromptError("the token must have at least 8 characters")
 
@@ -161,11 +166,14 @@ def memory_budget_mb(settings: ServeSettings) -> float:
 
 def make_app(service: Any, settings: ServeSettings) -> Any:
     from voxelprompt.server.app import ServerOptions, create_app
+    from voxelprompt.server.itksnap import ItkSnapSettings
     from voxelprompt.server.nninteractive import LeaseLimits
 
     leases = LeaseLimits(settings.max_leases, settings.lease_idle_s, settings.lease_liveness_s)
+    # ITK-SNAP sends no heartbeat: its sessions have the idle time only.
+    itksnap = ItkSnapSettings(settings.itksnap, LeaseLimits(settings.max_leases, settings.lease_idle_s, settings.lease_idle_s))
     options = ServerOptions(
-        settings.token, settings.cors_origins, settings.max_upload_mb, extra={"nninteractive": leases},
+        settings.token, settings.cors_origins, settings.max_upload_mb, extra={"nninteractive": leases, "itksnap": itksnap},
         body_timeout_s=settings.body_timeout_s,
     )  # fmt: skip
     return create_app(service, options)
@@ -252,6 +260,9 @@ def describe(service: Any, url: str, datastore: Path, settings: ServeSettings) -
     """The lines ``voxelprompt serve`` prints at start."""
     lines = [f"voxelprompt serve: {url}/ (browser viewer), MONAI Label API at {url} (3D Slicer, OHIF)"]
     lines.append(f"  nnInteractive protocol at {url}/nninteractive/<model> (napari-nninteractive, SlicerNNInteractive)")
+    if settings.itksnap != "off":
+        who = "loopback clients only: this machine and ITK-SNAP's SSH tunnel" if settings.itksnap == "loopback" else "ANY client, without authentication"
+        lines.append(f"  ITK-SNAP deep-learning extension at {url} ({who})")
     for name, task in service.tasks.items():
         lines.append(f"  model {name} ({task.kind}, {len(task.labels)} labels)")
     lines.append(f"  datastore: {datastore}{'' if settings.datastore else ' (temporary, deleted at exit)'}")

@@ -3,7 +3,9 @@ throttle on failed attempts, an upload size limit, a body timeout and a structur
 
 * **Token** (``voxelprompt serve --token``): every route needs ``Authorization: Bearer <token>``
   except the MONAI Label client's login routes (``/auth/``, ``/auth/token``; exact paths),
-  ``/healthz`` and the viewer's static page (which holds no data and asks for the token). The
+  ``/healthz``, the viewer's static page (which holds no data and asks for the token) and the
+  routes of a protocol without authentication that guard themselves (``open_path``: ITK-SNAP's,
+  answered to loopback clients only). The
   token is compared in constant time and never logged.
 * **Throttle**: a client address with :data:`MAX_FAILURES` wrong credentials (401) within
   :data:`FAILURE_WINDOW_S` gets 429 with ``Retry-After`` for every request that carries
@@ -89,10 +91,15 @@ class ServerMiddleware:
         token: the bearer token every non-public route needs; None: no authentication.
         max_body_bytes: largest request body accepted.
         body_timeout_s: longest time a request body may take to arrive.
+        open_path: paths that need no token because their routes admit clients themselves.
     """
 
-    def __init__(self, app: Callable, token: str | None = None, max_body_bytes: int = 1 << 30, body_timeout_s: float = 300.0) -> None:
+    def __init__(
+        self, app: Callable, token: str | None = None, max_body_bytes: int = 1 << 30, body_timeout_s: float = 300.0,
+        open_path: Callable[[str], bool] | None = None,
+    ) -> None:  # fmt: skip
         self.app = app
+        self.open_path = open_path
         self.token = token
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
@@ -193,7 +200,7 @@ class ServerMiddleware:
         if self.token is None or scope["method"] == "OPTIONS":
             return True
         path = scope["path"]
-        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES) or (self.open_path is not None and self.open_path(path)):
             return True
         for name, value in scope.get("headers", ()):
             if name == b"authorization":

@@ -102,6 +102,7 @@ class LeaseManager:
         liveness_s: seconds without any request before a lease is reaped.
         on_reap: called with each lease that goes (release or expiry), e.g. to close its session.
         budget: the server's memory budget (None: none).
+        protocol: how messages name the clients' sessions (another protocol's adapter reuses leases).
 
     Raises:
         ValueError: a non-positive limit.
@@ -109,7 +110,7 @@ class LeaseManager:
 
     def __init__(
         self, max_leases: int = 2, idle_s: float = 600.0, liveness_s: float = 60.0,
-        on_reap: Callable[[Lease], Any] | None = None, budget: MemoryBudget | None = None,
+        on_reap: Callable[[Lease], Any] | None = None, budget: MemoryBudget | None = None, protocol: str = "nnInteractive",
     ) -> None:  # fmt: skip
         if max_leases < 1 or not idle_s > 0 or not liveness_s > 0:
             raise ValueError(f"lease limits must be positive, got {max_leases}, {idle_s}, {liveness_s}")
@@ -118,6 +119,7 @@ class LeaseManager:
         self.liveness_s = liveness_s
         self.on_reap = on_reap
         self.budget = budget
+        self.protocol = protocol
         self._lock = threading.Lock()
         self._leases: dict[str, Lease] = {}
 
@@ -131,7 +133,7 @@ class LeaseManager:
         now = time.time()
         with self._lock:
             if len(self._leases) >= self.max_leases:
-                raise Busy(f"server is at capacity ({self.max_leases} nnInteractive sessions); retry later", 10)
+                raise Busy(f"server is at capacity ({self.max_leases} {self.protocol} sessions); retry later", 10)
             lease = Lease(secrets.token_urlsafe(24), model, now, now, now)
             self._leases[lease.token] = lease
         return lease
@@ -186,7 +188,7 @@ class LeaseManager:
         owner = ("lease", lease.token)
         while lease.history and not self.budget.fits(owner, lease.nbytes + extra):
             lease.history.pop(0)
-        self.budget.set(owner, lease.nbytes + extra, f"nnInteractive {what}")
+        self.budget.set(owner, lease.nbytes + extra, f"{self.protocol} {what}")
 
     def _gone(self, lease: Lease) -> None:
         if self.budget is not None:
