@@ -106,7 +106,8 @@ InputArgument = Annotated[
 LabelOutputOption = Annotated[
     Path,
     typer.Option(
-        "--output", "-o", metavar="PATH", help="Label map to write (.nii.gz, .nii or .nrrd); a missing folder is created."
+        "--output", "-o", metavar="PATH",
+        help="Label map to write (.nii.gz, .nii or .nrrd), or an RT-STRUCT of a DICOM series input (.rtstruct.dcm); a missing folder is created.",
     ),
 ]
 
