@@ -174,8 +174,8 @@ def write_rtstruct(
             ROIGenerationDescription.
         algorithm_version: SoftwareVersions; voxelprompt's version when None.
         demo_mark: the demo model's warning, when it made the labels: it goes into
-            SeriesDescription, StructureSetDescription and every ROIGenerationDescription, and the
-            StructureSetLabel becomes ``voxelprompt DEMO``.
+            SeriesDescription and StructureSetDescription, every ROIGenerationDescription says
+            "DEMO model", and the StructureSetLabel becomes ``voxelprompt DEMO``.
 
     Returns:
         The path, UIDs and ROIs written.
@@ -241,7 +241,7 @@ def write_rtstruct(
     boxes = _bounding_boxes(array, values)
     for value in values:
         style = segment_style(value, str(label_names[value]))
-        generation = f"{algorithm_name} label value {value}" + (f"; {demo_mark}" if demo_mark else "")
+        generation = f"{algorithm_name} label value {value}" + ("; DEMO model" if demo_mark else "")
         structures.append(_item(ROINumber=value, ReferencedFrameOfReferenceUID=frame_uid, ROIName=style.name[:64],
                                 ROIGenerationAlgorithm="AUTOMATIC", ROIGenerationDescription=generation[:64]))  # fmt: skip
         items = _roi_contours(array, value, boxes[value], ordered)
