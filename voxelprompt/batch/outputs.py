@@ -139,19 +139,12 @@ def _dicom_seg(out: CaseOutput, folder: Path) -> list[str]:
     Raises:
         PromptError: nothing was segmented (a DICOM-SEG needs at least one segment).
     """
-    from datetime import datetime
-
     from voxelprompt.imageio.dicom_seg import write_dicom_seg
-    from voxelprompt.imageio.dicom_source import derive_uid
 
-    if not any(int(v) for v in out.label_names):
-        raise PromptError("nothing segmented, so no DICOM-SEG (it needs at least one segment)")
-    seed = ("voxelprompt batch", out.input_sha256, out.settings_sha256)
+    options = _derived_object_options(out, "DICOM-SEG", "segment", ("voxelprompt batch",))
     written = write_dicom_seg(
-        out.labels, out.source, folder / DICOM_SEG_FILE, out.label_names,
-        series_uid=derive_uid(*seed, "series"), instance_uid=derive_uid(*seed, "instance"),
-        content_datetime=datetime.strptime(out.created, "%Y-%m-%dT%H:%M:%SZ"), source_series_uid=out.series_uid,
-        missing_uids="derive", **({"series_description": f"voxelprompt {out.demo_mark}"[:64]} if out.demo_mark else {}),
+        out.labels, out.source, folder / DICOM_SEG_FILE, out.label_names, **options,
+        **({"series_description": f"voxelprompt {out.demo_mark}"[:64]} if out.demo_mark else {}),
     )  # fmt: skip
     return [DICOM_SEG_FILE, *_derived_uids(written.derived_source_uids, folder / "segmentation.derived_uids.json")]
 
@@ -164,21 +157,33 @@ def _rtstruct(out: CaseOutput, folder: Path) -> list[str]:
     Raises:
         PromptError: nothing was segmented (a structure set needs at least one ROI).
     """
+    from voxelprompt.imageio.rtstruct import write_rtstruct
+
+    options = _derived_object_options(out, "RT-STRUCT", "structure", ("voxelprompt batch rtstruct",))
+    written = write_rtstruct(out.labels, out.source, folder / RTSTRUCT_FILE, out.label_names, **options, demo_mark=out.demo_mark)
+    return [RTSTRUCT_FILE, *_derived_uids(written.derived_source_uids, folder / "rtstruct.derived_uids.json")]
+
+
+def _derived_object_options(out: CaseOutput, kind: str, part: str, seed: tuple[str, ...]) -> dict:
+    """What makes a case's DICOM object reproducible: UIDs from the input and settings hashes
+    (``seed`` tells the kinds apart), dates the run's creation time, the source series read, and
+    the source's missing UIDs derived from its content.
+
+    Raises:
+        PromptError: nothing was segmented (``kind`` needs at least one ``part``).
+    """
     from datetime import datetime
 
     from voxelprompt.imageio.dicom_source import derive_uid
-    from voxelprompt.imageio.rtstruct import write_rtstruct
 
     if not any(int(v) for v in out.label_names):
-        raise PromptError("nothing segmented, so no RT-STRUCT (it needs at least one structure)")
-    seed = ("voxelprompt batch rtstruct", out.input_sha256, out.settings_sha256)
-    written = write_rtstruct(
-        out.labels, out.source, folder / RTSTRUCT_FILE, out.label_names,
-        series_uid=derive_uid(*seed, "series"), instance_uid=derive_uid(*seed, "instance"),
-        content_datetime=datetime.strptime(out.created, "%Y-%m-%dT%H:%M:%SZ"), source_series_uid=out.series_uid,
-        missing_uids="derive", demo_mark=out.demo_mark,
-    )  # fmt: skip
-    return [RTSTRUCT_FILE, *_derived_uids(written.derived_source_uids, folder / "rtstruct.derived_uids.json")]
+        raise PromptError(f"nothing segmented, so no {kind} (it needs at least one {part})")
+    seed = (*seed, out.input_sha256, out.settings_sha256)
+    return {
+        "series_uid": derive_uid(*seed, "series"), "instance_uid": derive_uid(*seed, "instance"),
+        "content_datetime": datetime.strptime(out.created, "%Y-%m-%dT%H:%M:%SZ"), "source_series_uid": out.series_uid,
+        "missing_uids": "derive",
+    }  # fmt: skip
 
 
 def _derived_uids(derived_uids: Sequence, path: Path) -> list[str]:
