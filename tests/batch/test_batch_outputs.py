@@ -17,7 +17,7 @@ from shared_paths import shared_file
 from voxelprompt.batch import Task, run_cohort
 from voxelprompt.imageio import read_labels, read_volume
 
-KINDS = ("nifti", "dicom-seg", "seg-nrrd", "stats", "preview")
+KINDS = ("nifti", "dicom-seg", "rtstruct", "seg-nrrd", "stats", "preview")
 
 pytestmark = pytest.mark.slow  # the 512x512x20 DICOM series with every kind: ~30-60 s on 2 cores
 
@@ -42,7 +42,7 @@ def phantoms_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("phantoms")
     make_phantoms(folder, n=2)
     out = tmp_path_factory.mktemp("run") / "out"
-    kinds = [k for k in KINDS if k != "dicom-seg"]
+    kinds = [k for k in KINDS if k not in ("dicom-seg", "rtstruct")]
     result = run_cohort(folder, out, tasks=[Task(classes=("liver", "spleen"))], output_formats=kinds, device="cpu")
     assert result.done == ["phantom_0", "phantom_1"], result.failed
     return folder, out
@@ -76,6 +76,33 @@ def test_dicom_seg_holds_the_nifti_voxels_on_the_dicom_grid(run):
         k = int(round((inverse @ np.r_[-lps[0], -lps[1], lps[2], 1.0])[2]))
         np.testing.assert_array_equal(lookup[frame], labels.array[:, :, k].T)
     assert pydicom.dcmread(case / "segmentation.dcm").ContentDate == json.loads((out / "manifest.json").read_text())["created"][:10].replace("-", "")
+
+
+def test_rtstruct_has_a_structure_per_label_with_contours_on_its_slices(run):
+    import pydicom
+
+    from dicom_checkers import dciodvfy_errors
+
+    listed, out = run
+    case = out / "ct_dicom"
+    labels = np.asarray(read_labels(case / "labels.nii.gz").array)
+    names = {int(k): v for k, v in json.loads((case / "label_names.json").read_text()).items()}
+    rs = pydicom.dcmread(case / "rtstruct.dcm")
+    assert {int(r.ROINumber): r.ROIName for r in rs.StructureSetROISequence} == names
+    # each contour names its image by the UID derived for it (listed beside), on the slice holding the value
+    derived = json.loads((case / "rtstruct.derived_uids.json").read_text())
+    file_of = {d["uid"]: d["source"] for d in derived if d["attribute"] == "SOPInstanceUID"}
+    grid = read_volume(listed.parent / "ct_dicom")
+    inverse = np.linalg.inv(grid.affine)
+    for roi in rs.ROIContourSequence:
+        slices = set()
+        for contour in roi.ContourSequence:
+            name = file_of[contour.ContourImageSequence[0].ReferencedSOPInstanceUID]
+            lps = np.asarray(pydicom.dcmread(listed.parent / "ct_dicom" / name, stop_before_pixels=True).ImagePositionPatient, float)
+            slices.add(int(round((inverse @ np.r_[-lps[0], -lps[1], lps[2], 1.0])[2])))
+        assert slices == set(np.nonzero((labels == int(roi.ReferencedROINumber)).any(axis=(0, 1)))[0].tolist())
+    assert rs.StructureSetDate == json.loads((out / "manifest.json").read_text())["created"][:10].replace("-", "")
+    assert dciodvfy_errors(case / "rtstruct.dcm") == []
 
 
 def test_a_file_case_of_a_dicom_seg_run_fails_with_its_reason_and_writes_nothing(run):

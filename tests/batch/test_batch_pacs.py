@@ -15,6 +15,7 @@ def test_batch_over_a_pacs_query_stores_seg_under_the_study(orthanc_series, tmp_
     import json
 
     import highdicom as hd
+    import pydicom
 
     from voxelprompt.imageio import read_labels, read_volume
 
@@ -23,7 +24,7 @@ def test_batch_over_a_pacs_query_stores_seg_under_the_study(orthanc_series, tmp_
     secrets.write_text(f"{USER}:{PASSWORD}\n")
     out = tmp_path / "out"
     args = ["batch", f"dicomweb+{orthanc.dicomweb}", "--query", "Modality=CT", "-o", str(out), "--classes", "liver,spleen,aorta",
-            "--output-format", "nifti,dicom-seg", "--store-dicom-seg", "--dicomweb-credentials", str(secrets), "--device", "cpu", "-q"]  # fmt: skip
+            "--output-format", "nifti,dicom-seg,rtstruct", "--store-dicom-seg", "--store-rtstruct", "--dicomweb-credentials", str(secrets), "--device", "cpu", "-q"]  # fmt: skip
     done = script(*args, timeout=600)
     assert done.returncode == 0, done.stderr
     case = out / series  # the case id is the SeriesInstanceUID
@@ -49,6 +50,10 @@ def test_batch_over_a_pacs_query_stores_seg_under_the_study(orthanc_series, tmp_
     assert again.returncode == 0 and "1 skipped" in again.stdout
     listed = orthanc.get(f"/dicom-web/studies/{study}/series")
     assert sum(1 for s in listed if s["00080060"]["Value"][0] == "SEG") == len(segs)
+    # The RT-STRUCT is stored under the study too, once.
+    rtstruct = pydicom.dcmread(case / "rtstruct.dcm", stop_before_pixels=True)
+    assert rtstruct.StudyInstanceUID == study
+    assert [s["0020000E"]["Value"][0] for s in listed if s["00080060"]["Value"][0] == "RTSTRUCT"].count(rtstruct.SeriesInstanceUID) == 1
 
 
 def test_pacs_input_errors_are_one_line(orthanc_series, tmp_path, monkeypatch):
@@ -62,6 +67,8 @@ def test_pacs_input_errors_are_one_line(orthanc_series, tmp_path, monkeypatch):
         (["dicomweb+http://127.0.0.1:9/dicom-web", "--query", "Modality=CT"], "unreachable"),
         ([str(tmp_path), "--query", "Modality=CT"], "need a PACS INPUT"),
         ([f"dicomweb+{orthanc.dicomweb}", "--series-uids", "1.2.3", "--store-dicom-seg"], "needs --output-format dicom-seg"),
+        ([f"dicomweb+{orthanc.dicomweb}", "--series-uids", "1.2.3", "--store-rtstruct"], "needs --output-format rtstruct"),
+        ([str(tmp_path), "--store-rtstruct"], "need a PACS INPUT"),
     ]
     for args, words in cases:
         done = script("batch", *args, "-o", str(tmp_path / "out"), "--classes", "liver", "--device", "cpu", "-q", timeout=120)

@@ -161,3 +161,30 @@ def test_overlay_names_labels_of_another_scheme(tmp_path, capsys):
     assert shown[liver] == "liver" and (np.asarray(relabelled.array) == liver).sum() == (np.asarray(read_labels(seg).array) == 5).sum()
     panels = overlay_panels(read_volume(ct), relabelled, point=(81, 58, 19))
     assert liver in panels[0].ids and class_color(liver) == class_color(1)
+
+
+@pytest.mark.slow  # the demo model on the 512x512x20 series: ~40-60 s on 2 cores
+def test_segment_writes_an_rtstruct_of_a_dicom_series_marked_as_the_demo_models(tmp_path):
+    import pydicom
+    from cli_runner import script
+    from dicom_checkers import dciodvfy_errors
+    from shared_paths import shared_file
+
+    out = tmp_path / "liver.rtstruct.dcm"
+    done = script("segment", str(shared_file("data", "totalseg", "example_ct_dicom")), "-o", str(out), "-c", "demo",
+                  "--classes", "liver", "--device", "cpu", "-q", timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert dciodvfy_errors(out) == []
+    rs = pydicom.dcmread(out)
+    assert rs.Modality == "RTSTRUCT" and [r.ROIName for r in rs.StructureSetROISequence] == ["liver"]
+    assert rs.ROIContourSequence[0].ContourSequence  # contours, not an empty ROI
+    assert "DEMO model" in rs.SeriesDescription and rs.ManufacturerModelName == "vista3d"
+
+
+def test_segment_refuses_an_rtstruct_of_an_image_file_before_any_model_work(ct_crop_path, tmp_path):
+    from cli_runner import script
+
+    done = script("segment", str(ct_crop_path), "-o", str(tmp_path / "x.rtstruct.dcm"), "-c", "demo", "--classes", "liver", "-q")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "not a DICOM series folder" in done.stderr and "loading" not in done.stderr
+    assert not list(tmp_path.glob("*.dcm"))

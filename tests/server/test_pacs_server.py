@@ -57,6 +57,28 @@ def test_infer_on_a_series_uid_fetches_it_and_stores_the_seg_back(pacs_server, o
     assert seg_bytes.status_code == 200 and seg_bytes.content[128:132] == b"DICM"
 
 
+def test_output_rtstruct_returns_the_structure_set_and_stores_it_under_the_study(pacs_server, orthanc_series, tmp_path):
+    import io
+
+    import pydicom
+    import requests
+
+    from dicom_checkers import dciodvfy_errors
+
+    orthanc, folder, study, series = orthanc_series
+    reply = requests.post(f"{pacs_server.url}/infer/vista3d-demo-segmentation?image={series}&output=rtstruct",
+                          files={"params": (None, '{"label_prompt": [1], "store_rtstruct": true}')}, timeout=300)  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    rs = pydicom.dcmread(io.BytesIO(reply.content))
+    assert rs.Modality == "RTSTRUCT" and rs.StudyInstanceUID == study and "DEMO model" in rs.SeriesDescription
+    references = rs.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0].RTReferencedSeriesSequence[0]
+    assert references.SeriesInstanceUID == series
+    (tmp_path / "rs.dcm").write_bytes(reply.content)
+    assert dciodvfy_errors(tmp_path / "rs.dcm") == []
+    listed = orthanc.get(f"/dicom-web/studies/{study}/series")
+    assert {s["0020000E"]["Value"][0]: s["00080060"]["Value"][0] for s in listed}[rs.SeriesInstanceUID] == "RTSTRUCT"
+
+
 def test_pacs_failures_are_one_line_502(orthanc_series, tmp_path_factory, tmp_path, monkeypatch):
     import requests
 

@@ -43,6 +43,7 @@ __all__ = [
 STAGING = ".partial"
 LABEL_NAMES_FILE = "label_names.json"
 DICOM_SEG_FILE = "segmentation.dcm"
+RTSTRUCT_FILE = "rtstruct.dcm"
 #: A case's statistics table; the coordinator joins them into ``OUT_DIR/statistics.csv``.
 STATISTICS_FILE = "statistics.csv"
 _TRASH_PREFIX = ".replaced-"
@@ -64,7 +65,7 @@ class CaseOutput:
         input_sha256: sha256 of the input's bytes.
         settings_sha256: sha256 of the run's settings (tasks, model hashes, options).
         created: the run's creation time, UTC ISO 8601 (for outputs that carry a date).
-        demo_model: a task ran the shipped demo model: pictures, statistics and DICOM-SEG say so.
+        demo_model: a task ran the shipped demo model: pictures, statistics, DICOM-SEG and RT-STRUCT say so.
     """
 
     case_id: str
@@ -138,25 +139,60 @@ def _dicom_seg(out: CaseOutput, folder: Path) -> list[str]:
     Raises:
         PromptError: nothing was segmented (a DICOM-SEG needs at least one segment).
     """
+    from voxelprompt.imageio.dicom_seg import write_dicom_seg
+
+    options = _derived_object_options(out, "DICOM-SEG", "segment", ("voxelprompt batch",))
+    written = write_dicom_seg(
+        out.labels, out.source, folder / DICOM_SEG_FILE, out.label_names, **options,
+        **({"series_description": f"voxelprompt {out.demo_mark}"[:64]} if out.demo_mark else {}),
+    )  # fmt: skip
+    return [DICOM_SEG_FILE, *_derived_uids(written.derived_source_uids, folder / "segmentation.derived_uids.json")]
+
+
+def _rtstruct(out: CaseOutput, folder: Path) -> list[str]:
+    """RT-STRUCT (:func:`voxelprompt.imageio.rtstruct.write_rtstruct`) of the source series, for
+    planning systems (DICOM cases only). Reproducible as the DICOM-SEG is; UIDs the source lacks
+    are derived and listed in ``rtstruct.derived_uids.json``.
+
+    Raises:
+        PromptError: nothing was segmented (a structure set needs at least one ROI).
+    """
+    from voxelprompt.imageio.rtstruct import write_rtstruct
+
+    options = _derived_object_options(out, "RT-STRUCT", "structure", ("voxelprompt batch rtstruct",))
+    written = write_rtstruct(out.labels, out.source, folder / RTSTRUCT_FILE, out.label_names, **options, demo_mark=out.demo_mark)
+    return [RTSTRUCT_FILE, *_derived_uids(written.derived_source_uids, folder / "rtstruct.derived_uids.json")]
+
+
+def _derived_object_options(out: CaseOutput, kind: str, part: str, seed: tuple[str, ...]) -> dict:
+    """What makes a case's DICOM object reproducible: UIDs from the input and settings hashes
+    (``seed`` tells the kinds apart), dates the run's creation time, the source series read, and
+    the source's missing UIDs derived from its content.
+
+    Raises:
+        PromptError: nothing was segmented (``kind`` needs at least one ``part``).
+    """
     from datetime import datetime
 
-    from voxelprompt.imageio.dicom_seg import write_dicom_seg
     from voxelprompt.imageio.dicom_source import derive_uid
 
     if not any(int(v) for v in out.label_names):
-        raise PromptError("nothing segmented, so no DICOM-SEG (it needs at least one segment)")
-    seed = ("voxelprompt batch", out.input_sha256, out.settings_sha256)
-    written = write_dicom_seg(
-        out.labels, out.source, folder / DICOM_SEG_FILE, out.label_names,
-        series_uid=derive_uid(*seed, "series"), instance_uid=derive_uid(*seed, "instance"),
-        content_datetime=datetime.strptime(out.created, "%Y-%m-%dT%H:%M:%SZ"), source_series_uid=out.series_uid,
-        missing_uids="derive", **({"series_description": f"voxelprompt {out.demo_mark}"[:64]} if out.demo_mark else {}),
-    )  # fmt: skip
-    if not written.derived_source_uids:
-        return [DICOM_SEG_FILE]
-    derived = [dataclasses.asdict(d) for d in written.derived_source_uids]
-    (folder / "segmentation.derived_uids.json").write_text(json.dumps(derived, indent=1) + "\n", encoding="utf-8")
-    return [DICOM_SEG_FILE, "segmentation.derived_uids.json"]
+        raise PromptError(f"nothing segmented, so no {kind} (it needs at least one {part})")
+    seed = (*seed, out.input_sha256, out.settings_sha256)
+    return {
+        "series_uid": derive_uid(*seed, "series"), "instance_uid": derive_uid(*seed, "instance"),
+        "content_datetime": datetime.strptime(out.created, "%Y-%m-%dT%H:%M:%SZ"), "source_series_uid": out.series_uid,
+        "missing_uids": "derive",
+    }  # fmt: skip
+
+
+def _derived_uids(derived_uids: Sequence, path: Path) -> list[str]:
+    """Record the UIDs a DICOM output derived for its source (none: nothing written); the names written."""
+    if not derived_uids:
+        return []
+    derived = [dataclasses.asdict(d) for d in derived_uids]
+    path.write_text(json.dumps(derived, indent=1) + "\n", encoding="utf-8")
+    return [path.name]
 
 
 @dataclass(frozen=True)
@@ -165,7 +201,7 @@ class OutputKind:
 
     Args:
         write: puts the kind's files into the given (staging) folder and returns their names.
-        needs_dicom_series: the output references its source DICOM series (a DICOM-SEG), so a case
+        needs_dicom_series: the output references its source DICOM series (DICOM-SEG, RT-STRUCT), so a case
             read from an image file cannot have it.
         extra: the pip extra its writer needs (:mod:`voxelprompt.extras`), and ``imports`` the
             modules of it that the writer imports; None: the core.
@@ -189,6 +225,7 @@ OUTPUT_KINDS: dict[str, OutputKind] = {
     "nrrd": OutputKind(_label_map(".nrrd")),
     "seg-nrrd": OutputKind(_slicer_seg),
     "dicom-seg": OutputKind(_dicom_seg, needs_dicom_series=True, extra="pacs", imports=("highdicom",)),
+    "rtstruct": OutputKind(_rtstruct, needs_dicom_series=True),
     "stats": OutputKind(_statistics),
     "preview": OutputKind(_preview),
 }

@@ -4,9 +4,10 @@ The coordinator searches the PACS (QIDO-RS) or takes the series UIDs given, retr
 once (WADO-RS) into ``OUT_DIR/.pacs/series/<SeriesInstanceUID>/`` and hands them to the run as
 DICOM cases whose case id is the SeriesInstanceUID, so the resume manifest is keyed by series UID
 and by the retrieved files' content hash, as for local folders. With ``store_dicom_seg`` every
-finished case's DICOM-SEG (output kind ``dicom-seg``) is stored back on the PACS with STOW-RS,
-under the source series' study; the SEGs already stored are remembered in
-``OUT_DIR/.pacs/stored.json``, so a rerun stores only the new ones.
+finished case's DICOM-SEG (output kind ``dicom-seg``), with ``store_rtstruct`` its RT-STRUCT (kind
+``rtstruct``), is stored back on the PACS with STOW-RS, under the source series' study; the
+instances already stored are remembered in ``OUT_DIR/.pacs/stored.json``, so a rerun stores only
+the new ones.
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ class PacsCohort:
         source: the PACS (URL, credentials, timeouts).
         query: QIDO filters (``"Modality=CT&StudyDate=20240101-20241231"``); or ``series_uids``.
         store_dicom_seg: store each case's DICOM-SEG back on the PACS.
+        store_rtstruct: store each case's RT-STRUCT back on the PACS.
     """
 
     source: DicomWebSource
     query: str | None = None
     series_uids: tuple[str, ...] = ()
     store_dicom_seg: bool = False
+    store_rtstruct: bool = False
 
     def settings(self) -> dict:
         """What the run manifest records of the source (never credentials)."""
@@ -55,7 +58,12 @@ def is_pacs_input(text: str | os.PathLike) -> bool:
 
 
 def pacs_cohort(
-    url: str, query: str | None, series_uids: Sequence[str] = (), store_dicom_seg: bool = False, credentials: str | os.PathLike | None = None
+    url: str,
+    query: str | None,
+    series_uids: Sequence[str] = (),
+    store_dicom_seg: bool = False,
+    credentials: str | os.PathLike | None = None,
+    store_rtstruct: bool = False,
 ) -> PacsCohort:
     """A :class:`PacsCohort` from the command line's values.
 
@@ -75,7 +83,7 @@ def pacs_cohort(
     bad = [u for u in series_uids if not is_uid(u)]
     if bad:
         raise PacsError(f"not a DICOM UID: {bad[0]!r}")
-    return PacsCohort(parse_source(url, credentials), query, tuple(series_uids), store_dicom_seg)
+    return PacsCohort(parse_source(url, credentials), query, tuple(series_uids), store_dicom_seg, store_rtstruct)
 
 
 def pacs_cases(cohort: PacsCohort, out_dir: Path) -> list[Case]:
@@ -105,7 +113,8 @@ def pacs_cases(cohort: PacsCohort, out_dir: Path) -> list[Case]:
 
 
 def store_segmentations(cohort: PacsCohort, out_dir: Path, case_ids: Sequence[str], seg_name: str) -> list[str]:
-    """Store the DICOM-SEG of each finished case not stored before; their SOPInstanceUIDs.
+    """Store the file ``seg_name`` (a DICOM-SEG or RT-STRUCT) of each finished case not stored
+    before; their SOPInstanceUIDs.
 
     Raises:
         PacsError: the PACS refused a SEG or is unreachable (those stored so far stay recorded).

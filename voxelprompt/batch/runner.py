@@ -30,6 +30,7 @@ from voxelprompt.batch.manifest import (
 )
 from voxelprompt.batch.outputs import (
     DICOM_SEG_FILE,
+    RTSTRUCT_FILE,
     STATISTICS_FILE,
     check_output_kinds,
     clean_leftovers,
@@ -51,6 +52,7 @@ SOME_FAILED_EXIT = 1
 _LOCK_NAME = ".lock"
 STATISTICS_KIND = "stats"
 DICOM_SEG_KIND = "dicom-seg"
+RTSTRUCT_KIND = "rtstruct"
 
 
 @dataclass
@@ -109,7 +111,7 @@ def run_cohort(
         input: a folder of NIfTI/NRRD files, a folder of DICOM studies, a datalist JSON or a CSV
             (see :func:`voxelprompt.batch.cases.discover_cases`), or series of a PACS
             (:class:`~voxelprompt.batch.pacs.PacsCohort`: retrieved into ``out_dir/.pacs``, case
-            ids their SeriesInstanceUIDs, DICOM-SEGs stored back when asked).
+            ids their SeriesInstanceUIDs, DICOM-SEGs and RT-STRUCTs stored back when asked).
         out_dir: output folder: ``<case_id>/`` per case, ``manifest.json``, ``failures.csv``.
         tasks: prompt sets in precedence order (earlier wins, see :mod:`voxelprompt.batch.tasks`).
         output_formats: output kinds (:data:`voxelprompt.batch.outputs.OUTPUT_KINDS`).
@@ -165,6 +167,9 @@ def run_cohort(
         if isinstance(input, PacsCohort) and input.store_dicom_seg:
             stored = store_segmentations(input, out, [*result.done, *result.skipped], DICOM_SEG_FILE)
             logger.info("stored %d DICOM-SEG(s) on %s", len(stored), input.source.url)
+        if isinstance(input, PacsCohort) and input.store_rtstruct:
+            stored = store_segmentations(input, out, [*result.done, *result.skipped], RTSTRUCT_FILE)
+            logger.info("stored %d RT-STRUCT(s) on %s", len(stored), input.source.url)
     return result
 
 
@@ -193,6 +198,8 @@ def plan_cohort(
     pacs = input if isinstance(input, PacsCohort) else None
     if pacs is not None and pacs.store_dicom_seg and DICOM_SEG_KIND not in kinds:
         raise VoxelPromptError("storing DICOM-SEGs on the PACS needs --output-format dicom-seg")
+    if pacs is not None and pacs.store_rtstruct and RTSTRUCT_KIND not in kinds:
+        raise VoxelPromptError("storing RT-STRUCTs on the PACS needs --output-format rtstruct")
     cases = discover_cases(input, series) if pacs is None else None
     if cases is not None:
         cases = _refuse_unavailable_kinds(cases, kinds, input)

@@ -1,7 +1,8 @@
-"""How one label value is described in segmentation files: its name, colour and SNOMED CT codes.
+"""How one label value is described in segmentation files: its name, colour, SNOMED CT codes and
+RT ROI interpreted type.
 
-DICOM-SEG and 3D Slicer ``.seg.nrrd`` writers use this one rule, so both files describe a label
-alike.
+DICOM-SEG, RT-STRUCT and 3D Slicer ``.seg.nrrd`` writers use this one rule, so all files describe a
+label alike.
 """
 
 from __future__ import annotations
@@ -11,12 +12,20 @@ from dataclasses import dataclass
 from voxelprompt.catalog.colors import Code, class_color, vista3d_colors
 from voxelprompt.catalog.labels import normalize_name
 
-__all__ = ["GENERIC_CATEGORY", "GENERIC_TYPE", "SegmentStyle", "segment_style"]
+__all__ = ["GENERIC_CATEGORY", "GENERIC_TYPE", "ORGAN", "SegmentStyle", "segment_style"]
 
 #: Category and type of a label without a SNOMED CT code of its own: SCT 85756007 "Tissue" (the
 #: generic concept dcmqi and 3D Slicer fall back to).
 GENERIC_CATEGORY = Code(value="85756007", scheme="SCT", meaning="Tissue")
 GENERIC_TYPE = Code(value="85756007", scheme="SCT", meaning="Tissue")
+
+#: RT ROI Interpreted Type (DICOM defined term) of a coded anatomical class. Lesions and labels
+#: without codes get "" (unknown, allowed: the attribute is type 2): GTV, OAR and the like are
+#: planning decisions a model cannot make.
+ORGAN = "ORGAN"
+
+# Category of lesions (tumours, cysts) in the catalog's codes: never typed ORGAN.
+_ALTERED_STRUCTURE = "49755003"
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,8 @@ class SegmentStyle:
         type: segmented property type (SNOMED CT).
         modifier: type modifier (laterality: SCT Left / Right), None when there is none.
         coded: True when the codes are the VISTA3D class's own; False for the generic "Tissue".
+        rt_roi_type: RT ROI Interpreted Type: :data:`ORGAN` for a coded anatomical class, "" (unknown)
+            for a lesion or an uncoded label.
     """
 
     value: int
@@ -41,6 +52,7 @@ class SegmentStyle:
     type: Code
     modifier: Code | None
     coded: bool
+    rt_roi_type: str = ""
 
 
 def segment_style(value: int, name: str) -> SegmentStyle:
@@ -63,5 +75,6 @@ def segment_style(value: int, name: str) -> SegmentStyle:
     rgb = class_color(value)  # raises for values below 1
     record = vista3d_colors().get(int(value))
     if record is not None and record.mapping != "related" and normalize_name(name) == normalize_name(record.name):
-        return SegmentStyle(int(value), name, rgb, record.category, record.type, record.modifier, coded=True)
+        rt_roi_type = "" if record.category.value == _ALTERED_STRUCTURE else ORGAN
+        return SegmentStyle(int(value), name, rgb, record.category, record.type, record.modifier, True, rt_roi_type)
     return SegmentStyle(int(value), name, rgb, GENERIC_CATEGORY, GENERIC_TYPE, None, coded=False)

@@ -79,7 +79,7 @@ def batch(
     ] = None,
     output_format: Annotated[
         str,
-        typer.Option("--output-format", metavar="KINDS", help="Comma-separated output kinds: nifti, nrrd, dicom-seg (DICOM inputs), seg-nrrd (3D Slicer), stats, preview."),
+        typer.Option("--output-format", metavar="KINDS", help="Comma-separated output kinds: nifti, nrrd, dicom-seg and rtstruct (DICOM inputs), seg-nrrd (3D Slicer), stats, preview."),
     ] = "nifti",
     preview: Annotated[bool, typer.Option("--preview", help="Also write preview.png (axial/coronal/sagittal overlay) per case.")] = False,
     series: Annotated[
@@ -107,6 +107,9 @@ def batch(
     ] = "",
     store_dicom_seg: Annotated[
         bool, typer.Option("--store-dicom-seg", help="PACS input: store each case's DICOM-SEG back on the PACS (STOW-RS); needs --output-format dicom-seg.")
+    ] = False,
+    store_rtstruct: Annotated[
+        bool, typer.Option("--store-rtstruct", help="PACS input: store each case's RT-STRUCT back on the PACS (STOW-RS); needs --output-format rtstruct.")
     ] = False,
     dicomweb_credentials: Annotated[
         Path | None, typer.Option("--dicomweb-credentials", metavar="FILE", help="PACS login file (user:password); omitted: VOXELPROMPT_DICOMWEB_USER/_PASSWORD.")
@@ -146,7 +149,7 @@ def batch(
         default = str(checkpoint_or_default(None, None, download=download, offline=offline, quiet=quiet))
         tasks = [replace(t, checkpoint=default) if t.checkpoint is None and t.family in (None, DEFAULT_FAMILY) else t for t in tasks]
     kinds = split_names(output_format) + (["preview"] if preview else [])
-    source = _input(input, query, split_names(series_uids), store_dicom_seg, dicomweb_credentials)
+    source = _input(input, query, split_names(series_uids), (store_dicom_seg, store_rtstruct), dicomweb_credentials)
     tune_process(device)
     with _Progress(enabled=not quiet) as progress:
         result = run_cohort(
@@ -161,14 +164,17 @@ def batch(
     raise typer.Exit(result.exit_code)
 
 
-def _input(input: str, query: str | None, series_uids: list[str], store: bool, credentials: Path | None):  # noqa: A002
-    """INPUT as a path, or a PACS cohort (``dicomweb+http...``); PACS options only with a PACS."""
+def _input(input: str, query: str | None, series_uids: list[str], store: tuple[bool, bool], credentials: Path | None):  # noqa: A002
+    """INPUT as a path, or a PACS cohort (``dicomweb+http...``); PACS options only with a PACS.
+    ``store``: (--store-dicom-seg, --store-rtstruct)."""
     from voxelprompt.batch.pacs import is_pacs_input, pacs_cohort
 
     if is_pacs_input(input):
-        return pacs_cohort(input, query, series_uids, store, credentials)
-    if query is not None or series_uids or store or credentials is not None:
-        raise VoxelPromptError("--query, --series-uids, --store-dicom-seg and --dicomweb-credentials need a PACS INPUT (dicomweb+http://...)")
+        return pacs_cohort(input, query, series_uids, store[0], credentials, store_rtstruct=store[1])
+    if query is not None or series_uids or any(store) or credentials is not None:
+        raise VoxelPromptError(
+            "--query, --series-uids, --store-dicom-seg, --store-rtstruct and --dicomweb-credentials need a PACS INPUT (dicomweb+http://...)"
+        )
     return Path(input)
 
 

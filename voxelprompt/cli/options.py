@@ -106,7 +106,9 @@ InputArgument = Annotated[
 LabelOutputOption = Annotated[
     Path,
     typer.Option(
-        "--output", "-o", metavar="PATH", help="Label map to write (.nii.gz, .nii or .nrrd), with its class names beside it (<stem>.label_names.json); a missing folder is created."
+        "--output", "-o", metavar="PATH",
+        help="Label map to write (.nii.gz, .nii or .nrrd), with its class names beside it (<stem>.label_names.json), "
+        "or an RT-STRUCT of a DICOM series input (.rtstruct.dcm); a missing folder is created.",
     ),
 ]
 

@@ -35,6 +35,11 @@ from voxelprompt.cli.options import (
     tune_process,
 )
 from voxelprompt.errors import PromptError
+from voxelprompt.imageio.rtstruct import RTSTRUCT_SUFFIX, check_rtstruct_source, require_series_folder
+from voxelprompt.imageio.writers import IMAGE_SUFFIXES
+
+#: What ``segment -o`` writes: a label map, or an RT-STRUCT of a DICOM series input.
+LABEL_OUTPUT_SUFFIXES = (*IMAGE_SUFFIXES, RTSTRUCT_SUFFIX)
 
 __all__ = ["segment"]
 
@@ -173,22 +178,29 @@ def run_segment(
     # Cheap checks before reading the image, and reading before any model work.
     prompts = api.build_prompts(names, points, negatives, point_space.value, new_structure, text=text, box=boxed,
                                 everything=everything, label_value=label_value, allow_unlearnt=allow_unlearnt)  # fmt: skip
-    output_path(output, inputs=(input,))
+    rtstruct = str(output).lower().endswith(RTSTRUCT_SUFFIX)
+    output_path(output, LABEL_OUTPUT_SUFFIXES, inputs=(input,))
+    if rtstruct:
+        require_series_folder(input)
     output_path(preview, (".png",), inputs=(input, output))
     chosen = api.resolve_family(checkpoint, family)  # without a checkpoint: vista3d, whichever weights run
     opts = family_options(chosen, options)
     volume = read_volume(input, series_uid=series_uid)
+    if rtstruct:  # a tilted series or another grid is refused before any model work
+        check_rtstruct_source(volume, input, source_series_uid=series_uid)
     chosen.check_prompts(prompts, volume)  # clicks and boxes against the image, before any model work
     checkpoint = checkpoint_or_default(checkpoint, chosen.name, download=download, offline=offline, quiet=quiet)
     tune_process(device)
     result = api.segment(
-        volume, output, checkpoint=checkpoint, family=chosen.name, classes=names, everything=everything, text=text,
+        volume, None if rtstruct else output, checkpoint=checkpoint, family=chosen.name, classes=names, everything=everything, text=text,
         box=boxed, points=points, negative_points=negatives, point_space=point_space.value, new_structure=new_structure,
         label_value=label_value, allow_unlearnt=allow_unlearnt, device=device, options=opts, progress=not quiet,
     )  # fmt: skip
     label_names = value_names(result.classes, prompts)  # as written beside the output
     if names or everything:
         label_names = chosen.learnt(checkpoint).marked(label_names)
+    if rtstruct:
+        _write_rtstruct(result.labels, input, output, label_names, series_uid, chosen.name, checkpoint)
     report_segmentation(result, output, label_names)
     if preview is not None:
         from voxelprompt.visualize import overlay_file
@@ -200,3 +212,19 @@ def run_segment(
         title = f"{input.name}: {chosen.name}" + (f" - {DEMO_MARK}" if is_demo_checkpoint(checkpoint) else "")
         overlay_file(volume, result.labels, preview, point=first, clicks=marks, names=label_names, title=title)
         typer.echo(f"wrote {preview}")
+
+
+def _write_rtstruct(labels, input: Path, output: Path, label_names: dict, series_uid: str | None, family: str, checkpoint) -> None:
+    """The result as an RT-STRUCT of the input series (reproducible; marked when the demo model made it)."""
+    from voxelprompt.imageio.rtstruct import write_rtstruct
+    from voxelprompt.inference.vista3d.default_model import DEMO_MARK, is_demo_checkpoint
+
+    written = write_rtstruct(
+        labels, input, output, label_names, source_series_uid=series_uid, missing_uids="derive", algorithm_name=family,
+        demo_mark=DEMO_MARK if is_demo_checkpoint(checkpoint) else None,
+    )  # fmt: skip
+    if written.derived_source_uids:
+        typer.echo(
+            f"note: {input} lacks UIDs an RT-STRUCT references ({len(written.derived_source_uids)} derived from the "
+            "files' content); a planning system matches it only to a copy of the series carrying them", err=True,
+        )  # fmt: skip

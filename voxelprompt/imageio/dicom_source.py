@@ -1,7 +1,7 @@
 """The source images of a derived DICOM object: read, ordered slice by slice against a label map.
 
-A DICOM-SEG frame must lie exactly on one source image, so a label map is accepted only on the
-series' own grid (as :func:`~voxelprompt.imageio.read_volume` returns it) and never after resampling.
+A DICOM-SEG frame or an RT-STRUCT contour must lie exactly on one source image, so a label map is
+accepted only on the series' own grid (as :func:`~voxelprompt.imageio.read_volume` returns it) and never after resampling.
 """
 
 from __future__ import annotations
@@ -141,7 +141,12 @@ def _read_folder(folder: Path) -> list[Dataset]:
 
 
 def match_source_grid(
-    labels: Volume, datasets: Sequence[Dataset], *, missing_uids: MissingUids = "refuse", source: str = "source series"
+    labels: Volume,
+    datasets: Sequence[Dataset],
+    *,
+    missing_uids: MissingUids = "refuse",
+    source: str = "source series",
+    output: str = "DICOM-SEG",
 ) -> SourceSeries:
     """Order ``datasets`` so that image ``k`` lies under slice ``k`` of ``labels``, and check UIDs.
 
@@ -161,6 +166,7 @@ def match_source_grid(
             file, or of its encoding when it has no file); Study, Series and Frame of Reference UID
             from all images' content; each filled value is listed in ``derived_uids``.
         source: name used in messages.
+        output: the derived object's kind, for messages (``"DICOM-SEG"``, ``"RT-STRUCT"``).
 
     Raises:
         InputError: a gantry-tilted series (it is resampled on reading, so no slice lies on an
@@ -174,7 +180,7 @@ def match_source_grid(
     normal = np.cross(orientation[:3], orientation[3:])
     order = np.argsort(positions @ normal, kind="stable")
     positions = positions[order]
-    _check_not_tilted(positions, orientation, source)
+    _check_not_tilted(positions, orientation, source, output)
     ordered = _match_slices(labels, [datasets[i] for i in order], positions, orientation, source)
     missing = [(n, ds, keyword) for n, ds in enumerate(ordered) for keyword in _REQUIRED_UIDS if _lacks(ds, keyword)]
     if not missing:
@@ -183,7 +189,7 @@ def match_source_grid(
         return _derive_missing_uids(ordered, source)
     n, ds, keyword = missing[0]
     raise InputError(
-        f"{source}: image {_name(ds, n)} has no {keyword}; a DICOM-SEG must reference it "
+        f"{source}: image {_name(ds, n)} has no {keyword}; a {output} must reference it "
         "(derive missing UIDs from the file content with missing_uids='derive')"
     )
 
@@ -211,13 +217,13 @@ def _common_geometry(datasets: list[Dataset], source: str) -> tuple[np.ndarray, 
     return orientation, positions
 
 
-def _check_not_tilted(positions: np.ndarray, orientation: np.ndarray, source: str) -> None:
+def _check_not_tilted(positions: np.ndarray, orientation: np.ndarray, source: str, output: str) -> None:
     normal = np.cross(orientation[:3], orientation[3:])
     offset = positions[-1] - positions[0]
     if np.linalg.norm(offset - (offset @ normal) * normal) > _TILT_DRIFT_MM:
         raise InputError(
             f"{source}: the series is gantry-tilted by {series_tilt_degrees(positions, orientation):.1f} degrees; "
-            "its label map lies on a resampled grid, not on the source images, so no DICOM-SEG is written "
+            f"its label map lies on a resampled grid, not on the source images, so no {output} is written "
             "(use the NIfTI or NRRD output)"
         )
 

@@ -1,8 +1,8 @@
 """The server's PACS bridge (``voxelprompt serve --dicomweb URL``): an image id that is a
 SeriesInstanceUID, as the OHIF plugin sends, is fetched from the PACS with WADO-RS, kept in a
 size-bounded cache (least recently used series out first) and added to the image store under that
-UID; results can come back as DICOM-SEG referencing that series and be stored on the PACS with
-STOW-RS.
+UID; results can come back as DICOM-SEG or RT-STRUCT referencing that series and be stored on the
+PACS with STOW-RS.
 """
 
 from __future__ import annotations
@@ -77,14 +77,29 @@ class PacsBridge:
             InputError: a label map off the series grid (e.g. a tilted series), no structure.
             PacsError: the PACS refused the SEG.
         """
-        import pydicom
-
         from voxelprompt.imageio import write_dicom_seg
+
+        return self._derived(write_dicom_seg, labels, series_uid, label_names, store)
+
+    def rtstruct(self, labels: Volume, series_uid: str, label_names: Mapping[str, int], store: bool = False, demo_mark: str | None = None) -> tuple[bytes, dict[str, Any]]:
+        """The result as an RT-STRUCT of the series (bytes), stored on the PACS when ``store``.
+
+        Raises:
+            InputError: a label map off the series grid (e.g. a tilted series), no structure.
+            PacsError: the PACS refused the structure set.
+        """
+        from voxelprompt.imageio.rtstruct import write_rtstruct
+
+        return self._derived(write_rtstruct, labels, series_uid, label_names, store, demo_mark=demo_mark)
+
+    def _derived(self, write, labels: Volume, series_uid: str, label_names: Mapping[str, int], store: bool, **options: Any) -> tuple[bytes, dict[str, Any]]:
+        """Write a derived object of the series with ``write`` (a DICOM-SEG or RT-STRUCT writer), read it back, store it."""
+        import pydicom
 
         folder = self.series_folder(series_uid)
         names = {value: name for name, value in label_names.items()}
-        with tempfile.TemporaryDirectory(prefix="voxelprompt-seg-") as tmp:
-            written = write_dicom_seg(labels, folder, Path(tmp) / "seg.dcm", names)
+        with tempfile.TemporaryDirectory(prefix="voxelprompt-derived-") as tmp:
+            written = write(labels, folder, Path(tmp) / "derived.dcm", names, **options)
             data = written.path.read_bytes()
             if store:
                 store_instances(self.client, [pydicom.dcmread(written.path)])

@@ -135,6 +135,21 @@ class SegmentationService:
             raise PromptError("DICOM-SEG output needs an image fetched from the PACS (serve --dicomweb URL; image=SeriesInstanceUID)")
         return self.pacs.dicom_seg(result.labels, image_id, result.label_names, store=store)
 
+    def rtstruct(self, result: InferResult, task_name: str, image_id: str, store: bool) -> tuple[bytes, dict[str, Any]]:
+        """A result of model entry ``task_name`` as RT-STRUCT of its PACS series, stored on the PACS
+        when ``store``; marked when the demo model made it.
+
+        Raises:
+            PromptError: the image did not come from the PACS (no source instances to reference).
+        """
+        from voxelprompt.inference.vista3d.default_model import DEMO_MARK
+
+        record = self.store.image(image_id)
+        if self.pacs is None or record.provenance != "dicomweb":
+            raise PromptError("RT-STRUCT output needs an image fetched from the PACS (serve --dicomweb URL; image=SeriesInstanceUID)")
+        demo = DEMO_MARK if self.task(task_name).model.segmenter.demo else None
+        return self.pacs.rtstruct(result.labels, image_id, result.label_names, store=store, demo_mark=demo)
+
     def infer(self, task_name: str, image_id: str, params: Mapping[str, Any]) -> InferResult:
         """Run one request of a MONAI Label model entry on a stored image.
 

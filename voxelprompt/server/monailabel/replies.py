@@ -77,7 +77,7 @@ def infer_reply(result: InferResult, model: str, image_id: str, params: dict[str
     if output == "json":
         return Response(json.dumps(body), media_type="application/json")
     if output not in (None, "", "all", "image"):
-        raise PromptError(f"output must be image, json, all or dicom_seg, got {output!r}")
+        raise PromptError(f"output must be image, json, all, dicom_seg or rtstruct, got {output!r}")
     name, data = encode_labels(result, params.get("result_extension"), params.get("result_dtype"))
     mime = RESULT_EXTENSIONS[next(e for e in RESULT_EXTENSIONS if name.endswith(e))]
     if output == "image":

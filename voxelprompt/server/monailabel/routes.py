@@ -184,6 +184,11 @@ def monailabel_router(service: SegmentationService, token: str | None = None) ->
                 if output == "dicom_seg":
                     return Response(data, media_type="application/dicom", headers={"Content-Disposition": 'attachment; filename="seg.dcm"'})
                 result.notes["dicom_seg"] = seg
+            if output == "rtstruct" or values.get("store_rtstruct"):
+                data, rt = service.rtstruct(result, model, image_id, store=bool(values.get("store_rtstruct")))
+                if output == "rtstruct":
+                    return Response(data, media_type="application/dicom", headers={"Content-Disposition": 'attachment; filename="rtstruct.dcm"'})
+                result.notes["rtstruct"] = rt
             return infer_reply(result, model, image or image_id, values, output)
         finally:
             if temporary is not None:
