@@ -69,27 +69,20 @@ class InstanceNorm3dAsGroupNorm(nn.Module):
         return f"{self.num_features}, eps={self.eps}, affine={self.weight is not None}"
 
 
-def _channels_last_output(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-    return output.contiguous(memory_format=torch.channels_last_3d)
-
-
 def prepare_for_training(net: ModuleT) -> ModuleT:
     """Swap every ``nn.InstanceNorm3d`` for :class:`InstanceNorm3dAsGroupNorm` and make the weights
     channels-last; modifies ``net`` in place and returns it.
 
-    A convolution of a one-channel input (the CT itself) picks its output layout from strides
-    that are the same in both formats, and PyTorch then chooses contiguous, which would carry
-    through the whole network; a forward hook gives that output channels-last (one copy of the
-    first feature map). Inputs may come in either format. The state dict keeps MONAI's keys, so
-    checkpoints load and save unchanged; :func:`unprepare` gives MONAI's modules back.
+    Inputs may come in either format. Convolutions that ATen keeps on its reference path (small
+    ``N*C*D*H``, see the training README) and the one-channel stem return contiguous tensors;
+    making the stem's output channels-last measured no faster (1.57 vs 1.62 s per point step,
+    0.93 vs 0.91 s per auto step, width 16), so it is left as PyTorch picks. The state dict keeps
+    MONAI's keys, so checkpoints load and save unchanged; :func:`unprepare` gives MONAI's modules back.
     """
     for name, module in list(net.named_modules()):
         if name and isinstance(module, nn.InstanceNorm3d):
             parent, _, child = name.rpartition(".")
             setattr(net.get_submodule(parent), child, InstanceNorm3dAsGroupNorm(module))
-        elif isinstance(module, nn.Conv3d) and module.in_channels == 1:
-            if _channels_last_output not in module._forward_hooks.values():
-                module.register_forward_hook(_channels_last_output)
     return net.to(memory_format=torch.channels_last_3d)
 
 
@@ -103,6 +96,4 @@ def unprepare(net: ModuleT) -> ModuleT:
             norm.train(module.training)
             parent, _, child = name.rpartition(".")
             setattr(net.get_submodule(parent), child, norm)
-        for key in [k for k, hook in module._forward_hooks.items() if hook is _channels_last_output]:
-            del module._forward_hooks[key]
     return net.to(memory_format=torch.contiguous_format)
