@@ -105,8 +105,8 @@ def finetune(
     ] = None,
     train_encoder: Annotated[bool, typer.Option("--train-encoder", help="Also train the encoder (default: frozen).")] = False,
     scope: Annotated[
-        str, typer.Option("--scope", metavar="embedding|auto", help="DATASTORE: train only the new classes' embedding rows (existing classes unchanged) or the automatic branch.")
-    ] = "embedding",
+        str, typer.Option("--scope", metavar="embedding|auto", help="DATASTORE: train the automatic branch (paper) or only the new classes' embedding rows (existing classes unchanged, slow to learn).")
+    ] = "auto",
     tag: Annotated[str, typer.Option("--tag", metavar="TAG", help="DATASTORE: the saved labels to train on.")] = "final",
     resume: Annotated[bool, typer.Option("--resume", help="DATASTORE: continue the run in OUTPUT_DIR (after a kill).")] = False,
     quiet: QuietOption = False,

@@ -14,12 +14,14 @@ moments, cached cases) is charged to the server's memory budget.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import shutil
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,18 +53,19 @@ class TrainRequest:
         labels: structure names to train (default: every name the saved labels use).
         init_from: new structure name -> the known class its embedding row starts from.
         class_ids: structure name -> a class id the caller fixes.
-        scope: ``embedding`` (new rows only: existing classes unchanged) or ``auto``.
+        scope: ``auto`` (the automatic branch, paper Sec. 6) or ``embedding`` (new rows only:
+            existing classes unchanged, slow to learn).
         label_tag: the saved labels to train on.
     """
 
     max_epochs: int = 20
     steps: int | None = None
-    learning_rate: float = 1e-2
+    learning_rate: float = 2e-3
     name: str = "train_01"
     labels: tuple[str, ...] = ()
     init_from: dict[str, str] = field(default_factory=dict)
     class_ids: dict[str, int] = field(default_factory=dict)
-    scope: str = "embedding"
+    scope: str = "auto"
     label_tag: str = "final"
 
     @classmethod
@@ -239,7 +242,7 @@ class TrainingService:
 
     def trainers(self) -> dict[str, Any]:
         """``/info/``'s ``trainers``: the models that can learn, with the params 3D Slicer shows."""
-        config = {"max_epochs": TrainRequest.max_epochs, "learning_rate": TrainRequest.learning_rate, "name": TrainRequest.name, "scope": ["embedding", "auto"]}
+        config = {"max_epochs": TrainRequest.max_epochs, "learning_rate": TrainRequest.learning_rate, "name": TrainRequest.name, "scope": ["auto", "embedding"]}
         return {m.name: {"description": f"few-shot finetuning of {m.name} on the datastore's labels", "config": config}
                 for m in self.service.models if m.family.capabilities.classes}  # fmt: skip
 
@@ -330,9 +333,20 @@ class TrainingService:
         if not same_run(folder / "run", plan, request.scope):  # a killed run of other classes: start afresh
             shutil.rmtree(folder / "run", ignore_errors=True)
 
+        began = [time.perf_counter()]
+
         def on_step(step: int, total: int, loss: float) -> None:
+            seconds = time.perf_counter() - began[0]  # the step's own time, inside its compute turn
+            task["max_step_s"] = round(max(task.get("max_step_s", 0.0), seconds), 3)
             task["step"], task["loss"] = step, None if loss != loss else round(float(loss), 5)
-            task["details"].append(f"Epoch: {step}/{total}, Iter: {step}/{total} -- train_loss: {loss:.4f}")
+            task["details"].append(f"Epoch: {step}/{total}, Iter: {step}/{total} -- train_loss: {loss:.4f}, step_s: {seconds:.3f}")
+
+        @contextlib.contextmanager
+        def turn() -> Iterator[bool]:
+            """The gate's background turn for one step, noting when the step began."""
+            with self.service.gate.background_turn() as go:
+                began[0] = time.perf_counter()
+                yield go
 
         try:
             profile = named.segmenter.profile
@@ -341,7 +355,7 @@ class TrainingService:
                 tag=request.label_tag, only=request.labels or None, fixed=request.class_ids, related=request.init_from,
                 scope=request.scope, steps=steps, lr=request.learning_rate, resume=True,
                 patch={"roi": list(profile.roi_size), "spacing": list(profile.spacing)},
-                turn=self.service.gate.background_turn, stop=self._stop, on_step=on_step,
+                turn=turn, stop=self._stop, on_step=on_step,
             )  # fmt: skip
             if run.result.stopped:
                 task["status"] = "STOPPED"

@@ -82,27 +82,33 @@ def test_teaching_a_new_class_raises_its_dice_and_keeps_the_others(tmp_path, dem
 
     checkpoint, profile, known = demo
     held_ct, held_truth = _phantom(100)
-    gt = np.asarray(held_truth.array) == LIVER
+    truth = np.asarray(held_truth.array)
     patch = {"roi": list(profile.roi_size), "spacing": list(profile.spacing)}
-    run = teach(checkpoint, _store(tmp_path / "store", [0, 1]), tmp_path / "run", known=known, steps=12, lr=3e-2, patch=patch)
+    run = teach(checkpoint, _store(tmp_path / "store", [0, 1]), tmp_path / "run", known=known, steps=12, patch=patch)
     new_id = run.plan.ids[NEW]
     assert new_id == 133 and run.plan.new == (NEW,) and run.result.steps == 12
 
     def scores(path):
         seg = Vista3DSegmenter.from_checkpoint(path, profile=profile, learnt_classes={new_id: NEW})
-        pred = np.asarray(seg.segment(held_ct, Prompts(classes=(new_id, 3))).labels.array)
-        return dice(pred == new_id, gt), pred == 3
+        new = np.asarray(seg.segment(held_ct, Prompts(classes=(new_id,))).labels.array)
+        spleen = np.asarray(seg.segment(held_ct, Prompts(classes=(3,))).labels.array)
+        return dice(new == new_id, truth == LIVER), dice(spleen == 3, truth == 3)
 
-    before, spleen_before = scores(checkpoint)
-    after, spleen_after = scores(run.result.model)
-    assert after > before + 0.2, (before, after)  # the new class is learnt on a held-out phantom
-    assert np.array_equal(spleen_before, spleen_after)  # scope "embedding": an existing class is untouched
+    (new_before, spleen_before), (new_after, spleen_after) = scores(checkpoint), scores(run.result.model)
+    assert new_after > new_before + 0.5, (new_before, new_after)  # learnt, on a phantom it never saw
+    assert spleen_after > spleen_before - 0.15, (spleen_before, spleen_after)  # an existing class keeps working
+
+
+def test_embedding_scope_changes_only_the_new_row(tmp_path, demo):
+    checkpoint, profile, known = demo
+    patch = {"roi": list(profile.roi_size), "spacing": list(profile.spacing)}
+    run = teach(checkpoint, _store(tmp_path / "store", [0]), tmp_path / "run", known=known, steps=2, lr=0.1, scope="embedding", patch=patch)
     old = torch.load(checkpoint, weights_only=True)
     new = torch.load(run.result.model, weights_only=True)
     changed = [k for k in old if not torch.equal(old[k].float(), new[k].float())]
     assert changed == ["class_head.class_embeddings.weight"]
     rows = (old[changed[0]].float() != new[changed[0]].float()).any(dim=1).nonzero().flatten().tolist()
-    assert rows == [new_id]
+    assert rows == [run.plan.ids[NEW]]
 
 
 def test_a_killed_run_resumes_from_its_checkpoint(tmp_path, demo):

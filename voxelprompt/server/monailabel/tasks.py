@@ -26,7 +26,7 @@ request, and a result depends on those clicks only, so ``reset_state`` needs no 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -111,8 +111,10 @@ class LabelTask:
             plan = self._segmentation(params)
         else:
             plan = self._deepgrow(params, volume)
+        learnt = _learnt(self.model)  # the released table's rules do not know what finetuning added
         for prompts, _ in plan.steps:
-            self.model.family.check_prompts(prompts, volume)
+            kept = tuple(c for c in prompts.classes if c not in learnt)
+            self.model.family.check_prompts(replace(prompts, classes=kept) if kept != prompts.classes else prompts, volume)
         return plan
 
     # ---- the three request kinds ---------------------------------------------------------------
