@@ -54,6 +54,13 @@ def _error(call) -> tuple[int, str]:
     return int(text.split(";")[0].removeprefix("Status: ")), text
 
 
+def _wait_for_steps(client, steps: int, timeout_s: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while client.train_status()["step"] < steps:
+        assert time.monotonic() < deadline, f"training did not reach step {steps} in {timeout_s} s"
+        time.sleep(0.2)
+
+
 def _wait(client, statuses=("DONE", "ERROR", "STOPPED"), timeout_s=300.0) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -118,12 +125,13 @@ def test_train_stop_and_requests_never_wait_longer_than_a_step(client, server, f
         client.save_label(f"case{seed}", files[seed][1], tag="final", params={"label_names": {NEW: 1}})
     gate = server.service.gate
     client.train_start(MODEL, {"steps": 400, "scope": "auto"})
+    _wait_for_steps(client, 2)  # training holds the compute between requests from now on
     waits = []
     for _ in range(3):
         _, params = client.infer(f"{MODEL}-segmentation", "case0", {"label_prompt": [3], "result_extension": ".nii.gz"})
         waits.append(params["latencies"]["wait"])
     status = client.train_status()
-    assert status["status"] == "RUNNING" and status["step"] >= 1
+    assert status["status"] == "RUNNING" and status["step"] >= 3  # steps went on between the requests
     stopped = client.train_stop()
     assert stopped["status"] == "STOPPED" and stopped["step"] < 400
     assert _error(lambda: client.train_stop())[0] == 404  # nothing runs

@@ -133,3 +133,24 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path, demo):
     assert seen == [1, 2, 3, 4]  # steps 3 and 4 only on resume
     with pytest.raises(InputError, match="trained other classes"):
         teach(checkpoint, store, tmp_path / "run", known=known, steps=4, patch=patch, resume=True, fixed={NEW: 200})
+
+
+@pytest.mark.slow
+def test_finetune_command_reads_a_datastore_folder(tmp_path, capsys):
+    from voxelprompt.cli import main
+
+    store = _store(tmp_path / "store", [0])
+    common = ["-o", str(tmp_path / "run"), "--steps", "2", "--roi", "64", "64", "64", "--spacing", "3", "3", "3", "-q"]
+    main(["finetune", "demo", str(store), "--init-from", f"{NEW}=liver", *common])
+    out = capsys.readouterr().out
+    assert f"classes: {NEW}=133 (new: {NEW})" in out and "labelled images: 1" in out and "steps: 2" in out
+    assert (tmp_path / "run" / "model.pt").is_file()
+    for args, words in (
+        (["finetune", "demo", str(_store(tmp_path / "empty", [0], names=None)), *common], "no labels tagged 'final'"),
+        (["finetune", "demo", str(store), "--class", "nope", *common], "NAME=ID"),
+        (["finetune", "demo", str(store), "--init-from", f"{NEW}=pancreatic duct", *common], "unknown label name"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        err = capsys.readouterr().err.strip()
+        assert exit_info.value.code == 2 and words in err and "\n" not in err, err

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from voxelprompt.catalog import LAST_SUPPORTED, vista3d_catalog
+from voxelprompt.catalog import CLASS_TABLE_SIZE, LAST_SUPPORTED, vista3d_catalog
 from voxelprompt.errors import InputError, PromptError
 
 __all__ = [
@@ -276,10 +276,12 @@ def teach(
     missing = [n for n in wanted if n not in present]
     if missing:
         raise InputError(f"unknown label name {missing[0]!r}: the saved labels name {', '.join(map(repr, present))}")
+    plan = assign_classes(wanted, known, learnt, CLASS_TABLE_SIZE, fixed, related)  # checked before the model loads
     from voxelprompt.models.vista3d import load_vista3d
 
     net, spec = load_vista3d(checkpoint)
-    plan = assign_classes(wanted, known, learnt, spec.n_classes, fixed, related)
+    if spec.n_classes != CLASS_TABLE_SIZE:
+        plan = assign_classes(wanted, known, learnt, spec.n_classes, fixed, related)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if resume and (out / PLAN_NAME).is_file() and not same_run(out, plan, scope):
