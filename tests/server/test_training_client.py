@@ -4,8 +4,6 @@ versions restored. The server is this module's own (training swaps its model).""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 
 import numpy as np

@@ -4,10 +4,8 @@ turn of the compute gate (:meth:`ComputeGate.background_turn`: a step runs only 
 waits or runs, so a request waits at most one step), then keeps the result as the next version
 beside the original and serves it in its place.
 
-Versions live under ``<datastore>/models/<model>/v<N>/`` (``run/model.pt``, the run's checkpoint,
-``card.json``: learnt classes, everything set, parent); ``active.json`` names the one served
-(version 0 is the model as loaded). A killed server leaves an unfinished version without a card;
-the next start with the same classes resumes it. The run's memory (weights, gradients, AdamW
+Versions: :mod:`voxelprompt.server.versions`. A killed server leaves an unfinished version
+without a card; the next start with the same classes resumes it. The run's memory (weights, gradients, AdamW
 moments, cached cases) is charged to the server's memory budget.
 """
 
@@ -15,26 +13,28 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import logging
 import shutil
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from voxelprompt.errors import InputError, PromptError
 from voxelprompt.server.datastore import NotFound
+from voxelprompt.server.versions import ModelVersions, load_version
 
 if TYPE_CHECKING:
     from voxelprompt.api import NamedModel
     from voxelprompt.server.budget import MemoryBudget
     from voxelprompt.server.service import SegmentationService
 
-__all__ = ["TrainRequest", "ModelVersions", "TrainingService"]
+__all__ = ["TrainRequest", "TrainingService"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,41 +107,6 @@ class TrainRequest:
             name=name.strip(), labels=tuple(labels), init_from=mapping("init_from", str), class_ids=mapping("class_ids", int),
             scope=scope, label_tag=str(tag),
         )  # fmt: skip
-
-
-class ModelVersions:
-    """The finetuned versions of one served model under ``root`` (see the module docstring)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-
-    def finished(self) -> dict[int, dict[str, Any]]:
-        """Version -> card, of every finished version."""
-        out = {}
-        for card in sorted(self.root.glob("v*/card.json")):
-            data = json.loads(card.read_text())
-            out[int(data["version"])] = data
-        return out
-
-    def active(self) -> int:
-        path = self.root / "active.json"
-        return int(json.loads(path.read_text())["version"]) if path.is_file() else 0
-
-    def activate(self, version: int) -> None:
-        """Make ``version`` the served one (written atomically)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".active-{uuid.uuid4().hex[:8]}"
-        tmp.write_text(json.dumps({"version": int(version)}))
-        tmp.replace(self.root / "active.json")
-
-    def next_folder(self) -> tuple[int, Path]:
-        """The folder of the next version: an unfinished one (a killed run, resumed) or a new one."""
-        numbers = [int(p.name[1:]) for p in self.root.glob("v*") if p.name[1:].isdigit()]
-        for n in sorted(numbers):
-            if not (self.root / f"v{n}" / "card.json").is_file():
-                return n, self.root / f"v{n}"
-        n = max(numbers, default=0) + 1
-        return n, self.root / f"v{n}"
 
 
 class TrainingService:
@@ -271,7 +236,7 @@ class TrainingService:
         cards = versions.finished()
         if version != 0 and version not in cards:
             raise NotFound(f"model {named.name!r} has no version {version}; it has 0{''.join(f', {v}' for v in cards)}")
-        self.service.swap_model(self._load(named.name, cards.get(version)))
+        self.service.swap_model(load_version(self.originals[named.name], self.root / named.name, cards.get(version)))
         versions.activate(version)
         return self.versions(named.name)
 
@@ -281,7 +246,7 @@ class TrainingService:
             versions = ModelVersions(self.root / name)
             card = versions.finished().get(versions.active())
             if card is not None:
-                self.service.swap_model(self._load(name, card))
+                self.service.swap_model(load_version(self.originals[name], self.root / name, card))
 
     # ---- internals --------------------------------------------------------------------------
 
@@ -314,13 +279,17 @@ class TrainingService:
         return default_checkpoint()
 
     def _charge(self, named: NamedModel, images) -> None:
+        """Charge the run to the memory budget: weights, gradients and two AdamW moments in
+        float32, and each labelled image with its label (float32 each, the cached cases).
+
+        Raises:
+            OverBudget, TooLargeError: no room (HTTP 503 / 413).
+        """
         if self.budget is None:
             return
         params = sum(p.numel() for p in named.segmenter.net.parameters())
-        cases = sum(4 * 2 * int(self.service.store.image(i.image_id).shape[0]) * self.service.store.image(i.image_id).shape[1]
-                    * self.service.store.image(i.image_id).shape[2] for i in images)  # fmt: skip
-        # weights, gradients and two AdamW moments in float32, plus each case's image and label
-        self.budget.set(("training", named.name), 16 * params + cases, f"training {named.name}")
+        voxels = sum(int(np.prod(self.service.store.image(i.image_id).shape)) for i in images)
+        self.budget.set(("training", named.name), 16 * params + 8 * voxels, f"training {named.name}")
 
     def _run(self, task: dict[str, Any], named: NamedModel, request: TrainRequest, plan: Any, steps: int) -> None:
         from voxelprompt.training.vista3d.teach import same_run, teach
@@ -367,8 +336,8 @@ class TrainingService:
                 "everything": sorted(set(known) | set(run.plan.ids.values())), "images": list(run.images),
                 "checkpoint": str(Path(run.result.model).relative_to(folder)), "created": time.time(),
             }  # fmt: skip
-            new = self._load(named.name, {**card, "folder": str(folder)})
-            (folder / "card.json").write_text(json.dumps(card, indent=1))
+            new = load_version(self.originals[named.name], self.root / named.name, card)
+            versions.finish(card)
             self.service.swap_model(new)
             versions.activate(number)
             task["status"] = "DONE"
@@ -382,25 +351,6 @@ class TrainingService:
             task["seconds"] = round(time.perf_counter() - started, 1)
             if self.budget is not None:
                 self.budget.release(("training", named.name))
-
-    def _load(self, name: str, card: dict[str, Any] | None) -> NamedModel:
-        """The served model of a version's card (None: the model as loaded)."""
-        from voxelprompt.api import NamedModel
-        from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
-
-        original = self.originals[name]
-        if card is None:
-            return original
-        base = original.segmenter
-        folder = Path(card.get("folder") or self.root / name / f"v{card['version']}")
-        learnt = {int(k): v for k, v in card["learnt"].items()}
-        profile = replace(base.profile, everything=tuple(card["everything"]))
-        segmenter = Vista3DSegmenter.from_checkpoint(
-            folder / card["checkpoint"], profile=profile, device=base.device, engine=base.engine, amp=base.amp,
-            learnt_classes=learnt,
-        )  # fmt: skip
-        return NamedModel(name, original.family, folder / card["checkpoint"], segmenter)
-
 
 def _public(task: dict[str, Any]) -> dict[str, Any]:
     return {**task, "details": list(task["details"])}
