@@ -3,7 +3,7 @@ structure it does not segment (the phantoms' hepatic tumour, VISTA3D id 26) from
 labelled cases, through a labelling datastore as the viewer fills it, and measure held-out Dice of
 the new class and of the classes the model already had, before and after.
 
-    python scripts/few_shot_curve.py OUT_DIR [--cases 1 3 5] [--steps 60] [--scope embedding] [--held-out 2]
+    python scripts/few_shot_curve.py OUT_DIR [--cases 1 3 5] [--steps 60] [--scope auto] [--held-out 2] [--no-rehearsal]
 
 Writes ``OUT_DIR/curve.json`` and prints a Markdown table.
 """
@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--scope", default="auto")
     parser.add_argument("--held-out", type=int, default=2)
+    parser.add_argument("--no-rehearsal", action="store_true", help="train on the new labels alone (no pseudo labels of the existing classes)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     profile = default_profile()
@@ -83,6 +84,7 @@ def main() -> None:
         t0 = time.perf_counter()
         run = teach(
             default_checkpoint(), store, args.out / f"run{n}", known=known, scope=args.scope, steps=args.steps, lr=args.lr,
+            profile=profile if not args.no_rehearsal else None,
             patch={"roi": list(profile.roi_size), "spacing": list(profile.spacing)},
         )  # fmt: skip
         seconds = time.perf_counter() - t0
@@ -90,7 +92,7 @@ def main() -> None:
         after = _dice(tuned, held, classes)
         rows.append({"cases": n, "seconds_train": round(seconds, 1), "dice": after})
         print(f"{n} cases: {NAME} {after.get(TARGET, 0):.3f}, existing mean {np.mean([after[c] for c in profile.everything if c in after]):.3f} (train {seconds:.0f} s)")
-    (args.out / "curve.json").write_text(json.dumps({"target": TARGET, "steps": args.steps, "lr": args.lr, "scope": args.scope, "rows": rows}, indent=1))
+    (args.out / "curve.json").write_text(json.dumps({"target": TARGET, "steps": args.steps, "lr": args.lr, "scope": args.scope, "rehearsal": not args.no_rehearsal, "rows": rows}, indent=1))
     existing = [c for c in profile.everything if c in before]
     print(f"\n| labelled cases | {NAME} Dice | existing classes mean Dice | largest drop of an existing class |\n|---|---|---|---|")
     for row in rows:

@@ -160,19 +160,24 @@ def _finetune_datastore(checkpoint, folder, classes, init_from, output_dir, step
         if not sep or not new.strip() or not known.strip():
             raise InputError(f"--init-from must be NEW=KNOWN such as 'my lesion=liver', got {text!r}")
         related[new.strip()] = known.strip()
-    if str(checkpoint) == "demo":
-        from voxelprompt.inference.vista3d.default_model import default_card, default_checkpoint
+    from voxelprompt.inference.vista3d.profiles import get_profile
 
-        checkpoint, ids = default_checkpoint(), default_card()["classes"]
+    if str(checkpoint) == "demo":
+        from voxelprompt.inference.vista3d.default_model import default_checkpoint, default_profile
+
+        checkpoint, profile = default_checkpoint(), default_profile()
     else:
         from voxelprompt.api import check_checkpoint_path
 
-        ids = everything_classes(LAST_SUPPORTED)
         check_checkpoint_path(checkpoint)
+        profile = get_profile("bundle")
+    ids = profile.everything or everything_classes(LAST_SUPPORTED)
     known = {int(c): vista3d_catalog().name(c) for c in ids}
+    given = (tuple(roi), tuple(spacing)) != ((128, 128, 128), (1.5, 1.5, 1.5))  # else the model's own window and spacing
     run = teach(
         checkpoint, folder, output_dir, known=known, tag=tag, fixed=fixed, related=related, scope=scope, steps=steps,
-        lr=lr, patch={"roi": list(roi), "spacing": list(spacing)}, resume=resume, progress=not quiet,
+        lr=lr, patch={"roi": list(roi), "spacing": list(spacing)} if given else None, profile=profile, resume=resume,
+        progress=not quiet,
     )  # fmt: skip
     typer.echo(f"classes: {', '.join(f'{n}={i}' for n, i in run.plan.ids.items())} (new: {', '.join(run.plan.new) or 'none'})")
     typer.echo(f"labelled images: {len(run.images)}")

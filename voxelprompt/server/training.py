@@ -322,8 +322,7 @@ class TrainingService:
             run = teach(
                 self._checkpoint(named), self.service.store.root, folder / "run", known=known, learnt=learnt,
                 tag=request.label_tag, only=request.labels or None, fixed=request.class_ids, related=request.init_from,
-                scope=request.scope, steps=steps, lr=request.learning_rate, resume=True,
-                patch={"roi": list(profile.roi_size), "spacing": list(profile.spacing)},
+                scope=request.scope, steps=steps, lr=request.learning_rate, resume=True, profile=profile,
                 turn=turn, stop=self._stop, on_step=on_step,
             )  # fmt: skip
             if run.result.stopped:
