@@ -85,7 +85,7 @@ def test_label_train_status_infer_with_the_official_client(client, server, files
     assert _error(lambda: client.next_sample("nope", {}))[0] == 404
 
     # Inference keeps answering while training runs; every request succeeds.
-    task = client.train_start(MODEL, {"steps": 12, "learning_rate": 2e-3, "name": "organ"})
+    task = client.train_start(MODEL, {"steps": 24, "learning_rate": 2e-3, "name": "organ"})
     assert task["status"] in ("SUBMITTED", "RUNNING") and task["new_classes"] == [NEW]
     assert client.train_status(check_if_running=True) is True
     assert _error(lambda: client.train_start(MODEL, {"steps": 1}))[0] == 503  # one run at a time
@@ -93,11 +93,11 @@ def test_label_train_status_infer_with_the_official_client(client, server, files
     assert params["label_names"] == {"spleen": 1}
     done = _wait(client)
     assert done["status"] == "DONE", done["details"]
-    assert done["step"] == 12 and any("Epoch: 12/12" in line for line in done["details"])
+    assert done["step"] == 24 and any("Epoch: 24/24" in line for line in done["details"])
     assert client.train_status(check_if_running=True) is False
     info = client.info()
     assert NEW in info["labels"] and info["models"][MODEL]["labels"][NEW] == 133
-    assert info["train_stats"][MODEL]["epoch"] == 12 and MODEL in info["trainers"]
+    assert info["train_stats"][MODEL]["epoch"] == 24 and MODEL in info["trainers"]
     # The new class by name, on an image training never saw.
     result, params = client.infer(f"{MODEL}-segmentation", "case2", {"labels": [NEW]})
     assert params["label_names"] == {NEW: 1}
