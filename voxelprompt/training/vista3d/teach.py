@@ -351,13 +351,16 @@ def _run(net, checkpoint, datalist, plan: ClassPlan, scope, steps, lr, patch, ou
     ids = sorted(plan.ids.values())
     overrides: dict[str, Any] = {"optim": {"lr": lr, "weight_decay": 0.0 if scope == "embedding" else 1e-5}, "val_every": -1}
     overrides["checkpoint_every"] = max(1, min(25, steps))
-    if patch:
-        overrides["patch"] = dict(patch)
+    taught = {plan.ids[n] for n in plan.new} or set(plan.ids.values())
+    # Patch centres: half in the taught structures (a lesion is 1 of ~36 classes of a rehearsed case).
+    overrides["patch"] = {
+        **dict(patch or {}), "crop_num_classes": max(LAST_SUPPORTED, *ids) + 1,
+        "crop_class_ratios": {c: 32.0 for c in taught},
+    }  # fmt: skip
     recipe = finetune_recipe(checkpoint, datalist, {i: i for i in ids}, steps=steps, output_dir=out, **overrides)
     add_classes(net, plan.init_from)
     set_determinism(seed=recipe.seed)
     trainer = Trainer(recipe, net=net.train(), progress=progress)
-    taught = {plan.ids[n] for n in plan.new} or set(plan.ids.values())
     step_classes = trainer._sample_label_set
 
     def alternate(sample: dict) -> list[int]:
