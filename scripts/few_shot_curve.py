@@ -88,7 +88,7 @@ def main() -> None:
             patch={"roi": list(profile.roi_size), "spacing": list(profile.spacing)},
         )  # fmt: skip
         seconds = time.perf_counter() - t0
-        tuned = Vista3DSegmenter.from_checkpoint(run.result.model, profile=profile, learnt_classes=run.plan.learnt())
+        tuned = Vista3DSegmenter.from_checkpoint(run.result.model, profile=profile, taught_classes=run.plan.taught())
         after = _dice(tuned, held, classes)
         rows.append({"cases": n, "seconds_train": round(seconds, 1), "dice": after})
         print(f"{n} cases: {NAME} {after.get(TARGET, 0):.3f}, existing mean {np.mean([after[c] for c in profile.everything if c in after]):.3f} (train {seconds:.0f} s)")

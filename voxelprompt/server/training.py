@@ -266,7 +266,7 @@ class TrainingService:
         from voxelprompt.types import Prompts
 
         everything = named.segmenter.resolve_classes(Prompts(everything=True))
-        return {int(c): class_name(named, c) for c in everything}, dict(named.segmenter.learnt_classes)
+        return {int(c): class_name(named, c) for c in everything}, dict(named.segmenter.taught_classes)
 
     def _checkpoint(self, named: NamedModel) -> Path:
         if named.checkpoint is not None:
@@ -331,7 +331,7 @@ class TrainingService:
                 return
             card = {
                 "version": number, "parent": versions.active(), "name": request.name, "steps": run.result.steps,
-                "learnt": {str(k): v for k, v in {**learnt, **run.plan.learnt()}.items()},
+                "learnt": {str(k): v for k, v in {**learnt, **run.plan.taught()}.items()},
                 "everything": sorted(set(known) | set(run.plan.ids.values())), "images": list(run.images),
                 "checkpoint": str(Path(run.result.model).relative_to(folder)), "created": time.time(),
             }  # fmt: skip

@@ -73,7 +73,7 @@ def load_version(original: NamedModel, root: Path, card: dict[str, Any] | None) 
     profile = replace(base.profile, everything=tuple(card["everything"]))
     segmenter = Vista3DSegmenter.from_checkpoint(
         folder / card["checkpoint"], profile=profile, device=base.device, engine=base.engine, amp=base.amp,
-        learnt_classes=learnt,
+        taught_classes=learnt,
     )  # fmt: skip
     return NamedModel(original.name, original.family, folder / card["checkpoint"], segmenter)
 

@@ -90,7 +90,7 @@ def test_teaching_a_new_class_raises_its_dice_and_keeps_the_others(tmp_path, dem
     assert new_id == 133 and run.plan.new == (NEW,) and run.result.steps == 24
 
     def scores(path):
-        seg = Vista3DSegmenter.from_checkpoint(path, profile=profile, learnt_classes={new_id: NEW})
+        seg = Vista3DSegmenter.from_checkpoint(path, profile=profile, taught_classes={new_id: NEW})
         new = np.asarray(seg.segment(held_ct, Prompts(classes=(new_id,))).labels.array)
         spleen = np.asarray(seg.segment(held_ct, Prompts(classes=(3,))).labels.array)
         return dice(new == new_id, truth == LIVER), dice(spleen == 3, truth == 3)

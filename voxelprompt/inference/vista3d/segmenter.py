@@ -106,7 +106,7 @@ class Vista3DSegmenter:
         official_unpredicted: write the profile's "not predicted" marker (255) where no window
             produced a prediction, as the official pipeline does (parity tests only). By default
             those voxels are background (0): a label map holds only 0 and prompted ids.
-        learnt_classes: class id -> name of classes finetuning added to this model (ids outside the
+        taught_classes: class id -> name of classes finetuning added to this model (ids outside the
             catalog's trained set, even above ``last_supported``: they segment automatically like
             trained ones; clicks on them use the zero-shot embedding, whose point branch never saw them).
         prepare_in_place: give True when nothing else uses ``net`` (as :meth:`from_checkpoint`
@@ -133,7 +133,7 @@ class Vista3DSegmenter:
         amp: bool = False,
         official_unpredicted: bool = False,
         prepare_in_place: bool = False,
-        learnt_classes: dict[int, str] | None = None,
+        taught_classes: dict[int, str] | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise VoxelPromptError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -149,7 +149,7 @@ class Vista3DSegmenter:
         self.fast = fast or FastSettings()
         self.amp = amp
         self.official_unpredicted = official_unpredicted
-        self.learnt_classes = {int(c): str(n) for c, n in (learnt_classes or {}).items()}
+        self.taught_classes = {int(c): str(n) for c, n in (taught_classes or {}).items()}
         self.lock = threading.RLock()
         self._engine_net: VISTA3D | None = None
         self._monai_net: VISTA3D | None = None
@@ -213,7 +213,7 @@ class Vista3DSegmenter:
             if not classes:
                 raise PromptError("nothing to segment: give classes, --everything, or points")
             unknown = [
-                c for c in classes if (c > self.spec.last_supported or c in UNNAMED_IDS) and c not in self.learnt_classes
+                c for c in classes if (c > self.spec.last_supported or c in UNNAMED_IDS) and c not in self.taught_classes
             ]
             if unknown:
                 raise PromptError(
@@ -417,7 +417,7 @@ class Vista3DSegmenter:
     def last_automatic(self) -> int:
         """Highest class id the automatic branch was trained on (learnt classes included); the
         bundle's inferer treats higher ids as untrained."""
-        return max([self.spec.last_supported, *self.learnt_classes])
+        return max([self.spec.last_supported, *self.taught_classes])
 
     def foreground_confidence(self, volume: Volume, classes: tuple[int, ...]) -> float:
         """Mean automatic confidence over the voxels the model calls foreground (an active

@@ -111,9 +111,9 @@ class LabelTask:
             plan = self._segmentation(params)
         else:
             plan = self._deepgrow(params, volume)
-        learnt = _learnt(self.model)  # the released table's rules do not know what finetuning added
+        taught = _taught(self.model)  # the released table's rules do not know what finetuning added
         for prompts, _ in plan.steps:
-            kept = tuple(c for c in prompts.classes if c not in learnt)
+            kept = tuple(c for c in prompts.classes if c not in taught)
             self.model.family.check_prompts(replace(prompts, classes=kept) if kept != prompts.classes else prompts, volume)
         return plan
 
@@ -279,13 +279,13 @@ def _catalog_index(label: Any, model: NamedModel | None = None) -> int | None:
         return None
 
 
-def _learnt(model: NamedModel) -> dict[int, str]:
-    return getattr(model.segmenter, "learnt_classes", None) or {}
+def _taught(model: NamedModel) -> dict[int, str]:
+    return getattr(model.segmenter, "taught_classes", None) or {}
 
 
 def class_name(model: NamedModel, class_id: int) -> str:
     """The name of ``class_id`` for ``model``: a class finetuning taught it, else the catalog's."""
-    return _learnt(model).get(int(class_id)) or vista3d_catalog().name(class_id)
+    return _taught(model).get(int(class_id)) or vista3d_catalog().name(class_id)
 
 
 def _class_index(model: NamedModel, name: str) -> int:
@@ -294,7 +294,7 @@ def _class_index(model: NamedModel, name: str) -> int:
     Raises:
         PromptError: a name neither knows.
     """
-    for c, learnt in _learnt(model).items():
+    for c, learnt in _taught(model).items():
         if isinstance(name, str) and learnt.lower() == name.strip().lower():
             return c
     return vista3d_catalog().index(name)

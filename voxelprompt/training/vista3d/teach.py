@@ -73,7 +73,7 @@ class ClassPlan:
     new: tuple[str, ...] = ()
     init_from: dict[int, int] = field(default_factory=dict)
 
-    def learnt(self) -> dict[int, str]:
+    def taught(self) -> dict[int, str]:
         """id -> name of the new structures."""
         return {self.ids[n]: n for n in self.new}
 
@@ -257,7 +257,7 @@ def own_labels(checkpoint: str | os.PathLike, profile: Any, learnt: Mapping[int,
         from voxelprompt.types import Prompts
 
         if not loaded:
-            loaded.append(Vista3DSegmenter.from_checkpoint(checkpoint, profile=profile, learnt_classes=dict(learnt or {})))
+            loaded.append(Vista3DSegmenter.from_checkpoint(checkpoint, profile=profile, taught_classes=dict(learnt or {})))
         return loaded[0].segment(volume, Prompts(everything=True)).labels
 
     return label
