@@ -81,11 +81,14 @@ def train(
 
 
 def finetune(
-    checkpoint: Annotated[Path, typer.Argument(metavar="CHECKPOINT", help="Trained VISTA3D checkpoint to start from.")],
-    datalist: Annotated[Path, typer.Argument(metavar="DATALIST", help="Datalist JSON of the new dataset.")],
-    classes: Annotated[
-        list[str], typer.Option("--class", metavar="LOCAL=GLOBAL", help="Label mapping, e.g. 1=140 or 2=liver (repeatable).")
+    checkpoint: Annotated[Path, typer.Argument(metavar="CHECKPOINT", help="Trained VISTA3D checkpoint to start from ('demo': the shipped demo model).")],
+    datalist: Annotated[
+        Path, typer.Argument(metavar="DATALIST|DATASTORE", help="Datalist JSON of the new dataset, or a `voxelprompt serve --datastore` folder (its saved labels).")
     ],
+    classes: Annotated[
+        list[str] | None,
+        typer.Option("--class", metavar="LOCAL=GLOBAL", help="Label mapping, e.g. 1=140 or 2=liver (repeatable); with a DATASTORE: NAME=ID fixes a structure's id (else: its catalog id or a free one)."),
+    ] = None,
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", metavar="DIR", help="Run folder.")] = Path("runs/finetune"),
     cases: Annotated[
         int | None, typer.Option("--cases", min=1, metavar="N", help="Few-shot: use only the first N training cases; omitted: all.")
@@ -101,11 +104,25 @@ def finetune(
         typer.Option("--init-from", metavar="NEW=KNOWN", help="Start a new class's embedding from a known one (repeatable); omitted: the checkpoint's row for that id."),
     ] = None,
     train_encoder: Annotated[bool, typer.Option("--train-encoder", help="Also train the encoder (default: frozen).")] = False,
+    scope: Annotated[
+        str, typer.Option("--scope", metavar="embedding|auto", help="DATASTORE: train the automatic branch (paper) or only the new classes' embedding rows (existing classes unchanged, slow to learn).")
+    ] = "auto",
+    tag: Annotated[str, typer.Option("--tag", metavar="TAG", help="DATASTORE: the saved labels to train on.")] = "final",
+    resume: Annotated[bool, typer.Option("--resume", help="DATASTORE: continue the run in OUTPUT_DIR (after a kill).")] = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Few-shot finetuning: add classes to the class embedding from N labelled cases (auto branch)."""
+    """Few-shot finetuning: add classes to the class embedding from N labelled cases (auto branch),
+    from a datalist or from the labels a viewer saved in a server's datastore."""
+    from voxelprompt.errors import InputError
     from voxelprompt.training import finetune as run
 
+    if datalist.is_dir():
+        _finetune_datastore(checkpoint, datalist, classes or [], init_from or [], output_dir, steps, lr, roi, spacing, scope, tag, resume, quiet)
+        return
+    if str(checkpoint) == "demo":
+        raise InputError("CHECKPOINT 'demo' is for a DATASTORE; give the demo model's file for a datalist")
+    if not classes:
+        raise InputError("a datalist needs --class LOCAL=GLOBAL (e.g. --class 1=140)")
     mapping = dict(_parse_class(c) for c in classes)
     seeds = dict(_parse_class(c) for c in (init_from or []))
     result = run(
@@ -122,6 +139,49 @@ def finetune(
         patch={"roi": list(roi), "spacing": list(spacing)},
     )
     _report(result)
+
+
+def _finetune_datastore(checkpoint, folder, classes, init_from, output_dir, steps, lr, roi, spacing, scope, tag, resume, quiet) -> None:
+    """``voxelprompt finetune CHECKPOINT DATASTORE``: :func:`~voxelprompt.training.vista3d.teach.teach`."""
+    from voxelprompt.catalog import LAST_SUPPORTED, everything_classes, vista3d_catalog
+    from voxelprompt.errors import InputError
+    from voxelprompt.training.vista3d.teach import SCOPES, teach
+
+    if scope not in SCOPES:
+        raise InputError(f"--scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+    fixed, related = {}, {}
+    for text in classes:
+        name, sep, value = text.rpartition("=")
+        if not sep or not name.strip() or not value.strip().isdigit():
+            raise InputError(f"--class with a datastore must be NAME=ID such as 'my lesion=140', got {text!r}")
+        fixed[name.strip()] = int(value)
+    for text in init_from:
+        new, sep, known = text.partition("=")
+        if not sep or not new.strip() or not known.strip():
+            raise InputError(f"--init-from must be NEW=KNOWN such as 'my lesion=liver', got {text!r}")
+        related[new.strip()] = known.strip()
+    from voxelprompt.inference.vista3d.profiles import get_profile
+
+    if str(checkpoint) == "demo":
+        from voxelprompt.inference.vista3d.default_model import default_checkpoint, default_profile
+
+        checkpoint, profile = default_checkpoint(), default_profile()
+    else:
+        from voxelprompt.api import check_checkpoint_path
+
+        check_checkpoint_path(checkpoint)
+        profile = get_profile("bundle")
+    ids = profile.everything or everything_classes(LAST_SUPPORTED)
+    known = {int(c): vista3d_catalog().name(c) for c in ids}
+    given = (tuple(roi), tuple(spacing)) != ((128, 128, 128), (1.5, 1.5, 1.5))  # else the model's own window and spacing
+    run = teach(
+        checkpoint, folder, output_dir, known=known, tag=tag, fixed=fixed, related=related, scope=scope, steps=steps,
+        lr=lr, patch={"roi": list(roi), "spacing": list(spacing)} if given else None, profile=profile, resume=resume,
+        progress=not quiet,
+    )  # fmt: skip
+    typer.echo(f"classes: {', '.join(f'{n}={i}' for n, i in run.plan.ids.items())} (new: {', '.join(run.plan.new) or 'none'})")
+    typer.echo(f"labelled images: {len(run.images)}")
+    _report(run.result)
 
 
 def _report(result) -> None:

@@ -39,7 +39,7 @@ from voxelprompt.types import Volume
 if TYPE_CHECKING:
     from voxelprompt.server.budget import MemoryBudget
 
-__all__ = ["NotFound", "StoredImage", "StoredLabel", "SessionRecord", "ImageStore", "UPLOAD_SUFFIXES"]
+__all__ = ["NotFound", "StoredImage", "StoredLabel", "SessionRecord", "ImageStore", "UPLOAD_SUFFIXES", "read_index"]
 
 #: Image formats an upload may have (the reader's; a DICOM series is not uploaded file by file).
 UPLOAD_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
@@ -455,18 +455,7 @@ class ImageStore:
             (self.root / "labels" / label.file).unlink(missing_ok=True)
 
     def _load_index(self) -> None:
-        path = self.root / "index.json"
-        if not path.exists():
-            return
-        try:
-            raw = json.loads(path.read_text())
-            for item in raw.get("images", []):
-                labels = {t: StoredLabel(**lab) for t, lab in item.pop("labels", {}).items()}
-                record = StoredImage(**{**item, "shape": tuple(item["shape"]), "spacing": tuple(item["spacing"]), "labels": labels})
-                if (self.root / "images" / record.file).exists():
-                    self._images[record.image_id] = record
-        except (ValueError, TypeError, KeyError) as err:
-            raise InputError(f"{path}: not a voxelprompt datastore index ({err})") from None
+        self._images.update(read_index(self.root))
 
     def _save_index(self) -> None:
         path = self.root / "index.json"
@@ -478,6 +467,30 @@ class ImageStore:
             os.fsync(file.fileno())  # the data is on disk before the name points at it
         os.replace(tmp, path)
         _fsync_folder(self.root)
+
+def read_index(root: str | os.PathLike) -> dict[str, StoredImage]:
+    """The images (with their labels) a datastore folder's index names, by id, without opening the
+    store: read-only, so a command may read the folder of a running server (``voxelprompt
+    finetune``). Entries whose image file is gone are left out; a folder without an index has none.
+
+    Raises:
+        InputError: an index that is not a voxelprompt datastore index.
+    """
+    path = Path(root) / "index.json"
+    if not path.exists():
+        return {}
+    images: dict[str, StoredImage] = {}
+    try:
+        raw = json.loads(path.read_text())
+        for item in raw.get("images", []):
+            labels = {t: StoredLabel(**lab) for t, lab in item.pop("labels", {}).items()}
+            record = StoredImage(**{**item, "shape": tuple(item["shape"]), "spacing": tuple(item["spacing"]), "labels": labels})
+            if (Path(root) / "images" / record.file).exists():
+                images[record.image_id] = record
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        raise InputError(f"{path}: not a voxelprompt datastore index ({err})") from None
+    return images
+
 
 def _fsync_folder(folder: Path) -> None:
     """Make a rename in ``folder`` durable (a no-op where folders cannot be opened)."""

@@ -152,7 +152,12 @@ def build_service(settings: ServeSettings, datastore: Path, tune_allocator: bool
     )  # fmt: skip
     gate = ComputeGate(settings.max_waiting, settings.wait_s)
     sessions = SessionPool(settings.max_sessions, settings.session_idle_s, settings.session_memory_mb, turns=(gate,), budget=budget)
-    return SegmentationService(models, store, sessions, gate, pacs)
+    service = SegmentationService(models, store, sessions, gate, pacs)
+    from voxelprompt.server.training import TrainingService
+
+    service.training = TrainingService(service, Path(datastore) / "models", budget)
+    service.training.reopen()  # serve what earlier runs taught, as they left it
+    return service
 
 
 def memory_budget_mb(settings: ServeSettings) -> float:

@@ -8,18 +8,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
 from voxelprompt.api import NamedModel
-from voxelprompt.catalog import vista3d_catalog
 from voxelprompt.errors import InputError, PromptError
 from voxelprompt.server.compute import ComputeGate
 from voxelprompt.server.datastore import ImageStore, NotFound, StoredImage
-from voxelprompt.server.monailabel.tasks import InferPlan, LabelTask, tasks_for
+from voxelprompt.server.monailabel.tasks import InferPlan, LabelTask, class_name, tasks_for
 from voxelprompt.server.sessions import SessionPool
 from voxelprompt.types import OBJECT_ID, Segmentation, Volume
 
@@ -77,6 +76,8 @@ class SegmentationService:
         self.pacs = pacs
         self.tasks: dict[str, LabelTask] = {t.name: t for m in self.models for t in tasks_for(m)}
         self.started = time.time()
+        #: Finetuning from the viewer (:class:`~voxelprompt.server.training.TrainingService`); None: off.
+        self.training: Any = None
 
     def task(self, name: str) -> LabelTask:
         """The task called ``name``.
@@ -181,7 +182,7 @@ class SegmentationService:
             )  # fmt: skip
             results = [session.segment(prompts) for prompts, _ in plan.steps]
         done = time.perf_counter()
-        labels, names = _combine(plan, results, volume)
+        labels, names = _combine(plan, results, volume, lambda c: class_name(task.model, c))
         notes = dict(plan.notes)
         notes["notes"] = [n for r in results for n in r.notes]
         seconds = {"wait": running - queued, "infer": done - running, "total": time.perf_counter() - started}
@@ -191,9 +192,28 @@ class SegmentationService:
     def close(self, timeout_s: float = 30.0) -> None:
         """Shut down: refuse later model work (503), let the running request finish (up to
         ``timeout_s``), then close every session, which stops and joins their background threads
-        (a thread left inside torch when the interpreter exits aborts the process)."""
+        (a thread left inside torch when the interpreter exits aborts the process). A training
+        run stops after its current step (its checkpoint resumes it)."""
+        if self.training is not None:
+            self.training.close()
         self.gate.close(timeout_s)
         self.sessions.close()
+
+    def swap_model(self, model: NamedModel) -> None:
+        """Serve ``model`` in place of the loaded model of the same name (a finetuned version):
+        requests already running finish on the previous one, later ones get the new entries, and
+        sessions of the previous weights are closed.
+
+        Raises:
+            NotFound: no loaded model has that name.
+        """
+        names = [m.name for m in self.models]
+        if model.name not in names:
+            raise NotFound(f"unknown model {model.name!r}; this server has {', '.join(names)}")
+        self.models = [model if m.name == model.name else m for m in self.models]
+        self.tasks = {t.name: t for m in self.models for t in tasks_for(m)}  # one assignment: readers see old or new
+        self.sessions.drop_model(model.name)
+        logger.info("model %s now serves %s", model.name, model.checkpoint)
 
     def forget_image(self, image_id: str) -> None:
         """Delete an image and close its sessions.
@@ -205,9 +225,10 @@ class SegmentationService:
         self.sessions.drop_image(image_id)
 
 
-def _combine(plan: InferPlan, results: Sequence[Segmentation], volume: Volume) -> tuple[np.ndarray, dict[str, int]]:
-    """The reply's label map and names from the steps' results (see :class:`InferPlan`)."""
-    catalog = vista3d_catalog()
+def _combine(
+    plan: InferPlan, results: Sequence[Segmentation], volume: Volume, name: Callable[[int], str]
+) -> tuple[np.ndarray, dict[str, int]]:
+    """The reply's label map and names (``name``: class id -> name) from the steps' results (see :class:`InferPlan`)."""
     out = np.zeros(volume.shape, dtype=np.uint16)
     names: dict[str, int] = {}
     for (prompts, value), result in zip(plan.steps, results, strict=True):
@@ -216,14 +237,14 @@ def _combine(plan: InferPlan, results: Sequence[Segmentation], volume: Volume) -
             lut = np.zeros(int(max(labels.max(initial=0), max(result.classes, default=0))) + 1, dtype=np.uint16)
             for dense, c in enumerate(result.classes, start=1):
                 lut[c] = dense
-                names[catalog.name(c)] = dense
+                names[name(c)] = dense
             mapped = lut[labels]
         elif value is not None:
             mapped = np.where(labels != 0, value, 0).astype(np.uint16)
         else:
             mapped = labels.astype(np.uint16)
             if prompts.classes or prompts.everything or prompts.text:
-                names.update({catalog.name(c): int(c) for c in result.classes})
+                names.update({name(c): int(c) for c in result.classes})
             else:  # an object from clicks alone
                 names["object"] = int(prompts.label_value or OBJECT_ID)
         free = out == 0

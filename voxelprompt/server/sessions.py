@@ -141,8 +141,15 @@ class SessionPool:
 
     def drop_image(self, image_id: str) -> int:
         """Close every session on ``image_id``; returns how many."""
+        return self._drop(lambda key: key[1] == image_id)
+
+    def drop_model(self, model_key: str) -> int:
+        """Close every session of the model ``model_key`` (its weights changed); returns how many."""
+        return self._drop(lambda key: key[0] == model_key)
+
+    def _drop(self, which) -> int:
         with self._lock:
-            keys = [k for k in self._sessions if k[1] == image_id]
+            keys = [k for k in self._sessions if which(k)]
             dropped = [self._sessions.pop(k) for k in keys]
         self._close(dropped)
         return len(keys)

@@ -13,11 +13,14 @@ draws the same samples as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import random
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +56,8 @@ class TrainResult:
         val_dice: class id -> mean validation Dice of the last validation (empty if none).
         checkpoint: resumable checkpoint; model: bare ``state_dict`` for inference.
         seconds: wall time of this call; steps_per_second: this call's steps / seconds.
+        stopped: the run was asked to stop before ``recipe.steps`` (its checkpoint resumes it;
+            no ``model`` was written).
     """
 
     steps: int
@@ -62,6 +67,7 @@ class TrainResult:
     model: Path | None = None
     seconds: float = 0.0
     steps_per_second: float = 0.0
+    stopped: bool = False
 
 
 class StepTrainer:
@@ -225,8 +231,21 @@ class StepTrainer:
             logger.info("step %d validation: mean %.3f over %d classes", self.step, float(np.mean(values)), len(values))
         return self.val_dice
 
-    def fit(self, resume: str | os.PathLike | bool = False) -> TrainResult:
-        """Train until ``recipe.steps``; ``resume=True`` continues from ``output_dir/checkpoint.pt``."""
+    def fit(
+        self,
+        resume: str | os.PathLike | bool = False,
+        turn: Callable[[], contextlib.AbstractContextManager[bool]] | None = None,
+        stop: threading.Event | None = None,
+    ) -> TrainResult:
+        """Train until ``recipe.steps``; ``resume=True`` continues from ``output_dir/checkpoint.pt``.
+
+        Args:
+            turn: called before each step; the step runs inside the context it returns when that
+                yields True, and is retried shortly after when it yields False (a server's compute
+                gate: training takes one step at a time while no request waits or runs).
+            stop: when set, the run saves a checkpoint after the current step and returns with
+                ``stopped`` (no ``model.pt``).
+        """
         r = self.recipe
         if resume:
             self.load_checkpoint(self.output_dir / CHECKPOINT_NAME if resume is True else resume)
@@ -236,9 +255,19 @@ class StepTrainer:
         start, t0 = self.step, time.perf_counter()
         bar = tqdm(total=r.steps, initial=self.step, disable=not self.progress or self.rank != 0, desc=r.name)
         checkpoint = None
+        model_path = None
+        stopped = False
         try:
             while self.step < r.steps:
-                loss = self.train_step()
+                if stop is not None and stop.is_set():
+                    stopped = True
+                    checkpoint = self.save_checkpoint()
+                    break
+                with turn() if turn is not None else contextlib.nullcontext(True) as go:
+                    loss = self.train_step() if go else None
+                if loss is None:
+                    time.sleep(0.05)  # requests hold the compute; try again shortly
+                    continue
                 self.losses.append(loss)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
@@ -254,9 +283,10 @@ class StepTrainer:
                     checkpoint = self.save_checkpoint()
                 if r.val_every > 0 and self.step % r.val_every == 0 and self.step < r.steps:
                     self.run_validation()
-            if r.val_every >= 0:
+            if not stopped and r.val_every >= 0:
                 self.run_validation()
-            model_path = self.save_model(self.output_dir / MODEL_NAME) if self.rank == 0 else None
+            if not stopped and self.rank == 0:
+                model_path = self.save_model(self.output_dir / MODEL_NAME)
         finally:
             bar.close()
             if self._owns_group:
@@ -271,4 +301,5 @@ class StepTrainer:
             model=model_path,
             seconds=seconds,
             steps_per_second=done / seconds if seconds > 0 else 0.0,
+            stopped=stopped,
         )

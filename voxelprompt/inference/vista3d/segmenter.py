@@ -108,6 +108,9 @@ class Vista3DSegmenter:
         official_unpredicted: write the profile's "not predicted" marker (255) where no window
             produced a prediction, as the official pipeline does (parity tests only). By default
             those voxels are background (0): a label map holds only 0 and prompted ids.
+        taught_classes: class id -> name of classes finetuning added to this model (ids outside the
+            catalog's trained set, even above ``last_supported``: they segment automatically like
+            trained ones; clicks on them use the zero-shot embedding, whose point branch never saw them).
         prepare_in_place: give True when nothing else uses ``net`` (as :meth:`from_checkpoint`
             does): the exact and fast engines then prepare ``net`` itself for their kernels instead
             of a copy, which saves the weights' memory once more (0.87 GB at full size). Its state
@@ -137,6 +140,7 @@ class Vista3DSegmenter:
         prepare_in_place: bool = False,
         learnt: LearntClasses | None = None,
         demo: bool = False,
+        taught_classes: dict[int, str] | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise VoxelPromptError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -152,6 +156,7 @@ class Vista3DSegmenter:
         self.fast = fast or FastSettings()
         self.amp = amp
         self.official_unpredicted = official_unpredicted
+        self.taught_classes = {int(c): str(n) for c, n in (taught_classes or {}).items()}
         self.lock = threading.RLock()
         self.learnt = learnt or released_vista3d()
         self.demo = demo
@@ -218,7 +223,9 @@ class Vista3DSegmenter:
         if prompts.points is None:
             if not classes:
                 raise PromptError("nothing to segment: give classes, everything, or points")
-            unknown = [c for c in classes if c > self.spec.last_supported or c in UNNAMED_IDS]
+            unknown = [
+                c for c in classes if (c > self.spec.last_supported or c in UNNAMED_IDS) and c not in self.taught_classes
+            ]
             if unknown:
                 raise PromptError(
                     f"class {unknown[0]} has no automatic segmentation in this model; "
@@ -405,7 +412,7 @@ class Vista3DSegmenter:
             classes: global class indices.
             counter: counts the windows evaluated.
         """
-        last = self.spec.last_supported
+        last = self.last_automatic
         if self.engine == "reference":
             logits = class_logits(batch, counter, classes, self.profile, last, self.progress)
             return logits_to_labels(logits.cpu(), classes)
@@ -417,6 +424,32 @@ class Vista3DSegmenter:
         bar.close()
         counter.calls += windows
         return labels
+
+    @property
+    def last_automatic(self) -> int:
+        """Highest class id the automatic branch was trained on (learnt classes included); the
+        bundle's inferer treats higher ids as untrained."""
+        return max([self.spec.last_supported, *self.taught_classes])
+
+    def foreground_confidence(self, volume: Volume, classes: tuple[int, ...]) -> float:
+        """Mean automatic confidence over the voxels the model calls foreground (an active
+        learning score: low means the model is unsure of this image).
+
+        Args:
+            volume: the CT (HU).
+            classes: class ids to score (the model's everything set, say).
+
+        Returns:
+            The mean over voxels whose highest class probability exceeds 0.5 of that probability
+            (sigmoid of the automatic logits, model space), in [0.5, 1]; 0.0 when no voxel is foreground.
+        """
+        with self.lock:
+            classes = self.resolve_classes(Prompts(classes=tuple(classes)))
+            prepared = self.prepare(volume)
+            logits = class_logits(prepared.batch, self.monai_net(), classes, self.profile, self.last_automatic)
+            top = torch.sigmoid(logits.float()).amax(dim=1)
+            fg = top[top > 0.5]
+            return float(fg.mean()) if fg.numel() else 0.0
 
     def engine_net(self) -> VISTA3D:
         """The network prepared for the exact/fast engines (channels-last weights, fused layers).

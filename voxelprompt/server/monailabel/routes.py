@@ -11,11 +11,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Body, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from voxelprompt import __version__
 from voxelprompt.errors import InputError, PromptError
+from voxelprompt.server.activelearning import STRATEGIES
+from voxelprompt.server.datastore import NotFound
 from voxelprompt.server.fields import json_object
 from voxelprompt.server.monailabel.replies import infer_reply
 from voxelprompt.server.service import SegmentationService
@@ -38,10 +40,10 @@ def monailabel_router(service: SegmentationService, token: str | None = None) ->
             "version": __version__,
             "labels": labels,
             "models": models,
-            "trainers": {},
-            "strategies": {},
+            "trainers": service.training.trainers() if service.training else {},
+            "strategies": {name: {"description": s.description} for name, s in STRATEGIES.items()},
             "scoring": {},
-            "train_stats": {},
+            "train_stats": service.training.train_stats() if service.training else {},
             "datastore": {"total": len(service.store.images()), "completed": 0},
         }
 
@@ -67,20 +69,48 @@ def monailabel_router(service: SegmentationService, token: str | None = None) ->
     def auth_valid() -> dict[str, bool]:
         return {"valid": True}  # the middleware has checked it
 
-    # ---- training and active learning are command-line work here ------------------------------
+    # ---- training and active learning (voxelprompt/server/training.py, activelearning.py) ------
 
-    @router.get("/train/", summary="Training status (none runs on this server)")
-    def train_status(check_if_running: bool = False) -> Response:
-        return JSONResponse({"detail": "no training runs on this server; train with `voxelprompt train`"}, status_code=404)
+    def trainer() -> Any:
+        if service.training is None:
+            raise NotFound("training is off on this server")
+        return service.training
 
-    @router.post("/train/{model}", summary="Not offered")
-    @router.post("/train/", summary="Not offered")
-    def train_start(model: str = "") -> Response:
-        return JSONResponse({"detail": "training is not offered over HTTP; use `voxelprompt train`"}, status_code=404)
+    @router.get("/train/", summary="Training status: the latest task, all, or the running one (404 when none)")
+    def train_status(check_if_running: bool = False, all: bool = False) -> Any:
+        return trainer().status(check_if_running=check_if_running, all_tasks=all)
 
-    @router.post("/activelearning/{strategy}", summary="Not offered")
-    def next_sample(strategy: str) -> Response:
-        return JSONResponse({"detail": f"no active learning strategy {strategy!r} on this server"}, status_code=404)
+    @router.post("/train/{model}", summary="Start few-shot finetuning of a model on the datastore's labels")
+    def train_start(model: str, params: dict[str, Any] | None = Body(None)) -> dict[str, Any]:
+        return trainer().start(model, params or {})
+
+    @router.post("/train/", summary="Start finetuning every model that can learn (MONAI Label's deprecated form)")
+    def train_all(params: dict[str, Any] | None = Body(None)) -> dict[str, Any]:
+        names = list(trainer().trainers())
+        if not names:
+            raise NotFound("no loaded model can be finetuned")
+        return {names[0]: {"result": trainer().start(names[0], (params or {}).get(names[0], params or {})), "detail": None}}
+
+    @router.delete("/train/", summary="Stop the running training task (it resumes from its checkpoint)")
+    def train_stop() -> Any:
+        stopped = trainer().stop()
+        if stopped is None:
+            raise NotFound("no training task is running")
+        return stopped
+
+    @router.get("/model/{model}/versions", summary="Finetuned versions of a model and the one served")
+    def model_versions(model: str) -> dict[str, Any]:
+        return trainer().versions(model)
+
+    @router.put("/model/{model}/versions", summary="Serve another version of a model (0: as loaded)")
+    def model_restore(model: str, version: int = Query(..., ge=0)) -> dict[str, Any]:
+        return trainer().restore(model, version)
+
+    @router.post("/activelearning/{strategy}", summary="The next image to label (first, random, confidence)")
+    def next_sample(strategy: str, params: dict[str, Any] | None = Body(None)) -> dict[str, Any]:
+        from voxelprompt.server.activelearning import next_sample as pick
+
+        return pick(service, strategy, params or {})
 
     # ---- datastore ---------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ request, and a result depends on those clicks only, so ``reset_state`` needs no 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,7 @@ from voxelprompt.errors import PromptError
 from voxelprompt.prompts import build_prompts
 from voxelprompt.types import Prompts, Volume
 
-__all__ = ["LabelTask", "InferPlan", "tasks_for", "DEEPGROW", "SEGMENTATION", "VISTA3D"]
+__all__ = ["LabelTask", "InferPlan", "tasks_for", "class_name", "DEEPGROW", "SEGMENTATION", "VISTA3D"]
 
 VISTA3D, SEGMENTATION, DEEPGROW = "vista3d", "segmentation", "deepgrow"
 #: Capabilities listed in ``/info/`` (voxelprompt's extension; clients ignore unknown keys).
@@ -113,8 +113,10 @@ class LabelTask:
             plan = self._segmentation(params)
         else:
             plan = self._deepgrow(params, volume)
+        taught = _taught(self.model)  # the released table's rules do not know what finetuning added
         for prompts, _ in plan.steps:
-            self.model.family.check_prompts(prompts, volume)
+            kept = tuple(c for c in prompts.classes if c not in taught)
+            self.model.family.check_prompts(replace(prompts, classes=kept) if kept != prompts.classes else prompts, volume)
         return plan
 
     # ---- the three request kinds ---------------------------------------------------------------
@@ -138,7 +140,7 @@ class LabelTask:
         names = _names(params.get("labels"))
         ids = _int_list(params.get("label_prompt"), "label_prompt")
         if caps.classes:
-            wanted = ids + [vista3d_catalog().index(n) for n in names]
+            wanted = ids + [_class_index(self.model, n) for n in names]
             prompts = build_prompts(wanted) if wanted else build_prompts((), everything=True)
             return InferPlan(steps=((prompts, None),), dense=True)
         texts = list(dict.fromkeys(names + [vista3d_catalog().name(i) for i in ids] or list(self.labels)))
@@ -158,7 +160,7 @@ class LabelTask:
             else:
                 crop, box, roi_used = tuple(slice(box[a], box[a + 3] + 1) for a in range(3)), None, "crop"
         label = params.get("label")
-        class_id = _catalog_index(label)
+        class_id = _catalog_index(label, self.model)
         new_structure = bool(params.get("new_structure", False))
         if class_id is not None and not new_structure:
             if caps.classes:
@@ -189,7 +191,7 @@ def tasks_for(model: NamedModel) -> list[LabelTask]:
     if caps.classes:
         segmenter: Any = model.segmenter
         everything = segmenter.resolve_classes(Prompts(everything=True)) if caps.everything else ()
-        ids = {catalog.name(c): c for c in everything}
+        ids = {class_name(model, c): c for c in everything}
         tasks.append(LabelTask(
             model.name, VISTA3D, model, ids,
             f"{model.name}: class prompts (label_prompt), 3D clicks (points, point_labels) and Algorithm 1 edits; "
@@ -277,10 +279,31 @@ def _finite_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
-def _catalog_index(label: Any) -> int | None:
+def _catalog_index(label: Any, model: NamedModel | None = None) -> int | None:
     if not isinstance(label, str) or not label.strip():
         return None
     try:
-        return vista3d_catalog().index(label)
+        return _class_index(model, label) if model is not None else vista3d_catalog().index(label)
     except PromptError:
         return None
+
+
+def _taught(model: NamedModel) -> dict[int, str]:
+    return getattr(model.segmenter, "taught_classes", None) or {}
+
+
+def class_name(model: NamedModel, class_id: int) -> str:
+    """The name of ``class_id`` for ``model``: a class finetuning taught it, else the catalog's."""
+    return _taught(model).get(int(class_id)) or vista3d_catalog().name(class_id)
+
+
+def _class_index(model: NamedModel, name: str) -> int:
+    """The id of a class name for ``model`` (its learnt classes first, then the catalog).
+
+    Raises:
+        PromptError: a name neither knows.
+    """
+    for c, learnt in _taught(model).items():
+        if isinstance(name, str) and learnt.lower() == name.strip().lower():
+            return c
+    return vista3d_catalog().index(name)
