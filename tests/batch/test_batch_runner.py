@@ -119,8 +119,8 @@ def test_usage_errors_come_before_any_work(cohort, tmp_path):
         run_cohort(tmp_path / "missing", out, tasks=LIVER_SPLEEN)
     with pytest.raises(VoxelPromptError, match="livr"):
         run_cohort(cohort, out, tasks=[Task(classes=("livr",))])
-    with pytest.raises(VoxelPromptError, match="'rtstruct': unknown kind"):
-        run_cohort(cohort, out, tasks=LIVER_SPLEEN, output_formats=("nifti", "rtstruct"))
+    with pytest.raises(VoxelPromptError, match="'rtdose': unknown kind"):
+        run_cohort(cohort, out, tasks=LIVER_SPLEEN, output_formats=("nifti", "rtdose"))
     with pytest.raises(VoxelPromptError, match="nothing to segment"):
         run_cohort(cohort, out, tasks=[])
     assert not (out / "manifest.json").exists()
