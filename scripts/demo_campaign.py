@@ -38,7 +38,7 @@ import logging
 import shutil
 import signal
 import sys
-import time
+import threading
 from pathlib import Path
 
 
@@ -86,24 +86,37 @@ def prepare(root: Path) -> None:
         (root / "recipes" / f"{name}.json").write_text(json.dumps(fields, indent=1))
 
 
-class Stop:
-    """Set by SIGTERM/SIGINT or the time budget; checked between steps."""
+def stop_event(minutes: float | None) -> threading.Event:
+    """Set by SIGTERM/SIGINT or after ``minutes``; the shared loop (``StepTrainer.fit(stop=)``)
+    checks it between steps and then writes the checkpoint."""
+    event = threading.Event()
 
-    def __init__(self, minutes: float | None) -> None:
-        self.deadline = time.monotonic() + minutes * 60 if minutes else None
-        self.signalled = False
-        signal.signal(signal.SIGTERM, self._handle)
-        signal.signal(signal.SIGINT, self._handle)
-
-    def _handle(self, signum, frame) -> None:
+    def handle(signum, frame) -> None:
         logger.info("signal %d: stopping after this step", signum)
-        self.signalled = True
+        event.set()
 
-    def __bool__(self) -> bool:
-        return self.signalled or (self.deadline is not None and time.monotonic() > self.deadline)
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    if minutes:
+        timer = threading.Timer(minutes * 60, event.set)
+        timer.daemon = True
+        timer.start()
+    return event
 
 
-def run_stage(root: Path, name: str, device: str, stop: Stop, packed: dict | None = None) -> bool:
+class CampaignTrainer(Trainer):
+    """The VISTA3D trainer that also appends each validation to ``validation.jsonl`` of its run."""
+
+    def run_validation(self) -> dict[int, float]:
+        dice = super().run_validation()
+        if dice:
+            row = {"step": self.step, "mean_dice": sum(dice.values()) / len(dice), "dice": dice}
+            with (self.output_dir / "validation.jsonl").open("a") as f:
+                f.write(json.dumps(row) + "\n")
+        return dice
+
+
+def run_stage(root: Path, name: str, device: str, stop: threading.Event, packed: dict | None = None) -> bool:
     """Train one stage until done or stopped; True when it finished (its milestone is written).
 
     ``packed`` (from :func:`read_packed`, for this stage) replaces the checkpoint: its weights and
@@ -113,8 +126,7 @@ def run_stage(root: Path, name: str, device: str, stop: Stop, packed: dict | Non
     if (out / "model.pt").is_file():
         return True
     recipe = load_recipe(root / "recipes" / f"{name}.json")
-    recipe = dataclasses.replace(recipe, device=device)
-    trainer = Trainer(recipe, progress=False)
+    trainer = CampaignTrainer(dataclasses.replace(recipe, device=device), progress=False)
     if packed is not None:
         trainer.net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in packed["model"].items()})
         for _ in range(packed["step"]):
@@ -123,36 +135,15 @@ def run_stage(root: Path, name: str, device: str, stop: Stop, packed: dict | Non
         logger.info("%s: continuing from packed weights at step %d (fresh AdamW moments)", name, trainer.step)
     elif (out / "checkpoint.pt").is_file():
         trainer.load_checkpoint(out / "checkpoint.pt")
-    out.mkdir(parents=True, exist_ok=True)
-    while trainer.step < recipe.steps and not stop:
-        trainer.losses.append(trainer.train_step())
-        if trainer.step % 10 == 0:
-            logger.info("%s step %d loss %.4f", name, trainer.step, sum(trainer.losses[-10:]) / 10)
-        if trainer.step % recipe.checkpoint_every == 0:
-            trainer.save_checkpoint()
-        if recipe.val_every > 0 and trainer.step % recipe.val_every == 0:
-            trainer.run_validation()
-            _record_validation(root, name, trainer)
-    trainer.save_checkpoint()
-    if trainer.step < recipe.steps:
+    result = trainer.fit(stop=stop)  # checkpoints, logging, validation, model.pt: the shared loop's
+    if result.stopped:
         return False
-    if recipe.val_every >= 0:
-        trainer.run_validation()
-        _record_validation(root, name, trainer)
-    trainer.save_model(out / "model.pt")
     milestones = root / "milestones"
     milestones.mkdir(exist_ok=True)
     shutil.copy2(out / "model.pt", milestones / f"{name}.pt")
     (milestones / f"{name}_losses.json").write_text(json.dumps(trainer.losses))
     logger.info("%s finished: milestone %s", name, milestones / f"{name}.pt")
     return True
-
-
-def _record_validation(root: Path, name: str, trainer: Trainer) -> None:
-    path = root / "runs" / name / "validation.jsonl"
-    mean = sum(trainer.val_dice.values()) / max(len(trainer.val_dice), 1)
-    with path.open("a") as f:
-        f.write(json.dumps({"step": trainer.step, "mean_dice": mean, "dice": trainer.val_dice}) + "\n")
 
 
 def status(root: Path) -> None:
@@ -225,7 +216,7 @@ def main() -> None:
     if args.command == "pack":
         return pack(root, args.parts)
     prepare(root)
-    stop = Stop(args.minutes)
+    stop = stop_event(args.minutes)
     packed = read_packed(args.from_packed) if args.from_packed else None
     for name in STAGES:
         if not run_stage(root, name, args.device, stop, packed if packed and packed["stage"] == name else None):
