@@ -37,10 +37,10 @@ def main() -> None:
         ok = libc.mallopt(M_MMAP_THRESHOLD, int(mode[3:]) << 20) == 1
         if not (ok and libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1) == 1):
             raise SystemExit(f"glibc refused mode {mode}")
-    from voxelprompt.inference.vista3d.engine import prepare_network
-    from voxelprompt.inference.vista3d.engine.class_windows import window_class_features
-    from voxelprompt.inference.vista3d.engine.layout import to_layout
-    from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d
+    from voxelprompt.families.vista3d.inference.engine import prepare_network
+    from voxelprompt.families.vista3d.inference.engine.class_windows import window_class_features
+    from voxelprompt.families.vista3d.inference.engine.layout import to_layout
+    from voxelprompt.families.vista3d.network import Vista3DSpec, random_vista3d
 
     net = prepare_network(random_vista3d(Vista3DSpec(width=48), seed=0)).eval()
     base = vmhwm_gib()

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from voxelprompt.imageio import read_volume
-from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
-from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d
+from voxelprompt.families.vista3d.inference.segmenter import Vista3DSegmenter
+from voxelprompt.families.vista3d.network import Vista3DSpec, random_vista3d
 from voxelprompt.types import Points, Prompts, Volume
 
 #: The click of the "liver + click" prompt, in input voxels of the example CT (i, j, k).

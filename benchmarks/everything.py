@@ -69,11 +69,11 @@ def peak_rss_gb() -> float:
 
 def child_window(engine: str, repeats: int) -> dict:
     from voxelprompt.catalog import everything_classes
-    from voxelprompt.inference.vista3d.engine import prepare_network
+    from voxelprompt.families.vista3d.inference.engine import prepare_network
     from voxelprompt.inference.allocator import keep_freed_memory
-    from voxelprompt.inference.vista3d.engine.class_windows import class_embedding_matrix, window_class_logits
-    from voxelprompt.inference.vista3d.engine.layout import to_layout
-    from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d
+    from voxelprompt.families.vista3d.inference.engine.class_windows import class_embedding_matrix, window_class_logits
+    from voxelprompt.families.vista3d.inference.engine.layout import to_layout
+    from voxelprompt.families.vista3d.network import Vista3DSpec, random_vista3d
 
     net = random_vista3d(Vista3DSpec(width=48), seed=0)
     classes = everything_classes(132)
@@ -119,8 +119,8 @@ def child_stitch(engine: str, grid: tuple[int, int, int]) -> dict:
     from monai.inferers import SlidingWindowInfererAdapt
 
     from voxelprompt.catalog import everything_classes
-    from voxelprompt.inference.vista3d.engine.accumulate import CellStitcher, RunningArgmax, slab_order, window_grid
-    from voxelprompt.inference.vista3d.postprocess import logits_to_labels
+    from voxelprompt.families.vista3d.inference.engine.accumulate import CellStitcher, RunningArgmax, slab_order, window_grid
+    from voxelprompt.families.vista3d.inference.postprocess import logits_to_labels
 
     classes = everything_classes(132)
     k, roi = len(classes), (128, 128, 128)
@@ -170,11 +170,11 @@ def child_memory(stitcher_kind: str, grid: tuple[int, int, int], real: int, allo
 
     from voxelprompt.catalog import everything_classes
     from voxelprompt.inference.allocator import keep_freed_memory
-    from voxelprompt.inference.vista3d.engine import prepare_network
-    from voxelprompt.inference.vista3d.engine.accumulate import CellStitcher, open_voxels, slab_order, window_grid
-    from voxelprompt.inference.vista3d.engine.class_windows import class_embedding_matrix, window_class_features
-    from voxelprompt.inference.vista3d.engine.layout import to_layout
-    from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d
+    from voxelprompt.families.vista3d.inference.engine import prepare_network
+    from voxelprompt.families.vista3d.inference.engine.accumulate import CellStitcher, open_voxels, slab_order, window_grid
+    from voxelprompt.families.vista3d.inference.engine.class_windows import class_embedding_matrix, window_class_features
+    from voxelprompt.families.vista3d.inference.engine.layout import to_layout
+    from voxelprompt.families.vista3d.network import Vista3DSpec, random_vista3d
 
     if allocator == "tuned":
         keep_freed_memory()
@@ -240,13 +240,13 @@ def child_segmenter(grid: tuple[int, int, int], real: int, allocator: str) -> di
     """
     from voxelprompt.api import load_model
     from voxelprompt.inference.allocator import keep_freed_memory
-    from voxelprompt.inference.vista3d.engine import class_windows
-    from voxelprompt.inference.vista3d.engine.accumulate import open_voxels, slab_order, window_grid
+    from voxelprompt.families.vista3d.inference.engine import class_windows
+    from voxelprompt.families.vista3d.inference.engine.accumulate import open_voxels, slab_order, window_grid
     from voxelprompt.types import Prompts, Volume
 
     checkpoint = Path(tempfile.gettempdir()) / "vp_mem_full_size.pt"
     if not checkpoint.exists():  # made in a child of its own, so its memory is not counted here
-        code = ("import sys; from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d, save_vista3d; "
+        code = ("import sys; from voxelprompt.families.vista3d.network import Vista3DSpec, random_vista3d, save_vista3d; "
                 "save_vista3d(random_vista3d(Vista3DSpec(width=48), seed=0), sys.argv[1])")
         subprocess.run([sys.executable, "-c", code, str(checkpoint)], check=True)
     if allocator == "tuned":
@@ -294,9 +294,9 @@ def child_segmenter(grid: tuple[int, int, int], real: int, allocator: str) -> di
 def _decision_margins(grid, voxels: np.ndarray, real: list[int]) -> np.ndarray:
     """Float64 margins of the averaged logits at ``voxels`` ([N, 3]), from the same windows."""
     from voxelprompt.catalog import everything_classes
-    from voxelprompt.inference.vista3d.engine.accumulate import slab_order, window_grid
-    from voxelprompt.inference.vista3d.engine.class_windows import class_embedding_matrix
-    from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d
+    from voxelprompt.families.vista3d.inference.engine.accumulate import slab_order, window_grid
+    from voxelprompt.families.vista3d.inference.engine.class_windows import class_embedding_matrix
+    from voxelprompt.families.vista3d.network import Vista3DSpec, random_vista3d
 
     classes = everything_classes(132)
     net = random_vista3d(Vista3DSpec(width=48), seed=0)
@@ -330,7 +330,7 @@ def child_end2end(engine: str, case: str) -> dict:
     seg = load_model(None, "vista3d", device="cpu")
     seg.engine = engine  # same loaded model, another engine
     if engine == "fast":
-        from voxelprompt.inference.vista3d.engine import FastSettings
+        from voxelprompt.families.vista3d.inference.engine import FastSettings
 
         seg.fast = FastSettings()
     start = time.perf_counter()
@@ -506,7 +506,7 @@ def main() -> None:
 
 
 def _extrapolate(results: dict) -> None:
-    from voxelprompt.inference.vista3d.engine.accumulate import window_grid
+    from voxelprompt.families.vista3d.inference.engine.accumulate import window_grid
 
     win = results["window"]
     if any("seconds" not in win[e] for e in ("reference", "exact")):

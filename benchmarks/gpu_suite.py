@@ -87,8 +87,8 @@ def _golden(s: dict):
 
 def _full_network(s: dict):
     """(net, spec, profile) of the "full-size" VISTA3D (width 8 and 64^3 windows with --quick)."""
-    from voxelprompt.inference.vista3d.profiles import get_profile
-    from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d
+    from voxelprompt.families.vista3d.inference.profiles import get_profile
+    from voxelprompt.families.vista3d.network import Vista3DSpec, random_vista3d
 
     spec = Vista3DSpec(width=s["width"])
     return random_vista3d(spec, seed=0), spec, get_profile("bundle").with_roi((s["roi"],) * 3)
@@ -193,7 +193,7 @@ def _paper_volume(s: dict):
 def part_everything(s: dict, out: dict, save) -> None:
     import torch
 
-    from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
+    from voxelprompt.families.vista3d.inference.segmenter import Vista3DSegmenter
     from voxelprompt.types import Prompts
 
     net, spec, profile = _full_network(s)
@@ -218,8 +218,8 @@ def part_clicks(s: dict, out: dict, save) -> None:
     import numpy as np
     from session_clicks import FIRST, clicks, monai_clicks, session_clicks, stats
 
-    from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
-    from voxelprompt.inference.vista3d.session import InteractiveSession
+    from voxelprompt.families.vista3d.inference.segmenter import Vista3DSegmenter
+    from voxelprompt.families.vista3d.inference.session import InteractiveSession
 
     volume, offset = _golden(s)
     points = clicks(s["later_clicks"], tuple(np.asarray(FIRST) - offset))
@@ -241,7 +241,7 @@ def part_segvol(s: dict, out: dict, save) -> None:
     from segvol_zoom import case_prompts, run_mode, segvol_model, upsample
 
     from voxelprompt.imageio import read_volume
-    from voxelprompt.models.segvol.builder import tiny_segvol
+    from voxelprompt.families.segvol.network.builder import tiny_segvol
 
     model = tiny_segvol().to(s["device"]).eval() if s["quick"] else segvol_model("random", s["device"])
     with torch.no_grad():  # warm-up, so that the timed case does not pay one-time costs
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch  # noqa: F401  (imported once here; forked parts inherit it, CUDA stays uninitialised)
 
-    import voxelprompt.inference.vista3d.segmenter  # noqa: F401
+    import voxelprompt.families.vista3d.inference.segmenter  # noqa: F401
 
     results = {"suite": "voxelprompt gpu_suite", "created": datetime.now(UTC).isoformat(timespec="seconds"),
                "settings": s, "parts": {}}  # fmt: skip

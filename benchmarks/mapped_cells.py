@@ -36,12 +36,12 @@ def main() -> None:
 
     from voxelprompt.api import load_model
     from voxelprompt.inference.allocator import keep_freed_memory
-    from voxelprompt.inference.vista3d.engine import accumulate, class_windows
+    from voxelprompt.families.vista3d.inference.engine import accumulate, class_windows
     from voxelprompt.types import Prompts, Volume
 
     checkpoint = Path(tempfile.gettempdir()) / f"vp_mem_width{args.width}.pt"
     if not checkpoint.exists():  # saved by a child: the random network's memory is not this process's
-        code = ("import sys; from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d, save_vista3d; "
+        code = ("import sys; from voxelprompt.families.vista3d.network import Vista3DSpec, random_vista3d, save_vista3d; "
                 "save_vista3d(random_vista3d(Vista3DSpec(width=int(sys.argv[2])), seed=0), sys.argv[1])")
         subprocess.run([sys.executable, "-c", code, str(checkpoint), str(args.width)], check=True)
     keep_freed_memory()  # as the CLI does, before loading

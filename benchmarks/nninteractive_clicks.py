@@ -48,7 +48,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="nninteractive-clicks-"))
     checkpoint = args.checkpoint
     if checkpoint is None and not args.demo:
-        from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d, save_vista3d
+        from voxelprompt.families.vista3d.network import Vista3DSpec, random_vista3d, save_vista3d
 
         checkpoint = save_vista3d(random_vista3d(Vista3DSpec(width=args.width), seed=0), tmp / f"vista3d_w{args.width}.pt")
     clicks = CLICKS[: args.clicks]

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from voxelprompt.imageio import read_volume
-from voxelprompt.inference.segvol import check_prompts, prepare_volume, zoom
-from voxelprompt.models.segvol import (
+from voxelprompt.families.segvol.inference import check_prompts, prepare_volume, zoom
+from voxelprompt.families.segvol.network import (
     build_segvol,
     load_state_dict_strict,
     normalize_state_dict,

@@ -35,10 +35,10 @@ import torch
 from vista3d_window import CT  # the script's folder is on sys.path when it runs
 
 from voxelprompt.imageio import read_volume
-from voxelprompt.inference.vista3d.profiles import get_profile
-from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
-from voxelprompt.inference.vista3d.session import InteractiveSession
-from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d
+from voxelprompt.families.vista3d.inference.profiles import get_profile
+from voxelprompt.families.vista3d.inference.segmenter import Vista3DSegmenter
+from voxelprompt.families.vista3d.inference.session import InteractiveSession
+from voxelprompt.families.vista3d.network import Vista3DSpec, random_vista3d
 from voxelprompt.types import Points, Prompts
 
 #: The first click, in the CT's input voxels (3 mm), inside the liver of the example CT.
@@ -60,8 +60,8 @@ def stats(times: list[float]) -> tuple[float, float, float]:
 
 def monai_clicks(seg: Vista3DSegmenter, volume, points) -> list[float]:
     """Seconds per call of MONAI's keep_cache path on the window centred on the first click."""
-    from voxelprompt.inference.vista3d.preprocess import to_model_voxels
-    from voxelprompt.inference.vista3d.windows import pad_to_window
+    from voxelprompt.families.vista3d.inference.preprocess import to_model_voxels
+    from voxelprompt.families.vista3d.inference.windows import pad_to_window
 
     prepared = seg.prepare(volume)
     padded, before = pad_to_window(prepared.batch.as_tensor(), seg.profile.roi_size)
@@ -129,8 +129,8 @@ def vista3d(args, volume, points) -> None:
 
 
 def segvol(args, volume, points) -> None:
-    from voxelprompt.inference.segvol.segmenter import SegVolSegmenter
-    from voxelprompt.models.segvol import build_segvol
+    from voxelprompt.families.segvol.inference.segmenter import SegVolSegmenter
+    from voxelprompt.families.segvol.network import build_segvol
 
     torch.manual_seed(0)
     segmenter = SegVolSegmenter(build_segvol())

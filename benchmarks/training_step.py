@@ -29,8 +29,8 @@ import torch
 from monai.losses import DiceCELoss
 from torch.utils.flop_counter import FlopCounterMode
 
-from voxelprompt.inference.vista3d.engine.layout import prepare_network, to_layout
-from voxelprompt.models.vista3d import Vista3DSpec, build_vista3d
+from voxelprompt.families.vista3d.inference.engine.layout import prepare_network, to_layout
+from voxelprompt.families.vista3d.network import Vista3DSpec, build_vista3d
 from voxelprompt.training.layout import prepare_for_training
 
 

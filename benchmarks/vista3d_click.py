@@ -11,8 +11,8 @@ import time
 
 import torch
 
-from voxelprompt.inference.vista3d.engine.point_head import _folded_conv, _prompt_tokens, encode_window, predict_points
-from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d
+from voxelprompt.families.vista3d.inference.engine.point_head import _folded_conv, _prompt_tokens, encode_window, predict_points
+from voxelprompt.families.vista3d.network import Vista3DSpec, random_vista3d
 
 
 def best_of(fn, repeats: int) -> tuple[float, float, torch.Tensor]:

@@ -1,7 +1,7 @@
 """Seconds on CPU: VISTA3D's image encoder and one transposed conv, as MONAI builds them vs prepared.
 
 Usage: python benchmarks/vista3d_layers.py [--width 48] [--size 64] [--repeats 2] [--threads N]
-Prepared = voxelprompt.inference.vista3d.engine.layout.prepare_network: layout-preserving instance norms,
+Prepared = voxelprompt.families.vista3d.inference.engine.layout.prepare_network: layout-preserving instance norms,
 channels-last weights, and optionally sub-pixel transposed convs. Each case reports its best of
 --repeats runs; times on a shared machine are indicative only.
 """
@@ -16,8 +16,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from voxelprompt.inference.vista3d.engine.layout import SubpixelConvTranspose3d, prepare_network, to_layout
-from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d
+from voxelprompt.families.vista3d.inference.engine.layout import SubpixelConvTranspose3d, prepare_network, to_layout
+from voxelprompt.families.vista3d.network import Vista3DSpec, random_vista3d
 
 
 def best_times(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, tuple[float, object]]:

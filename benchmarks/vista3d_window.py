@@ -14,10 +14,10 @@ import torch
 
 from voxelprompt.catalog import everything_classes
 from voxelprompt.imageio import read_volume
-from voxelprompt.inference.vista3d.preprocess import IMAGE_KEY, build_preprocessing, volume_to_metatensor
-from voxelprompt.inference.vista3d.profiles import get_profile
-from voxelprompt.inference.vista3d.windows import pad_to_window
-from voxelprompt.models.vista3d import Vista3DSpec, random_vista3d
+from voxelprompt.families.vista3d.inference.preprocess import IMAGE_KEY, build_preprocessing, volume_to_metatensor
+from voxelprompt.families.vista3d.inference.profiles import get_profile
+from voxelprompt.families.vista3d.inference.windows import pad_to_window
+from voxelprompt.families.vista3d.network import Vista3DSpec, random_vista3d
 
 CT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "totalseg" / "example_ct_sm.nii.gz"
 

@@ -47,7 +47,8 @@ from train_demo_model import FOCUS, make_data  # noqa: E402
 
 from voxelprompt.data.blobs import BlobConfig, write_blob_dataset  # noqa: E402
 from voxelprompt.models.checkpoint_io import load_checkpoint_file, save_checkpoint_file  # noqa: E402
-from voxelprompt.training import Trainer, load_recipe  # noqa: E402
+from voxelprompt.families.vista3d.training import Trainer
+from voxelprompt.training import load_recipe  # noqa: E402
 
 WIDTH = 16
 PART_BYTES = 15 * 2**20

@@ -8,7 +8,7 @@ border); a fresh network of each width gets ``--updates`` AdamW updates of the o
 (MONAI ``DiceCELoss``, sigmoid, squared) on exactly that prompt. It separates capacity and
 optimisation from the data path: a width that cannot fit one example will not fit a dataset.
 
-``train``: the real stage-1 :class:`~voxelprompt.training.vista3d.trainer.Trainer` (patches,
+``train``: the real stage-1 :class:`~voxelprompt.families.vista3d.training.trainer.Trainer` (patches,
 sampled clicks, supervoxel zero-shot objects, iterative rounds) on ``--cases`` training cases, and
 every ``--eval-every`` steps the one-click Dice on ``--held-out`` unseen cases: labelled objects
 with their class id (supported embedding), unlabelled ones with a zero-shot id (> 132), each
@@ -31,7 +31,7 @@ import torch
 from scipy import ndimage
 
 from voxelprompt.data.blobs import BlobConfig, make_blob_case, write_blob_dataset
-from voxelprompt.training.vista3d.prompts import ZERO_SHOT_BASE
+from voxelprompt.families.vista3d.training.prompts import ZERO_SHOT_BASE
 
 ZERO_SHOT_ID = ZERO_SHOT_BASE + 1
 
@@ -42,7 +42,7 @@ def _centre(mask: np.ndarray) -> tuple[int, int, int]:
 
 def _scaled(image: np.ndarray) -> torch.Tensor:
     """The training transforms' intensity step (HU window to [0, 1]), as a [1, 1, X, Y, Z] tensor."""
-    from voxelprompt.inference.vista3d.profiles import HU_MAX, HU_MIN
+    from voxelprompt.families.vista3d.inference.profiles import HU_MAX, HU_MIN
 
     return torch.from_numpy(np.clip((image - HU_MIN) / (HU_MAX - HU_MIN), 0.0, 1.0).astype(np.float32))[None, None]
 
@@ -67,7 +67,7 @@ def _click_dice(net, image: torch.Tensor, mask: np.ndarray, class_id: int, roi: 
 def overfit(args) -> None:
     from monai.losses import DiceCELoss
 
-    from voxelprompt.models.vista3d import Vista3DSpec, build_vista3d
+    from voxelprompt.families.vista3d.network import Vista3DSpec, build_vista3d
 
     size = args.size
     image, labels, _, _ = make_blob_case(BlobConfig(shape=(size,) * 3, objects=(1, 1), seed=args.seed))
@@ -116,8 +116,8 @@ def _evaluate(net, cases, roi: int) -> dict[str, float]:
 
 
 def train(args) -> None:
-    from voxelprompt.training.vista3d.recipe import RECIPE_REGISTRY
-    from voxelprompt.training.vista3d.trainer import Trainer
+    from voxelprompt.families.vista3d.training.recipe import RECIPE_REGISTRY
+    from voxelprompt.families.vista3d.training.trainer import Trainer
 
     config = BlobConfig(shape=(args.size,) * 3)
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="blobs-"))

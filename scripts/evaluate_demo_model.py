@@ -26,9 +26,9 @@ from voxelprompt.demo import LESION_CLASS, ORGAN_CLASSES
 from voxelprompt.evaluation.clicks import Click, center_click, correction_click
 from voxelprompt.evaluation.metrics import dice
 from voxelprompt.imageio import read_labels, read_volume
-from voxelprompt.inference.vista3d.default_model import card_from_recipe, profile_from_card
-from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
-from voxelprompt.inference.vista3d.session import InteractiveSession
+from voxelprompt.families.vista3d.inference.default_model import card_from_recipe, profile_from_card
+from voxelprompt.families.vista3d.inference.segmenter import Vista3DSegmenter
+from voxelprompt.families.vista3d.inference.session import InteractiveSession
 from voxelprompt.types import Points, PointSpace, Prompts
 
 LESIONS = (26, 116, 117, 23)

@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 from voxelprompt.imageio import write_text
-from voxelprompt.inference.vista3d.default_model import DEMO_DIR, card_from_recipe
+from voxelprompt.families.vista3d.inference.default_model import DEMO_DIR, card_from_recipe
 from voxelprompt.models.checkpoint_io import save_checkpoint_file
-from voxelprompt.models.vista3d import load_vista3d
+from voxelprompt.families.vista3d.network import load_vista3d
 
 
 def main() -> None:

@@ -22,10 +22,10 @@ from voxelprompt.catalog import vista3d_catalog
 from voxelprompt.data.phantom import PhantomConfig, make_phantom
 from voxelprompt.evaluation.metrics import dice
 from voxelprompt.imageio import write_volume
-from voxelprompt.inference.vista3d.default_model import default_checkpoint, default_profile
-from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
+from voxelprompt.families.vista3d.inference.default_model import default_checkpoint, default_profile
+from voxelprompt.families.vista3d.inference.segmenter import Vista3DSegmenter
 from voxelprompt.server.datastore import ImageStore
-from voxelprompt.training.vista3d.teach import teach
+from voxelprompt.families.vista3d.training.teach import teach
 from voxelprompt.types import Prompts
 
 TARGET, NAME = 26, "hepatic tumor"

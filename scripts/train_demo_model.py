@@ -28,7 +28,8 @@ import nibabel as nib
 import numpy as np
 
 from voxelprompt.data import PhantomConfig, write_phantom_dataset
-from voxelprompt.training import Trainer, load_recipe
+from voxelprompt.families.vista3d.training import Trainer
+from voxelprompt.training import load_recipe
 
 SHAPE = (128, 128, 192)
 LESIONS = {23, 25, 26, 116, 117}

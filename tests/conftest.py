@@ -38,7 +38,7 @@ def real_ct_path() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_spec():
-    from voxelprompt.models.vista3d import Vista3DSpec
+    from voxelprompt.families.vista3d.network import Vista3DSpec
 
     return Vista3DSpec(width=TINY_WIDTH)
 
@@ -46,7 +46,7 @@ def tiny_spec():
 @pytest.fixture(scope="session")
 def tiny_net(tiny_spec):
     """VISTA3D of the official architecture at width 8 with fixed deterministic weights."""
-    from voxelprompt.models.vista3d import random_vista3d
+    from voxelprompt.families.vista3d.network import random_vista3d
 
     return random_vista3d(tiny_spec, seed=0)
 
@@ -54,7 +54,7 @@ def tiny_net(tiny_spec):
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_net, tmp_path_factory) -> Path:
     """The tiny network saved in the MONAI bundle format (bare state_dict)."""
-    from voxelprompt.models.vista3d import save_vista3d
+    from voxelprompt.families.vista3d.network import save_vista3d
 
     return save_vista3d(tiny_net, tmp_path_factory.mktemp("ckpt") / "model.pt")
 

@@ -19,7 +19,7 @@ from voxelprompt.types import Volume
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory, tiny_checkpoint):
-    from voxelprompt.models.segvol.builder import tiny_segvol
+    from voxelprompt.families.segvol.network.builder import tiny_segvol
 
     segvol = tmp_path_factory.mktemp("segvol") / "segvol_tiny.pth"
     torch.save(tiny_segvol(seed=0).state_dict(), segvol)
@@ -110,7 +110,7 @@ def test_threads_share_a_segmenter(checkpoints, volume, one_thread):
 
 def test_options_and_arguments_are_checked_in_one_line_errors(checkpoints, models, volume):
     from voxelprompt.errors import VoxelPromptError
-    from voxelprompt.families import Vista3DOptions
+    from voxelprompt.families.vista3d.options import Vista3DOptions
 
     for options, message in (
         (Vista3DOptions(), "are not segvol options"),

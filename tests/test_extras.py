@@ -22,8 +22,8 @@ from voxelprompt.extras import EXTRAS
 REPO = Path(__file__).resolve().parents[1]
 
 #: Modules that belong to an extra (they may import its packages when imported).
-OPTIONAL_MODULES = ("voxelprompt.server", "voxelprompt.dicomweb", "voxelprompt.models.segvol",
-                    "voxelprompt.inference.segvol", "voxelprompt.training.segvol")  # fmt: skip
+OPTIONAL_MODULES = ("voxelprompt.server", "voxelprompt.dicomweb", "voxelprompt.families.segvol.network",
+                    "voxelprompt.families.segvol.inference", "voxelprompt.families.segvol.training")  # fmt: skip
 
 _BLOCKER = '''
 import sys

@@ -7,7 +7,7 @@ from pathlib import Path
 
 def tiny_recipe(stage: str, datalist: Path, output_dir: Path, **overrides):
     """A registry stage shrunk to seconds: width 8, 32^3 patches at 10 mm, no validation."""
-    from voxelprompt.training.vista3d.recipe import RECIPE_REGISTRY
+    from voxelprompt.families.vista3d.training.recipe import RECIPE_REGISTRY
 
     fields = {
         "width": 8,

@@ -165,8 +165,8 @@ def test_a_vista3d_task_and_a_segvol_text_task_merge_into_one_map(tmp_path, monk
     from segvol_fixtures import build_tiny_segvol
 
     from voxelprompt.batch.worker import clear_model_cache
-    from voxelprompt.inference.segvol import SegVolSegmenter
-    from voxelprompt.inference.segvol import segmenter as segvol_module
+    from voxelprompt.families.segvol.inference import SegVolSegmenter
+    from voxelprompt.families.segvol.inference import segmenter as segvol_module
 
     tiny = build_tiny_segvol()
     checkpoint = tmp_path / "segvol.pth"

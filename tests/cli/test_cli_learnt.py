@@ -10,7 +10,7 @@ import pytest
 from cli_runner import script
 
 from voxelprompt.catalog import RELEASED_VISTA3D_CLASSES, vista3d_catalog
-from voxelprompt.inference.vista3d.default_model import DEMO_DIR
+from voxelprompt.families.vista3d.inference.default_model import DEMO_DIR
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,7 @@ def test_the_default_output_folders_are_ignored_by_git():
 
     from voxelprompt.cli.demo_cmd import demo
     from voxelprompt.cli.train_cmd import finetune
-    from voxelprompt.training.vista3d.recipe import Recipe
+    from voxelprompt.families.vista3d.training.recipe import Recipe
 
     repo = Path(__file__).resolve().parents[2]
     command_1 = re.search(r"voxelprompt demo (\S+)", (repo / "README.md").read_text())

@@ -42,7 +42,7 @@ def fake_segvol(tmp_path):
     """A tiny SegVol of the released design, saved as a checkpoint (recognised as SegVol)."""
     import torch
 
-    from voxelprompt.models.segvol.builder import tiny_segvol
+    from voxelprompt.families.segvol.network.builder import tiny_segvol
 
     path = tmp_path / "segvol.pth"
     torch.save(tiny_segvol(seed=0).state_dict(), path)

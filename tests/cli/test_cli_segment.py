@@ -106,7 +106,7 @@ def test_bad_input_exits_2_with_one_line_and_no_output(case, ct_crop_path, tiny_
 
 def test_segment_routes_segvol_prompts_to_segvol(ct_crop_path, tmp_path, capsys):
     """A SegVol checkpoint is recognised without --model, and every SegVol option reaches it."""
-    from voxelprompt.models.segvol.builder import tiny_segvol
+    from voxelprompt.families.segvol.network.builder import tiny_segvol
 
     ckpt = tmp_path / "segvol.pth"
     torch.save(tiny_segvol(seed=0).state_dict(), ckpt)

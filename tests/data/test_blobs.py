@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from voxelprompt.data.blobs import BlobConfig, make_blob_case, write_blob_dataset
-from voxelprompt.training.vista3d.prompts import ZERO_SHOT_BASE, PromptConfig, sample_prompts
+from voxelprompt.families.vista3d.training.prompts import ZERO_SHOT_BASE, PromptConfig, sample_prompts
 
 
 def test_blob_case_has_labelled_and_zero_shot_objects_that_differ_by_contrast():

@@ -10,8 +10,8 @@ import pytest
 from voxelprompt.data import PhantomConfig, make_phantom
 from voxelprompt.demo import LESION_CLASS, ORGAN_CLASSES
 from voxelprompt.evaluation.metrics import dice
-from voxelprompt.inference.vista3d.default_model import DEMO_DIR, default_card, default_checkpoint, default_profile
-from voxelprompt.models.vista3d import load_vista3d
+from voxelprompt.families.vista3d.inference.default_model import DEMO_DIR, default_card, default_checkpoint, default_profile
+from voxelprompt.families.vista3d.network import load_vista3d
 
 
 def test_shipped_model_matches_its_card() -> None:

@@ -223,8 +223,8 @@ def test_vista3d_windows_map_to_input_boxes_that_cover_the_volume(ct_crop_path, 
     from voxelprompt.evaluation.adapters import Vista3DEvalModel
     from voxelprompt.evaluation.clicks import patch_center_clicks
     from voxelprompt.imageio import read_volume
-    from voxelprompt.inference.vista3d.profiles import get_profile
-    from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
+    from voxelprompt.families.vista3d.inference.profiles import get_profile
+    from voxelprompt.families.vista3d.inference.segmenter import Vista3DSegmenter
 
     segmenter = Vista3DSegmenter(tiny_net, tiny_spec, profile=get_profile("bundle").with_roi((32, 32, 32)))
     model = Vista3DEvalModel(segmenter)

@@ -16,7 +16,7 @@ from voxelprompt.evaluation import runner as runner_module
 from voxelprompt.evaluation.adapters import RegionGrowModel, SegVolEvalModel
 from voxelprompt.evaluation.datasets import load_dataset
 from voxelprompt.evaluation.runner import CORRECTION_STEPS, EvalConfig, evaluate
-from voxelprompt.inference.segvol import SegVolSegmenter
+from voxelprompt.families.segvol.inference import SegVolSegmenter
 
 LIVER, SPLEEN = 1, 3
 SMALL = PhantomConfig(shape=(16, 16, 16), spacing=(3.0, 3.0, 3.0), center=(-30.0, -10.0, 30.0), lesions=False)
@@ -121,7 +121,7 @@ def test_cli_segvol_model(datalist, tmp_path, capsys):
     """A real (tiny) SegVol checkpoint through the CLI: recognised as SegVol, run at --segvol-mode."""
     import torch
 
-    from voxelprompt.models.segvol.builder import tiny_segvol
+    from voxelprompt.families.segvol.network.builder import tiny_segvol
 
     checkpoint = tmp_path / "segvol_tiny.pth"
     torch.save(tiny_segvol(seed=0).state_dict(), checkpoint)

@@ -86,8 +86,8 @@ class RecordingNet:
 
 
 def test_vista3d_evaluates_novel_objects_with_its_zero_shot_class_id(dataset, tiny_net, tiny_spec, tmp_path, caplog):
-    from voxelprompt.inference.vista3d.profiles import get_profile
-    from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
+    from voxelprompt.families.vista3d.inference.profiles import get_profile
+    from voxelprompt.families.vista3d.inference.segmenter import Vista3DSegmenter
 
     segmenter = Vista3DSegmenter(tiny_net, tiny_spec, profile=get_profile("bundle").with_roi((32, 32, 32)))
     spy = RecordingNet(segmenter.net)
@@ -145,7 +145,7 @@ class RecordingSegVol(SegVolEvalModel):
 def test_segvol_gets_points_without_text_for_novel_objects(dataset, tmp_path):
     from inference.segvol.segvol_fixtures import build_tiny_segvol
 
-    from voxelprompt.inference.segvol import SegVolSegmenter
+    from voxelprompt.families.segvol.inference import SegVolSegmenter
 
     model = RecordingSegVol(SegVolSegmenter(build_tiny_segvol(), mode="zoom-out"))
     config = EvalConfig(modes=("box+text", "points7", "iterative"), clicks=2, progress=False)

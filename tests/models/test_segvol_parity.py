@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from shared_paths import SHARED, shared_file
-from voxelprompt.models.segvol import SEGVOL_REGISTRY, SegVol, load_state_dict_strict, normalize_state_dict
+from voxelprompt.families.segvol.network import SEGVOL_REGISTRY, SegVol, load_state_dict_strict, normalize_state_dict
 
 FIXTURE = SHARED / "fixtures" / "segvol_parity"
 TOLERANCE = 1e-3  # max |logit difference|; float32 round-off gives ~1e-5

@@ -9,7 +9,7 @@ import torch
 from inference.segvol.segvol_fixtures import build_tiny_segvol as tiny_segvol
 
 from voxelprompt.errors import CheckpointError, PromptError
-from voxelprompt.models.segvol import (
+from voxelprompt.families.segvol.network import (
     SEGVOL_REGISTRY,
     PromptEncoder,
     SegVol,
@@ -20,7 +20,7 @@ from voxelprompt.models.segvol import (
     normalize_state_dict,
     read_state_dict,
 )
-from voxelprompt.models.segvol.prompt_encoder import PositionEmbeddingRandom3D
+from voxelprompt.families.segvol.network.prompt_encoder import PositionEmbeddingRandom3D
 
 IMG = (8, 32, 32)
 PATCH = (4, 16, 16)

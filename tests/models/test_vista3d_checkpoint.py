@@ -5,7 +5,7 @@ import pytest
 
 from shared_paths import shared_file
 from voxelprompt.errors import CheckpointError
-from voxelprompt.models.vista3d import Vista3DSpec, build_vista3d, load_vista3d, random_vista3d
+from voxelprompt.families.vista3d.network import Vista3DSpec, build_vista3d, load_vista3d, random_vista3d
 
 
 def _manifest():

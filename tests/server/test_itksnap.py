@@ -27,7 +27,7 @@ def ct():
 
 
 def start(folder, access="loopback", memory_mb=None):
-    from voxelprompt.models.segvol.builder import tiny_segvol
+    from voxelprompt.families.segvol.network.builder import tiny_segvol
 
     checkpoint = folder / "tiny.pt"
     if not checkpoint.exists():

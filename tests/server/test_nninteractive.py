@@ -32,7 +32,7 @@ def ct():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """Demo VISTA3D and a tiny SegVol, a token, and one lease at a time."""
-    from voxelprompt.models.segvol.builder import tiny_segvol
+    from voxelprompt.families.segvol.network.builder import tiny_segvol
 
     folder = tmp_path_factory.mktemp("nninteractive")
     checkpoint = folder / "tiny.pt"

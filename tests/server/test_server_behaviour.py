@@ -99,7 +99,7 @@ def test_segvol_box_and_text_through_the_monailabel_fields(tmp_path_factory, pha
     import torch
 
     from monailabel.client import MONAILabelClient
-    from voxelprompt.models.segvol.builder import tiny_segvol
+    from voxelprompt.families.segvol.network.builder import tiny_segvol
 
     checkpoint = tmp_path_factory.mktemp("segvol") / "segvol_tiny.pth"
     torch.save(tiny_segvol(seed=0).state_dict(), checkpoint)

@@ -8,7 +8,7 @@ import json
 import requests
 
 from voxelprompt.catalog import vista3d_catalog
-from voxelprompt.inference.vista3d.default_model import DEMO_DIR
+from voxelprompt.families.vista3d.inference.default_model import DEMO_DIR
 
 
 def test_the_server_lists_what_its_model_learnt_and_refuses_the_rest(demo_server, ct_crop_path):

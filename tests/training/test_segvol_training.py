@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from voxelprompt.errors import InputError
-from voxelprompt.models.segvol import SEGVOL_REGISTRY
+from voxelprompt.families.segvol.network import SEGVOL_REGISTRY
 from voxelprompt.training import load_recipe
-from voxelprompt.training.segvol import SegVolRecipe, SegVolTrainer, SimMIM, random_patch_mask
-from voxelprompt.training.segvol.prompts import COMBINATIONS, object_prompt, pseudo_target
-from voxelprompt.training.segvol.recipe import build_pretrain, build_supervised
+from voxelprompt.families.segvol.training import SegVolRecipe, SegVolTrainer, SimMIM, random_patch_mask
+from voxelprompt.families.segvol.training.prompts import COMBINATIONS, object_prompt, pseudo_target
+from voxelprompt.families.segvol.training.recipe import build_pretrain, build_supervised
 
 
 def _recipe(mode: str, datalist: Path, out: Path, **changes) -> SegVolRecipe:

@@ -10,7 +10,7 @@ import torch
 from monai.losses import DiceCELoss
 from torch import nn
 
-from voxelprompt.models.vista3d import Vista3DSpec, build_vista3d
+from voxelprompt.families.vista3d.network import Vista3DSpec, build_vista3d
 from voxelprompt.training.layout import InstanceNorm3dAsGroupNorm, prepare_for_training, unprepare
 
 SIZE = 32

@@ -7,7 +7,7 @@ import pytest
 from voxelprompt.errors import InputError
 from voxelprompt.families import FAMILIES
 from voxelprompt.training import family_of_recipe, load_recipe
-from voxelprompt.training.vista3d.recipe import save_recipe
+from voxelprompt.families.vista3d.training.recipe import save_recipe
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))

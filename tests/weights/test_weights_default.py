@@ -11,7 +11,7 @@ import pytest
 from range_server import RangeServer, closed_port
 
 from voxelprompt.errors import WeightsError
-from voxelprompt.inference.vista3d.default_model import is_demo_checkpoint
+from voxelprompt.families.vista3d.inference.default_model import is_demo_checkpoint
 from voxelprompt.weights import WEIGHTS, FetchSettings, HashTrust, weight_path
 from voxelprompt.weights.default import DEFAULT_WEIGHTS, default_model
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from segvol_fixtures import body_phantom, build_tiny_segvol
-from voxelprompt.models.segvol import SegVol
+from voxelprompt.families.segvol.network import SegVol
 from voxelprompt.types import Volume
 
 

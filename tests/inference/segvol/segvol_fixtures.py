@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from voxelprompt.models.segvol import SEGVOL_TINY, SegVol, build_segvol_config
+from voxelprompt.families.segvol.network import SEGVOL_TINY, SegVol, build_segvol_config
 from voxelprompt.types import Volume
 
 TINY_WINDOW = (8, 32, 32)

@@ -1,7 +1,7 @@
 """``voxelprompt segment-segvol`` and ``identify``: thin adapters; bad input exits 2 and writes nothing.
 
 The released SegVol is 180 M parameters, so these tests hand the CLI a tiny SegVol in place of
-checkpoint loading (the registry's loader, ``voxelprompt.inference.segvol.segmenter.load``, is the
+checkpoint loading (the registry's loader, ``voxelprompt.families.segvol.inference.segmenter.load``, is the
 one seam patched; the checkpoint file holds the tiny model's tensors so that its family is recognised).
 """
 
@@ -14,8 +14,8 @@ import torch
 from cli_runner import run
 
 from voxelprompt.imageio import write_volume
-from voxelprompt.inference.segvol import SegVolSegmenter
-from voxelprompt.inference.segvol import segmenter as segmenter_module
+from voxelprompt.families.segvol.inference import SegVolSegmenter
+from voxelprompt.families.segvol.inference import segmenter as segmenter_module
 
 
 @pytest.fixture()

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from voxelprompt.inference.segvol.geometry import Reorientation, box_voxels, resize_map, shift_map
+from voxelprompt.families.segvol.inference.geometry import Reorientation, box_voxels, resize_map, shift_map
 
 
 def _affine(codes: str) -> np.ndarray:

@@ -7,7 +7,7 @@ import pytest
 
 from voxelprompt.catalog import vista3d_catalog
 from voxelprompt.errors import InputError, PromptError
-from voxelprompt.inference.segvol import SegVolSegmenter, default_categories, identify_mask, prepare_volume
+from voxelprompt.families.segvol.inference import SegVolSegmenter, default_categories, identify_mask, prepare_volume
 from voxelprompt.types import Box, Prompts, Volume
 
 NAMES = ["liver", "spleen", "left kidney", "aorta"]

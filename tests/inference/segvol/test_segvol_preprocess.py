@@ -7,7 +7,7 @@ import numpy as np
 
 from shared_paths import shared_file
 from voxelprompt.imageio import read_volume
-from voxelprompt.inference.segvol.preprocess import foreground_normalize, min_max, normalize_volume, prepare_volume
+from voxelprompt.families.segvol.inference.preprocess import foreground_normalize, min_max, normalize_volume, prepare_volume
 from voxelprompt.types import Volume
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from voxelprompt.catalog import vista3d_catalog
 from voxelprompt.errors import PromptError
-from voxelprompt.inference.segvol.preprocess import prepare_volume
-from voxelprompt.inference.segvol.prompts import FramePrompts, check_prompts, to_frame, window_prompts
+from voxelprompt.families.segvol.inference.preprocess import prepare_volume
+from voxelprompt.families.segvol.inference.prompts import FramePrompts, check_prompts, to_frame, window_prompts
 from voxelprompt.types import Box, Points, PointSpace, Prompts
 
 
@@ -114,6 +114,6 @@ def test_window_without_user_box_takes_the_coarse_mask_box():
 
 
 def test_unknown_text_is_accepted_and_the_user_is_told(ras_volume, caplog):
-    with caplog.at_level("INFO", logger="voxelprompt.inference.segvol.prompts"):
+    with caplog.at_level("INFO", logger="voxelprompt.families.segvol.inference.prompts"):
         check_prompts(Prompts(text="pancreatic duct stent"), ras_volume)
     assert "encodes any text with CLIP" in caplog.text

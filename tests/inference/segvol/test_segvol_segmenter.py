@@ -14,13 +14,14 @@ from segvol_fixtures import as_lps, build_tiny_segvol
 from shared_paths import shared_file
 from voxelprompt.catalog import vista3d_catalog
 from voxelprompt.errors import CheckpointError, PromptError, VoxelPromptError
-from voxelprompt.families import SegVolOptions, get_family
+from voxelprompt.families import get_family
+from voxelprompt.families.segvol.options import SegVolOptions
 from voxelprompt.imageio import read_volume
 from voxelprompt.inference.protocol import Segmenter
-from voxelprompt.inference.segvol import SegVolSegmenter, prepare_volume
-from voxelprompt.inference.segvol import segmenter as segmenter_module
-from voxelprompt.inference.segvol.prompts import check_prompts
-from voxelprompt.inference.segvol.zoom import full_sliding_window, zoom_out_zoom_in
+from voxelprompt.families.segvol.inference import SegVolSegmenter, prepare_volume
+from voxelprompt.families.segvol.inference import segmenter as segmenter_module
+from voxelprompt.families.segvol.inference.prompts import check_prompts
+from voxelprompt.families.segvol.inference.zoom import full_sliding_window, zoom_out_zoom_in
 from voxelprompt.types import Box, Points, PointSpace, Prompts, Volume
 
 BOX = Box((8, 6, 2), (30, 28, 9))

@@ -9,8 +9,8 @@ import torch
 from segvol_fixtures import build_tiny_segvol
 from voxelprompt.errors import PromptError
 from voxelprompt.inference.protocol import Session
-from voxelprompt.inference.segvol import SegVolSegmenter
-from voxelprompt.inference.segvol.session import CacheStats, CachingSegVol, SegVolSession, tensor_key
+from voxelprompt.families.segvol.inference import SegVolSegmenter
+from voxelprompt.families.segvol.inference.session import CacheStats, CachingSegVol, SegVolSession, tensor_key
 from voxelprompt.inference.cache import LRUCache
 from voxelprompt.types import Box, Points, Prompts
 

@@ -7,10 +7,10 @@ import torch
 from monai.data.utils import dense_patch_slices
 
 from segvol_fixtures import TINY_WINDOW
-from voxelprompt.inference.segvol import zoom
-from voxelprompt.inference.segvol.preprocess import prepare_volume
-from voxelprompt.inference.segvol.prompts import check_prompts
-from voxelprompt.inference.segvol.windows import decode_window, window_grid, window_starts
+from voxelprompt.families.segvol.inference import zoom
+from voxelprompt.families.segvol.inference.preprocess import prepare_volume
+from voxelprompt.families.segvol.inference.prompts import check_prompts
+from voxelprompt.families.segvol.inference.windows import decode_window, window_grid, window_starts
 from voxelprompt.types import Box, Points, Prompts
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from voxelprompt.imageio import read_volume
-from voxelprompt.inference.vista3d.profiles import get_profile
-from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
+from voxelprompt.families.vista3d.inference.profiles import get_profile
+from voxelprompt.families.vista3d.inference.segmenter import Vista3DSegmenter
 
 SESSION_ROI = (64, 64, 64)
 

@@ -12,8 +12,8 @@ from monai.transforms import Invertd
 from test_golden_pipeline import ROI, bundle_reference_transforms
 from voxelprompt.errors import PromptError
 from voxelprompt.imageio import read_volume
-from voxelprompt.inference.vista3d.profiles import get_profile
-from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
+from voxelprompt.families.vista3d.inference.profiles import get_profile
+from voxelprompt.families.vista3d.inference.segmenter import Vista3DSegmenter
 from voxelprompt.types import OBJECT_ID, Points, PointSpace, Prompts
 
 CLICK = (60.0, 30.0, 10.0)  # input voxel where the tiny model's click result edits "liver"

@@ -12,9 +12,9 @@ import torch
 
 from shared_paths import shared_file
 from voxelprompt.imageio import read_volume, write_volume
-from voxelprompt.inference.vista3d.profiles import HU_MAX, HU_MIN, get_profile
-from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
-from voxelprompt.models.vista3d import Vista3DSpec
+from voxelprompt.families.vista3d.inference.profiles import HU_MAX, HU_MIN, get_profile
+from voxelprompt.families.vista3d.inference.segmenter import Vista3DSegmenter
+from voxelprompt.families.vista3d.network import Vista3DSpec
 from voxelprompt.types import Prompts, Volume
 
 BONE_HU = 200.0

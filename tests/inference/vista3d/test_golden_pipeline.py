@@ -24,8 +24,8 @@ from monai.transforms import (
 )
 
 from voxelprompt.imageio import read_volume
-from voxelprompt.inference.vista3d.profiles import get_profile
-from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
+from voxelprompt.families.vista3d.inference.profiles import get_profile
+from voxelprompt.families.vista3d.inference.segmenter import Vista3DSegmenter
 from voxelprompt.types import Prompts
 
 #: The engines that must reproduce the official labels voxel for voxel.

@@ -11,9 +11,9 @@ import torch
 
 from voxelprompt.errors import VoxelPromptError
 from voxelprompt.inference.preencode import LockTurns, Preencoder
-from voxelprompt.inference.vista3d.profiles import HU_MAX, HU_MIN
-from voxelprompt.inference.vista3d.session import InteractiveSession, _window_key
-from voxelprompt.inference.vista3d.windows import pad_to_window
+from voxelprompt.families.vista3d.inference.profiles import HU_MAX, HU_MIN
+from voxelprompt.families.vista3d.inference.session import InteractiveSession, _window_key
+from voxelprompt.families.vista3d.inference.windows import pad_to_window
 from voxelprompt.types import Points, Prompts
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks (tests/conftest.py)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from voxelprompt.inference.vista3d.refine import merge_clicks
+from voxelprompt.families.vista3d.inference.refine import merge_clicks
 
 SHAPE = (40, 40, 40)
 

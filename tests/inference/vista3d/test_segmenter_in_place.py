@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from voxelprompt.inference.vista3d.engine import prepare_network
-from voxelprompt.inference.vista3d.engine.layout import InstanceNorm3dAnyLayout
-from voxelprompt.inference.vista3d.profiles import get_profile
-from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
+from voxelprompt.families.vista3d.inference.engine import prepare_network
+from voxelprompt.families.vista3d.inference.engine.layout import InstanceNorm3dAnyLayout
+from voxelprompt.families.vista3d.inference.profiles import get_profile
+from voxelprompt.families.vista3d.inference.segmenter import Vista3DSegmenter
 from voxelprompt.types import Points, Prompts, Volume
 
 ROI = (32, 32, 32)

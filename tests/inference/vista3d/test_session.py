@@ -7,7 +7,7 @@ import pytest
 
 from voxelprompt.errors import PromptError
 from voxelprompt.families import check_capabilities
-from voxelprompt.inference.vista3d.session import InteractiveSession
+from voxelprompt.families.vista3d.inference.session import InteractiveSession
 from voxelprompt.types import OBJECT_ID, Points, Prompts
 
 ROI = (64, 64, 64)

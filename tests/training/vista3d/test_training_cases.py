@@ -10,8 +10,8 @@ import pytest
 from training_recipes import tiny_recipe
 
 from voxelprompt.errors import InputError
-from voxelprompt.training.vista3d.cases import case_probabilities, case_weights, training_cases, validation_cases
-from voxelprompt.training.vista3d.recipe import DataConfig, SyntheticDatalist
+from voxelprompt.families.vista3d.training.cases import case_probabilities, case_weights, training_cases, validation_cases
+from voxelprompt.families.vista3d.training.recipe import DataConfig, SyntheticDatalist
 
 
 def _recipe(stage, datalist, tmp_path, **data):
@@ -36,7 +36,7 @@ def test_stages_that_need_labels_refuse_unlabeled_images(phantom_partial, tmp_pa
     with pytest.raises(InputError, match=match):
         training_cases(recipe)
     skipping = _recipe(stage, phantom_partial["unlabeled"], tmp_path, skip_bad=True, **data)
-    with caplog.at_level(logging.WARNING, logger="voxelprompt.training.vista3d.cases"):
+    with caplog.at_level(logging.WARNING, logger="voxelprompt.families.vista3d.training.cases"):
         with pytest.raises(InputError, match="no usable training case"):
             training_cases(skipping)
     assert "training[1]" in caplog.text
@@ -99,6 +99,6 @@ def test_sampling_tables_that_do_nothing_warn(caplog, sampling, weights, names, 
     from voxelprompt.training.datalist import Case
 
     cases = [Case(image=None, label=None, dataset=n) for n in names]  # type: ignore[arg-type]
-    with caplog.at_level(logging.WARNING, logger="voxelprompt.training.vista3d.cases"):
+    with caplog.at_level(logging.WARNING, logger="voxelprompt.families.vista3d.training.cases"):
         p = case_probabilities(cases, DataConfig(dataset_sampling=sampling, dataset_weights=weights))
     assert message in caplog.text and np.isclose(p.sum(), 1.0)

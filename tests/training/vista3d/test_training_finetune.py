@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from voxelprompt.errors import InputError
-from voxelprompt.models.vista3d import Vista3DSpec, load_vista3d, random_vista3d, save_vista3d
-from voxelprompt.training.vista3d.finetune import add_classes, finetune, finetune_recipe
+from voxelprompt.families.vista3d.network import Vista3DSpec, load_vista3d, random_vista3d, save_vista3d
+from voxelprompt.families.vista3d.training.finetune import add_classes, finetune, finetune_recipe
 
 NEW_ID = 140
 

@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from voxelprompt.training.datalist import load_datalist
-from voxelprompt.training.vista3d.labels import (
+from voxelprompt.families.vista3d.training.labels import (
     LABELED_KEY,
     PSEUDO_CLASSES_KEY,
     EmptyLabeld,
     MergePseudoLabeld,
     merge_pseudo_labels,
 )
-from voxelprompt.training.vista3d.transforms import PatchConfig, train_transforms
+from voxelprompt.families.vista3d.training.transforms import PatchConfig, train_transforms
 
 # Patches as big as the padded volume, so the "random" crop keeps everything.
 WHOLE = PatchConfig(roi=(32, 32, 32), spacing=(20.0, 20.0, 20.0), crop="random")

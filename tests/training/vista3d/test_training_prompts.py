@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from voxelprompt.training.vista3d.prompts import (
+from voxelprompt.families.vista3d.training.prompts import (
     ZERO_SHOT_BASE,
     PromptConfig,
     next_clicks,

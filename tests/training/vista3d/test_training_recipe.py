@@ -8,7 +8,7 @@ import pytest
 
 from voxelprompt.errors import InputError
 from voxelprompt.training import load_recipe
-from voxelprompt.training.vista3d.recipe import (
+from voxelprompt.families.vista3d.training.recipe import (
     RECIPE_REGISTRY,
     recipe_from_dict,
     recipe_to_dict,

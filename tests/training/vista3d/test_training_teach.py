@@ -15,7 +15,7 @@ from voxelprompt.errors import InputError
 from voxelprompt.evaluation.metrics import dice
 from voxelprompt.imageio import write_volume
 from voxelprompt.server.datastore import ImageStore
-from voxelprompt.training.vista3d.teach import assign_classes, labelled_images, structure_names, teach
+from voxelprompt.families.vista3d.training.teach import assign_classes, labelled_images, structure_names, teach
 from voxelprompt.types import Prompts
 
 CONFIG = PhantomConfig(shape=(64, 56, 48), spacing=(4.0, 4.0, 4.0), lesions=False)
@@ -43,7 +43,7 @@ def _store(folder, seeds, names=({"name": NEW, "idx": 1},)):
 
 @pytest.fixture(scope="module")
 def demo():
-    from voxelprompt.inference.vista3d.default_model import default_checkpoint, default_profile
+    from voxelprompt.families.vista3d.inference.default_model import default_checkpoint, default_profile
 
     profile = default_profile()
     from voxelprompt.catalog import vista3d_catalog
@@ -79,7 +79,7 @@ def test_empty_and_unnamed_datastores_are_refused(tmp_path, demo):
 
 @pytest.mark.slow
 def test_teaching_a_new_class_raises_its_dice_and_keeps_the_others(tmp_path, demo):
-    from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
+    from voxelprompt.families.vista3d.inference.segmenter import Vista3DSegmenter
 
     checkpoint, profile, known = demo
     held_ct, held_truth = _phantom(100)

@@ -10,7 +10,7 @@ import torch
 from training_recipes import tiny_recipe
 from monai.utils import set_determinism
 
-from voxelprompt.training.vista3d.trainer import Trainer, case_weights
+from voxelprompt.families.vista3d.training.trainer import Trainer, case_weights
 
 
 def _run(recipe, **kwargs):
@@ -28,7 +28,7 @@ def _changed(before: dict, after: dict) -> set[str]:
 
 
 def test_stage1_point_branch_with_supervoxels_loss_goes_down(phantom_datalist_sv, tmp_path, monkeypatch):
-    from voxelprompt.training.vista3d import prompts
+    from voxelprompt.families.vista3d.training import prompts
 
     zero_shot_ids = []
     sample = prompts.sample_prompts
@@ -38,7 +38,7 @@ def test_stage1_point_branch_with_supervoxels_loss_goes_down(phantom_datalist_sv
         zero_shot_ids.extend(c for c in batch.prompt_class[:, 0].tolist() if c > prompts.ZERO_SHOT_BASE)
         return batch
 
-    monkeypatch.setattr("voxelprompt.training.vista3d.trainer.sample_prompts", spy)
+    monkeypatch.setattr("voxelprompt.families.vista3d.training.trainer.sample_prompts", spy)
     data = {"max_cases": 1, "label_set": [1, 3, 5, 6, 14], "supervoxels": True}
     recipe = tiny_recipe("stage1", phantom_datalist_sv, tmp_path, steps=8, data=data, optim={"lr": 3e-3}, val_every=0)
     assert recipe.prompts.zero_shot_source == "supervoxel"
@@ -117,7 +117,7 @@ def test_case_weights():
 
 def _spy_prompts(monkeypatch) -> list[tuple[list[int], list[int]]]:
     """Record (label set, prompted class ids) of every prompt draw of the trainer."""
-    from voxelprompt.training.vista3d import prompts
+    from voxelprompt.families.vista3d.training import prompts
 
     calls = []
 
@@ -126,12 +126,12 @@ def _spy_prompts(monkeypatch) -> list[tuple[list[int], list[int]]]:
         calls.append((list(label_set), [] if batch is None else batch.prompt_class[:, 0].tolist()))
         return batch
 
-    monkeypatch.setattr("voxelprompt.training.vista3d.trainer.sample_prompts", spy)
+    monkeypatch.setattr("voxelprompt.families.vista3d.training.trainer.sample_prompts", spy)
     return calls
 
 
 def test_stage1_on_unlabeled_images_trains_zero_shot_objects_only(phantom_partial, tmp_path, monkeypatch):
-    from voxelprompt.training.vista3d.prompts import ZERO_SHOT_BASE
+    from voxelprompt.families.vista3d.training.prompts import ZERO_SHOT_BASE
 
     calls = _spy_prompts(monkeypatch)
     data = {"supervoxels": True, "label_set": [1, 3, 5, 6, 14]}

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from voxelprompt.training.datalist import load_datalist
-from voxelprompt.training.vista3d.transforms import (
+from voxelprompt.families.vista3d.training.transforms import (
     PatchConfig,
     label_set_of,
     read_label_mappings,

@@ -8,7 +8,7 @@ from monai.data.utils import dense_patch_slices
 from monai.inferers import sliding_window_inference
 from monai.inferers.utils import _get_scan_interval
 
-from voxelprompt.inference.vista3d.engine.accumulate import (
+from voxelprompt.families.vista3d.inference.engine.accumulate import (
     CellStitcher,
     RunningArgmax,
     Window,

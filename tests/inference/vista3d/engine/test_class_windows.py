@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from voxelprompt.errors import VoxelPromptError
-from voxelprompt.inference.vista3d.engine import FastSettings, prepare_network, stitched_class_labels, window_grid
-from voxelprompt.inference.vista3d.engine.class_windows import class_embedding_matrix, window_class_logits
-from voxelprompt.inference.vista3d.postprocess import logits_to_labels
-from voxelprompt.inference.vista3d.profiles import get_profile
-from voxelprompt.inference.vista3d.segmenter import Vista3DSegmenter
-from voxelprompt.inference.vista3d.windows import class_logits
+from voxelprompt.families.vista3d.inference.engine import FastSettings, prepare_network, stitched_class_labels, window_grid
+from voxelprompt.families.vista3d.inference.engine.class_windows import class_embedding_matrix, window_class_logits
+from voxelprompt.families.vista3d.inference.postprocess import logits_to_labels
+from voxelprompt.families.vista3d.inference.profiles import get_profile
+from voxelprompt.families.vista3d.inference.segmenter import Vista3DSegmenter
+from voxelprompt.families.vista3d.inference.windows import class_logits
 from voxelprompt.types import Prompts, Volume
 
 ROI = (32, 32, 32)
@@ -121,7 +121,7 @@ def test_segmenter_engines_and_their_errors(tiny_net, tiny_spec, one_thread):
 
 
 def test_exact_labels_unchanged_when_the_loop_runs_with_the_default_allocator(tiny_net, image, monkeypatch, one_thread):
-    from voxelprompt.inference.vista3d.engine import class_windows
+    from voxelprompt.families.vista3d.inference.engine import class_windows
 
     net = prepare_network(__import__("copy").deepcopy(tiny_net), channels_last=True)
     prof = get_profile("bundle").with_roi(ROI)

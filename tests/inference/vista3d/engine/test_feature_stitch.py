@@ -9,8 +9,8 @@ import torch
 from monai.data.utils import compute_importance_map
 from monai.inferers import sliding_window_inference
 
-from voxelprompt.inference.vista3d.engine import prepare_network, stitched_class_labels
-from voxelprompt.inference.vista3d.engine.accumulate import (
+from voxelprompt.families.vista3d.inference.engine import prepare_network, stitched_class_labels
+from voxelprompt.families.vista3d.inference.engine.accumulate import (
     CellStitcher,
     label_dtype,
     labels_from_scores,
@@ -18,14 +18,14 @@ from voxelprompt.inference.vista3d.engine.accumulate import (
     slab_order,
     window_grid,
 )
-from voxelprompt.inference.vista3d.engine.class_windows import (
+from voxelprompt.families.vista3d.inference.engine.class_windows import (
     _has_lean_label_branch,
     class_embedding_matrix,
     window_class_features,
 )
-from voxelprompt.inference.vista3d.postprocess import logits_to_labels
-from voxelprompt.inference.vista3d.profiles import get_profile
-from voxelprompt.inference.vista3d.windows import class_logits
+from voxelprompt.families.vista3d.inference.postprocess import logits_to_labels
+from voxelprompt.families.vista3d.inference.profiles import get_profile
+from voxelprompt.families.vista3d.inference.windows import class_logits
 
 ROI = (32, 32, 32)
 
@@ -137,7 +137,7 @@ def test_lean_label_branch_equals_monais(tiny_net, one_thread):
 @pytest.mark.parametrize("profile", ["bundle", "research"])
 def test_everything_sized_prompts_average_features_and_match_monai(tiny_net, tiny_spec, profile, one_thread, monkeypatch):
     """More classes than the tiny model's 8 feature channels: the engine stitches features."""
-    from voxelprompt.inference.vista3d.engine import class_windows
+    from voxelprompt.families.vista3d.inference.engine import class_windows
 
     classes = tuple(range(1, 21))
     assert len(classes) > class_embedding_matrix(tiny_net.class_head, classes).shape[1]

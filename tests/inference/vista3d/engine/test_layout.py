@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from voxelprompt.inference.vista3d.engine.layout import (
+from voxelprompt.families.vista3d.inference.engine.layout import (
     InstanceNorm3dAnyLayout,
     SubpixelConvTranspose3d,
     prepare_network,

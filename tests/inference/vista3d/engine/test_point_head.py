@@ -11,7 +11,7 @@ import dataclasses
 import pytest
 import torch
 
-from voxelprompt.inference.vista3d.engine.point_head import (
+from voxelprompt.families.vista3d.inference.engine.point_head import (
     PointWindowFeatures,
     _folded_conv,
     encode_window,

@@ -1,0 +1,347 @@
+"""The registry of model families: what each can do, how it loads, evaluates and trains.
+
+Torch-free and instant (implementations are imported when first used), in the spirit of
+segment-anything's ``sam_model_registry`` and TotalSegmentator's task table. Code asks a family's
+:class:`Capabilities` instead of its name: prompt checks, evaluation protocols and the command line
+all go through here, so a new family is one entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from voxelprompt.errors import CheckpointError, PromptError, VoxelPromptError
+from voxelprompt.types import Prompts
+
+__all__ = [
+    "Capabilities",
+    "OptionSpec",
+    "option",
+    "option_specs",
+    "ENTRY_POINT_GROUP",
+    "ModelFamily",
+    "FAMILIES",
+    "get_family",
+    "family_of_keys",
+    "families_with",
+    "check_capabilities",
+    "import_target",
+    "DEFAULT_FAMILY",
+]
+
+#: The family of a model given without a checkpoint (its weights ship with the package), and of a
+#: recipe file that names none.
+DEFAULT_FAMILY = "vista3d"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a family's prompts and tools can be.
+
+    Args:
+        classes: automatic segmentation of class ids (VISTA3D's class head).
+        everything: a whole official class set in one call.
+        points: positive clicks; ``negative_points``: negative clicks too.
+        box: a 3D box around the object.
+        text: a free-text class name (CLIP).
+        identify: name the class of a given mask.
+        zero_shot: clicks on a structure outside its classes get a dedicated embedding
+            (``Prompts.new_structure``).
+        sessions: interactive sessions that reuse encoded windows.
+        previous_mask: clicks edit a given mask (``Prompts.previous_mask``, VISTA3D's Algorithm 1).
+        protocols: evaluation protocols it runs (:mod:`voxelprompt.evaluation.runner`).
+    """
+
+    classes: bool = False
+    everything: bool = False
+    points: bool = False
+    negative_points: bool = False
+    box: bool = False
+    text: bool = False
+    identify: bool = False
+    zero_shot: bool = False
+    sessions: bool = False
+    previous_mask: bool = False
+    protocols: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """How one field of a family's options record appears on the command line and in batch rows.
+
+    Args:
+        flag: the long flag, e.g. ``--engine``; one flag means the same in every family that has it.
+        help: one line for ``--help`` (say what omitting it gives).
+        choices: the allowed values, listed by ``--help``; empty: any value of the field's type.
+        metavar: how ``--help`` shows the value.
+        is_flag: a boolean switch (``--amp``) rather than a valued option.
+        nargs: values per option (``--roi H W D``: 3).
+    """
+
+    flag: str
+    help: str
+    choices: tuple[str, ...] = ()
+    metavar: str | None = None
+    is_flag: bool = False
+    nargs: int = 1
+
+
+def option(default: Any, flag: str, help: str, choices: Iterable[str] = (), metavar: str | None = None, nargs: int = 1) -> Any:  # noqa: A002
+    """A field of a family's options record that carries its :class:`OptionSpec`, from which the
+    CLI (``segment``, ``serve``, ``evaluate``) and batch rows build their options."""
+    spec = OptionSpec(flag=flag, help=help, choices=tuple(choices), metavar=metavar, is_flag=isinstance(default, bool), nargs=nargs)
+    return dataclasses.field(default=default, metadata={"voxelprompt": spec})
+
+
+def option_specs(options: type) -> dict[str, OptionSpec]:
+    """Field name -> :class:`OptionSpec` of an options record type (fields made by :func:`option`)."""
+    return {f.name: f.metadata["voxelprompt"] for f in dataclasses.fields(options) if "voxelprompt" in f.metadata}
+
+
+def import_target(target: str) -> Any:
+    """The object a ``"package.module:attribute"`` string names (imported on first use)."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """One registry entry. Implementations are named ``"module:attribute"`` and imported on use.
+
+    Args:
+        name: registry key (``--model``).
+        description: one line for listings.
+        capabilities: see :class:`Capabilities`.
+        options: the options record type (a frozen dataclass).
+        loader: ``(checkpoint or None, device, options, progress) -> Segmenter``; None loads the
+            shipped default (families without one raise :class:`CheckpointError`).
+        key_signature: state_dict keys that only this family's checkpoints hold.
+        eval_adapter: ``(segmenter, name) -> EvalModel`` for :mod:`voxelprompt.evaluation`.
+        recipes: ``name -> () -> recipe`` of built-in training recipes.
+        recipe_type: the family's recipe dataclass (``recipe_from_dict``'s default).
+        trainer: ``(recipe, resume, progress) -> TrainResult``.
+        prompt_check: ``(prompts, volume) -> None``: the checks that need the volume but no model
+            (clicks and boxes inside it, class rules), run before a model is loaded.
+        tiny_model: ``(seed) -> network`` of the family's design at toy size (tests, smoke runs);
+            its ``state_dict`` saved with ``torch.save`` is a checkpoint :attr:`loader` takes.
+        default_checkpoint: what :attr:`loader` uses without a checkpoint, for messages; None
+            when nothing ships, and then ``missing_checkpoint`` is the message.
+        missing_checkpoint: the one-line answer to this family without a checkpoint.
+        viewer_session: ``open_session`` keywords for a person clicking in a viewer (the server's
+            sessions): faster later clicks, labels no longer bound to equal one-shot calls.
+        learnt_classes: ``(checkpoint or None) -> LearntClasses``, torch-free: the classes a
+            checkpoint of this family learnt (:mod:`voxelprompt.catalog.learnt`); the loader
+            gives its segmenter the same record (``segmenter.learnt``).
+        extra: the pip extra its implementation needs (:mod:`voxelprompt.extras`); None: the core.
+    """
+
+    name: str
+    description: str
+    capabilities: Capabilities
+    options: type
+    loader: str
+    key_signature: tuple[str, ...]
+    eval_adapter: str
+    recipes: str
+    recipe_type: str
+    trainer: str
+    prompt_check: str
+    tiny_model: str
+    default_checkpoint: str | None = None
+    missing_checkpoint: str = "this model family needs --checkpoint: its weights are not shipped"
+    viewer_session: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    learnt_classes: str = "voxelprompt.catalog.learnt:segvol_learnt"
+    extra: str | None = None
+
+    def learnt(self, checkpoint: Any = None) -> Any:
+        """The :class:`~voxelprompt.catalog.LearntClasses` of ``checkpoint`` (None: the shipped default)."""
+        return import_target(self.learnt_classes)(checkpoint)
+
+    def require_extra(self) -> None:
+        """Raise :class:`~voxelprompt.extras.MissingExtraError` (one line naming the pip extra)
+        unless the packages of :attr:`extra` are installed; cheap, imports nothing."""
+        if self.extra is not None:
+            from voxelprompt.extras import require
+
+            require(self.extra, f"the {self.name} model family")
+
+    def make_options(self, options: Any = None, **values: Any) -> Any:
+        """This family's options record from ``options`` (a record, a mapping or None) and ``values``.
+
+        Raises:
+            VoxelPromptError: an option this family does not have, or a bad value.
+        """
+        if isinstance(options, self.options):
+            return dataclasses.replace(options, **values) if values else options
+        if dataclasses.is_dataclass(options):
+            raise VoxelPromptError(f"{type(options).__name__} are not {self.name} options ({self.options.__name__})")
+        if options is not None and not isinstance(options, Mapping):
+            raise VoxelPromptError(f"options must be a mapping or {self.options.__name__}, got {type(options).__name__}")
+        given = {**dict(options or {}), **values}
+        known = {f.name for f in dataclasses.fields(self.options)}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise VoxelPromptError(f"{self.name} has no option {unknown[0]!r}; its options: {', '.join(sorted(known))}")
+        try:
+            return self.options(**given)
+        except (TypeError, ValueError) as err:  # e.g. a string where a number belongs
+            raise VoxelPromptError(f"bad {self.name} option value ({err})") from None
+
+    def load(self, checkpoint: Any = None, device: str = "cpu", options: Any = None, progress: bool = False) -> Any:
+        """A loaded segmenter (see :class:`voxelprompt.inference.protocol.Segmenter`)."""
+        self.require_extra()
+        return import_target(self.loader)(checkpoint, device, self.make_options(options), progress)
+
+    def check_prompts(self, prompts: Prompts, volume: Any) -> None:
+        """Capabilities first (:func:`check_capabilities`), then the family's own volume checks.
+
+        Raises:
+            PromptError: prompts this family cannot answer, or that do not fit ``volume``.
+        """
+        check_capabilities(prompts, self)
+        import_target(self.prompt_check)(prompts, volume)
+
+    def eval_model(self, segmenter: Any, name: str | None = None) -> Any:
+        """The evaluation adapter around a loaded segmenter."""
+        return import_target(self.eval_adapter)(segmenter, name=name or self.name)
+
+    def recipe_registry(self) -> Mapping[str, Any]:
+        return import_target(self.recipes)
+
+    def recipe_class(self) -> type:
+        return import_target(self.recipe_type)
+
+    def train(self, recipe: Any, resume: bool = False, progress: bool = True) -> Any:
+        self.require_extra()
+        return import_target(self.trainer)(recipe, resume=resume, progress=progress)
+
+
+#: The Python entry-point group a family registers under (the convention napari and pytest use for
+#: plugins): ``[project.entry-points."voxelprompt.families"] name = "package.module:FAMILY"``, the
+#: object a :class:`ModelFamily`. voxelprompt's own families are registered the same way.
+ENTRY_POINT_GROUP = "voxelprompt.families"
+
+#: voxelprompt's own families, also when the package runs from a source tree without its metadata.
+BUILTIN_FAMILIES = {
+    "vista3d": "voxelprompt.families.vista3d:FAMILY",
+    "segvol": "voxelprompt.families.segvol:FAMILY",
+}
+
+
+class _Registry(Mapping[str, ModelFamily]):
+    """The registered families, by name, found on first use: :data:`BUILTIN_FAMILIES`, then every
+    entry point of :data:`ENTRY_POINT_GROUP` (importing each family's torch-free package only).
+
+    A plugin whose name is taken, or whose object is no :class:`ModelFamily`, is skipped with a
+    warning naming it; the built-in families keep their names.
+    """
+
+    def __init__(self) -> None:
+        self._families: dict[str, ModelFamily] | None = None
+
+    def _load(self) -> dict[str, ModelFamily]:
+        if self._families is None:
+            import logging
+            from importlib.metadata import entry_points
+
+            found = {name: import_target(target) for name, target in BUILTIN_FAMILIES.items()}
+            for point in entry_points(group=ENTRY_POINT_GROUP):
+                if point.value.replace(" ", "") == BUILTIN_FAMILIES.get(point.name):
+                    continue
+                try:
+                    family = point.load()
+                except Exception as err:  # a broken plugin must not take the others down
+                    logging.getLogger("voxelprompt").warning("model family plugin %s (%s) failed to load: %s", point.name, point.value, err)
+                    continue
+                if not isinstance(family, ModelFamily) or family.name != point.name or point.name in found:
+                    logging.getLogger("voxelprompt").warning(
+                        "model family plugin %s (%s) skipped: not a ModelFamily named %r, or the name is taken", point.name, point.value, point.name
+                    )
+                    continue
+                found[point.name] = family
+            self._families = found
+        return self._families
+
+    def reload(self) -> None:
+        """Find the entry points again (after a plugin was installed in this process)."""
+        self._families = None
+
+    def __getitem__(self, name: str) -> ModelFamily:
+        return self._load()[name]
+
+    def __iter__(self):
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __repr__(self) -> str:
+        return f"FAMILIES({', '.join(self._load())})"
+
+
+#: The registered families, by name (see :class:`_Registry`).
+FAMILIES: Mapping[str, ModelFamily] = _Registry()
+
+
+def get_family(name: str) -> ModelFamily:
+    """The registered family ``name``.
+
+    Raises:
+        VoxelPromptError: an unknown name (the message lists the known ones).
+    """
+    try:
+        return FAMILIES[str(name).lower()]
+    except KeyError:
+        raise VoxelPromptError(f"unknown model family {name!r}; choose {' or '.join(FAMILIES)}") from None
+
+
+def families_with(capability: str) -> list[str]:
+    """Names of the families that have ``capability`` (a :class:`Capabilities` field)."""
+    return [f.name for f in FAMILIES.values() if getattr(f.capabilities, capability)]
+
+
+def family_of_keys(keys: Iterable[str], source: str = "checkpoint") -> ModelFamily:
+    """The family whose checkpoints hold these state_dict keys (prefixes such as ``module.``,
+    ``model.`` tolerated).
+
+    Raises:
+        CheckpointError: the keys fit no registered family.
+    """
+    names = list(keys)
+    for family in FAMILIES.values():
+        if all(any(k == s or k.endswith("." + s) for k in names) for s in family.key_signature):
+            return family
+    raise CheckpointError(
+        f"{source}: not a checkpoint of a known model family ({', '.join(FAMILIES)}): "
+        f"none holds its tensors (e.g. {names[0] if names else 'no tensors at all'})"
+    )
+
+
+def check_capabilities(prompts: Prompts, family: ModelFamily | str) -> None:
+    """Raise unless ``family`` can answer ``prompts``, naming the families that can.
+
+    Raises:
+        PromptError: e.g. "box prompts need a family with box prompts (segvol)".
+    """
+    family = get_family(family) if isinstance(family, str) else family
+    caps = family.capabilities
+    # A family with text prompts reads one class id as its catalog name (SegVol).
+    as_text = caps.text and len(prompts.classes) == 1 and prompts.text is None
+    needs = [
+        ("classes", bool(prompts.classes) and not as_text, "class prompts"),
+        ("everything", prompts.everything, "everything prompts"),
+        ("points", prompts.points is not None, "click prompts"),
+        ("negative_points", prompts.points is not None and bool((prompts.points.labels == 0).any()), "negative clicks"),
+        ("box", prompts.box is not None, "box prompts"),
+        ("text", prompts.text is not None, "text prompts"),
+        ("zero_shot", prompts.new_structure, "zero-shot clicks (new_structure)"),
+        ("previous_mask", prompts.previous_mask is not None, "previous-mask edits"),
+    ]
+    for capability, used, what in needs:
+        if used and not getattr(caps, capability):
+            others = ", ".join(families_with(capability)) or "none"
+            raise PromptError(f"{what} need a model family that has them ({others}); {family.name} has not")
