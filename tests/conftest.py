@@ -97,3 +97,23 @@ def orthanc_series(tmp_path_factory):
     server.upload(folder)
     yield server, folder, study, series
     stop_orthanc(server)
+
+
+@pytest.fixture(scope="session")
+def thresholds_plugin(tmp_path_factory):
+    """Folder holding the installed test-only family ``thresholds`` (see ``tests/plugin_family.py``)."""
+    from plugin_family import install_plugin
+
+    return install_plugin(tmp_path_factory.mktemp("plugin"))
+
+
+@pytest.fixture
+def thresholds_family(thresholds_plugin, monkeypatch):
+    """The ``thresholds`` family registered in this process for one test (entry points found again)."""
+    from voxelprompt.families import FAMILIES
+
+    monkeypatch.syspath_prepend(str(thresholds_plugin))
+    FAMILIES.reload()
+    yield FAMILIES["thresholds"]
+    monkeypatch.undo()
+    FAMILIES.reload()

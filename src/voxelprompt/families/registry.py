@@ -120,14 +120,18 @@ class ModelFamily:
         loader: ``(checkpoint or None, device, options, progress) -> Segmenter``; None loads the
             shipped default (families without one raise :class:`CheckpointError`).
         key_signature: state_dict keys that only this family's checkpoints hold.
-        eval_adapter: ``(segmenter, name) -> EvalModel`` for :mod:`voxelprompt.evaluation`.
-        recipes: ``name -> () -> recipe`` of built-in training recipes.
+        prompt_check: ``(prompts, volume) -> None``: the checks that need the volume but no model
+            (clicks and boxes inside it, class rules), run once per request before a model is
+            loaded (:mod:`voxelprompt.request`); segmenters trust a checked request.
+        eval_adapter: ``(segmenter, name) -> EvalModel`` for :mod:`voxelprompt.evaluation`; None:
+            the family is not evaluated.
+        recipes: ``name -> () -> recipe`` of built-in training recipes; None: no training.
         recipe_type: the family's recipe dataclass (``recipe_from_dict``'s default).
         trainer: ``(recipe, resume, progress) -> TrainResult``.
-        prompt_check: ``(prompts, volume) -> None``: the checks that need the volume but no model
-            (clicks and boxes inside it, class rules), run before a model is loaded.
         tiny_model: ``(seed) -> network`` of the family's design at toy size (tests, smoke runs);
             its ``state_dict`` saved with ``torch.save`` is a checkpoint :attr:`loader` takes.
+        catalog: ``() -> LabelCatalog``: the family's class table (names <-> ids) through which
+            class names in prompts resolve and result values are named.
         default_checkpoint: what :attr:`loader` uses without a checkpoint, for messages; None
             when nothing ships, and then ``missing_checkpoint`` is the message.
         missing_checkpoint: the one-line answer to this family without a checkpoint.
@@ -145,12 +149,13 @@ class ModelFamily:
     options: type
     loader: str
     key_signature: tuple[str, ...]
-    eval_adapter: str
-    recipes: str
-    recipe_type: str
-    trainer: str
     prompt_check: str
-    tiny_model: str
+    eval_adapter: str | None = None
+    recipes: str | None = None
+    recipe_type: str | None = None
+    trainer: str | None = None
+    tiny_model: str | None = None
+    catalog: str = "voxelprompt.catalog:vista3d_catalog"
     default_checkpoint: str | None = None
     missing_checkpoint: str = "this model family needs --checkpoint: its weights are not shipped"
     viewer_session: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -205,19 +210,36 @@ class ModelFamily:
         check_capabilities(prompts, self)
         import_target(self.prompt_check)(prompts, volume)
 
+    def class_catalog(self) -> Any:
+        """The family's :class:`~voxelprompt.catalog.LabelCatalog` (class names <-> ids)."""
+        return import_target(self.catalog)()
+
     def eval_model(self, segmenter: Any, name: str | None = None) -> Any:
-        """The evaluation adapter around a loaded segmenter."""
+        """The evaluation adapter around a loaded segmenter.
+
+        Raises:
+            VoxelPromptError: a family without an evaluation adapter.
+        """
+        if self.eval_adapter is None:
+            raise VoxelPromptError(f"the {self.name} model family has no evaluation adapter")
         return import_target(self.eval_adapter)(segmenter, name=name or self.name)
 
+    def _training(self, what: str) -> Any:
+        target = getattr(self, what)
+        if target is None:
+            raise VoxelPromptError(f"the {self.name} model family has no training")
+        return import_target(target)
+
     def recipe_registry(self) -> Mapping[str, Any]:
-        return import_target(self.recipes)
+        """Built-in recipes by name (empty for a family without training)."""
+        return {} if self.recipes is None else import_target(self.recipes)
 
     def recipe_class(self) -> type:
-        return import_target(self.recipe_type)
+        return self._training("recipe_type")
 
     def train(self, recipe: Any, resume: bool = False, progress: bool = True) -> Any:
         self.require_extra()
-        return import_target(self.trainer)(recipe, resume=resume, progress=progress)
+        return self._training("trainer")(recipe, resume=resume, progress=progress)
 
 
 #: The Python entry-point group a family registers under (the convention napari and pytest use for
