@@ -10,42 +10,43 @@ capabilities (:mod:`voxelprompt.families`) in one place.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from voxelprompt.devices import check_device, resolve_device
-from voxelprompt.errors import (
-    CheckpointError,
-    PromptError,
-    VoxelPromptError,
-)
-from voxelprompt.families import (
-    DEFAULT_FAMILY,
-    ModelFamily,
-    families_with,
-    family_of_keys,
-    get_family,
+from voxelprompt.devices import check_device
+from voxelprompt.errors import PromptError, VoxelPromptError
+from voxelprompt.families import ModelFamily, families_with, get_family
+from voxelprompt.imageio.policy import TRUSTED, ReadPolicy
+from voxelprompt.models.loading import (
+    DEMO_MODEL_WARNING,
+    NamedModel,
+    check_checkpoint_path,
+    default_checkpoint,
+    load_model,
+    load_named_models,
+    resolve_family,
 )
 from voxelprompt.prompts import Coordinate, build_prompts, value_names
-from voxelprompt.imageio.policy import TRUSTED, ReadPolicy
-from voxelprompt.types import PointSpace, Segmentation, Volume
+from voxelprompt.request import check_request
+from voxelprompt.types import PointSpace, Prompts, Segmentation, Volume
 
 if TYPE_CHECKING:  # torch is imported only when a model is loaded
-    from voxelprompt.inference.protocol import Segmenter, Session
     from voxelprompt.families.segvol.inference.identify import Identification
+    from voxelprompt.inference.protocol import Segmenter, Session
 
 __all__ = [
     "load_model",
     "load_named_models",
     "NamedModel",
+    "SegmentRequest",
+    "prepare_segment",
+    "run_segment",
     "segment",
     "open_session",
     "identify",
@@ -58,175 +59,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Printed whenever the shipped demo model segments something other than a phantom.
-DEMO_MODEL_WARNING = (
-    "WARNING: the shipped DEMO model segments this image: it was trained on synthetic CT phantoms only and its "
-    "labels on a real CT are not meaningful; get the official VISTA3D weights with 'voxelprompt weights fetch "
-    "vista3d-bundle' (or --download), or pass --checkpoint model.pt"
-)
-
-_demo_warned = False
-
-
-def default_checkpoint(checkpoint: str | os.PathLike | None, family: str | None = None) -> str | os.PathLike | None:
-    """``checkpoint`` as given, or for None (and a family whose weights ship) the default model's
-    file (:func:`voxelprompt.weights.default.default_model`, with no download and nobody asked):
-    the cached official VISTA3D weights, else the demo model, with a ``UserWarning`` once per process."""
-    global _demo_warned
-    if checkpoint is not None or (family is not None and get_family(family).name != DEFAULT_FAMILY):
-        return checkpoint
-    from voxelprompt.weights.default import default_model
-
-    choice = default_model()
-    if choice.demo and not _demo_warned:
-        _demo_warned = True
-        warnings.warn(choice.message, UserWarning, stacklevel=3)
-    return choice.checkpoint
-
-
-def check_checkpoint_path(checkpoint: str | os.PathLike) -> Path:
-    """The checkpoint file, checked to exist before any model code is imported.
-
-    Raises:
-        CheckpointError: no such file, or a folder.
-    """
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: {'is a folder, not a checkpoint file' if path.is_dir() else 'checkpoint file not found'}")
-    return path
-
-
-def resolve_family(checkpoint: str | os.PathLike | None = None, family: str | None = None) -> ModelFamily:
-    """The family of a model: ``family`` when given (checked against the checkpoint's tensors),
-    else recognised from the checkpoint's tensor names, else the family of the shipped default.
-
-    Raises:
-        CheckpointError: a missing or unreadable checkpoint, one of another family than
-            ``family``, or one of no known family.
-        MissingExtraError: the family's pip extra is not installed (SegVol: "segvol").
-        VoxelPromptError: an unknown family name.
-    """
-    wanted = None if family is None else get_family(family)
-    if checkpoint is None:
-        chosen = wanted or get_family(DEFAULT_FAMILY)
-        if chosen.default_checkpoint is None:
-            raise CheckpointError(chosen.missing_checkpoint)
-        chosen.require_extra()
-        return chosen
-    path = check_checkpoint_path(checkpoint)
-    from voxelprompt.models.checkpoint_io import checkpoint_keys
-
-    found = family_of_keys(checkpoint_keys(path), str(path))
-    if wanted is not None and found is not wanted:
-        raise CheckpointError(
-            f"{path}: is a {found.name} checkpoint, not {wanted.name} (model family {found.name!r}: --model {found.name})"
-        )
-    found.require_extra()  # before any image is read or model loaded
-    return found
-
-
-def load_model(
-    checkpoint: str | os.PathLike | None = None,
-    family: str | None = None,
-    device: str = "auto",
-    options: Any = None,
-    *,
-    progress: bool = False,
-    tune_allocator: bool = False,
-) -> Segmenter:
-    """Load a model of any registered family (:mod:`voxelprompt.families`) once, for many calls.
-
-    Args:
-        checkpoint: weights file (VISTA3D bundle or research layout; SegVol v1); None: the
-            default model, the official VISTA3D weights when ``voxelprompt weights fetch
-            vista3d-bundle`` put them in the cache, else the shipped demo VISTA3D (trained on
-            phantoms only; a ``UserWarning`` says so once).
-        family: ``"vista3d"`` or ``"segvol"``; None: recognised from the checkpoint's tensors.
-        device: ``auto`` (a CUDA GPU when present), ``cpu``, ``cuda`` or ``cuda:N``.
-        options: the family's options (:class:`~voxelprompt.families.Vista3DOptions`,
-            :class:`~voxelprompt.families.SegVolOptions`), a mapping of them, or None.
-        progress: show progress bars over windows.
-        tune_allocator: on the CPU, stop glibc from unmapping every large freed block, a
-            process-wide setting that saves 15-35 % per VISTA3D window (see
-            :mod:`voxelprompt.inference.allocator`). Off by default: only a caller that owns the
-            process (the CLI, a server) should change it.
-
-    Returns:
-        A :class:`~voxelprompt.inference.protocol.Segmenter`.
-
-    Raises:
-        CheckpointError: a missing, unreadable or foreign checkpoint.
-        VoxelPromptError: an unknown family, device or option.
-    """
-    checkpoint = default_checkpoint(checkpoint, family)
-    chosen = resolve_family(checkpoint, family)
-    opts = chosen.make_options(options)
-    device = resolve_device(device)
-    if tune_allocator and device == "cpu":
-        from voxelprompt.inference.allocator import keep_freed_memory
-
-        keep_freed_memory()
-    logger.info("loading %s (%s) on %s", checkpoint or chosen.default_checkpoint, chosen.name, device)
-    return chosen.load(None if checkpoint is None else Path(checkpoint), device, opts, progress)
-
-
-@dataclass(frozen=True)
-class NamedModel:
-    """A loaded model with the name listings and results use.
-
-    Args:
-        name: ``<family>-demo`` for the shipped default, ``<family>-<file stem>`` for a
-            checkpoint (``-2``, ``-3``, ... appended when stems repeat).
-        family: its registry entry; ``checkpoint``: its file (None: the shipped default).
-        segmenter: the loaded :class:`~voxelprompt.inference.protocol.Segmenter`.
-    """
-
-    name: str
-    family: ModelFamily
-    checkpoint: Path | None
-    segmenter: Segmenter
-
-
-def load_named_models(
-    checkpoints: Sequence[str | os.PathLike] = (),
-    default_model: bool = False,
-    device: str = "auto",
-    options: Mapping[str, Any] | None = None,
-    *,
-    tune_allocator: bool = False,
-) -> list[NamedModel]:
-    """Load several models of any families, each once, named after what they are.
-
-    Args:
-        checkpoints: weights files (each family recognised from its tensors).
-        default_model: also load the shipped demo model (first in the list).
-        device: auto, cpu, cuda or cuda:N.
-        options: option values by name (e.g. ``{"profile": "research", "mode": "zoom"}``); each
-            model takes those its family has; None values are left at the defaults.
-        tune_allocator: as :func:`load_model`.
-
-    Raises:
-        CheckpointError: an unreadable checkpoint or one of no known family.
-        VoxelPromptError: an unknown device or a bad option value.
-    """
-    from voxelprompt.families.vista3d.inference.default_model import default_checkpoint as demo_checkpoint
-    from voxelprompt.families.vista3d.inference.default_model import is_demo_checkpoint
-
-    options = options or {}
-    chosen = [(demo_checkpoint(), resolve_family(None))] if default_model else []
-    chosen += [(Path(c), resolve_family(c)) for c in checkpoints]  # all checked before any loads
-    models: list[NamedModel] = []
-    seen: dict[str, int] = {}
-    for checkpoint, family in chosen:
-        fields = {f.name for f in dataclasses.fields(family.options)}
-        own = {k: v for k, v in options.items() if k in fields and v is not None}
-        base = f"{family.name}-{'demo' if is_demo_checkpoint(checkpoint) else checkpoint.stem}"
-        seen[base] = seen.get(base, 0) + 1
-        name = base if seen[base] == 1 else f"{base}-{seen[base]}"
-        segmenter = load_model(checkpoint, family.name, device=device, options=own, tune_allocator=tune_allocator)
-        models.append(NamedModel(name, family, checkpoint, segmenter))
-    return models
 
 
 def read_ct(image: str | os.PathLike | Volume, series_uid: str | None = None, policy: ReadPolicy = TRUSTED) -> Volume:
@@ -246,8 +78,11 @@ def read_ct(image: str | os.PathLike | Volume, series_uid: str | None = None, po
     return volume
 
 
-def _family_of(segmenter: Segmenter | None, checkpoint, family: str | None) -> ModelFamily:
-    """The family of a loaded segmenter or of a checkpoint (already resolved, see :func:`default_checkpoint`)."""
+def _family_of(segmenter: Segmenter | None, checkpoint, family: str | ModelFamily | None) -> ModelFamily:
+    """The family of a loaded segmenter or of a checkpoint (already resolved, see :func:`default_checkpoint`);
+    a :class:`ModelFamily` given is the one :func:`resolve_family` found for ``checkpoint``, trusted."""
+    if isinstance(family, ModelFamily) and segmenter is None:
+        return family
     if segmenter is not None and checkpoint is not None:
         raise VoxelPromptError("give a loaded segmenter or a checkpoint, not both")
     if segmenter is not None:
@@ -261,13 +96,112 @@ def _family_of(segmenter: Segmenter | None, checkpoint, family: str | None) -> M
 def _model(segmenter, checkpoint, chosen: ModelFamily, device: str, options, progress: bool) -> Segmenter:
     if segmenter is not None:
         return segmenter
-    return load_model(checkpoint, chosen.name, device=device, options=options, progress=progress)
+    return load_model(checkpoint, chosen, device=device, options=options, progress=progress)
+
+
+@dataclass(frozen=True)
+class SegmentRequest:
+    """One segmentation asked of one model, checked once and ready to run (:func:`prepare_segment`).
+
+    Args:
+        family: the model's registry entry.
+        checkpoint: its weights file (None: the family's shipped default); ignored with ``segmenter``.
+        volume: the CT in HU, axis order and frame as :mod:`voxelprompt.types` states.
+        prompts: checked for ``family`` on ``volume``'s grid (:func:`voxelprompt.request.check_request`).
+        options: the family's options record.
+        segmenter: an already loaded model of ``family``; None: :func:`run_segment` loads one.
+    """
+
+    family: ModelFamily
+    checkpoint: str | os.PathLike | None
+    volume: Volume
+    prompts: Prompts
+    options: Any
+    segmenter: Segmenter | None = None
+
+    def names(self, values: Sequence[int]) -> dict[int, str]:
+        """Label value -> structure name (the family's catalog, the text, or "object")."""
+        return value_names(values, self.prompts, self.family.class_catalog())
+
+
+def prepare_segment(
+    image: str | os.PathLike | Volume,
+    *,
+    prompts: Prompts | None = None,
+    segmenter: Segmenter | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    family: str | ModelFamily | None = None,
+    classes: Sequence[str | int] = (),
+    everything: bool = False,
+    text: str | None = None,
+    box: Sequence[float] | None = None,
+    points: Sequence[Coordinate] = (),
+    negative_points: Sequence[Coordinate] = (),
+    point_space: PointSpace | str = PointSpace.VOXEL,
+    new_structure: bool = False,
+    label_value: int | None = None,
+    allow_unlearnt: bool = False,
+    series_uid: str | None = None,
+    options: Any = None,
+    choose_checkpoint: Callable[[ModelFamily], str | os.PathLike | None] | None = None,
+    policy: ReadPolicy = TRUSTED,
+) -> SegmentRequest:
+    """Every check a segmentation needs short of a model, cheapest first, each once.
+
+    The family (from ``segmenter``, ``family`` or the checkpoint's tensor names, read once), the
+    prompts (``prompts``, or built from the keyword values with the family's class catalog), the
+    family's options, then the image is read and the prompts are checked against the family's
+    capabilities and rules, the grid and the classes the weights learnt
+    (:func:`voxelprompt.request.check_request`). Nothing here loads a model.
+
+    Args:
+        prompts: a :class:`~voxelprompt.types.Prompts` a front door built; None: built from the
+            keyword values below (as :func:`voxelprompt.prompts.build_prompts`).
+        choose_checkpoint: ``(family) -> checkpoint`` when no checkpoint is given, called after
+            the image is read (the CLI asks there whether to download the official weights);
+            None: :func:`default_checkpoint` (cached official weights, else the demo model).
+        policy: how the image file is read (:mod:`voxelprompt.imageio.policy`; a server's uploads
+            are UNTRUSTED).
+        Others: as :func:`segment`.
+
+    Raises:
+        VoxelPromptError: bad input, prompt, option or checkpoint (one-line message).
+    """
+    if segmenter is not None and checkpoint is not None:
+        raise VoxelPromptError("give a loaded segmenter or a checkpoint, not both")
+    chosen = _family_of(segmenter, checkpoint, family)
+    if prompts is None:
+        prompts = build_prompts(
+            classes, points, negative_points, point_space, new_structure, text=text, box=box, everything=everything,
+            label_value=label_value, allow_unlearnt=allow_unlearnt, catalog=chosen.class_catalog(),
+        )  # fmt: skip
+    if not (prompts.classes or prompts.everything or prompts.points or prompts.box or prompts.text):
+        raise PromptError("nothing to segment: give classes, everything, clicks, a box or a text")
+    opts = chosen.make_options(options)
+    volume = read_ct(image, series_uid, policy)
+    if segmenter is None and checkpoint is None:
+        checkpoint = choose_checkpoint(chosen) if choose_checkpoint is not None else default_checkpoint(None, chosen.name)
+    learnt = segmenter.learnt if segmenter is not None else chosen.learnt(checkpoint)
+    checked = check_request(chosen, prompts, volume, learnt)
+    return SegmentRequest(chosen, checkpoint, volume, checked, opts, segmenter)
+
+
+def run_segment(request: SegmentRequest, *, device: str = "auto", progress: bool = False) -> Segmentation:
+    """Run a prepared request: load its model once (unless it came with one) and segment.
+
+    Raises:
+        VoxelPromptError: a bad device or checkpoint; the segmenter's own model-specific checks.
+    """
+    check_device(device)
+    model = _model(request.segmenter, request.checkpoint, request.family, device, request.options, progress)
+    return model.segment(request.volume, request.prompts)
 
 
 def segment(
     image: str | os.PathLike | Volume,
     output: str | os.PathLike | None = None,
     *,
+    prompts: Prompts | None = None,
     segmenter: Segmenter | None = None,
     checkpoint: str | os.PathLike | None = None,
     family: str | None = None,
@@ -286,22 +220,24 @@ def segment(
     options: Any = None,
     progress: bool = False,
 ) -> Segmentation:
-    """Segment a CT (a file, a DICOM folder, or a :class:`Volume`) and optionally write the labels.
+    """Segment a CT (a file, a DICOM folder, or a :class:`Volume`) and optionally write the labels:
+    :func:`prepare_segment`, then :func:`run_segment`.
 
     With ``output`` the label map is written together with its class names, value -> name, in
     ``<stem>.label_names.json`` beside it (:func:`voxelprompt.imageio.write_label_names`), which
     ``voxelprompt overlay`` reads for its legend.
 
     The label map has the input's exact shape and affine and holds only 0 and the prompted ids
-    (VISTA3D class indices; an object's value: ``label_value``, the class its text names, or
+    (the family's class ids; an object's value: ``label_value``, the class its text names, or
     :data:`~voxelprompt.types.OBJECT_ID`). Give an already loaded ``segmenter`` (to reuse one
-    model), a ``checkpoint`` (its family is recognised), or neither for the shipped demo model.
-    Checks run cheapest first: prompts and the output path, the family's capabilities, then the
-    image (clicks and boxes against its grid), and only then is a model loaded.
+    model), a ``checkpoint`` (its family is recognised), or neither for the default model.
+    Checks run cheapest first: the output path, the family, prompts and options, then the image
+    (clicks and boxes against its grid), and only then is a model loaded.
 
     Args:
-        family: ``"vista3d"`` or ``"segvol"``; None: the segmenter's, or the checkpoint's.
-        classes: class names or VISTA3D ids; ``everything``: the model's everything set.
+        prompts: a ready :class:`~voxelprompt.types.Prompts`; None: built from the values below.
+        family: a registered family's name; None: the segmenter's, or the checkpoint's.
+        classes: class names of the family's catalog or ids; ``everything``: the model's everything set.
         text: a class name (SegVol: CLIP-encoded; VISTA3D: looked up in the class table).
         box: ``(i0, j0, k0, i1, j1, k1)`` in ``point_space``, corners inclusive (SegVol).
         points, negative_points: clicks, (I, J, K) input voxels or (x, y, z) RAS+ mm.
@@ -318,26 +254,19 @@ def segment(
     from voxelprompt.imageio import check_output_path, label_names_path, write_label_names, write_volume
 
     check_device(device)
-    prompts = build_prompts(
-        classes, points, negative_points, point_space, new_structure, text=text, box=box, everything=everything,
-        label_value=label_value, allow_unlearnt=allow_unlearnt,
-    )  # fmt: skip
-    if not (prompts.classes or prompts.everything or prompts.points or prompts.box or prompts.text):
-        raise PromptError("nothing to segment: give classes, everything, clicks, a box or a text")
     if output is not None:
         check_output_path(output, inputs=() if isinstance(image, Volume) else (image,))
-    checkpoint = default_checkpoint(checkpoint, family) if segmenter is None else checkpoint
-    chosen = _family_of(segmenter, checkpoint, family)
-    learnt = segmenter.learnt if segmenter is not None else chosen.learnt(checkpoint)
-    learnt.check(prompts.classes, allow=prompts.allow_unlearnt)  # before the model loads; it checks again
-    volume = read_ct(image, series_uid)
-    chosen.check_prompts(prompts, volume)
-    model = _model(segmenter, checkpoint, chosen, device, options, progress)
-    result = model.segment(volume, prompts)
+    request = prepare_segment(
+        image, prompts=prompts, segmenter=segmenter, checkpoint=checkpoint, family=family, classes=classes,
+        everything=everything, text=text, box=box, points=points, negative_points=negative_points,
+        point_space=point_space, new_structure=new_structure, label_value=label_value,
+        allow_unlearnt=allow_unlearnt, series_uid=series_uid, options=options,
+    )  # fmt: skip
+    result = run_segment(request, device=device, progress=progress)
     if output is not None:
         written = write_volume(result.labels, Path(output))
         try:  # both files or neither: a map without its names would be read as "label N"
-            write_label_names(value_names(result.classes, prompts), label_names_path(written))
+            write_label_names(request.names(result.classes), label_names_path(written))
         except BaseException:
             written.unlink(missing_ok=True)
             raise
@@ -424,8 +353,7 @@ def identify(
         labels = align_to_grid(labels, volume)  # before the model loads; the segmenter checks it too
         model = _model(segmenter, checkpoint, chosen, device, options, progress=False)
     else:
-        prompts = build_prompts((), points, negative_points, point_space, box=box)
-        chosen.check_prompts(prompts, volume)
+        prompts = check_request(chosen, build_prompts((), points, negative_points, point_space, box=box), volume)
         model = _model(segmenter, checkpoint, chosen, device, options, progress=False)
         labels = model.segment(volume, prompts).labels
     return model.identify(volume, np.asarray(labels.array) != 0, categories)

@@ -1,4 +1,5 @@
-"""Prompts from user-facing values, and the checks that need only the volume's grid (torch-free).
+"""Prompts from user-facing values, and the family-neutral checks that need only the volume's grid
+(torch-free); a family's own rules live in its package (e.g. :mod:`voxelprompt.families.vista3d.prompts`).
 
 Everything here is cheap, so the CLI and the API run it before any model is loaded: a misspelt
 class or a click outside the image fails in well under a second, not after minutes of work.
@@ -8,20 +9,21 @@ Coordinates follow :mod:`voxelprompt.types`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from voxelprompt.errors import PromptError
 from voxelprompt.types import Box, Points, PointSpace, Prompts, Volume
 
+if TYPE_CHECKING:
+    from voxelprompt.catalog import LabelCatalog
+
 __all__ = [
     "Coordinate",
     "build_prompts",
-    "check_class_prompts",
-    "check_label_value_use",
     "check_points_inside",
     "check_previous_mask",
-    "check_vista3d_prompts",
     "value_names",
 ]
 
@@ -40,12 +42,13 @@ def build_prompts(
     everything: bool = False,
     label_value: int | None = None,
     allow_unlearnt: bool = False,
+    catalog: LabelCatalog | None = None,
 ) -> Prompts:
     """Prompts from user-facing values, for any model family (capabilities are checked later, by
     :func:`voxelprompt.families.check_capabilities`).
 
     Args:
-        classes: VISTA3D class names (case, ``_``/space and word order tolerated) or indices.
+        classes: class names of ``catalog`` (case, ``_``/space and word order tolerated) or indices.
         points: positive clicks, (I, J, K) voxels or (x, y, z) RAS+ mm (see :mod:`voxelprompt.types`).
         negative_points: negative clicks, same frame.
         point_space: ``"voxel"`` or ``"world"`` (clicks and box).
@@ -56,6 +59,8 @@ def build_prompts(
         everything: the model's everything class set.
         label_value: the value of a single object (see :class:`~voxelprompt.types.Prompts`).
         allow_unlearnt: class prompts the model never learnt are run (and noted), not refused.
+        catalog: the family's class table (:meth:`~voxelprompt.families.ModelFamily.class_catalog`);
+            None: VISTA3D's.
 
     Raises:
         PromptError: an unknown class name, a bad point space or box, negative clicks with nothing
@@ -67,7 +72,7 @@ def build_prompts(
         space = PointSpace(point_space)
     except ValueError:
         raise PromptError(f"point space must be voxel or world, got {point_space!r}") from None
-    ids = vista3d_catalog().resolve(list(classes))
+    ids = (catalog or vista3d_catalog()).resolve(list(classes))
     clicks = None
     if points or negative_points:
         clicks = Points.from_lists(list(points), list(negative_points), space=space)
@@ -95,19 +100,20 @@ def build_prompts(
     )  # fmt: skip
 
 
-def value_names(values: Sequence[int], prompts: Prompts) -> dict[int, str]:
-    """The structure name of each label value a call with ``prompts`` wrote: VISTA3D catalog
-    names for class prompts (``classes``, ``everything``), else the text, else ``"object"`` (a
-    single object from clicks or a box carries no class).
+def value_names(values: Sequence[int], prompts: Prompts, catalog: LabelCatalog | None = None) -> dict[int, str]:
+    """The structure name of each label value a call with ``prompts`` wrote: catalog names for
+    class prompts (``classes``, ``everything``), else the text, else ``"object"`` (a single object
+    from clicks or a box carries no class).
 
     Args:
         values: the label values of the result (``Segmentation.classes``).
         prompts: the prompts that produced them.
+        catalog: the family's class table; None: VISTA3D's.
     """
     from voxelprompt.catalog import vista3d_catalog
 
     if prompts.classes or prompts.everything:
-        name = vista3d_catalog().name
+        name = (catalog or vista3d_catalog()).name
         return {int(v): name(int(v)) for v in values}
     return {int(v): prompts.text or "object" for v in values}
 
@@ -138,53 +144,6 @@ def check_points_inside(points: Points, volume: Volume) -> None:
         raise PromptError(f"point {tuple(float(v) for v in bad)} ({points.space.value}) lies outside the volume {where}")
 
 
-def check_class_prompts(prompts: Prompts, everything: bool = False) -> None:
-    """VISTA3D's rules for class prompts that need no model: checked before one is loaded.
-
-    The loaded segmenter applies the same rules to its own class table
-    (:meth:`~voxelprompt.families.vista3d.inference.segmenter.Vista3DSegmenter.resolve_classes`); these use the
-    released table (:mod:`voxelprompt.catalog`).
-
-    Raises:
-        PromptError: everything with classes or clicks, an id outside the class table, or a class
-            without automatic segmentation and without clicks.
-    """
-    from voxelprompt.catalog import CLASS_TABLE_SIZE, LAST_SUPPORTED, UNNAMED_IDS, expand_groups
-
-    if everything and (prompts.classes or prompts.points is not None):
-        raise PromptError("everything cannot be combined with classes or points")
-    for c in prompts.classes:
-        if not 0 < c < CLASS_TABLE_SIZE:
-            raise PromptError(
-                f"class index {c} is not a VISTA3D class: ids run 1..{CLASS_TABLE_SIZE - 1} "
-                "(`voxelprompt classes` lists the named ones)"
-            )
-    if prompts.points is None and not everything:
-        unknown = [c for c in expand_groups(prompts.classes) if c > LAST_SUPPORTED or c in UNNAMED_IDS]
-        if unknown:
-            raise PromptError(
-                f"class {unknown[0]} has no automatic segmentation in VISTA3D; add clicks to segment it zero-shot"
-            )
-
-
-def check_vista3d_prompts(prompts: Prompts, volume: Volume) -> None:
-    """VISTA3D's checks before a model is loaded: :func:`check_class_prompts`, a text prompt that
-    names a class of the catalog, and clicks inside ``volume``.
-
-    Raises:
-        PromptError: see the two checks.
-    """
-    from voxelprompt.catalog import vista3d_catalog
-
-    if prompts.text:
-        vista3d_catalog().index(prompts.text)
-    check_label_value_use(prompts)
-    check_class_prompts(prompts, prompts.everything)
-    if prompts.points is not None:
-        check_points_inside(prompts.points, volume)
-    check_previous_mask(prompts, volume)
-
-
 def check_previous_mask(prompts: Prompts, volume: Volume) -> None:
     """A previous mask is edited by clicks and lies on ``volume``'s grid.
 
@@ -200,12 +159,3 @@ def check_previous_mask(prompts: Prompts, volume: Volume) -> None:
         raise PromptError(f"the previous mask has shape {tuple(np.shape(mask))}, the image {volume.shape}")
 
 
-def check_label_value_use(prompts: Prompts) -> None:
-    """VISTA3D's rule for ``label_value``: it names a single object from clicks; class prompts
-    (ids, a class named by text, everything) keep their class ids.
-
-    Raises:
-        PromptError: a label value with class prompts.
-    """
-    if prompts.label_value is not None and (prompts.classes or prompts.everything or prompts.text):
-        raise PromptError("label_value names a single object from clicks; class prompts keep their class ids")

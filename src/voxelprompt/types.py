@@ -188,6 +188,10 @@ class Prompts:
     label_value: int | None = None
     previous_mask: np.ndarray | None = None
     allow_unlearnt: bool = False
+    #: Set by :func:`voxelprompt.request.check_request` only (a copy made by ``dataclasses.replace``
+    #: is unchecked again): the family and image grid these
+    #: prompts were checked against (segmenters then trust them); not part of equality.
+    checked: str | None = field(default=None, init=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

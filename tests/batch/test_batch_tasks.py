@@ -14,13 +14,13 @@ from voxelprompt.errors import PromptError, VoxelPromptError
 def test_a_task_string_holds_prompts_model_and_options():
     task = parse_task("classes=liver, spleen;engine=fast;roi=64,64,64;name=organs", 1)
     assert task.classes == ("liver", "spleen") and task.name == "organs"
-    assert dict(task.options) == {"engine": "fast", "roi_size": (64, 64, 64)}
+    assert dict(task.options) == {"--engine": "fast", "--roi": (64, 64, 64)}
     clicks = parse_task("point=1,2,3|4,5,6;negative_point=7,8,9;new_structure;label_value=7", 2)
     assert clicks.points == ((1, 2, 3), (4, 5, 6)) and clicks.negative_points == ((7, 8, 9),)
     assert clicks.new_structure and clicks.label_value == 7 and clicks.name == "task 2"
     segvol = parse_task("text=left kidney;model=segvol;checkpoint=w.pth;mode=sliding;overlap=0.25")
     assert (segvol.text, segvol.family, segvol.checkpoint) == ("left kidney", "segvol", "w.pth")
-    assert dict(segvol.options) == {"mode": "sliding", "overlap": 0.25}
+    assert dict(segvol.options) == {"--segvol-mode": "sliding", "--overlap": 0.25}
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,7 @@ def test_a_tasks_file_takes_lists_too(tmp_path):
     path = tmp_path / "tasks.json"
     path.write_text(json.dumps([{"classes": ["liver"]}, {"everything": True, "engine": "fast"}]))
     first, second = load_tasks(path)
-    assert first.classes == ("liver",) and second.everything and dict(second.options) == {"engine": "fast"}
+    assert first.classes == ("liver",) and second.everything and dict(second.options) == {"--engine": "fast"}
     path.write_text("{}")
     with pytest.raises(VoxelPromptError, match="non-empty JSON list"):
         load_tasks(path)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from voxelprompt.errors import PromptError, VoxelPromptError
+from voxelprompt.families.registry import DEFAULT_FAMILY
 
 __all__ = [
     "Task",
@@ -35,15 +36,28 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: ``--task`` keys that set the model's family options (:mod:`voxelprompt.families`).
-_OPTION_KEYS = {
-    "profile": "profile", "engine": "engine", "amp": "amp", "roi": "roi_size", "mode": "mode", "overlap": "overlap",
-}  # fmt: skip
 _PROMPT_KEYS = (
     "classes", "everything", "text", "point", "negative_point", "box", "point_space", "new_structure", "label_value",
     "allow_unlearnt",
 )  # fmt: skip
-_KEYS = (*_PROMPT_KEYS, "model", "checkpoint", "name", *_OPTION_KEYS)
+
+
+def _option_keys() -> dict[str, str]:
+    """``--task`` keys that set a family option -> its flag: the flag's name (``segvol_mode``,
+    ``roi``) and each family's field name for it (``mode``, ``roi_size``), from the registered
+    families' options records (:func:`voxelprompt.families.option`)."""
+    from voxelprompt.families import option_flags
+
+    keys: dict[str, str] = {}
+    for flag, fields in option_flags().items():
+        keys.setdefault(flag.lstrip("-").replace("-", "_"), flag)
+        for field in fields.values():
+            keys.setdefault(field, flag)
+    return keys
+
+
+def _keys() -> tuple[str, ...]:
+    return (*_PROMPT_KEYS, "model", "checkpoint", "name", *_option_keys())
 _TRUE = {"1", "true", "yes", "on", ""}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -66,7 +80,7 @@ class Task:
         checkpoint: weights file, or the name of fetched official weights (``voxelprompt weights
             list``), or ``demo``; None: the default model (the official VISTA3D weights when
             cached, else the shipped demo VISTA3D; :func:`voxelprompt.weights.default.default_model`).
-        options: family options by name (``engine``, ``mode``, ...).
+        options: family options by flag (``--engine``, ``--segvol-mode``, ...; the families' option records).
         name: how messages refer to the task (``--task`` and tasks files: ``task N``).
     """
 
@@ -138,7 +152,8 @@ def parse_task(text: str, index: int = 1) -> Task:
     Keys: ``classes`` (comma-separated), ``everything``, ``text``, ``point`` and
     ``negative_point`` (``I,J,K``, several separated by ``|``), ``box``, ``point_space``,
     ``new_structure``, ``label_value``, ``model``, ``checkpoint``, ``name`` and the family
-    options ``profile``, ``engine``, ``amp``, ``roi`` (``H,W,D``), ``mode``, ``overlap``.
+    options, by flag name or field name (``engine``, ``roi`` = ``roi_size`` as ``H,W,D``,
+    ``segvol_mode`` = ``mode``, ...: the registered families' options records).
     Example: ``classes=liver,spleen`` or ``text=left kidney;model=segvol;checkpoint=SegVol_v1.pth``.
 
     Raises:
@@ -150,7 +165,7 @@ def parse_task(text: str, index: int = 1) -> Task:
             continue
         key, sep, value = part.partition("=")
         key = key.strip().replace("-", "_")
-        if not sep and key in ("everything", "new_structure", "amp", "allow_unlearnt"):
+        if not sep and (key in ("everything", "new_structure", "allow_unlearnt") or _is_switch(key)):
             value = "true"
         elif not sep:
             raise PromptError(f"--task {text!r}: expected key=value pairs separated by ';', got {part.strip()!r}")
@@ -189,22 +204,22 @@ def resolve_task(task: Task, device: str) -> ResolvedTask:
     try:
         if task.checkpoint is not None:  # a name from `voxelprompt weights list` means its fetched file
             task = dataclasses.replace(task, checkpoint=str(resolve_checkpoint(Path(task.checkpoint))))
-        prompts = api.build_prompts(**task_prompt_kwargs(task))
+        family = api.resolve_family(task.checkpoint, task.family)
+        prompts = api.build_prompts(**task_prompt_kwargs(task), catalog=family.class_catalog())
         if not (prompts.classes or prompts.everything or prompts.points or prompts.box or prompts.text):
             raise PromptError("nothing to segment: give classes, everything, clicks, a box or a text")
-        family = api.resolve_family(task.checkpoint, task.family)
         check_capabilities(prompts, family)
         checkpoint = task.checkpoint
-        if checkpoint is None and family.default_checkpoint is not None:  # the default model, nobody asked
+        if checkpoint is None and family.name == DEFAULT_FAMILY:  # the default model, nobody asked
             from voxelprompt.weights.default import default_model
 
             checkpoint = str(default_model().checkpoint)
         family.learnt(checkpoint).check(prompts.classes, allow=prompts.allow_unlearnt)
-        options = family.make_options(dict(task.options))
+        options = family.options_from_flags(dict(task.options))
     except VoxelPromptError as err:
         raise type(err)(f"{task.name}: {err}" if task.name else str(err)) from None
     spec = ModelSpec(family=family.name, checkpoint=checkpoint, options=options, device=device)
-    return ResolvedTask(task=task, model=spec, checkpoint_sha256=_checkpoint_sha256(checkpoint))
+    return ResolvedTask(task=task, model=spec, checkpoint_sha256=_checkpoint_sha256(checkpoint, family.name))
 
 
 def task_prompt_kwargs(task: Task) -> dict:
@@ -216,12 +231,19 @@ def task_prompt_kwargs(task: Task) -> dict:
     )  # fmt: skip
 
 
-def task_names(task: Task, classes: Sequence[int]) -> dict[int, str]:
+def task_names(task: Task, classes: Sequence[int], family: str | None = None) -> dict[int, str]:
     """Label value -> structure name of one task's result (:func:`voxelprompt.prompts.value_names`):
-    catalog names for class prompts, the text (or ``object``) for a single object."""
+    the family's catalog names for class prompts, the text (or ``object``) for a single object.
+
+    Args:
+        family: the task's resolved family (its class catalog); None: ``task.family``, else VISTA3D's catalog.
+    """
+    from voxelprompt.families import get_family
     from voxelprompt.prompts import build_prompts, value_names
 
-    return value_names(classes, build_prompts(**task_prompt_kwargs(task)))
+    name = family or task.family
+    catalog = None if name is None else get_family(name).class_catalog()
+    return value_names(classes, build_prompts(**task_prompt_kwargs(task), catalog=catalog), catalog)
 
 
 def merge_labels(
@@ -259,11 +281,12 @@ def merge_labels(
 
 
 def _task_from_mapping(values: Mapping[str, Any], where: str, index: int) -> Task:
-    unknown = [k for k in values if k.replace("-", "_") not in _KEYS]
+    keys, option_keys = _keys(), _option_keys()
+    unknown = [k for k in values if k.replace("-", "_") not in keys]
     if unknown:
-        raise PromptError(f"{where}: unknown key {unknown[0]!r}; keys: {', '.join(_KEYS)}")
+        raise PromptError(f"{where}: unknown key {unknown[0]!r}; keys: {', '.join(keys)}")
     v = {k.replace("-", "_"): val for k, val in values.items()}
-    options = {_OPTION_KEYS[k]: _option_value(k, v[k], where) for k in _OPTION_KEYS if k in v}
+    options = {option_keys[k]: _option_value(k, option_keys[k], v[k], where) for k in v if k in option_keys}
     return Task(
         classes=tuple(_names(v.get("classes", ()))),
         everything=_flag(v.get("everything", False), "everything", where),
@@ -320,27 +343,54 @@ def _clicks(value: Any, key: str, where: str) -> tuple[tuple[float, float, float
     return tuple(_numbers(p, 3, key, where) for p in items)  # type: ignore[misc]
 
 
-def _option_value(key: str, value: Any, where: str) -> Any:
-    if key == "amp":
+def _option_type(flag: str) -> Any:
+    """The value type of ``flag`` in the first family that has it (its options record's field)."""
+    import typing
+
+    from voxelprompt.families import get_family, option_flags
+
+    family, field = next(iter(option_flags()[flag].items()))
+    hint = typing.get_type_hints(get_family(family).options)[field]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if args and typing.get_origin(hint) is not tuple else hint
+
+
+def _is_switch(key: str) -> bool:
+    flag = _option_keys().get(key)
+    return flag is not None and _option_type(flag) is bool
+
+
+def _option_value(key: str, flag: str, value: Any, where: str) -> Any:
+    """A task's text for a family option as the type of its record's field."""
+    import typing
+
+    kind = _option_type(flag)
+    if kind is bool:
         return _flag(value, key, where)
-    if key == "roi":
-        return tuple(int(n) for n in _numbers(value, 3, key, where))
-    if key == "overlap":
+    if typing.get_origin(kind) is tuple:
+        count = len(typing.get_args(kind))
+        return tuple(int(n) for n in _numbers(value, count, key, where))
+    if kind in (int, float):
         try:
-            return float(value)
+            return kind(value)
         except (TypeError, ValueError):
-            raise PromptError(f"{where}: overlap must be a number, got {value!r}") from None
+            raise PromptError(f"{where}: {key} must be a number, got {value!r}") from None
     return str(value)
 
 
-def _checkpoint_sha256(checkpoint: str | None) -> str:
+def _checkpoint_sha256(checkpoint: str | None, family: str = DEFAULT_FAMILY) -> str:
+    """The weights' content hash; a family's shipped default without a file is named by the family."""
+    import hashlib
+
     from voxelprompt.batch.cases import hash_files
 
     if checkpoint is not None:
         return hash_files([Path(checkpoint)])
-    from voxelprompt.families.vista3d.inference.default_model import default_checkpoint
+    if family == DEFAULT_FAMILY:
+        from voxelprompt.families.vista3d.inference.default_model import default_checkpoint
 
-    return hash_files([default_checkpoint()])
+        return hash_files([default_checkpoint()])
+    return hashlib.sha256(f"{family}: shipped default".encode()).hexdigest()
 
 
 def _plain(value: Any) -> Any:

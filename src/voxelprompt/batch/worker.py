@@ -133,7 +133,7 @@ def _run(job: CaseJob) -> list[str]:
         demo = demo or bool(segmenter.demo)
         result = api.segment(volume, segmenter=segmenter, **task.segment_kwargs())
         maps.append(result.labels.array)
-        names = task_names(task.task, result.classes)
+        names = task_names(task.task, result.classes, task.model.family)
         tables.append(segmenter.learnt.marked(names) if task.task.classes else names)
     merged, label_names = merge_labels(maps, tables, [t.task.name for t in job.tasks])
     labels = Volume(array=merged, affine=volume.affine, source=f"<{case.case_id}>")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from voxelprompt.catalog.labels import GROUPS, LAST_SUPPORTED, UNNAMED_IDS, vista3d_catalog
 from voxelprompt.errors import PromptError
@@ -33,23 +34,32 @@ class LearntClasses:
             no closed set to check against.
         source: where the list comes from (a model card, the publisher's class table, a paper).
         handle: what ``-c`` takes to name the model in ``voxelprompt classes -c HANDLE``.
+        catalog: the family's own class table (a :class:`~voxelprompt.catalog.LabelCatalog`,
+            no groups); None: VISTA3D's, whose group ids (kidney, lung, bone) count as their subclasses.
     """
 
     model: str
     classes: frozenset[int] | None
     source: str
     handle: str = "MODEL"
+    catalog: Any = None
+
+    def _names(self) -> Mapping[int, str]:
+        return (self.catalog or vista3d_catalog()).names
+
+    def _members(self, i: int) -> tuple[int, ...]:
+        return GROUPS.get(i, (i,)) if self.catalog is None else (i,)
 
     def unlearnt(self, ids: Iterable[int]) -> tuple[int, ...]:
         """The ids among ``ids`` (groups count as their subclasses) that have a class name in the
         VISTA3D table but that this model never learnt; () for an open vocabulary."""
         if self.classes is None:
             return ()
-        names = vista3d_catalog().names
+        names = self._names()
         out: list[int] = []
         for i in ids:
-            for c in GROUPS.get(int(i), (int(i),)):
-                if c in names and c not in UNNAMED_IDS and c not in self.classes and c not in out:
+            for c in self._members(int(i)):
+                if c in names and (self.catalog is not None or c not in UNNAMED_IDS) and c not in self.classes and c not in out:
                     out.append(c)
         return tuple(out)
 
@@ -72,7 +82,7 @@ class LearntClasses:
         missing = self.unlearnt(ids)
         if not missing:
             return ()
-        name = vista3d_catalog().name
+        name = (self.catalog or vista3d_catalog()).name
         listed = ", ".join(f"{c} ({name(c)})" for c in missing[:5]) + (", ..." if len(missing) > 5 else "")
         if not allow:
             raise PromptError(

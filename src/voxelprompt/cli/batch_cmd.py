@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from voxelprompt.cli.family_options import with_family_options
 from voxelprompt.cli.options import (
     AllowUnlearntOption,
     BoxOption,
@@ -33,6 +34,7 @@ from voxelprompt.families import DEFAULT_FAMILY
 __all__ = ["batch"]
 
 
+@with_family_options
 def batch(
     input: Annotated[
         str,
@@ -118,6 +120,7 @@ def batch(
     download: DownloadOption = False,
     offline: OfflineOption = False,
     quiet: QuietOption = False,
+    family_options: dict | None = None,
 ) -> None:
     """Segment a cohort with one model per worker; resumable (finished cases are skipped), a bad case is recorded
     in failures.csv and the run goes on. Exit code 0: every case finished; 1: some failed; 2: usage error."""
@@ -125,7 +128,7 @@ def batch(
     from voxelprompt.batch.tasks import Task, load_tasks
 
     single = bool(classes or everything or text or box or point or negative_point or new_structure or label_value)
-    if (task or tasks_file) and (single or checkpoint or model or allow_unlearnt):
+    if (task or tasks_file) and (single or checkpoint or model or allow_unlearnt or family_options):
         raise VoxelPromptError("give prompts either as --task/--tasks or as --classes/--everything/--text/--point/--box/--checkpoint, not both")
     tasks = [parse_task(t, i + 1) for i, t in enumerate(task or ())]
     if tasks_file is not None:
@@ -139,6 +142,7 @@ def batch(
                 box=parse_box(box) if box else None, point_space=point_space.value, new_structure=new_structure,
                 label_value=label_value, allow_unlearnt=allow_unlearnt,
                 family=None if model is None else model.value, checkpoint=None if checkpoint is None else str(checkpoint),
+                options=dict(family_options or {}),
             )
         ]  # fmt: skip
     from voxelprompt.cli.default_model import can_ask, checkpoint_or_default

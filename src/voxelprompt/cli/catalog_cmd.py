@@ -32,14 +32,19 @@ def classes(
         ),
     ] = None,
 ) -> None:
-    """List VISTA3D class indices and names (groups expand; '*' marks ambiguity-embedding classes)."""
+    """List VISTA3D class indices and names (groups expand; '*' marks ambiguity-embedding classes), or with -c the
+    classes of that model's own family catalog that it learnt."""
     catalog = vista3d_catalog()
     keep = set(everything_classes(132)) if everything else set(catalog.names)
     title = "VISTA3D classes"
     if checkpoint is not None:
         from voxelprompt.api import resolve_family
 
-        learnt = resolve_family(checkpoint).learnt(checkpoint)
+        family = resolve_family(checkpoint)
+        own = family.class_catalog()
+        if own is not catalog:  # a family with its own class table (no VISTA3D groups or everything set)
+            catalog, keep = own, set(own.names)
+        learnt = family.learnt(checkpoint)
         if learnt.classes is None:
             typer.echo(f"{learnt.model} has no closed class set: it reads class names as free text ({learnt.source})")
             return
@@ -56,13 +61,14 @@ def classes(
     table.add_column("index", justify="right")
     table.add_column("name")
     table.add_column("notes")
+    vista3d = catalog is vista3d_catalog()
     for i, n in rows:
         notes = []
-        if i in GROUPS:
+        if vista3d and i in GROUPS:
             notes.append("group: " + ",".join(map(str, GROUPS[i][:6])) + ("..." if len(GROUPS[i]) > 6 else ""))
-        if i in SPECIAL_CLASSES:
+        if vista3d and i in SPECIAL_CLASSES:
             notes.append("* ambiguity embedding for clicks")
-        if i not in everything_classes(132) and i not in GROUPS:
+        if vista3d and i not in everything_classes(132) and i not in GROUPS:
             notes.append("not in everything")
         table.add_row(str(i), n, "; ".join(notes))
     Console().print(table)

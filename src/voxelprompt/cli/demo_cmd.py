@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import Annotated
 
@@ -9,13 +10,16 @@ import typer
 
 from voxelprompt.cli.options import (
     DeviceOption,
-    Profile,
     QuietOption,
     checkpoint_option,
     tune_process,
 )
+from voxelprompt.families.vista3d.options import PROFILES
 
 __all__ = ["demo"]
+
+#: VISTA3D's official pipelines (``--profile``), from the family's options record.
+Profile = enum.Enum("Profile", {p: p for p in PROFILES}, type=str)  # type: ignore[misc]
 
 
 def demo(
@@ -26,7 +30,7 @@ def demo(
     checkpoint: Annotated[
         Path | None, checkpoint_option("A VISTA3D checkpoint; omitted: the shipped demo model.")
     ] = None,
-    profile: Annotated[Profile, typer.Option("--profile", help="Official VISTA3D pipeline: bundle or research.")] = Profile.bundle,
+    profile: Annotated[Profile, typer.Option("--profile", help="Official VISTA3D pipeline: bundle or research.")] = Profile["bundle"],
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
 ) -> None:

@@ -17,11 +17,10 @@ from typing import Annotated
 
 import typer
 
+from voxelprompt.cli.family_options import option_fields, with_family_options
 from voxelprompt.cli.options import (
     DeviceOption,
-    Profile,
     QuietOption,
-    SegVolMode,
     checkpoint_option,
     tune_process,
 )
@@ -45,6 +44,7 @@ def _class_ids(items: list[str], mapping) -> tuple[int, ...]:
     return tuple(dict.fromkeys(novel[i] if i in novel else vista3d_catalog().index(i) for i in items))
 
 
+@with_family_options
 def evaluate(
     datalist: Annotated[
         Path, typer.Option("--datalist", "-d", metavar="PATH", help="Datalist JSON, MSD folder/dataset.json, or TotalSegmentator folder.")
@@ -113,25 +113,15 @@ def evaluate(
     max_cases: Annotated[
         int | None, typer.Option("--max-cases", min=1, metavar="N", help="At most this many cases per dataset; omitted: all.")
     ] = None,
-    profile: Annotated[Profile, typer.Option("--profile", help="Official VISTA3D pipeline: bundle (MONAI model zoo) or research (VISTA repository).")] = Profile.bundle,
-    roi: Annotated[
-        tuple[int, int, int] | None,
-        typer.Option("--roi", metavar="H W D", help="Sliding-window size in model voxels; omitted: the profile's (128 128 128)."),
-    ] = None,
     correction_start: Annotated[
         str, typer.Option("--correction-start", metavar="box+text|points7", help="correction5 starts from the box+text or the points7 result.")
     ] = "box+text",
-    segvol_mode: Annotated[
-        SegVolMode, typer.Option("--segvol-mode", help="SegVol inference: zoom (zoom-out-zoom-in), sliding or zoom-out.")
-    ] = SegVolMode.zoom,
-    overlap: Annotated[
-        float | None, typer.Option("--overlap", min=0.0, max=0.95, metavar="F", help="SegVol sliding-window overlap; omitted: 0.5.")
-    ] = None,
     segvol_checkpoints: Annotated[
         list[Path] | None, typer.Option("--segvol-checkpoint", metavar="PATH", hidden=True, help="Deprecated: use --checkpoint.")
     ] = None,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
+    family_options: dict | None = None,
 ) -> None:
     """Evaluate VISTA3D and/or SegVol (and baselines) with the papers' protocols; resumable, writes CSV, tables and plots."""
     from voxelprompt.evaluation.datasets import load_dataset
@@ -152,7 +142,7 @@ def evaluate(
     tune_process(device)
     models = load_eval_models(
         [*(checkpoints or ()), *(segvol_checkpoints or ())], demo_model, [baseline] if baseline else [], device=device,
-        options={"profile": profile.value, "roi_size": roi, "mode": segvol_mode.value, "overlap": overlap},
+        options=option_fields(family_options or {}),
     )  # fmt: skip
     defaults = not modes
     config = EvalConfig(

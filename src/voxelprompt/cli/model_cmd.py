@@ -1,4 +1,5 @@
-"""``voxelprompt info`` and ``voxelprompt random-checkpoint``: inspect and make VISTA3D checkpoints."""
+"""``voxelprompt info``: inspect a checkpoint of any registered family; ``voxelprompt random-checkpoint``:
+make a VISTA3D checkpoint with random weights."""
 
 from __future__ import annotations
 
@@ -9,18 +10,23 @@ import typer
 __all__ = ["info", "random_checkpoint"]
 
 
-def info(checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="VISTA3D checkpoint (bundle model.pt or research layout).")) -> None:
-    """Show a checkpoint's architecture and check that it loads strictly."""
-    from voxelprompt.families.vista3d.network import load_vista3d
+def info(
+    checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A checkpoint of any registered family (VISTA3D bundle model.pt or research layout, SegVol_v1.pth, a plugin's)."),
+) -> None:
+    """Show a checkpoint's family and architecture, and check that it loads strictly."""
+    from voxelprompt.api import resolve_family
+    from voxelprompt.families import import_target
 
-    net, spec = load_vista3d(checkpoint)
-    n_params = sum(p.numel() for p in net.parameters())
+    family = resolve_family(checkpoint)
     typer.echo(f"checkpoint: {checkpoint}")
-    typer.echo("architecture: VISTA3D (MONAI vista3d132 layout), loads strictly")
-    typer.echo(f"encoder width: {spec.width}")
-    typer.echo(f"input channels: {spec.in_channels}")
-    typer.echo(f"class table: {spec.n_classes} rows, trained ids up to {spec.last_supported}")
-    typer.echo(f"parameters: {n_params:,}")
+    typer.echo(f"model family: {family.name} ({family.description})")
+    if family.describe is not None:
+        for line in import_target(family.describe)(checkpoint):
+            typer.echo(line)
+        return
+    net = family.load(checkpoint, "cpu").network
+    typer.echo("loads strictly")
+    typer.echo(f"parameters: {sum(p.numel() for p in net.parameters()):,}")
 
 
 def random_checkpoint(

@@ -26,10 +26,7 @@ __all__ = [
     "LabelOutputOption",
     "BoxOption",
     "Family",
-    "Profile",
-    "Engine",
     "Space",
-    "SegVolMode",
     "DeviceOption",
     "QuietOption",
     "SeriesUidOption",
@@ -62,34 +59,11 @@ def as_flags(text: str) -> str:
 Family = enum.Enum("Family", {name: name for name in FAMILIES}, type=str)  # type: ignore[misc]
 
 
-class Profile(str, enum.Enum):
-    """Official VISTA3D pipelines (``--profile``): MONAI model zoo bundle or the VISTA repository."""
-
-    bundle = "bundle"
-    research = "research"
-
-
-class Engine(str, enum.Enum):
-    """VISTA3D class-prompt engines (``--engine``)."""
-
-    exact = "exact"
-    reference = "reference"
-    fast = "fast"
-
-
 class Space(str, enum.Enum):
     """Frame of clicks and boxes (``--point-space``): input voxel indices or RAS+ millimetres."""
 
     voxel = "voxel"
     world = "world"
-
-
-class SegVolMode(str, enum.Enum):
-    """SegVol inference (``--segvol-mode``): zoom-out-zoom-in, full sliding window, or zoom-out only."""
-
-    zoom = "zoom"
-    sliding = "sliding"
-    zoom_out = "zoom-out"
 
 
 def _device(value: str) -> str:

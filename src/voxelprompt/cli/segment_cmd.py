@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from voxelprompt.cli.family_options import options_for, with_family_options
 from voxelprompt.cli.options import (
     AllowUnlearntOption,
     BoxOption,
     DeviceOption,
     DownloadOption,
-    Engine,
     Family,
     InputArgument,
     LabelOutputOption,
@@ -22,9 +20,7 @@ from voxelprompt.cli.options import (
     OfflineOption,
     PointOption,
     PointSpaceOption,
-    Profile,
     QuietOption,
-    SegVolMode,
     SeriesUidOption,
     Space,
     checkpoint_option,
@@ -44,6 +40,7 @@ LABEL_OUTPUT_SUFFIXES = (*IMAGE_SUFFIXES, RTSTRUCT_SUFFIX)
 __all__ = ["segment"]
 
 
+@with_family_options
 def segment(
     input: InputArgument,
     output: LabelOutputOption,
@@ -84,23 +81,6 @@ def segment(
     ] = None,
     allow_unlearnt: AllowUnlearntOption = False,
     series_uid: SeriesUidOption = None,
-    profile: Annotated[
-        Profile | None, typer.Option("--profile", help="VISTA3D: official pipeline, bundle (MONAI model zoo) or research (VISTA repository); omitted: bundle.")
-    ] = None,
-    engine: Annotated[
-        Engine | None, typer.Option("--engine", help="VISTA3D class prompts: exact (official labels, faster), reference (MONAI's inferer) or fast (approximate); omitted: exact.")
-    ] = None,
-    amp: Annotated[bool, typer.Option("--amp", help="VISTA3D: float16 autocast (CUDA only).")] = False,
-    roi: Annotated[
-        tuple[int, int, int] | None,
-        typer.Option("--roi", metavar="H W D", help="VISTA3D: sliding-window size in model voxels; omitted: the profile's (128 128 128)."),
-    ] = None,
-    segvol_mode: Annotated[
-        SegVolMode | None, typer.Option("--segvol-mode", help="SegVol: zoom (zoom-out-zoom-in, the paper's), sliding or zoom-out; omitted: zoom.")
-    ] = None,
-    overlap: Annotated[
-        float | None, typer.Option("--overlap", min=0.0, max=0.95, metavar="F", help="SegVol: sliding-window overlap in [0, 1); omitted: 0.5.")
-    ] = None,
     device: DeviceOption = "auto",
     preview: Annotated[
         Path | None, typer.Option("--preview", metavar="PNG", help="Also write a PNG of axial/coronal/sagittal overlays with a legend; omitted: none.")
@@ -108,37 +88,17 @@ def segment(
     download: DownloadOption = False,
     offline: OfflineOption = False,
     quiet: QuietOption = False,
+    family_options: dict | None = None,
 ) -> None:
-    """Segment a CT with VISTA3D or SegVol; the label map has the input's exact grid and holds only 0 and the prompted ids."""
+    """Segment a CT with a model of any registered family (VISTA3D, SegVol, plugins); the label map has the
+    input's exact grid and holds only 0 and the prompted ids."""
     run_segment(
         input=input, output=output, checkpoint=checkpoint, family=None if model is None else model.value,
         names=split_names(classes), everything=everything, text=text, box=box, point=point,
         negative_point=negative_point, point_space=point_space, new_structure=new_structure, label_value=label_value,
         allow_unlearnt=allow_unlearnt, download=download, offline=offline, series_uid=series_uid, device=device, preview=preview, quiet=quiet,
-        options={"profile": profile, "engine": engine, "amp": amp or None, "roi_size": roi, "mode": segvol_mode, "overlap": overlap},
+        options=family_options or {},
     )  # fmt: skip
-
-
-#: Family option (:mod:`voxelprompt.families`) -> the flag that sets it, for messages.
-OPTION_FLAGS = {
-    "profile": "--profile", "engine": "--engine", "amp": "--amp", "roi_size": "--roi", "mode": "--segvol-mode",
-    "overlap": "--overlap",
-}  # fmt: skip
-
-
-def family_options(family, given: dict):
-    """``family``'s options record from the flags given (None: not given).
-
-    Raises:
-        PromptError: a flag of another family, named with the flags this family takes.
-    """
-    values = {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in given.items() if v is not None}
-    own = {f.name for f in dataclasses.fields(family.options)}
-    foreign = [k for k in values if k not in own]
-    if foreign:
-        flags = ", ".join(OPTION_FLAGS.get(k, k) for k in sorted(own))
-        raise PromptError(f"{OPTION_FLAGS.get(foreign[0], foreign[0])} is not an option of {family.name} (its options: {flags})")
-    return family.make_options(values)
 
 
 def run_segment(
@@ -165,42 +125,52 @@ def run_segment(
     quiet: bool,
     options: dict,
 ) -> None:
-    """The body of ``segment`` (and of its deprecated ``segment-segvol`` alias)."""
+    """The body of ``segment`` (and of its deprecated ``segment-segvol`` alias): parse the flags,
+    then :func:`voxelprompt.api.prepare_segment` (every check, once) and
+    :func:`voxelprompt.api.run_segment`.
+
+    Args:
+        options: family option flag -> value (:func:`voxelprompt.cli.family_options.options_for`).
+    """
     from voxelprompt import api
     from voxelprompt.cli.default_model import checkpoint_or_default
     from voxelprompt.cli.report import report_segmentation, volume_clicks
-    from voxelprompt.imageio import read_volume
-    from voxelprompt.prompts import value_names
+    from voxelprompt.prompts import build_prompts
 
     points = [parse_point(p, "--point") for p in point or ()]
     negatives = [parse_point(p, "--negative-point") for p in negative_point or ()]
     boxed = parse_box(box) if box else None
-    # Cheap checks before reading the image, and reading before any model work.
-    prompts = api.build_prompts(names, points, negatives, point_space.value, new_structure, text=text, box=boxed,
-                                everything=everything, label_value=label_value, allow_unlearnt=allow_unlearnt)  # fmt: skip
+    # Cheap checks first: output paths, then family, prompts and options, then the image.
     rtstruct = str(output).lower().endswith(RTSTRUCT_SUFFIX)
     output_path(output, LABEL_OUTPUT_SUFFIXES, inputs=(input,))
     if rtstruct:
         require_series_folder(input)
     output_path(preview, (".png",), inputs=(input, output))
     chosen = api.resolve_family(checkpoint, family)  # without a checkpoint: vista3d, whichever weights run
-    opts = family_options(chosen, options)
-    volume = read_volume(input, series_uid=series_uid)
+    opts = options_for(chosen, options)
+    prompts = build_prompts(
+        names, points, negatives, point_space.value, new_structure, text=text, box=boxed, everything=everything,
+        label_value=label_value, allow_unlearnt=allow_unlearnt, catalog=chosen.class_catalog(),
+    )  # fmt: skip
+
+    def choose(family):  # after the image is read: may ask, and download the official weights
+        return checkpoint_or_default(None, family.name, download=download, offline=offline, quiet=quiet)
+
+    request = api.prepare_segment(
+        input, prompts=prompts, checkpoint=checkpoint, family=chosen, series_uid=series_uid, options=opts, choose_checkpoint=choose,
+    )  # fmt: skip
+    volume, checkpoint = request.volume, request.checkpoint
     if rtstruct:  # a tilted series or another grid is refused before any model work
         check_rtstruct_source(volume, input, source_series_uid=series_uid)
-    chosen.check_prompts(prompts, volume)  # clicks and boxes against the image, before any model work
-    checkpoint = checkpoint_or_default(checkpoint, chosen.name, download=download, offline=offline, quiet=quiet)
     tune_process(device)
-    result = api.segment(
-        volume, None if rtstruct else output, checkpoint=checkpoint, family=chosen.name, classes=names, everything=everything, text=text,
-        box=boxed, points=points, negative_points=negatives, point_space=point_space.value, new_structure=new_structure,
-        label_value=label_value, allow_unlearnt=allow_unlearnt, device=device, options=opts, progress=not quiet,
-    )  # fmt: skip
-    label_names = value_names(result.classes, prompts)  # as written beside the output
+    result = api.run_segment(request, device=device, progress=not quiet)
+    label_names = request.names(result.classes)
     if names or everything:
         label_names = chosen.learnt(checkpoint).marked(label_names)
     if rtstruct:
         _write_rtstruct(result.labels, input, output, label_names, series_uid, chosen.name, checkpoint)
+    else:
+        _write_label_map(result.labels, output, label_names)
     report_segmentation(result, output, label_names)
     if preview is not None:
         from voxelprompt.visualize import overlay_file
@@ -212,6 +182,18 @@ def run_segment(
         title = f"{input.name}: {chosen.name}" + (f" - {DEMO_MARK}" if is_demo_checkpoint(checkpoint) else "")
         overlay_file(volume, result.labels, preview, point=first, clicks=marks, names=label_names, title=title)
         typer.echo(f"wrote {preview}")
+
+
+def _write_label_map(labels, output: Path, label_names: dict) -> None:
+    """The label map and its class names beside it: both files or neither."""
+    from voxelprompt.imageio import label_names_path, write_label_names, write_volume
+
+    written = write_volume(labels, output)
+    try:  # a map without its names would be read as "label N"
+        write_label_names(label_names, label_names_path(written))
+    except BaseException:
+        written.unlink(missing_ok=True)
+        raise
 
 
 def _write_rtstruct(labels, input: Path, output: Path, label_names: dict, series_uid: str | None, family: str, checkpoint) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,16 +17,19 @@ from voxelprompt.cli.options import (
     PointOption,
     PointSpaceOption,
     QuietOption,
-    SegVolMode,
     SeriesUidOption,
     Space,
     checkpoint_option,
 )
 from voxelprompt.errors import PromptError
+from voxelprompt.families.segvol.options import MODES
 
 __all__ = ["segment_segvol", "SEGVOL_CHECKPOINT_HELP"]
 
 SEGVOL_CHECKPOINT_HELP = "SegVol checkpoint (SegVol_v1.pth or the Hugging Face pytorch_model.bin); required: SegVol weights are not shipped."
+
+#: SegVol inference modes (``--segvol-mode``), from the family's options record.
+SegVolMode = enum.Enum("SegVolMode", {m.replace("-", "_"): m for m in MODES}, type=str)  # type: ignore[misc]
 
 SegVolModeOption = Annotated[
     SegVolMode,
@@ -61,5 +65,5 @@ def segment_segvol(
         input=input, output=output, checkpoint=checkpoint, family="segvol", names=[], everything=False, text=text,
         box=box, point=point, negative_point=negative_point, point_space=point_space, new_structure=False,
         label_value=label_value, series_uid=series_uid, device=device, preview=None, quiet=quiet,
-        options={"mode": segvol_mode},
+        options={"--segvol-mode": segvol_mode.value},
     )  # fmt: skip

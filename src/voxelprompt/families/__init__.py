@@ -20,6 +20,7 @@ from voxelprompt.families.registry import (
     get_family,
     import_target,
     option,
+    option_flags,
     option_specs,
 )
 
@@ -36,5 +37,6 @@ __all__ = [
     "get_family",
     "import_target",
     "option",
+    "option_flags",
     "option_specs",
 ]

@@ -22,6 +22,7 @@ __all__ = [
     "OptionSpec",
     "option",
     "option_specs",
+    "option_flags",
     "ENTRY_POINT_GROUP",
     "ModelFamily",
     "FAMILIES",
@@ -102,6 +103,15 @@ def option_specs(options: type) -> dict[str, OptionSpec]:
     return {f.name: f.metadata["voxelprompt"] for f in dataclasses.fields(options) if "voxelprompt" in f.metadata}
 
 
+def option_flags(families: Iterable[ModelFamily] | None = None) -> dict[str, dict[str, str]]:
+    """Flag -> {family name: field of its options record} over the registered families."""
+    table: dict[str, dict[str, str]] = {}
+    for family in FAMILIES.values() if families is None else families:
+        for field, spec in option_specs(family.options).items():
+            table.setdefault(spec.flag, {})[family.name] = field
+    return table
+
+
 def import_target(target: str) -> Any:
     """The object a ``"package.module:attribute"`` string names (imported on first use)."""
     module, _, name = target.partition(":")
@@ -132,6 +142,8 @@ class ModelFamily:
             its ``state_dict`` saved with ``torch.save`` is a checkpoint :attr:`loader` takes.
         catalog: ``() -> LabelCatalog``: the family's class table (names <-> ids) through which
             class names in prompts resolve and result values are named.
+        describe: ``(checkpoint) -> lines`` for ``voxelprompt info`` (architecture, sizes);
+            None: the family loads the checkpoint and its parameters are counted.
         default_checkpoint: what :attr:`loader` uses without a checkpoint, for messages; None
             when nothing ships, and then ``missing_checkpoint`` is the message.
         missing_checkpoint: the one-line answer to this family without a checkpoint.
@@ -156,6 +168,7 @@ class ModelFamily:
     trainer: str | None = None
     tiny_model: str | None = None
     catalog: str = "voxelprompt.catalog:vista3d_catalog"
+    describe: str | None = None
     default_checkpoint: str | None = None
     missing_checkpoint: str = "this model family needs --checkpoint: its weights are not shipped"
     viewer_session: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -195,6 +208,20 @@ class ModelFamily:
             return self.options(**given)
         except (TypeError, ValueError) as err:  # e.g. a string where a number belongs
             raise VoxelPromptError(f"bad {self.name} option value ({err})") from None
+
+    def options_from_flags(self, given: Mapping[str, Any]) -> Any:
+        """This family's options record from ``given``: flag (``--engine``) -> value, as the command
+        line and batch tasks take them (:func:`option`).
+
+        Raises:
+            PromptError: a flag of another family, named with the flags this family takes.
+            VoxelPromptError: a bad value (the record's own check).
+        """
+        own = {spec.flag: field for field, spec in option_specs(self.options).items()}
+        foreign = [flag for flag in given if flag not in own]
+        if foreign:
+            raise PromptError(f"{foreign[0]} is not an option of {self.name} (its options: {', '.join(sorted(own)) or 'none'})")
+        return self.make_options({own[flag]: value for flag, value in given.items()})
 
     def load(self, checkpoint: Any = None, device: str = "cpu", options: Any = None, progress: bool = False) -> Any:
         """A loaded segmenter (see :class:`voxelprompt.inference.protocol.Segmenter`)."""

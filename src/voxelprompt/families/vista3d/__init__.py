@@ -25,8 +25,9 @@ FAMILY = ModelFamily(
     recipes="voxelprompt.families.vista3d.training.recipe:RECIPE_REGISTRY",
     recipe_type="voxelprompt.families.vista3d.training.recipe:Recipe",
     trainer="voxelprompt.families.vista3d.training.trainer:train",
-    prompt_check="voxelprompt.prompts:check_vista3d_prompts",
+    prompt_check="voxelprompt.families.vista3d.prompts:check_vista3d_prompts",
     tiny_model="voxelprompt.families.vista3d.network.builder:tiny_vista3d",
+    describe="voxelprompt.families.vista3d.network.checkpoint:describe_checkpoint",
     default_checkpoint="the shipped demo VISTA3D (phantoms only)",
     # Clicks near earlier ones reuse an encoded window of the sliding grid; an edit starts from
     # the class as last shown (see InteractiveSession).

@@ -58,7 +58,8 @@ from voxelprompt.families.vista3d.inference.windows import (
     unpad,
 )
 from voxelprompt.families.vista3d.network import Vista3DSpec, load_vista3d
-from voxelprompt.prompts import check_label_value_use, check_points_inside, check_previous_mask
+from voxelprompt.families.vista3d.prompts import check_label_value_use
+from voxelprompt.prompts import check_points_inside, check_previous_mask
 from voxelprompt.types import OBJECT_ID, Prompts, Segmentation, Volume
 
 if TYPE_CHECKING:

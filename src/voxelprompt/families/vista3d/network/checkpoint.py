@@ -111,3 +111,15 @@ def load_vista3d(path: str | os.PathLike, device: str | torch.device = "cpu") ->
 def save_vista3d(net: VISTA3D, path: str | os.PathLike) -> Path:
     """Write a bare ``state_dict`` (the MONAI bundle format), atomically."""
     return save_checkpoint_file({k: v.detach().cpu() for k, v in net.state_dict().items()}, path)
+
+
+def describe_checkpoint(checkpoint: str | os.PathLike) -> list[str]:
+    """``voxelprompt info``'s lines for a VISTA3D checkpoint, after loading it strictly."""
+    net, spec = load_vista3d(checkpoint)
+    return [
+        "architecture: VISTA3D (MONAI vista3d132 layout), loads strictly",
+        f"encoder width: {spec.width}",
+        f"input channels: {spec.in_channels}",
+        f"class table: {spec.n_classes} rows, trained ids up to {spec.last_supported}",
+        f"parameters: {sum(p.numel() for p in net.parameters()):,}",
+    ]

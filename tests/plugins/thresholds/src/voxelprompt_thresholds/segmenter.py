@@ -19,7 +19,7 @@ from voxelprompt.errors import CheckpointError, PromptError
 from voxelprompt.prompts import check_points_inside
 from voxelprompt.types import OBJECT_ID, Prompts, Segmentation, Volume
 
-from voxelprompt_thresholds import CLASSES, ThresholdOptions
+from voxelprompt_thresholds import CLASSES, ThresholdOptions, catalog
 
 __all__ = ["ThresholdNetwork", "ThresholdSegmenter", "load", "check_prompts", "tiny_model", "learnt_classes"]
 
@@ -39,7 +39,7 @@ def tiny_model(seed: int = 0) -> ThresholdNetwork:
 
 
 def learnt_classes(checkpoint: Any = None) -> LearntClasses:
-    return LearntClasses("the HU thresholds", frozenset(CLASSES), "voxelprompt_thresholds.CLASSES")
+    return LearntClasses("the HU thresholds", frozenset(CLASSES), "voxelprompt_thresholds.CLASSES", catalog=catalog())
 
 
 def check_prompts(prompts: Prompts, volume: Volume) -> None:
