@@ -14,12 +14,18 @@ PLUGIN = Path(__file__).resolve().parent / "plugins" / "thresholds"
 
 
 def install_plugin(target: Path) -> Path:
-    """``pip install --no-deps --target TARGET`` of the plugin (offline, no build isolation)."""
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(target), str(PLUGIN)],
-        check=True, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    """``pip install --no-deps --target TARGET`` of the plugin (offline, no build isolation), built
+    from a copy so that no build files land in the source tree."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(shutil.copytree(PLUGIN, Path(scratch) / PLUGIN.name))
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+             "--target", str(target), str(source)],
+            check=True, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
     return target
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_model", "segment", "open_session", "identify"]
+__all__ = ["__version__", "load_model", "segment", "prepare_segment", "run_segment", "open_session", "identify"]
 
-_API = {"load_model", "segment", "open_session", "identify"}
+_API = {"load_model", "segment", "prepare_segment", "run_segment", "open_session", "identify"}
 
 
 def __getattr__(name: str) -> Any:
