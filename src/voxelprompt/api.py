@@ -285,12 +285,16 @@ def segment(
     device: str = "auto",
     options: Any = None,
     progress: bool = False,
+    output_format: str | None = None,
 ) -> Segmentation:
     """Segment a CT (a file, a DICOM folder, or a :class:`Volume`) and optionally write the labels.
 
-    With ``output`` the label map is written together with its class names, value -> name, in
-    ``<stem>.label_names.json`` beside it (:func:`voxelprompt.imageio.write_label_names`), which
-    ``voxelprompt overlay`` reads for its legend.
+    With ``output`` the result is written in ``output_format`` (a name of
+    :data:`voxelprompt.outputs.OUTPUT_FORMATS`; None: chosen by the ending of ``output``): a
+    label map (``.nii.gz``, ``.nii``, ``.nrrd``) gets its class names, value -> name, in
+    ``<stem>.label_names.json`` beside it, which ``voxelprompt overlay`` reads for its legend; an
+    ``.rtstruct.dcm`` is an RT-STRUCT of a DICOM series input. What the format needs (a DICOM
+    series, its pip extra) is checked before any model work.
 
     The label map has the input's exact shape and affine and holds only 0 and the prompted ids
     (VISTA3D class indices; an object's value: ``label_value``, the class its text names, or
@@ -311,11 +315,12 @@ def segment(
             refusing them; the result's notes then say so.
         series_uid: which DICOM series to read when ``image`` is a folder holding several.
         device: auto, cpu, cuda or cuda:N; ``options``: the family's options (see :func:`load_model`).
+        output_format: the format of ``output``; None: by its ending.
 
     Raises:
-        VoxelPromptError: bad input, prompt, option, output path or checkpoint (one-line message).
+        VoxelPromptError: bad input, prompt, option, output path or format, or checkpoint (one-line message).
     """
-    from voxelprompt.imageio import check_output_path, label_names_path, write_label_names, write_volume
+    from voxelprompt.outputs import check_output
 
     check_device(device)
     prompts = build_prompts(
@@ -324,24 +329,39 @@ def segment(
     )  # fmt: skip
     if not (prompts.classes or prompts.everything or prompts.points or prompts.box or prompts.text):
         raise PromptError("nothing to segment: give classes, everything, clicks, a box or a text")
+    source = image.source if isinstance(image, Volume) else str(image)
+    fmt = None
     if output is not None:
-        check_output_path(output, inputs=() if isinstance(image, Volume) else (image,))
+        fmt = check_output(output, output_format, source=source, inputs=() if isinstance(image, Volume) else (image,))
     checkpoint = default_checkpoint(checkpoint, family) if segmenter is None else checkpoint
     chosen = _family_of(segmenter, checkpoint, family)
     learnt = segmenter.learnt if segmenter is not None else chosen.learnt(checkpoint)
     learnt.check(prompts.classes, allow=prompts.allow_unlearnt)  # before the model loads; it checks again
     volume = read_ct(image, series_uid)
     chosen.check_prompts(prompts, volume)
+    if fmt is not None:
+        fmt.check_image(volume, source, series_uid)  # e.g. an RT-STRUCT's grid, before any model work
     model = _model(segmenter, checkpoint, chosen, device, options, progress)
     result = model.segment(volume, prompts)
     if output is not None:
-        written = write_volume(result.labels, Path(output))
-        try:  # both files or neither: a map without its names would be read as "label N"
-            write_label_names(value_names(result.classes, prompts), label_names_path(written))
-        except BaseException:
-            written.unlink(missing_ok=True)
-            raise
+        _write_result(result, output, fmt, prompts, learnt, volume, source, series_uid, chosen.name, model)
     return result
+
+
+def _write_result(result, output, fmt, prompts, learnt, volume, source, series_uid, family, model) -> None:
+    """Write ``result`` at ``output`` in ``fmt`` (:func:`voxelprompt.outputs.write_output`): its
+    names as printed (classes the model never learnt marked), the model's name and demo mark."""
+    from voxelprompt.families.vista3d.inference.default_model import DEMO_MARK
+    from voxelprompt.outputs import OutputContext, write_output
+
+    names = value_names(result.classes, prompts)
+    if prompts.classes or prompts.everything:
+        names = learnt.marked(names)
+    context = OutputContext(
+        labels=result.labels, label_names=names, image=volume, source=source, series_uid=series_uid, model=family,
+        demo_mark=DEMO_MARK if getattr(model, "demo", False) else None, title=f"{Path(source).name}: {family}",
+    )  # fmt: skip
+    write_output(context, output, fmt)
 
 
 def open_session(

@@ -35,18 +35,26 @@ from voxelprompt.cli.options import (
     tune_process,
 )
 from voxelprompt.errors import PromptError
-from voxelprompt.imageio.rtstruct import RTSTRUCT_SUFFIX, check_rtstruct_source, require_series_folder
-from voxelprompt.imageio.writers import IMAGE_SUFFIXES
-
-#: What ``segment -o`` writes: a label map, or an RT-STRUCT of a DICOM series input.
-LABEL_OUTPUT_SUFFIXES = (*IMAGE_SUFFIXES, RTSTRUCT_SUFFIX)
+from voxelprompt.outputs import OUTPUT_FORMATS
 
 __all__ = ["segment"]
+
+#: ``--output-format``: a name of the output registry (:data:`voxelprompt.outputs.OUTPUT_FORMATS`,
+#: plugins included), listed by ``--help``.
+OutputFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--output-format", metavar="NAME",
+        help=f"Format of -o: {', '.join(OUTPUT_FORMATS)}; omitted: chosen by the ending of -o "
+        "(.nii.gz, .nii, .nrrd: label map; .rtstruct.dcm: RT-STRUCT of a DICOM series input).",
+    ),
+]  # fmt: skip
 
 
 def segment(
     input: InputArgument,
     output: LabelOutputOption,
+    output_format: OutputFormatOption = None,
     checkpoint: Annotated[
         Path | None,
         checkpoint_option(
@@ -111,7 +119,7 @@ def segment(
 ) -> None:
     """Segment a CT with VISTA3D or SegVol; the label map has the input's exact grid and holds only 0 and the prompted ids."""
     run_segment(
-        input=input, output=output, checkpoint=checkpoint, family=None if model is None else model.value,
+        input=input, output=output, output_format=output_format, checkpoint=checkpoint, family=None if model is None else model.value,
         names=split_names(classes), everything=everything, text=text, box=box, point=point,
         negative_point=negative_point, point_space=point_space, new_structure=new_structure, label_value=label_value,
         allow_unlearnt=allow_unlearnt, download=download, offline=offline, series_uid=series_uid, device=device, preview=preview, quiet=quiet,
@@ -164,12 +172,14 @@ def run_segment(
     preview: Path | None,
     quiet: bool,
     options: dict,
+    output_format: str | None = None,
 ) -> None:
     """The body of ``segment`` (and of its deprecated ``segment-segvol`` alias)."""
     from voxelprompt import api
     from voxelprompt.cli.default_model import checkpoint_or_default
     from voxelprompt.cli.report import report_segmentation, volume_clicks
     from voxelprompt.imageio import read_volume
+    from voxelprompt.outputs import check_output
     from voxelprompt.prompts import value_names
 
     points = [parse_point(p, "--point") for p in point or ()]
@@ -178,53 +188,41 @@ def run_segment(
     # Cheap checks before reading the image, and reading before any model work.
     prompts = api.build_prompts(names, points, negatives, point_space.value, new_structure, text=text, box=boxed,
                                 everything=everything, label_value=label_value, allow_unlearnt=allow_unlearnt)  # fmt: skip
-    rtstruct = str(output).lower().endswith(RTSTRUCT_SUFFIX)
-    output_path(output, LABEL_OUTPUT_SUFFIXES, inputs=(input,))
-    if rtstruct:
-        require_series_folder(input)
+    # The output's format (by --output-format or the ending of -o), its pip extra, its path and
+    # what it needs of the input (an RT-STRUCT: a DICOM series) are checked before reading the image.
+    fmt = check_output(output, output_format, source=input, inputs=(input,))
     output_path(preview, (".png",), inputs=(input, output))
     chosen = api.resolve_family(checkpoint, family)  # without a checkpoint: vista3d, whichever weights run
     opts = family_options(chosen, options)
     volume = read_volume(input, series_uid=series_uid)
-    if rtstruct:  # a tilted series or another grid is refused before any model work
-        check_rtstruct_source(volume, input, source_series_uid=series_uid)
+    fmt.check_image(volume, input, series_uid)  # e.g. a tilted series or another grid for an RT-STRUCT, before any model work
     chosen.check_prompts(prompts, volume)  # clicks and boxes against the image, before any model work
     checkpoint = checkpoint_or_default(checkpoint, chosen.name, download=download, offline=offline, quiet=quiet)
     tune_process(device)
     result = api.segment(
-        volume, None if rtstruct else output, checkpoint=checkpoint, family=chosen.name, classes=names, everything=everything, text=text,
-        box=boxed, points=points, negative_points=negatives, point_space=point_space.value, new_structure=new_structure,
-        label_value=label_value, allow_unlearnt=allow_unlearnt, device=device, options=opts, progress=not quiet,
+        volume, output, output_format=fmt.name, checkpoint=checkpoint, family=chosen.name, classes=names, everything=everything,
+        text=text, box=boxed, points=points, negative_points=negatives, point_space=point_space.value, new_structure=new_structure,
+        label_value=label_value, allow_unlearnt=allow_unlearnt, series_uid=series_uid, device=device, options=opts, progress=not quiet,
     )  # fmt: skip
-    label_names = value_names(result.classes, prompts)  # as written beside the output
+    label_names = value_names(result.classes, prompts)  # as written with the output
     if names or everything:
         label_names = chosen.learnt(checkpoint).marked(label_names)
-    if rtstruct:
-        _write_rtstruct(result.labels, input, output, label_names, series_uid, chosen.name, checkpoint)
     report_segmentation(result, output, label_names)
     if preview is not None:
-        from voxelprompt.visualize import overlay_file
-
-        marks = [] if not points and not negatives else volume_clicks(points + negatives, point_space.value, volume)
-        first = marks[0] if points else None  # the slices cross at the first positive click
-        from voxelprompt.families.vista3d.inference.default_model import DEMO_MARK, is_demo_checkpoint
-
-        title = f"{input.name}: {chosen.name}" + (f" - {DEMO_MARK}" if is_demo_checkpoint(checkpoint) else "")
-        overlay_file(volume, result.labels, preview, point=first, clicks=marks, names=label_names, title=title)
-        typer.echo(f"wrote {preview}")
+        _write_preview(result, volume, input, preview, label_names, series_uid, chosen.name, checkpoint,
+                       volume_clicks(points + negatives, point_space.value, volume) if points or negatives else [], bool(points))  # fmt: skip
 
 
-def _write_rtstruct(labels, input: Path, output: Path, label_names: dict, series_uid: str | None, family: str, checkpoint) -> None:
-    """The result as an RT-STRUCT of the input series (reproducible; marked when the demo model made it)."""
-    from voxelprompt.imageio.rtstruct import write_rtstruct
+def _write_preview(result, volume, input: Path, preview: Path, label_names: dict, series_uid, family: str, checkpoint, marks: list, positive: bool) -> None:
+    """``--preview``: the registry's preview (slices crossing at the first positive click; marked
+    when the demo model made the labels)."""
     from voxelprompt.families.vista3d.inference.default_model import DEMO_MARK, is_demo_checkpoint
+    from voxelprompt.outputs import OutputContext, write_output
 
-    written = write_rtstruct(
-        labels, input, output, label_names, source_series_uid=series_uid, missing_uids="derive", algorithm_name=family,
-        demo_mark=DEMO_MARK if is_demo_checkpoint(checkpoint) else None,
+    context = OutputContext(
+        labels=result.labels, label_names=label_names, image=volume, source=str(input), series_uid=series_uid, model=family,
+        demo_mark=DEMO_MARK if is_demo_checkpoint(checkpoint) else None, title=f"{input.name}: {family}",
+        clicks=marks, focus=marks[0] if positive else None,
     )  # fmt: skip
-    if written.derived_source_uids:
-        typer.echo(
-            f"note: {input} lacks UIDs an RT-STRUCT references ({len(written.derived_source_uids)} derived from the "
-            "files' content); a planning system matches it only to a copy of the series carrying them", err=True,
-        )  # fmt: skip
+    write_output(context, preview, "preview")
+    typer.echo(f"wrote {preview}")
