@@ -10,6 +10,7 @@ capabilities (:mod:`voxelprompt.families`) in one place.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -48,6 +49,7 @@ __all__ = [
     "prepare_segment",
     "run_segment",
     "segment",
+    "write_result",
     "open_session",
     "identify",
     "build_prompts",
@@ -219,13 +221,17 @@ def segment(
     device: str = "auto",
     options: Any = None,
     progress: bool = False,
+    output_format: str | None = None,
 ) -> Segmentation:
     """Segment a CT (a file, a DICOM folder, or a :class:`Volume`) and optionally write the labels:
     :func:`prepare_segment`, then :func:`run_segment`.
 
-    With ``output`` the label map is written together with its class names, value -> name, in
-    ``<stem>.label_names.json`` beside it (:func:`voxelprompt.imageio.write_label_names`), which
-    ``voxelprompt overlay`` reads for its legend.
+    With ``output`` the result is written in ``output_format`` (a name of
+    :data:`voxelprompt.outputs.OUTPUT_FORMATS`; None: chosen by the ending of ``output``): a
+    label map (``.nii.gz``, ``.nii``, ``.nrrd``) gets its class names, value -> name, in
+    ``<stem>.label_names.json`` beside it, which ``voxelprompt overlay`` reads for its legend; an
+    ``.rtstruct.dcm`` is an RT-STRUCT of a DICOM series input. What the format needs (a DICOM
+    series, its pip extra) is checked before any model work.
 
     The label map has the input's exact shape and affine and holds only 0 and the prompted ids
     (the family's class ids; an object's value: ``label_value``, the class its text names, or
@@ -247,30 +253,51 @@ def segment(
             refusing them; the result's notes then say so.
         series_uid: which DICOM series to read when ``image`` is a folder holding several.
         device: auto, cpu, cuda or cuda:N; ``options``: the family's options (see :func:`load_model`).
+        output_format: the format of ``output``; None: by its ending.
 
     Raises:
-        VoxelPromptError: bad input, prompt, option, output path or checkpoint (one-line message).
+        VoxelPromptError: bad input, prompt, option, output path or format, or checkpoint (one-line message).
     """
-    from voxelprompt.imageio import check_output_path, label_names_path, write_label_names, write_volume
+    from voxelprompt.outputs import check_output
 
     check_device(device)
+    source = image.source if isinstance(image, Volume) else str(image)
+    fmt = None
     if output is not None:
-        check_output_path(output, inputs=() if isinstance(image, Volume) else (image,))
+        fmt = check_output(output, output_format, source=source, inputs=() if isinstance(image, Volume) else (image,))
     request = prepare_segment(
         image, prompts=prompts, segmenter=segmenter, checkpoint=checkpoint, family=family, classes=classes,
         everything=everything, text=text, box=box, points=points, negative_points=negative_points,
         point_space=point_space, new_structure=new_structure, label_value=label_value,
         allow_unlearnt=allow_unlearnt, series_uid=series_uid, options=options,
     )  # fmt: skip
-    result = run_segment(request, device=device, progress=progress)
+    if fmt is not None:
+        fmt.check_image(request.volume, source, series_uid)  # e.g. an RT-STRUCT's grid, before any model work
+    model = _model(segmenter, request.checkpoint, request.family, device, request.options, progress)
+    result = run_segment(dataclasses.replace(request, segmenter=model), device=device, progress=progress)
     if output is not None:
-        written = write_volume(result.labels, Path(output))
-        try:  # both files or neither: a map without its names would be read as "label N"
-            write_label_names(request.names(result.classes), label_names_path(written))
-        except BaseException:
-            written.unlink(missing_ok=True)
-            raise
+        write_result(result, output, fmt, request, model, source, series_uid)
     return result
+
+
+def write_result(
+    result: Segmentation, output: str | os.PathLike, fmt: Any, request: SegmentRequest, model: Segmenter,
+    source: str, series_uid: str | None = None,
+) -> Path:
+    """Write ``result`` at ``output`` in ``fmt`` (:func:`voxelprompt.outputs.write_output`): its
+    names as printed (classes the model never learnt marked), the model's name and demo mark."""
+    from voxelprompt.families.vista3d.inference.default_model import DEMO_MARK
+    from voxelprompt.outputs import OutputContext, write_output
+
+    names = request.names(result.classes)
+    if request.prompts.classes or request.prompts.everything:
+        names = model.learnt.marked(names)
+    context = OutputContext(
+        labels=result.labels, label_names=names, image=request.volume, source=source, series_uid=series_uid,
+        model=request.family.name, demo_mark=DEMO_MARK if getattr(model, "demo", False) else None,
+        title=f"{Path(source).name}: {request.family.name}",
+    )  # fmt: skip
+    return write_output(context, output, fmt)
 
 
 def open_session(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from voxelprompt.batch.cases import Case, discover_cases
 from voxelprompt.batch.manifest import Failure, RunManifest
-from voxelprompt.batch.outputs import OUTPUT_KINDS, CaseOutput
+from voxelprompt.batch.outputs import CaseOutput
 from voxelprompt.batch.runner import SOME_FAILED_EXIT, CohortResult, run_cohort
 from voxelprompt.batch.tasks import Task, load_tasks, merge_labels, parse_task
 from voxelprompt.batch.worker import CaseResult
@@ -24,7 +24,6 @@ __all__ = [
     "parse_task",
     "load_tasks",
     "merge_labels",
-    "OUTPUT_KINDS",
     "CaseOutput",
     "SOME_FAILED_EXIT",
 ]

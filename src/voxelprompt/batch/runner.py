@@ -114,7 +114,7 @@ def run_cohort(
             ids their SeriesInstanceUIDs, DICOM-SEGs and RT-STRUCTs stored back when asked).
         out_dir: output folder: ``<case_id>/`` per case, ``manifest.json``, ``failures.csv``.
         tasks: prompt sets in precedence order (earlier wins, see :mod:`voxelprompt.batch.tasks`).
-        output_formats: output kinds (:data:`voxelprompt.batch.outputs.OUTPUT_KINDS`).
+        output_formats: output kinds (names of :data:`voxelprompt.outputs.OUTPUT_FORMATS`).
         series: rule for DICOM folders holding several series (``only``, ``most-slices`` or a UID).
         device: where models run (``auto``, ``cpu``, ``cuda``, ``cuda:N``), on every worker.
         overwrite: start afresh when ``out_dir`` holds a run with other settings.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -30,20 +31,27 @@ from voxelprompt.cli.options import (
     split_names,
     tune_process,
 )
-from voxelprompt.errors import PromptError
-from voxelprompt.imageio.rtstruct import RTSTRUCT_SUFFIX, check_rtstruct_source, require_series_folder
-from voxelprompt.imageio.writers import IMAGE_SUFFIXES
-
-#: What ``segment -o`` writes: a label map, or an RT-STRUCT of a DICOM series input.
-LABEL_OUTPUT_SUFFIXES = (*IMAGE_SUFFIXES, RTSTRUCT_SUFFIX)
+from voxelprompt.outputs import OUTPUT_FORMATS
 
 __all__ = ["segment"]
+
+#: ``--output-format``: a name of the output registry (:data:`voxelprompt.outputs.OUTPUT_FORMATS`,
+#: plugins included), listed by ``--help``.
+OutputFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--output-format", metavar="NAME",
+        help=f"Format of -o: {', '.join(OUTPUT_FORMATS)}; omitted: chosen by the ending of -o "
+        "(.nii.gz, .nii, .nrrd: label map; .rtstruct.dcm: RT-STRUCT of a DICOM series input).",
+    ),
+]  # fmt: skip
 
 
 @with_family_options
 def segment(
     input: InputArgument,
     output: LabelOutputOption,
+    output_format: OutputFormatOption = None,
     checkpoint: Annotated[
         Path | None,
         checkpoint_option(
@@ -93,7 +101,7 @@ def segment(
     """Segment a CT with a model of any registered family (VISTA3D, SegVol, plugins); the label map has the
     input's exact grid and holds only 0 and the prompted ids."""
     run_segment(
-        input=input, output=output, checkpoint=checkpoint, family=None if model is None else model.value,
+        input=input, output=output, output_format=output_format, checkpoint=checkpoint, family=None if model is None else model.value,
         names=split_names(classes), everything=everything, text=text, box=box, point=point,
         negative_point=negative_point, point_space=point_space, new_structure=new_structure, label_value=label_value,
         allow_unlearnt=allow_unlearnt, download=download, offline=offline, series_uid=series_uid, device=device, preview=preview, quiet=quiet,
@@ -124,6 +132,7 @@ def run_segment(
     preview: Path | None,
     quiet: bool,
     options: dict,
+    output_format: str | None = None,
 ) -> None:
     """The body of ``segment`` (and of its deprecated ``segment-segvol`` alias): parse the flags,
     then :func:`voxelprompt.api.prepare_segment` (every check, once) and
@@ -135,16 +144,16 @@ def run_segment(
     from voxelprompt import api
     from voxelprompt.cli.default_model import checkpoint_or_default
     from voxelprompt.cli.report import report_segmentation, volume_clicks
+    from voxelprompt.outputs import check_output
     from voxelprompt.prompts import build_prompts
 
     points = [parse_point(p, "--point") for p in point or ()]
     negatives = [parse_point(p, "--negative-point") for p in negative_point or ()]
     boxed = parse_box(box) if box else None
-    # Cheap checks first: output paths, then family, prompts and options, then the image.
-    rtstruct = str(output).lower().endswith(RTSTRUCT_SUFFIX)
-    output_path(output, LABEL_OUTPUT_SUFFIXES, inputs=(input,))
-    if rtstruct:
-        require_series_folder(input)
+    # Cheap checks first: the output's format (by --output-format or the ending of -o), its pip
+    # extra, path and what it needs of the input (an RT-STRUCT: a DICOM series); then family,
+    # prompts and options; then the image.
+    fmt = check_output(output, output_format, source=input, inputs=(input,))
     output_path(preview, (".png",), inputs=(input, output))
     chosen = api.resolve_family(checkpoint, family)  # without a checkpoint: vista3d, whichever weights run
     opts = options_for(chosen, options)
@@ -160,53 +169,30 @@ def run_segment(
         input, prompts=prompts, checkpoint=checkpoint, family=chosen, series_uid=series_uid, options=opts, choose_checkpoint=choose,
     )  # fmt: skip
     volume, checkpoint = request.volume, request.checkpoint
-    if rtstruct:  # a tilted series or another grid is refused before any model work
-        check_rtstruct_source(volume, input, source_series_uid=series_uid)
+    fmt.check_image(volume, input, series_uid)  # e.g. a tilted series or another grid for an RT-STRUCT, before any model work
     tune_process(device)
-    result = api.run_segment(request, device=device, progress=not quiet)
-    label_names = request.names(result.classes)
+    model = api.load_model(checkpoint, chosen, device=device, options=opts, progress=not quiet)
+    result = api.run_segment(dataclasses.replace(request, segmenter=model), device=device, progress=not quiet)
+    api.write_result(result, output, fmt, request, model, str(input), series_uid)
+    label_names = request.names(result.classes)  # as written with the output
     if names or everything:
-        label_names = chosen.learnt(checkpoint).marked(label_names)
-    if rtstruct:
-        _write_rtstruct(result.labels, input, output, label_names, series_uid, chosen.name, checkpoint)
-    else:
-        _write_label_map(result.labels, output, label_names)
+        label_names = model.learnt.marked(label_names)
     report_segmentation(result, output, label_names)
     if preview is not None:
-        from voxelprompt.visualize import overlay_file
-
-        marks = [] if not points and not negatives else volume_clicks(points + negatives, point_space.value, volume)
-        first = marks[0] if points else None  # the slices cross at the first positive click
-        from voxelprompt.families.vista3d.inference.default_model import DEMO_MARK, is_demo_checkpoint
-
-        title = f"{input.name}: {chosen.name}" + (f" - {DEMO_MARK}" if is_demo_checkpoint(checkpoint) else "")
-        overlay_file(volume, result.labels, preview, point=first, clicks=marks, names=label_names, title=title)
-        typer.echo(f"wrote {preview}")
+        _write_preview(result, volume, input, preview, label_names, series_uid, chosen.name, model,
+                       volume_clicks(points + negatives, point_space.value, volume) if points or negatives else [], bool(points))  # fmt: skip
 
 
-def _write_label_map(labels, output: Path, label_names: dict) -> None:
-    """The label map and its class names beside it: both files or neither."""
-    from voxelprompt.imageio import label_names_path, write_label_names, write_volume
+def _write_preview(result, volume, input: Path, preview: Path, label_names: dict, series_uid, family: str, model, marks: list, positive: bool) -> None:
+    """``--preview``: the registry's preview (slices crossing at the first positive click; marked
+    when the demo model made the labels)."""
+    from voxelprompt.families.vista3d.inference.default_model import DEMO_MARK
+    from voxelprompt.outputs import OutputContext, write_output
 
-    written = write_volume(labels, output)
-    try:  # a map without its names would be read as "label N"
-        write_label_names(label_names, label_names_path(written))
-    except BaseException:
-        written.unlink(missing_ok=True)
-        raise
-
-
-def _write_rtstruct(labels, input: Path, output: Path, label_names: dict, series_uid: str | None, family: str, checkpoint) -> None:
-    """The result as an RT-STRUCT of the input series (reproducible; marked when the demo model made it)."""
-    from voxelprompt.imageio.rtstruct import write_rtstruct
-    from voxelprompt.families.vista3d.inference.default_model import DEMO_MARK, is_demo_checkpoint
-
-    written = write_rtstruct(
-        labels, input, output, label_names, source_series_uid=series_uid, missing_uids="derive", algorithm_name=family,
-        demo_mark=DEMO_MARK if is_demo_checkpoint(checkpoint) else None,
+    context = OutputContext(
+        labels=result.labels, label_names=label_names, image=volume, source=str(input), series_uid=series_uid, model=family,
+        demo_mark=DEMO_MARK if getattr(model, "demo", False) else None, title=f"{input.name}: {family}",
+        clicks=marks, focus=marks[0] if positive else None,
     )  # fmt: skip
-    if written.derived_source_uids:
-        typer.echo(
-            f"note: {input} lacks UIDs an RT-STRUCT references ({len(written.derived_source_uids)} derived from the "
-            "files' content); a planning system matches it only to a copy of the series carrying them", err=True,
-        )  # fmt: skip
+    write_output(context, preview, "preview")
+    typer.echo(f"wrote {preview}")

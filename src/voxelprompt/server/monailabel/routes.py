@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from voxelprompt import __version__
 from voxelprompt.errors import InputError, PromptError
+from voxelprompt.outputs import OUTPUT_FORMATS
 from voxelprompt.server.activelearning import STRATEGIES
 from voxelprompt.server.datastore import NotFound
 from voxelprompt.server.fields import json_object
@@ -219,12 +220,33 @@ def monailabel_router(service: SegmentationService, token: str | None = None) ->
                 if output == "rtstruct":
                     return Response(data, media_type="application/dicom", headers={"Content-Disposition": 'attachment; filename="rtstruct.dcm"'})
                 result.notes["rtstruct"] = rt
+            if output is not None and output.lower() in OUTPUT_FORMATS:  # a registered format's file
+                return _format_reply(service, result, model, image_id, output.lower())
             return infer_reply(result, model, image or image_id, values, output)
         finally:
             if temporary is not None:
                 service.forget_image(temporary)
 
     return router
+
+
+def _format_reply(service: SegmentationService, result, model: str, image_id: str, name: str) -> Response:
+    """``output=NAME`` of the output registry (:mod:`voxelprompt.outputs`, plugins included): the
+    format's file alone. Formats that reference a DICOM series answer ``output=dicom_seg`` and
+    ``rtstruct`` only (PACS images); a format needing one is refused (4xx)."""
+    from voxelprompt.families.vista3d.inference.default_model import DEMO_MARK
+    from voxelprompt.outputs import OutputContext, output_bytes
+
+    fmt = OUTPUT_FORMATS[name]
+    reason = fmt.unavailable(dicom_series=False)
+    if reason is not None:
+        raise PromptError(f"output={name} {reason}; ask for output=dicom_seg or rtstruct of a PACS image")
+    context = OutputContext(
+        labels=result.labels, label_names={v: n for n, v in result.label_names.items()}, image=service.store.volume(image_id),
+        model=model, demo_mark=DEMO_MARK if service.task(model).model.segmenter.demo else None, title=f"{image_id}: {model}",
+    )  # fmt: skip
+    file_name, data = output_bytes(context, fmt)
+    return Response(data, media_type=fmt.media_type, headers={"Content-Disposition": f'attachment; filename="{file_name}"'})
 
 
 def _session_json(record) -> dict[str, Any]:
