@@ -62,12 +62,12 @@ class ModelClasses:
             return None
 
     def resolve(self, queries: list[str | int]) -> tuple[int, ...]:
-        """Ids of class names or ids, in order.
+        """Ids of class names or ids, in order, duplicates dropped.
 
         Raises:
             PromptError: an unknown name.
         """
-        return tuple(self.index(q) for q in queries)
+        return tuple(dict.fromkeys(self.index(q) for q in queries))
 
     def automatic(self) -> tuple[int, ...]:
         """The ids a class request without names answers, in order: the model's everything set for
