@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from voxelprompt.errors import PromptError, VoxelPromptError
 from voxelprompt.inference.merge import merge_labels  # the one merger, shared with the server
 
