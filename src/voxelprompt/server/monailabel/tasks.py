@@ -168,7 +168,7 @@ def tasks_for(model: NamedModel, classes: ModelClasses | None = None) -> list[La
         tasks.append(LabelTask(
             model.name, VISTA3D, model, classes, ids,
             f"{model.name}: class prompts (label_prompt), 3D clicks (points, point_labels) and Algorithm 1 edits; "
-            "values are VISTA3D class ids (OHIF v3 MONAI Label plugin)",
+            "values are the class ids of the family's catalog (OHIF v3 MONAI Label plugin)",
         ))  # fmt: skip
         what = "everything" if caps.everything else "every class"
         tasks.append(LabelTask(
