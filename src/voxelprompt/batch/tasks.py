@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from voxelprompt.errors import PromptError, VoxelPromptError
 from voxelprompt.families.registry import DEFAULT_FAMILY
+from voxelprompt.inference.merge import merge_labels  # the one merger, shared with the server
 
 __all__ = [
     "Task",
@@ -244,40 +243,6 @@ def task_names(task: Task, classes: Sequence[int], family: str | None = None) ->
     name = family or task.family
     catalog = None if name is None else get_family(name).class_catalog()
     return value_names(classes, build_prompts(**task_prompt_kwargs(task), catalog=catalog), catalog)
-
-
-def merge_labels(
-    maps: Sequence[np.ndarray], names: Sequence[Mapping[int, str]], task_labels: Sequence[str] = ()
-) -> tuple[np.ndarray, dict[int, str]]:
-    """Merge per-task label maps (same shape) by the rule of this module: earlier tasks win.
-
-    Args:
-        maps: (I, J, K) integer label maps, in task order.
-        names: each map's label value -> name.
-        task_labels: the tasks' names, for messages.
-
-    Returns:
-        The merged map (the first map's dtype, widened when a later value needs it) and the
-        names of the values it holds.
-
-    Raises:
-        PromptError: one label value named differently by two tasks.
-    """
-    merged = np.zeros(maps[0].shape, dtype=np.result_type(*[m.dtype for m in maps]))
-    known: dict[int, tuple[str, str]] = {}
-    for i, (array, table) in enumerate(zip(maps, names, strict=True)):
-        who = (task_labels[i] if i < len(task_labels) else "") or f"task {i + 1}"
-        for value, name in table.items():
-            if value in known and known[value][0] != name:
-                raise PromptError(
-                    f"{known[value][1]} and {who} both write label {value} ({known[value][0]!r}, {name!r}); "
-                    "give one of them another label_value"
-                )
-            known.setdefault(value, (name, who))
-        free = merged == 0
-        merged[free] = array[free]
-    present = set(np.unique(merged).tolist()) - {0}
-    return merged, {v: known[v][0] for v in sorted(present) if v in known}
 
 
 def _task_from_mapping(values: Mapping[str, Any], where: str, index: int) -> Task:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from voxelprompt.batch.cases import Case
 from voxelprompt.batch.manifest import CaseRecord, file_sha256
-from voxelprompt.batch.tasks import ModelSpec, ResolvedTask, merge_labels, task_names
+from voxelprompt.batch.tasks import ModelSpec, ResolvedTask, task_names
+from voxelprompt.inference.merge import merge_labels
 from voxelprompt.errors import VoxelPromptError
 
 __all__ = ["CaseJob", "CaseResult", "process_case", "cached_model", "clear_model_cache"]

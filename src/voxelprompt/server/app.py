@@ -67,7 +67,8 @@ def create_app(service: SegmentationService, options: ServerOptions | None = Non
     app = FastAPI(title="voxelprompt", version=__version__, docs_url="/docs", redoc_url=None)
     app.state.service = service
     _error_replies(app)
-    app.include_router(monailabel_router(service, options.token))
+    monailabel = monailabel_router(service, options.token)
+    app.include_router(monailabel)
     nninteractive = nninteractive_router(service, options.extra.get("nninteractive"))
     app.state.leases = nninteractive.leases
     app.include_router(nninteractive)
@@ -87,7 +88,7 @@ def create_app(service: SegmentationService, options: ServerOptions | None = Non
             "version": __version__,
             "uptime_s": round(time.time() - service.started, 1),
             "models": [m.name for m in service.models],
-            "entries": list(service.tasks),  # the MONAI Label model entries of /info/
+            "entries": list(monailabel.tasks.all()),  # the MONAI Label model entries of /info/
             "sessions": len(service.sessions),
             "images": len(service.store.images()),
             "compute": {"running": gate.running, "waiting": gate.waiting, "served": gate.served, "refused_busy": gate.refused},
@@ -125,7 +126,7 @@ def create_app(service: SegmentationService, options: ServerOptions | None = Non
 
 def _budget_stats(service: SegmentationService) -> dict[str, Any]:
     """The memory budget's use for ``/healthz`` (``--memory-mb``), when the service has one."""
-    budget = getattr(service.sessions, "budget", None)
+    budget = service.budget
     if budget is None:
         return {}
     return {"memory_budget": {"limit_mb": round(budget.limit / 2**20, 1), "used_mb": round(budget.used / 2**20, 1)}}

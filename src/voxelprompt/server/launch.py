@@ -268,7 +268,9 @@ def describe(service: Any, url: str, datastore: Path, settings: ServeSettings) -
     if settings.itksnap != "off":
         who = "loopback clients only: this machine and ITK-SNAP's SSH tunnel" if settings.itksnap == "loopback" else "ANY client, without authentication"
         lines.append(f"  ITK-SNAP deep-learning extension at {url} ({who})")
-    for name, task in service.tasks.items():
+    from voxelprompt.server.monailabel.tasks import TaskTable
+
+    for name, task in TaskTable(service).all().items():
         lines.append(f"  model {name} ({task.kind}, {len(task.labels)} labels)")
     lines.append(f"  datastore: {datastore}{'' if settings.datastore else ' (temporary, deleted at exit)'}")
     lines.append("  token: required (Authorization: Bearer ...)" if settings.token else "  token: none")

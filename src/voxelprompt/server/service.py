@@ -1,28 +1,29 @@
 """The server's one inference API: loaded models, the image store, interactive sessions and the
-compute lock. The web layers (MONAI Label routes, the viewer) only parse, call and serialise, as
-SAM 2's demo backend does with its ``InferenceAPI``.
+compute lock, in voxelprompt's own terms (:class:`~voxelprompt.types.Prompts` on a stored image or
+a client's image, the family's capabilities, its class catalog). Protocol adapters (``monailabel/``,
+``nninteractive/``, ``itksnap/``, the viewer) only parse, call and serialise, as SAM 2's demo
+backend does with its ``InferenceAPI``; nothing here knows a protocol.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, BinaryIO
-
-import numpy as np
 
 from voxelprompt.api import NamedModel
 from voxelprompt.errors import InputError, PromptError
+from voxelprompt.server.classes import ModelClasses
 from voxelprompt.server.compute import ComputeGate
 from voxelprompt.server.datastore import ImageStore, NotFound, StoredImage
-from voxelprompt.server.monailabel.tasks import InferPlan, LabelTask, class_name, tasks_for
+from voxelprompt.server.plan import InferPlan, combine
 from voxelprompt.server.sessions import SessionPool
-from voxelprompt.types import OBJECT_ID, Segmentation, Volume
+from voxelprompt.types import Prompts, Segmentation, Volume
 
 if TYPE_CHECKING:
+    from voxelprompt.server.budget import MemoryBudget
     from voxelprompt.server.pacs import PacsBridge
 
 __all__ = ["InferResult", "SegmentationService"]
@@ -54,7 +55,7 @@ class SegmentationService:
     """Everything a request needs, shared by all clients of one server process.
 
     Args:
-        models: the loaded models (each listed under its tasks, :func:`tasks_for`).
+        models: the loaded models.
         store: uploaded images.
         sessions: interactive sessions by (model, image).
         gate: the compute lock every model call takes.
@@ -74,21 +75,56 @@ class SegmentationService:
         self.sessions = sessions
         self.gate = gate
         self.pacs = pacs
-        self.tasks: dict[str, LabelTask] = {t.name: t for m in self.models for t in tasks_for(m)}
+        self._taught: dict[str, dict[int, str]] = {}
+        #: Bumped whenever the served models change (:meth:`swap_model`): adapters that derive
+        #: tables from the models (MONAI Label's entries) rebuild them when it moves.
+        self.generation = 0
         self.started = time.time()
         #: Finetuning from the viewer (:class:`~voxelprompt.server.training.TrainingService`); None: off.
         self.training: Any = None
 
-    def task(self, name: str) -> LabelTask:
-        """The task called ``name``.
+    @property
+    def budget(self) -> MemoryBudget | None:
+        """The server's memory budget (``--memory-mb``), shared by sessions, leases and training."""
+        return self.sessions.budget
+
+    # ---- models ---------------------------------------------------------------------------------
+
+    def model(self, name: str) -> NamedModel:
+        """The served model called ``name``.
 
         Raises:
-            NotFound: no such model entry.
+            NotFound: no such model.
         """
-        task = self.tasks.get(name)
-        if task is None:
-            raise NotFound(f"unknown model {name!r}; this server has {', '.join(self.tasks)}")
-        return task
+        for model in self.models:
+            if model.name == name:
+                return model
+        raise NotFound(f"unknown model {name!r}; this server has {', '.join(m.name for m in self.models)}")
+
+    def classes(self, model: NamedModel | str) -> ModelClasses:
+        """Class names <-> ids of a served model (its family's catalog, the names it was taught)."""
+        model = self.model(model) if isinstance(model, str) else model
+        return ModelClasses(model, dict(self._taught.get(model.name, {})))
+
+    def swap_model(self, model: NamedModel, taught: Mapping[int, str] | None = None) -> None:
+        """Serve ``model`` in place of the loaded model of the same name (a finetuned version):
+        requests already running finish on the previous one, later ones get the new one, and
+        sessions of the previous weights are closed.
+
+        Args:
+            taught: class id -> name of the classes finetuning added to it (none: as loaded).
+
+        Raises:
+            NotFound: no loaded model has that name.
+        """
+        self.model(model.name)
+        self.models = [model if m.name == model.name else m for m in self.models]  # one assignment
+        self._taught[model.name] = {int(c): str(n) for c, n in (taught or {}).items()}
+        self.generation += 1
+        self.sessions.drop_model(model.name)
+        logger.info("model %s now serves %s", model.name, model.checkpoint)
+
+    # ---- images ---------------------------------------------------------------------------------
 
     def image(self, image_id: str) -> StoredImage:
         """The stored image ``image_id``, fetched from the PACS first when it is a series UID the
@@ -125,6 +161,26 @@ class SegmentationService:
             self.sessions.drop_image(record.image_id)  # a replaced image's sessions are stale
         return record
 
+    def forget_image(self, image_id: str) -> None:
+        """Delete an image and close its sessions.
+
+        Raises:
+            NotFound: no such image.
+        """
+        self.store.remove_image(image_id)
+        self.sessions.drop_image(image_id)
+
+    def end_session(self, session_id: str) -> Any:
+        """End a store session (an image kept for one client) and close its interactive sessions;
+        returns its record.
+
+        Raises:
+            NotFound: no such session.
+        """
+        record = self.store.remove_session(session_id)
+        self.sessions.drop_image(record.image_id)
+        return record
+
     def dicom_seg(self, result: InferResult, image_id: str, store: bool) -> tuple[bytes, dict[str, Any]]:
         """A result as DICOM-SEG of its PACS series, stored on the PACS when ``store``.
 
@@ -136,8 +192,8 @@ class SegmentationService:
             raise PromptError("DICOM-SEG output needs an image fetched from the PACS (serve --dicomweb URL; image=SeriesInstanceUID)")
         return self.pacs.dicom_seg(result.labels, image_id, result.label_names, store=store)
 
-    def rtstruct(self, result: InferResult, task_name: str, image_id: str, store: bool) -> tuple[bytes, dict[str, Any]]:
-        """A result of model entry ``task_name`` as RT-STRUCT of its PACS series, stored on the PACS
+    def rtstruct(self, result: InferResult, model_name: str, image_id: str, store: bool) -> tuple[bytes, dict[str, Any]]:
+        """A result of model ``model_name`` as RT-STRUCT of its PACS series, stored on the PACS
         when ``store``; marked when the demo model made it.
 
         Raises:
@@ -148,15 +204,33 @@ class SegmentationService:
         record = self.store.image(image_id)
         if self.pacs is None or record.provenance != "dicomweb":
             raise PromptError("RT-STRUCT output needs an image fetched from the PACS (serve --dicomweb URL; image=SeriesInstanceUID)")
-        demo = DEMO_MARK if self.task(task_name).model.segmenter.demo else None
+        demo = DEMO_MARK if self.model(model_name).segmenter.demo else None
         return self.pacs.rtstruct(result.labels, image_id, result.label_names, store=store, demo_mark=demo)
 
-    def infer(self, task_name: str, image_id: str, params: Mapping[str, Any]) -> InferResult:
-        """Run one request of a MONAI Label model entry on a stored image.
+    # ---- requests on stored images --------------------------------------------------------------
+
+    def check(self, model: NamedModel, prompts: Prompts, volume: Volume) -> None:
+        """The request's checks against the family's capabilities and the image grid, once,
+        before the compute lock (classes finetuning taught the model pass: the released
+        table's rules do not know them).
+
+        Raises:
+            PromptError: prompts the family cannot answer, or that do not fit ``volume``.
+        """
+        taught = self._taught.get(model.name, {})
+        kept = tuple(c for c in prompts.classes if c not in taught)
+        model.family.check_prompts(replace(prompts, classes=kept) if kept != prompts.classes else prompts, volume)
+
+    def infer(self, model_name: str, image_id: str, plan: InferPlan | Callable[[Volume], InferPlan]) -> InferResult:
+        """Run one request of model ``model_name`` on a stored image.
 
         Cheap checks (model, image, prompts against the image grid) run before the compute lock
         is taken; the session of this model on this image is opened on the first request and
         reused by later ones.
+
+        Args:
+            plan: the prompts and how their labels combine, or a function of the image that
+                builds them (a protocol whose fields need the image's grid, e.g. a roi).
 
         Raises:
             NotFound: an unknown model or image.
@@ -164,30 +238,66 @@ class SegmentationService:
             Busy: the compute queue is full.
         """
         started = time.perf_counter()
-        task = self.task(task_name)
+        model = self.model(model_name)
         record = self.image(image_id)
         volume = self.store.volume(image_id)
-        plan = task.plan(params, volume)
+        plan = plan(volume) if callable(plan) else plan
+        for prompts, _ in plan.steps:
+            self.check(model, prompts, volume)
         queued = time.perf_counter()
         # An open session hears of this request now, so its background pre-encoding gives way
         # while the request waits for its turn (and finishes a window the request needs).
-        known = self.sessions.peek(task.model.name, image_id, record.sha256)
-        announce = getattr(known, "foreground", None)
         first = plan.steps[0][0] if plan.steps else None
-        with announce(first) if announce is not None else contextlib.nullcontext(), self.gate.turn():
+        with self.sessions.announce(model.name, image_id, record.sha256, first), self.gate.turn():
             running = time.perf_counter()
             session, reused = self.sessions.get(
-                task.model.name, task.model.segmenter, image_id, record.sha256, lambda: volume,
-                task.model.family.viewer_session,
-            )  # fmt: skip
+                model.name, model.segmenter, image_id, record.sha256, lambda: volume, model.family.viewer_session
+            )
             results = [session.segment(prompts) for prompts, _ in plan.steps]
         done = time.perf_counter()
-        labels, names = _combine(plan, results, volume, lambda c: class_name(task.model, c))
+        labels, names = combine(plan, results, volume.shape, self.classes(model).name)
         notes = dict(plan.notes)
         notes["notes"] = [n for r in results for n in r.notes]
         seconds = {"wait": running - queued, "infer": done - running, "total": time.perf_counter() - started}
-        logger.info("infer %s on %r: %.3f s (session %s)", task_name, image_id, seconds["total"], "reused" if reused else "new")
-        return InferResult(volume.with_array(labels, source=f"result of {task_name}"), names, reused, seconds, notes)
+        logger.info("infer %s on %r: %.3f s (session %s)", model_name, image_id, seconds["total"], "reused" if reused else "new")
+        return InferResult(volume.with_array(labels, source=f"result of {model_name}"), names, reused, seconds, notes)
+
+    # ---- images a protocol's client holds (an nnInteractive lease, an ITK-SNAP session) ---------
+
+    def open_interactive(self, model_name: str, key: str, sha256: str, volume: Callable[[], Volume]) -> None:
+        """Pre-process and encode a client's image for model ``model_name`` now (one compute
+        turn), so its first click costs only the click's part. ``key`` names the image in the
+        session pool (unique per client); ``sha256`` its content.
+
+        Raises:
+            Busy: the compute queue is full. OverBudget, TooLargeError: no memory for the session.
+        """
+        model = self.model(model_name)
+        with self.gate.turn():
+            self.sessions.get(model.name, model.segmenter, key, sha256, volume, model.family.viewer_session)
+
+    def segment_interactive(
+        self, model_name: str, key: str, sha256: str, volume: Callable[[], Volume], prompts: Prompts
+    ) -> Segmentation:
+        """Segment a client's image (see :meth:`open_interactive`) with ``prompts``: checked once
+        against the family and the image, then answered by the image's session in one turn.
+
+        Raises:
+            PromptError: prompts the family cannot answer or that do not fit the image.
+            Busy: the compute queue is full.
+        """
+        model = self.model(model_name)
+        image = volume()
+        self.check(model, prompts, image)  # cheap checks before the compute lock
+        with self.gate.turn():
+            session, _ = self.sessions.get(model.name, model.segmenter, key, sha256, lambda: image, model.family.viewer_session)
+            return session.segment(prompts)
+
+    def close_interactive(self, key: str) -> None:
+        """Close the sessions on a client's image (its client left or sent another image)."""
+        self.sessions.drop_image(key)
+
+    # ---- shutdown -------------------------------------------------------------------------------
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Shut down: refuse later model work (503), let the running request finish (up to
@@ -198,61 +308,3 @@ class SegmentationService:
             self.training.close()
         self.gate.close(timeout_s)
         self.sessions.close()
-
-    def swap_model(self, model: NamedModel) -> None:
-        """Serve ``model`` in place of the loaded model of the same name (a finetuned version):
-        requests already running finish on the previous one, later ones get the new entries, and
-        sessions of the previous weights are closed.
-
-        Raises:
-            NotFound: no loaded model has that name.
-        """
-        names = [m.name for m in self.models]
-        if model.name not in names:
-            raise NotFound(f"unknown model {model.name!r}; this server has {', '.join(names)}")
-        self.models = [model if m.name == model.name else m for m in self.models]
-        self.tasks = {t.name: t for m in self.models for t in tasks_for(m)}  # one assignment: readers see old or new
-        self.sessions.drop_model(model.name)
-        logger.info("model %s now serves %s", model.name, model.checkpoint)
-
-    def forget_image(self, image_id: str) -> None:
-        """Delete an image and close its sessions.
-
-        Raises:
-            NotFound: no such image.
-        """
-        self.store.remove_image(image_id)
-        self.sessions.drop_image(image_id)
-
-
-def _combine(
-    plan: InferPlan, results: Sequence[Segmentation], volume: Volume, name: Callable[[int], str]
-) -> tuple[np.ndarray, dict[str, int]]:
-    """The reply's label map and names (``name``: class id -> name) from the steps' results (see :class:`InferPlan`)."""
-    out = np.zeros(volume.shape, dtype=np.uint16)
-    names: dict[str, int] = {}
-    for (prompts, value), result in zip(plan.steps, results, strict=True):
-        labels = np.asarray(result.labels.array)
-        if plan.dense:
-            lut = np.zeros(int(max(labels.max(initial=0), max(result.classes, default=0))) + 1, dtype=np.uint16)
-            for dense, c in enumerate(result.classes, start=1):
-                lut[c] = dense
-                names[name(c)] = dense
-            mapped = lut[labels]
-        elif value is not None:
-            mapped = np.where(labels != 0, value, 0).astype(np.uint16)
-        else:
-            mapped = labels.astype(np.uint16)
-            if prompts.classes or prompts.everything or prompts.text:
-                names.update({name(c): int(c) for c in result.classes})
-            else:  # an object from clicks alone
-                names["object"] = int(prompts.label_value or OBJECT_ID)
-        free = out == 0
-        out[free] = mapped[free]
-    if plan.names:
-        names = dict(plan.names)
-    if plan.crop is not None:
-        kept = np.zeros_like(out)
-        kept[plan.crop] = out[plan.crop]
-        out = kept
-    return out, names

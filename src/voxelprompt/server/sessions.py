@@ -5,28 +5,55 @@ the same image reuse that work (:meth:`voxelprompt.inference.protocol.Segmenter.
 a click costs only its click-dependent part. Sessions are keyed by the image's content hash as well
 as its id (a re-upload under the same name starts afresh), capped in number (the least recently
 used goes first), expire after an idle time, and each keeps its caches under a memory budget.
-A session that can pre-encode (VISTA3D with grid click windows) starts doing so in the background
-as soon as it is opened, giving way to every request (``turns``: the server's compute gate); a
-session leaving the pool is closed, which stops that thread. Each session is charged to the
+A session that pre-encodes (:class:`Preencoding`, a protocol any family's session may implement;
+VISTA3D's with grid click windows does) starts doing so in the background as soon as it is opened,
+giving way to every request (``turns``: the server's compute gate); a session leaving the pool is
+closed (:class:`Closable`), which stops that thread. Each session is charged to the
 server's memory budget before it opens (its cache budget plus twice its image's float32 bytes for
 the pre-processed copy); when the budget is full, the least recently used sessions are closed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ContextManager, Protocol, runtime_checkable
 
 from voxelprompt.inference.preencode import Turns
 from voxelprompt.server.budget import MemoryBudget
 from voxelprompt.inference.protocol import Segmenter, Session
-from voxelprompt.types import Volume
+from voxelprompt.types import Prompts, Volume
 
-__all__ = ["SessionPool", "PooledSession"]
+__all__ = ["Closable", "Preencoding", "SessionPool", "PooledSession"]
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """A session that holds something to release when it leaves the pool (threads, caches)."""
+
+    def close(self) -> None:
+        """Release what the session holds; it is not used again."""
+
+
+@runtime_checkable
+class Preencoding(Protocol):
+    """A session that can encode its image in the background before the clicks come.
+
+    ``can_preencode`` says whether this session's settings allow it; ``start_preencoding(turns)``
+    starts the background work, granted by ``turns`` (the compute gate); ``foreground(prompts)``
+    is held around a request, so the background work gives way (and finishes what it needs).
+    """
+
+    @property
+    def can_preencode(self) -> bool: ...
+
+    def start_preencoding(self, turns: Sequence[Turns] = ()) -> Any: ...
+
+    def foreground(self, prompts: Prompts | None = None) -> ContextManager[None]: ...
 
 
 @dataclass
@@ -123,7 +150,7 @@ class SessionPool:
         except BaseException:
             self._release([key])
             raise
-        if self.preencode and getattr(session, "can_preencode", False):
+        if self.preencode and isinstance(session, Preencoding) and session.can_preencode:
             session.start_preencoding(self.turns)
         with self._lock:
             self._sessions[key] = PooledSession(key, session, now, now, 1)
@@ -138,6 +165,14 @@ class SessionPool:
         with self._lock:
             pooled = self._sessions.get((model_key, image_id, image_sha256))
             return None if pooled is None else pooled.session
+
+    @contextlib.contextmanager
+    def announce(self, model_key: str, image_id: str, image_sha256: str, prompts: Prompts | None) -> Iterator[None]:
+        """Hold around a request that waits for its turn: the open session of this model on this
+        image (if it pre-encodes) gives way now and finishes a window ``prompts`` need."""
+        known = self.peek(model_key, image_id, image_sha256)
+        with known.foreground(prompts) if isinstance(known, Preencoding) else contextlib.nullcontext():
+            yield
 
     def drop_image(self, image_id: str) -> int:
         """Close every session on ``image_id``; returns how many."""
@@ -190,9 +225,8 @@ class SessionPool:
         """Close sessions that left the pool (stops their background pre-encoding) and release
         their memory charges."""
         for pooled in sessions:
-            close = getattr(pooled.session, "close", None)
-            if close is not None:
-                close()
+            if isinstance(pooled.session, Closable):
+                pooled.session.close()
         self._release([pooled.key for pooled in sessions])
 
     def _release(self, keys: Sequence[tuple[str, str, str]]) -> None:

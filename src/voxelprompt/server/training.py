@@ -27,7 +27,7 @@ import numpy as np
 
 from voxelprompt.errors import InputError, PromptError
 from voxelprompt.server.datastore import NotFound
-from voxelprompt.server.versions import ModelVersions, load_version
+from voxelprompt.server.versions import ModelVersions, load_version, taught_names
 
 if TYPE_CHECKING:
     from voxelprompt.api import NamedModel
@@ -236,7 +236,8 @@ class TrainingService:
         cards = versions.finished()
         if version != 0 and version not in cards:
             raise NotFound(f"model {named.name!r} has no version {version}; it has 0{''.join(f', {v}' for v in cards)}")
-        self.service.swap_model(load_version(self.originals[named.name], self.root / named.name, cards.get(version)))
+        card = cards.get(version)
+        self.service.swap_model(load_version(self.originals[named.name], self.root / named.name, card), taught_names(card))
         versions.activate(version)
         return self.versions(named.name)
 
@@ -246,27 +247,23 @@ class TrainingService:
             versions = ModelVersions(self.root / name)
             card = versions.finished().get(versions.active())
             if card is not None:
-                self.service.swap_model(load_version(self.originals[name], self.root / name, card))
+                self.service.swap_model(load_version(self.originals[name], self.root / name, card), taught_names(card))
 
     # ---- internals --------------------------------------------------------------------------
 
     def _model(self, name: str) -> NamedModel:
         loaded = {m.name: m for m in self.service.models}
-        named = loaded.get(name) or (self.service.task(name).model if name in self.service.tasks else None)
+        named = loaded.get(name)  # the MONAI Label routes give a model's name for its entries' names
         if named is None:
-            raise NotFound(f"unknown model {name!r}; this server has {', '.join(self.service.tasks)}")
+            raise NotFound(f"unknown model {name!r}; this server has {', '.join(loaded)}")
         if not named.family.capabilities.classes:
             raise InputError(f"model {name!r} ({named.family.name}) has no class head to teach; finetune a VISTA3D")
         return loaded[named.name]
 
-    @staticmethod
-    def classes_of(named: NamedModel) -> tuple[dict[int, str], dict[int, str]]:
+    def classes_of(self, named: NamedModel) -> tuple[dict[int, str], dict[int, str]]:
         """(id -> name of the classes ``named`` segments automatically, id -> name of those it learnt)."""
-        from voxelprompt.server.monailabel.tasks import class_name
-        from voxelprompt.types import Prompts
-
-        everything = named.segmenter.resolve_classes(Prompts(everything=True))
-        return {int(c): class_name(named, c) for c in everything}, dict(named.segmenter.taught_classes)
+        classes = self.service.classes(named)
+        return {int(c): classes.name(c) for c in classes.automatic()}, dict(classes.taught)
 
     def _checkpoint(self, named: NamedModel) -> Path:
         if named.checkpoint is not None:
@@ -337,7 +334,7 @@ class TrainingService:
             }  # fmt: skip
             new = load_version(self.originals[named.name], self.root / named.name, card)
             versions.finish(card)
-            self.service.swap_model(new)
+            self.service.swap_model(new, taught_names(card))
             versions.activate(number)
             task["status"] = "DONE"
             task["details"].append(f"version {number} serves {named.name}: learnt {', '.join(run.plan.new) or 'no new class'}")

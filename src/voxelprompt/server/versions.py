@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from voxelprompt.api import NamedModel
 
-__all__ = ["ModelVersions", "load_version"]
+__all__ = ["ModelVersions", "load_version", "taught_names"]
 
 
 class ModelVersions:
@@ -69,7 +69,7 @@ def load_version(original: NamedModel, root: Path, card: dict[str, Any] | None) 
         return original
     base = original.segmenter
     folder = Path(root) / f"v{card['version']}"
-    taught = {int(k): v for k, v in card["learnt"].items()}
+    taught = taught_names(card)
     profile = replace(base.profile, everything=tuple(card["everything"]))
     # The version knows what the original learnt plus what it was taught (and stays a demo model
     # when the original was one).
@@ -81,6 +81,12 @@ def load_version(original: NamedModel, root: Path, card: dict[str, Any] | None) 
         taught_classes=taught, learnt=known, demo=base.demo,
     )  # fmt: skip
     return NamedModel(original.name, original.family, folder / card["checkpoint"], segmenter)
+
+
+def taught_names(card: dict[str, Any] | None) -> dict[int, str]:
+    """Class id -> name of the classes a version was taught (its card's ``learnt``); {} for the
+    model as loaded (None)."""
+    return {} if card is None else {int(k): str(v) for k, v in card["learnt"].items()}
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:

@@ -7,9 +7,9 @@ entry id                        what a click segments
 ``<model>``                     an object from clicks alone (both families)
 ``<model>:<class>``             a family with class prompts (VISTA3D): that class, which the
                                 clicks edit (paper Algorithm 1); one entry per class the loaded
-                                model learnt
+                                model learnt, named by the family's class catalog
 ``<model>:<name>``              a family with text prompts only (SegVol): the name as its text
-                                prompt, with the clicks; one entry per catalog class name
+                                prompt, with the clicks; one entry per name of its catalog
 ==============================  ==================================================================
 
 ``<class>`` is the catalog name in lower case with ``_`` for spaces (``left_kidney``): ids go
@@ -22,11 +22,11 @@ never listed; "everything" is not offered (ITK-SNAP paints one label per reply).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from voxelprompt.api import NamedModel
-from voxelprompt.catalog import vista3d_catalog
+from voxelprompt.server.classes import ModelClasses
 
 __all__ = ["ModelEntry", "model_entries"]
 
@@ -38,7 +38,7 @@ class ModelEntry:
     Args:
         id: what ITK-SNAP shows and sends back.
         model: the loaded model.
-        classes: VISTA3D class ids every request of this entry prompts (empty: none).
+        classes: class ids (of the family's catalog) every request of this entry prompts (empty: none).
         text: the text prompt every request carries (None: none).
         interactions: ITK-SNAP interaction names this entry answers.
     """
@@ -57,10 +57,9 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "model"
 
 
-def model_entries(models: Sequence[NamedModel]) -> dict[str, ModelEntry]:
+def model_entries(models: Sequence[NamedModel], classes_of: Callable[[NamedModel], ModelClasses] = ModelClasses) -> dict[str, ModelEntry]:
     """Every entry of ``models``, in listing order (the first model's plain entry first: 4.4.0's
-    ``/start_session`` uses it)."""
-    catalog = vista3d_catalog()
+    ``/start_session`` uses it); ``classes_of`` gives a model's class names (the service's)."""
     entries: dict[str, ModelEntry] = {}
 
     def add(entry: ModelEntry) -> None:
@@ -76,9 +75,11 @@ def model_entries(models: Sequence[NamedModel]) -> dict[str, ModelEntry]:
         kinds = ("point", "scribble") + (("lasso",) if caps.box else ())
         base = _safe(model.name)
         add(ModelEntry(base, model, interactions=kinds))
+        classes = classes_of(model)
+        catalog = classes.catalog
         if caps.classes:
-            learnt = model.segmenter.learnt.classes
-            ids = sorted(learnt) if learnt is not None else sorted(catalog.names)
+            learnt = classes.learnt_ids()
+            ids = learnt if learnt is not None else sorted(catalog.names)
             for c in ids:
                 add(ModelEntry(f"{base}:{_safe(catalog.name(c).lower())}", model, classes=(c,), interactions=kinds))
         elif caps.text:

@@ -9,9 +9,10 @@ Both route generations: ITK-SNAP 4.4.0's (``/status``, ``/start_session``, ``/up
 ``/v2/end_session/{id}``, ``/v2/upload_raw/{id}``). Bodies: :mod:`.wire`; entries: :mod:`.entries`.
 
 An ITK-SNAP session is a lease (:mod:`voxelprompt.server.nninteractive.leases`: at most
-``max_leases``, reaped after ``idle_s`` without a request, its image charged to the memory budget)
-whose interactive session lives in the server's session pool (pre-encoding, idle expiry, budget),
-like an nnInteractive client's. Interactions accumulate on one object until ``reset_interactions``.
+``max_leases``, reaped after ``idle_s`` without a request, its image charged to the memory budget);
+its clicks and strokes become :class:`~voxelprompt.types.Prompts` on the lease's image, answered by
+:meth:`~voxelprompt.server.service.SegmentationService.segment_interactive` (the session pool,
+pre-encoding, compute gate and checks every protocol shares), like an nnInteractive client's. Interactions accumulate on one object until ``reset_interactions``.
 
 **Errors** are a JSON ``{"error": "<one line>"}`` with a 4xx/5xx status (400 bad input, 403 not
 served to this client, 404 unknown session or model, 413 too large, 503 busy with
@@ -177,8 +178,8 @@ class _Routes:
 
     def __init__(self, service: SegmentationService, limits: LeaseLimits) -> None:
         self.service = service
-        self.entries: dict[str, ModelEntry] = model_entries(service.models)
-        budget = getattr(service.sessions, "budget", None)
+        self.entries: dict[str, ModelEntry] = model_entries(service.models, service.classes)
+        budget = service.budget
         self.policy = UNTRUSTED.with_budget(budget.max_image_bytes if budget is not None else None)
         self.leases = LeaseManager(
             limits.max_leases, limits.idle_s, limits.idle_s, on_reap=self._closed, budget=budget, protocol="ITK-SNAP"
@@ -186,7 +187,7 @@ class _Routes:
 
     def _closed(self, lease: Lease) -> None:
         if lease.image_key:
-            self.service.sessions.drop_image(lease.image_key)
+            self.service.close_interactive(lease.image_key)
 
     # ---- sessions -------------------------------------------------------------------------------
 
@@ -234,7 +235,7 @@ class _Routes:
     def _set_image(self, lease: Lease, header: ImageHeader, data: bytes) -> None:
         with lease.lock:  # one body of this session decoded at a time
             if lease.image_key:
-                self.service.sessions.drop_image(lease.image_key)
+                self.service.close_interactive(lease.image_key)
             lease.volume = None
             self.leases.charge(lease, "image", extra=header.nbytes)  # before the voxels are allocated
             try:
@@ -247,8 +248,8 @@ class _Routes:
             lease.image_sha256 = hashlib.sha256(data).hexdigest()
             lease.prompts = self._fresh(self.entries[lease.model])
             self.leases.charge(lease, "image")
-            with self.service.gate.turn():  # pre-process and encode once, now
-                self._session(lease)
+            model = self.entries[lease.model].model.name  # pre-process and encode once, now
+            self.service.open_interactive(model, lease.image_key, lease.image_sha256, lambda: lease.volume)
 
     @staticmethod
     async def _parts(request: Request) -> tuple[ImageHeader, bytes]:
@@ -259,14 +260,6 @@ class _Routes:
             raise PromptError("the upload needs the multipart parts 'file' (gzip float32 buffer) and 'metadata' (JSON)")
         header = parse_metadata(metadata if isinstance(metadata, str) else await metadata.read())
         return header, await upload.read()
-
-    def _session(self, lease: Lease):
-        model = self.entries[lease.model].model
-        session, _ = self.service.sessions.get(
-            model.name, model.segmenter, lease.image_key, lease.image_sha256, lambda: lease.volume,
-            model.family.viewer_session,
-        )  # fmt: skip
-        return session
 
     # ---- interactions ---------------------------------------------------------------------------
 
@@ -331,9 +324,9 @@ class _Routes:
             volume = self._volume(lease)
             new = change(lease.prompts)
             prompts = new.to_prompts()
-            entry.model.family.check_prompts(prompts, volume)  # cheap checks before the compute lock
-            with self.service.gate.turn():
-                result = self._session(lease).segment(prompts)
+            result = self.service.segment_interactive(
+                entry.model.name, lease.image_key, lease.image_sha256, lambda: volume, prompts
+            )  # fmt: skip
             lease.prompts = new
             mask = np.asarray(result.labels.array) != 0
         return {"status": "success", "result": encode_mask(mask)}

@@ -21,6 +21,7 @@ from voxelprompt.server.activelearning import STRATEGIES
 from voxelprompt.server.datastore import NotFound
 from voxelprompt.server.fields import json_object
 from voxelprompt.server.monailabel.replies import infer_reply
+from voxelprompt.server.monailabel.tasks import TaskTable
 from voxelprompt.server.service import SegmentationService
 
 __all__ = ["monailabel_router"]
@@ -29,11 +30,14 @@ __all__ = ["monailabel_router"]
 def monailabel_router(service: SegmentationService, token: str | None = None) -> APIRouter:
     """The routes, bound to one service (``token``: the ``--token``, for the login routes)."""
     router = APIRouter()
+    tasks = TaskTable(service)
+    router.tasks = tasks  # type: ignore[attr-defined]
 
     @router.get("/info/", summary="Server, models and labels (MONAI Label app info)")
     def info() -> dict[str, Any]:
-        models = {name: task.info() for name, task in service.tasks.items()}
-        labels = list(dict.fromkeys(n for task in service.tasks.values() for n in task.labels))
+        entries = tasks.all()
+        models = {name: task.info() for name, task in entries.items()}
+        labels = list(dict.fromkeys(n for task in entries.values() for n in task.labels))
         # No top-level "config": 3D Slicer's module refuses servers that send one.
         return {
             "name": "voxelprompt",
@@ -83,7 +87,7 @@ def monailabel_router(service: SegmentationService, token: str | None = None) ->
 
     @router.post("/train/{model}", summary="Start few-shot finetuning of a model on the datastore's labels")
     def train_start(model: str, params: dict[str, Any] | None = Body(None)) -> dict[str, Any]:
-        return trainer().start(model, params or {})
+        return trainer().start(tasks.model_name(model), params or {})
 
     @router.post("/train/", summary="Start finetuning every model that can learn (MONAI Label's deprecated form)")
     def train_all(params: dict[str, Any] | None = Body(None)) -> dict[str, Any]:
@@ -101,11 +105,11 @@ def monailabel_router(service: SegmentationService, token: str | None = None) ->
 
     @router.get("/model/{model}/versions", summary="Finetuned versions of a model and the one served")
     def model_versions(model: str) -> dict[str, Any]:
-        return trainer().versions(model)
+        return trainer().versions(tasks.model_name(model))
 
     @router.put("/model/{model}/versions", summary="Serve another version of a model (0: as loaded)")
     def model_restore(model: str, version: int = Query(..., ge=0)) -> dict[str, Any]:
-        return trainer().restore(model, version)
+        return trainer().restore(tasks.model_name(model), version)
 
     @router.post("/activelearning/{strategy}", summary="The next image to label (first, random, confidence)")
     def next_sample(strategy: str, params: dict[str, Any] | None = Body(None)) -> dict[str, Any]:
@@ -175,9 +179,7 @@ def monailabel_router(service: SegmentationService, token: str | None = None) ->
 
     @router.delete("/session/{session_id}", summary="End a session")
     def delete_session(session_id: str) -> dict[str, Any]:
-        record = service.store.remove_session(session_id)
-        service.sessions.drop_image(record.image_id)
-        return _session_json(record)
+        return _session_json(service.end_session(session_id))
 
     # ---- inference ---------------------------------------------------------------------------
 
@@ -195,7 +197,7 @@ def monailabel_router(service: SegmentationService, token: str | None = None) ->
         if request.headers.get("content-type", "").startswith("application/json"):
             raise PromptError("send params as the multipart form field 'params' (MONAI Label's convention), not as a JSON body")
         values = json_object(params, "params")
-        service.task(model)  # an unknown model fails before any upload is kept
+        task = tasks.get(model)  # an unknown model fails before any upload is kept
         if label is not None:
             raise PromptError("a label input is not used by voxelprompt's models; send clicks or a roi in params")
         temporary = None
@@ -209,14 +211,14 @@ def monailabel_router(service: SegmentationService, token: str | None = None) ->
         else:
             raise PromptError("give image=ID, session_id=ID or a file to segment")
         try:
-            result = service.infer(model, image_id, values)
+            result = service.infer(task.model.name, image_id, lambda volume: task.plan(values, volume))
             if output == "dicom_seg" or values.get("store_dicom_seg"):
                 data, seg = service.dicom_seg(result, image_id, store=bool(values.get("store_dicom_seg")))
                 if output == "dicom_seg":
                     return Response(data, media_type="application/dicom", headers={"Content-Disposition": 'attachment; filename="seg.dcm"'})
                 result.notes["dicom_seg"] = seg
             if output == "rtstruct" or values.get("store_rtstruct"):
-                data, rt = service.rtstruct(result, model, image_id, store=bool(values.get("store_rtstruct")))
+                data, rt = service.rtstruct(result, task.model.name, image_id, store=bool(values.get("store_rtstruct")))
                 if output == "rtstruct":
                     return Response(data, media_type="application/dicom", headers={"Content-Disposition": 'attachment; filename="rtstruct.dcm"'})
                 result.notes["rtstruct"] = rt

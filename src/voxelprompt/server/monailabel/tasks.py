@@ -26,45 +26,27 @@ request, and a result depends on those clicks only, so ``reset_state`` needs no 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from voxelprompt.api import NamedModel
-from voxelprompt.catalog import vista3d_catalog
 from voxelprompt.errors import PromptError
 from voxelprompt.prompts import build_prompts
-from voxelprompt.types import Prompts, Volume
+from voxelprompt.server.classes import ModelClasses
+from voxelprompt.server.datastore import NotFound
+from voxelprompt.server.plan import InferPlan
+from voxelprompt.types import Volume
 
-__all__ = ["LabelTask", "InferPlan", "tasks_for", "class_name", "DEEPGROW", "SEGMENTATION", "VISTA3D"]
+if TYPE_CHECKING:
+    from voxelprompt.server.service import SegmentationService
+
+__all__ = ["LabelTask", "InferPlan", "TaskTable", "tasks_for", "DEEPGROW", "SEGMENTATION", "VISTA3D"]
 
 VISTA3D, SEGMENTATION, DEEPGROW = "vista3d", "segmentation", "deepgrow"
 #: Capabilities listed in ``/info/`` (voxelprompt's extension; clients ignore unknown keys).
 _CAPABILITY_NAMES = ("classes", "everything", "points", "negative_points", "box", "text", "zero_shot")
-
-
-@dataclass(frozen=True)
-class InferPlan:
-    """How one request runs: prompts in order and how their labels become reply values.
-
-    Args:
-        steps: ``(prompts, value)`` pairs; ``value`` None keeps the labels' own values, an int
-            paints every labelled voxel with it. An earlier step keeps its voxels.
-        dense: remap the labels' class ids to 1..N in the order the result lists its classes
-            (3D Slicer's segmentation models).
-        crop: (I, J, K) slices outside which the reply is 0 (a roi for a family without boxes).
-        binary: every labelled voxel becomes 1 (deepgrow).
-        names: reply value -> name when the steps define them (one text prompt per name).
-        notes: facts for the reply's ``params`` (e.g. ``roi_used``).
-    """
-
-    steps: tuple[tuple[Prompts, int | None], ...]
-    dense: bool = False
-    binary: bool = False
-    crop: tuple[slice, slice, slice] | None = None
-    names: dict[str, int] = field(default_factory=dict)
-    notes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,7 +56,7 @@ class LabelTask:
     Args:
         name: the entry's name (``/infer/{name}``).
         kind: :data:`VISTA3D`, :data:`SEGMENTATION` or :data:`DEEPGROW`.
-        model: the loaded model.
+        model: the loaded model; ``classes``: its class names (family catalog, taught names).
         labels: name -> reply value, as ``/info/`` lists them.
         config: options 3D Slicer shows in its table and sends back as ``params``.
     """
@@ -82,6 +64,7 @@ class LabelTask:
     name: str
     kind: str
     model: NamedModel
+    classes: ModelClasses
     labels: dict[str, int]
     description: str
     config: dict[str, Any] = field(default_factory=dict)
@@ -96,28 +79,22 @@ class LabelTask:
             "config": self.config,
             "family": self.model.family.name,
             "capabilities": [c for c in _CAPABILITY_NAMES if getattr(self.model.family.capabilities, c)],
-            "learnt_classes": _learnt(self.model.segmenter.learnt),
+            "learnt_classes": self.classes.learnt(),
             "demo": bool(self.model.segmenter.demo),
         }
 
     def plan(self, params: Mapping[str, Any], volume: Volume) -> InferPlan:
-        """The prompts of a request, checked against ``volume`` and the family's capabilities.
+        """The prompts of a request's ``params`` (the service checks them against ``volume`` and
+        the family's capabilities).
 
         Raises:
-            PromptError: fields of the wrong type, an unknown class, clicks outside the image,
-                or prompts the family cannot answer.
+            PromptError: fields of the wrong type, an unknown class, a roi outside the image.
         """
         if self.kind == VISTA3D:
-            plan = self._vista3d(params)
-        elif self.kind == SEGMENTATION:
-            plan = self._segmentation(params)
-        else:
-            plan = self._deepgrow(params, volume)
-        taught = _taught(self.model)  # the released table's rules do not know what finetuning added
-        for prompts, _ in plan.steps:
-            kept = tuple(c for c in prompts.classes if c not in taught)
-            self.model.family.check_prompts(replace(prompts, classes=kept) if kept != prompts.classes else prompts, volume)
-        return plan
+            return self._vista3d(params)
+        if self.kind == SEGMENTATION:
+            return self._segmentation(params)
+        return self._deepgrow(params, volume)
 
     # ---- the three request kinds ---------------------------------------------------------------
 
@@ -140,10 +117,15 @@ class LabelTask:
         names = _names(params.get("labels"))
         ids = _int_list(params.get("label_prompt"), "label_prompt")
         if caps.classes:
-            wanted = ids + [_class_index(self.model, n) for n in names]
-            prompts = build_prompts(wanted) if wanted else build_prompts((), everything=True)
+            wanted = ids + [self.classes.index(n) for n in names]
+            if wanted:
+                prompts = build_prompts(wanted)
+            elif caps.everything:
+                prompts = build_prompts((), everything=True)
+            else:  # a family without an everything set: every class it lists
+                prompts = build_prompts(self.classes.automatic())
             return InferPlan(steps=((prompts, None),), dense=True)
-        texts = list(dict.fromkeys(names + [vista3d_catalog().name(i) for i in ids] or list(self.labels)))
+        texts = list(dict.fromkeys(names + [self.classes.catalog.name(i) for i in ids] or list(self.labels)))
         steps = tuple((build_prompts((), text=t), value) for value, t in enumerate(texts, start=1))
         return InferPlan(steps=steps, names={t: v for v, t in enumerate(texts, start=1)})
 
@@ -160,13 +142,13 @@ class LabelTask:
             else:
                 crop, box, roi_used = tuple(slice(box[a], box[a + 3] + 1) for a in range(3)), None, "crop"
         label = params.get("label")
-        class_id = _catalog_index(label, self.model)
+        class_id = self.classes.find(label)
         new_structure = bool(params.get("new_structure", False))
         if class_id is not None and not new_structure:
             if caps.classes:
                 prompts = build_prompts([class_id], positive, negative, box=box)
             else:
-                prompts = build_prompts((), positive, negative, box=box, text=vista3d_catalog().name(class_id))
+                prompts = build_prompts((), positive, negative, box=box, text=self.classes.catalog.name(class_id))
         else:
             prompts = build_prompts((), positive, negative, box=box, new_structure=new_structure and caps.zero_shot)
         if not (prompts.points or prompts.box or prompts.text or prompts.classes):
@@ -176,44 +158,71 @@ class LabelTask:
         return InferPlan(steps=((prompts, 1),), binary=True, crop=crop, names={name: 1}, notes=notes)
 
 
-def _learnt(learnt: Any) -> dict[str, int] | None:
-    """Name -> id of the classes a model learnt (None: an open vocabulary), for ``/info/``."""
-    if learnt.classes is None:
-        return None
-    return {vista3d_catalog().name(c): c for c in sorted(learnt.classes)}
-
-
-def tasks_for(model: NamedModel) -> list[LabelTask]:
-    """The MONAI Label entries of a loaded model, from its family's capabilities."""
+def tasks_for(model: NamedModel, classes: ModelClasses | None = None) -> list[LabelTask]:
+    """The MONAI Label entries of a loaded model, from its family's capabilities and class names."""
+    classes = classes or ModelClasses(model)
     caps = model.family.capabilities
-    catalog = vista3d_catalog()
     tasks: list[LabelTask] = []
     if caps.classes:
-        segmenter: Any = model.segmenter
-        everything = segmenter.resolve_classes(Prompts(everything=True)) if caps.everything else ()
-        ids = {class_name(model, c): c for c in everything}
+        ids = {classes.name(c): c for c in classes.automatic()}
         tasks.append(LabelTask(
-            model.name, VISTA3D, model, ids,
+            model.name, VISTA3D, model, classes, ids,
             f"{model.name}: class prompts (label_prompt), 3D clicks (points, point_labels) and Algorithm 1 edits; "
-            "values are VISTA3D class ids (OHIF v3 MONAI Label plugin)",
+            "values are the class ids of the family's catalog (OHIF v3 MONAI Label plugin)",
         ))  # fmt: skip
+        what = "everything" if caps.everything else "every class"
         tasks.append(LabelTask(
-            f"{model.name}-segmentation", SEGMENTATION, model, {n: i for i, n in enumerate(ids, start=1)},
-            f"{model.name}: automatic segmentation, everything or the classes named in label_prompt / labels; dense values",
+            f"{model.name}-segmentation", SEGMENTATION, model, classes, {n: i for i, n in enumerate(ids, start=1)},
+            f"{model.name}: automatic segmentation, {what} or the classes named in label_prompt / labels; dense values",
         ))  # fmt: skip
     elif caps.text:
         default = ("liver", "spleen", "left kidney", "right kidney")
         tasks.append(LabelTask(
-            f"{model.name}-segmentation", SEGMENTATION, model, {n: i for i, n in enumerate(default, start=1)},
+            f"{model.name}-segmentation", SEGMENTATION, model, classes, {n: i for i, n in enumerate(default, start=1)},
             f"{model.name}: one text prompt per name in labels (default: {', '.join(default)}); dense values",
         ))  # fmt: skip
     if caps.points:
         what = "clicks" + (", a roi box" if caps.box else "") + (" and the segment name as text" if caps.text and not caps.classes else "")
         tasks.append(LabelTask(
-            f"{model.name}-interactive", DEEPGROW, model, {},
+            f"{model.name}-interactive", DEEPGROW, model, classes, {},
             f"{model.name}: interactive segmentation from {what}; binary mask (3D Slicer deepgrow)",
         ))  # fmt: skip
     return tasks
+
+
+class TaskTable:
+    """The entries of every model a service serves, rebuilt when its models change
+    (:attr:`~voxelprompt.server.service.SegmentationService.generation`)."""
+
+    def __init__(self, service: SegmentationService) -> None:
+        self.service = service
+        self._built: tuple[int, dict[str, LabelTask]] | None = None
+
+    def all(self) -> dict[str, LabelTask]:
+        """Entry name -> entry, in listing order."""
+        built = self._built
+        if built is None or built[0] != self.service.generation:
+            generation = self.service.generation
+            tasks = {t.name: t for m in self.service.models for t in tasks_for(m, self.service.classes(m))}
+            self._built = built = (generation, tasks)
+        return built[1]
+
+    def get(self, name: str) -> LabelTask:
+        """The entry called ``name``.
+
+        Raises:
+            NotFound: no such entry.
+        """
+        tasks = self.all()
+        task = tasks.get(name)
+        if task is None:
+            raise NotFound(f"unknown model {name!r}; this server has {', '.join(tasks)}")
+        return task
+
+    def model_name(self, name: str) -> str:
+        """The served model an entry (or a model's own name) stands for; an unknown name as given."""
+        task = self.all().get(name)
+        return task.model.name if task is not None else name
 
 
 # ---- request fields --------------------------------------------------------------------------
@@ -277,33 +286,3 @@ def _roi_box(roi: Any, volume: Volume) -> tuple[float, ...]:
 def _finite_number(value: Any) -> bool:
     """An int or a float other than NaN and infinity (JSON's ``NaN``, ``Infinity``), not a bool."""
     return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
-
-
-def _catalog_index(label: Any, model: NamedModel | None = None) -> int | None:
-    if not isinstance(label, str) or not label.strip():
-        return None
-    try:
-        return _class_index(model, label) if model is not None else vista3d_catalog().index(label)
-    except PromptError:
-        return None
-
-
-def _taught(model: NamedModel) -> dict[int, str]:
-    return getattr(model.segmenter, "taught_classes", None) or {}
-
-
-def class_name(model: NamedModel, class_id: int) -> str:
-    """The name of ``class_id`` for ``model``: a class finetuning taught it, else the catalog's."""
-    return _taught(model).get(int(class_id)) or vista3d_catalog().name(class_id)
-
-
-def _class_index(model: NamedModel, name: str) -> int:
-    """The id of a class name for ``model`` (its learnt classes first, then the catalog).
-
-    Raises:
-        PromptError: a name neither knows.
-    """
-    for c, learnt in _taught(model).items():
-        if isinstance(name, str) and learnt.lower() == name.strip().lower():
-            return c
-    return vista3d_catalog().index(name)

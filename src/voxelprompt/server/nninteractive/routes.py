@@ -2,9 +2,10 @@
 
 ``nnInteractive/inference/remote/`` of ``nninteractive-client`` 2.6 is the spec. Each served model
 answers under ``/nninteractive/<model name>``; the first model also under ``/nninteractive``. The
-client takes that URL as its server URL. Leases (:mod:`.leases`), the compute gate and the
-session pool are shared with the MONAI Label routes: a prediction takes ``service.gate.turn()``
-and a lease's interactive session lives in ``service.sessions``.
+client takes that URL as its server URL. The routes parse the wire format into
+:class:`~voxelprompt.types.Prompts` on the lease's image and call the service
+(:meth:`~voxelprompt.server.service.SegmentationService.segment_interactive`: checks, the compute
+gate and the session pool shared with every other protocol); leases are :mod:`.leases`.
 
 Replies of predictions (``add_*``, ``/predict``, ``/undo``) carry ``X-Meta`` ``{"ran_prediction",
 "bbox"}`` and, when voxels changed, the target buffer inside ``bbox`` (half-open, per axis) as a
@@ -61,10 +62,9 @@ def nninteractive_router(service: SegmentationService, limits: LeaseLimits | Non
 
     def close_session(lease: Lease) -> None:
         if lease.image_key:
-            service.sessions.drop_image(lease.image_key)
+            service.close_interactive(lease.image_key)
 
-    budget = getattr(service.sessions, "budget", None)
-    leases = LeaseManager(limits.max_leases, limits.idle_s, limits.liveness_s, on_reap=close_session, budget=budget)
+    leases = LeaseManager(limits.max_leases, limits.idle_s, limits.liveness_s, on_reap=close_session, budget=service.budget)
     router = APIRouter()
     router.leases = leases  # type: ignore[attr-defined]
     mounts = [(f"{PREFIX}/{m.name}", m) for m in service.models] + [(PREFIX, service.models[0])]
@@ -199,7 +199,7 @@ class _ModelRoutes:
             image = unpack(body, max_elements=self._max_image_voxels())
             volume = client_volume(image, meta.get("image_properties") or {})
             if lease.image_key:
-                self.service.sessions.drop_image(lease.image_key)
+                self.service.close_interactive(lease.image_key)
             lease.volume, lease.target, lease.history = None, None, []
             self.leases.charge(lease, "image and target buffer", extra=image.nbytes + image.size)
             lease.volume = volume
@@ -207,21 +207,14 @@ class _ModelRoutes:
             lease.image_sha256 = hashlib.sha256(np.ascontiguousarray(image).view(np.uint8)).hexdigest()
             lease.target = np.zeros(volume.shape, dtype=np.uint8)
             lease.prompts, lease.pending = ia.ObjectPrompts(), False
-            with self.service.gate.turn():  # pre-process and encode once, now
-                self._session(lease)
+            # pre-process and encode once, now
+            self.service.open_interactive(self.model.name, lease.image_key, lease.image_sha256, lambda: lease.volume)
         return {"original_image_shape": list(image.shape)}
 
     def _max_image_voxels(self) -> int:
         """Voxels of the largest image a client may send (``--max-image-mb`` as float32)."""
         budget = self.leases.budget
         return budget.max_image_bytes // 4 if budget is not None else MAX_ELEMENTS
-
-    def _session(self, lease: Lease):
-        m = self.model
-        session, _ = self.service.sessions.get(
-            m.name, m.segmenter, lease.image_key, lease.image_sha256, lambda: lease.volume, m.family.viewer_session
-        )
-        return session
 
     def set_target_buffer(self, payload: dict = Body(...), x_lease_token: str | None = Header(None)) -> dict:
         lease = self.lease(x_lease_token)
@@ -333,8 +326,9 @@ class _ModelRoutes:
         classes = payload.get("classes") or []
         if not isinstance(classes, list):
             raise PromptError(f"classes must be a list of class names or ids, got {classes!r}"[:200])
+        ids = self.service.classes(self.model.name).resolve(classes)  # the family's own class names
         text, everything = payload.get("text"), _flag(payload, "everything", False)
-        built = build_prompts(classes, text=text, everything=everything) if (classes or text or everything) else Prompts()
+        built = build_prompts(ids, text=text, everything=everything) if (classes or text or everything) else Prompts()
         run = _flag(payload, "run_prediction", True)
         return self._act(lease, lambda p: p.replace(classes=built.classes, text=built.text, everything=built.everything), run)
 
@@ -373,9 +367,9 @@ class _ModelRoutes:
                 lease.push(Step(lease.prompts))
                 lease.prompts, lease.pending = new, True
                 return self._reply(lease, None, ran=False)
-            self.model.family.check_prompts(prompts, volume)  # cheap checks before the compute lock
-            with self.service.gate.turn():
-                result = self._session(lease).segment(prompts)
+            result = self.service.segment_interactive(
+                self.model.name, lease.image_key, lease.image_sha256, lambda: volume, prompts
+            )  # fmt: skip
             labels = np.asarray(result.labels.array)
             values = labels if (prompts.everything or len(prompts.classes) > 1) else labels != 0
             values = values.astype(lease.target.dtype, copy=False)
