@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from voxelprompt.api import NamedModel
 from voxelprompt.errors import InputError, PromptError
+from voxelprompt.request import check_request
 from voxelprompt.server.classes import ModelClasses
 from voxelprompt.server.compute import ComputeGate
 from voxelprompt.server.datastore import ImageStore, NotFound, StoredImage
@@ -209,17 +210,22 @@ class SegmentationService:
 
     # ---- requests on stored images --------------------------------------------------------------
 
-    def check(self, model: NamedModel, prompts: Prompts, volume: Volume) -> None:
-        """The request's checks against the family's capabilities and the image grid, once,
-        before the compute lock (classes finetuning taught the model pass: the released
-        table's rules do not know them).
+    def check(self, model: NamedModel, prompts: Prompts, volume: Volume) -> Prompts:
+        """The request's checks (:func:`voxelprompt.request.check_request`: the family's
+        capabilities and rules, the image grid, the classes the weights learnt), once, before the
+        compute lock; the checked prompts are what the session is given. Classes finetuning taught
+        the model pass here (the released table's rules do not know them) and are checked by the
+        segmenter against its own table.
 
         Raises:
             PromptError: prompts the family cannot answer, or that do not fit ``volume``.
         """
         taught = self._taught.get(model.name, {})
         kept = tuple(c for c in prompts.classes if c not in taught)
-        model.family.check_prompts(replace(prompts, classes=kept) if kept != prompts.classes else prompts, volume)
+        if kept != prompts.classes:
+            check_request(model.family, replace(prompts, classes=kept), volume)
+            return prompts
+        return check_request(model.family, prompts, volume, model.segmenter.learnt)
 
     def infer(self, model_name: str, image_id: str, plan: InferPlan | Callable[[Volume], InferPlan]) -> InferResult:
         """Run one request of model ``model_name`` on a stored image.
@@ -242,8 +248,7 @@ class SegmentationService:
         record = self.image(image_id)
         volume = self.store.volume(image_id)
         plan = plan(volume) if callable(plan) else plan
-        for prompts, _ in plan.steps:
-            self.check(model, prompts, volume)
+        checked = [self.check(model, prompts, volume) for prompts, _ in plan.steps]
         queued = time.perf_counter()
         # An open session hears of this request now, so its background pre-encoding gives way
         # while the request waits for its turn (and finishes a window the request needs).
@@ -253,7 +258,7 @@ class SegmentationService:
             session, reused = self.sessions.get(
                 model.name, model.segmenter, image_id, record.sha256, lambda: volume, model.family.viewer_session
             )
-            results = [session.segment(prompts) for prompts, _ in plan.steps]
+            results = [session.segment(prompts) for prompts in checked]
         done = time.perf_counter()
         labels, names = combine(plan, results, volume.shape, self.classes(model).name)
         notes = dict(plan.notes)
@@ -288,7 +293,7 @@ class SegmentationService:
         """
         model = self.model(model_name)
         image = volume()
-        self.check(model, prompts, image)  # cheap checks before the compute lock
+        prompts = self.check(model, prompts, image)  # cheap checks before the compute lock
         with self.gate.turn():
             session, _ = self.sessions.get(model.name, model.segmenter, key, sha256, lambda: image, model.family.viewer_session)
             return session.segment(prompts)
