@@ -1,4 +1,4 @@
-"""Tests for voxelprompt.statistics: volumes, HU statistics, bounding boxes and 26-connected
+"""Tests for voxelprompt.measure (statistics): volumes, HU statistics, bounding boxes and 26-connected
 components checked against plain numpy on phantoms of known size; CSV, JSON and the cohort table."""
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from voxelprompt.errors import InputError
-from voxelprompt.statistics import (
+from voxelprompt.measure import (
     STATISTICS_COLUMNS,
     join_statistics_csv,
     structure_statistics,
+    structure_volumes,
     write_statistics_csv,
     write_statistics_json,
 )
@@ -78,6 +79,20 @@ def test_without_image_hu_fields_are_nan_and_absent_names_are_optional():
     with_absent = structure_statistics(labels, None, {1: "liver", 9: "spleen"}, include_absent=True)
     spleen = with_absent[-1]
     assert (spleen.label, spleen.voxels, spleen.volume_ml, spleen.components) == (9, 0, 0.0, 0)
+
+
+@pytest.mark.parametrize("oblique", [False, True])
+def test_printed_volumes_and_statistics_count_alike(oblique):
+    """The lines the commands print and the statistics files measure a label map one way."""
+    labels, ct = _phantom(oblique)
+    volumes = structure_volumes(labels)
+    records = structure_statistics(labels, ct)
+    assert [(v.label, v.voxels) for v in volumes] == [(r.label, r.voxels) for r in records] == [(1, 400), (4, 14)]
+    assert [v.ml for v in volumes] == pytest.approx([r.volume_ml for r in records], rel=1e-12)
+    negative = Volume(np.where(labels.array == 4, -1, 0).astype(np.int16), labels.affine)
+    for measure in (structure_volumes, structure_statistics):
+        with pytest.raises(InputError, match="label values must be >= 0, got -1"):
+            measure(negative)
 
 
 def test_image_off_the_grid_and_bad_labels_are_refused():

@@ -49,3 +49,40 @@ def test_pacs_errors_are_one_line_without_secrets(pacs, tmp_path, monkeypatch):
     secrets.write_text(f"{USER}:{PASSWORD}\n")
     monkeypatch.delenv("VOXELPROMPT_DICOMWEB_PASSWORD")
     assert parse_source(server.dicomweb, credentials=secrets).password == PASSWORD
+
+
+def test_pacs_client_retrieves_a_series_once_and_bounds_its_cache(pacs, tmp_path, monkeypatch):
+    """The one client of batch and the server: threads asking for one series retrieve it once,
+    and a size bound removes the least recently used other series."""
+    import threading
+
+    import voxelprompt.dicomweb.pacs as pacs_module
+    from voxelprompt.dicomweb import PacsClient
+
+    server, folder, study, series = pacs
+    calls = []
+    real = pacs_module.retrieve_series
+
+    def counted(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pacs_module, "retrieve_series", counted)
+    client = PacsClient(DicomWebSource(server.dicomweb, USER, PASSWORD), tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()  # made with its first series
+    assert client.study_of(series) == study and [s.series_uid for s in client.find("Modality=CT")] == [series]
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(client.series_folder(series, study))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [series] and got == [tmp_path / "cache" / series] * 3
+    assert np.array_equal(read_volume(got[0]).array, read_volume(folder).array)
+
+    stale = tmp_path / "bounded" / "stale"
+    stale.mkdir(parents=True)
+    (stale / "x.dcm").write_bytes(b"\0" * 2**20)
+    bounded = PacsClient(DicomWebSource(server.dicomweb, USER, PASSWORD), tmp_path / "bounded", max_cache_mb=0.5, folder_name=lambda uid: "s")
+    kept = bounded.series_folder(series)
+    assert kept == tmp_path / "bounded" / "s" and not stale.exists() and len(list(kept.iterdir())) == 20

@@ -220,7 +220,7 @@ def test_bad_options_are_user_errors(phantom_datalist, tmp_path, capsys):
 
 
 def test_vista3d_windows_map_to_input_boxes_that_cover_the_volume(ct_crop_path, tiny_net, tiny_spec):
-    from voxelprompt.evaluation.adapters import Vista3DEvalModel
+    from voxelprompt.families.vista3d.evaluation import Vista3DEvalModel
     from voxelprompt.evaluation.clicks import patch_center_clicks
     from voxelprompt.imageio import read_volume
     from voxelprompt.families.vista3d.inference.profiles import get_profile

@@ -13,7 +13,8 @@ from inference.segvol.segvol_fixtures import build_tiny_segvol
 from voxelprompt.catalog import vista3d_catalog
 from voxelprompt.data import PhantomConfig, write_phantom_dataset
 from voxelprompt.evaluation import runner as runner_module
-from voxelprompt.evaluation.adapters import RegionGrowModel, SegVolEvalModel
+from voxelprompt.evaluation.adapters import RegionGrowModel
+from voxelprompt.families.segvol.evaluation import SegVolEvalModel
 from voxelprompt.evaluation.datasets import load_dataset
 from voxelprompt.evaluation.runner import CORRECTION_STEPS, EvalConfig, evaluate
 from voxelprompt.families.segvol.inference import SegVolSegmenter

@@ -14,7 +14,9 @@ from cli_runner import script
 
 from voxelprompt.catalog import vista3d_catalog
 from voxelprompt.data import PhantomConfig, write_phantom_dataset
-from voxelprompt.evaluation.adapters import RegionGrowModel, SegVolEvalModel, Vista3DEvalModel
+from voxelprompt.evaluation.adapters import RegionGrowModel
+from voxelprompt.families.segvol.evaluation import SegVolEvalModel
+from voxelprompt.families.vista3d.evaluation import Vista3DEvalModel
 from voxelprompt.evaluation.datasets import LabelMapping, load_dataset, load_mapping
 from voxelprompt.evaluation.novel import is_novel, novel_id
 from voxelprompt.evaluation.runner import EvalConfig, evaluate

@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import logging
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from voxelprompt.datasets import IMAGE_SUFFIXES, Case, entry_case, image_stem, read_datalist
 from voxelprompt.errors import InputError
 
 __all__ = ["Case", "discover_cases", "cases_from_folders", "hash_files", "SERIES_ONLY", "SERIES_MOST_SLICES", "IMAGE_SUFFIXES"]
 
 logger = logging.getLogger(__name__)
-
-#: Image files a folder input is searched for (case-insensitive endings).
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
 
 #: ``--series`` rules for a DICOM case folder holding several series: ``only`` (the case fails,
 #: naming its series), ``most-slices`` (the series with most slices; ties: the first UID in sorted
@@ -36,42 +32,15 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _HASH_CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class Case:
-    """One input of a cohort.
-
-    Args:
-        case_id: stable, unique name from the path (letters, digits, ``._-``); the case's output
-            folder is ``OUT_DIR/<case_id>``.
-        path: an image file or a DICOM series folder.
-        files: the files whose bytes make the case, in a fixed order: the image file (for a
-            detached ``.nhdr`` header only the header: its data file is not hashed), or the
-            series' files.
-        series_uid: the DICOM series to read (None: the file, or the folder's only series).
-        error: why the case cannot run, found while listing (several DICOM series and no
-            rule that picks one); such a case is recorded as failed without being run.
-    """
-
-    case_id: str
-    path: Path
-    files: tuple[Path, ...]
-    series_uid: str | None = None
-    error: str | None = None
-
-    @property
-    def is_dicom(self) -> bool:
-        return self.path.is_dir()
-
-
 def discover_cases(input: str | os.PathLike, series: str = SERIES_ONLY) -> list[Case]:  # noqa: A002
-    """The cases an INPUT holds, sorted by case id.
+    """The cases an INPUT holds (:class:`~voxelprompt.datasets.Case`, ``name`` the case id), sorted by case id.
 
     * a folder holding ``.nii``/``.nii.gz``/``.nrrd``/``.nhdr`` files: one case per file (not
       searched recursively); case id: the file name without its ending.
     * any other folder: every folder below it (itself included) that directly holds DICOM files
       is one case (one series); case id: its path relative to INPUT, ``/`` written ``__``
       (the input folder itself: its own name).
-    * a ``.json`` datalist (MSD / VISTA style, see :mod:`voxelprompt.training.datalist`): the
+    * a ``.json`` datalist (MSD / VISTA style, see :mod:`voxelprompt.datasets.datalist`): the
       ``image`` of every entry of ``training``, ``validation`` and ``testing`` (entries may be
       plain path strings), relative to the JSON's folder; labels are ignored.
     * a ``.csv``: a column named ``image`` (or ``path``), else the first column of a file without
@@ -155,14 +124,6 @@ def _is_image(path: Path) -> bool:
     return path.name.lower().endswith(IMAGE_SUFFIXES) and not path.name.startswith(".")
 
 
-def _strip_suffix(name: str) -> str:
-    lower = name.lower()
-    for suffix in IMAGE_SUFFIXES:
-        if lower.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 def _safe_id(text: str) -> str:
     return _UNSAFE.sub("_", text.replace(os.sep, "__").replace("/", "__")).strip("._") or "case"
 
@@ -174,11 +135,11 @@ def _from_paths(paths: Sequence[Path], base: Path | None, ids: Sequence[str | No
     cases = []
     for i, path in enumerate(paths):
         given = ids[i] if ids else None
-        case_id = _safe_id(given) if given else _safe_id(_strip_suffix(str(path.relative_to(base))))
+        case_id = _safe_id(given) if given else _safe_id(image_stem(str(path.relative_to(base))))
         if path.is_dir():
             cases.append(_dicom_case(case_id, path, SERIES_ONLY))
         else:
-            cases.append(Case(case_id=case_id, path=path, files=(path,)))
+            cases.append(Case(image=path, name=case_id, files=(path,)))
     return cases
 
 
@@ -205,12 +166,12 @@ def _dicom_case(case_id: str, folder: Path, series: str) -> Case | None:
         return None
     chosen, error = _choose_series(found, series)
     if chosen is None:
-        return Case(case_id=case_id, path=folder, files=(), error=error)
+        return Case(image=folder, name=case_id, error=error)
     import SimpleITK as sitk
 
     files = tuple(Path(f) for f in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), chosen.uid))
     uid = chosen.uid if len(found) > 1 else None
-    return Case(case_id=case_id, path=folder, files=files, series_uid=uid)
+    return Case(image=folder, name=case_id, files=files, series_uid=uid)
 
 
 def _choose_series(found, series: str):
@@ -228,22 +189,14 @@ def _choose_series(found, series: str):
 
 
 def _datalist_images(path: Path) -> list[Path]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{path}: cannot read datalist ({' '.join(str(err).split())})") from err
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: a datalist is an object with 'training', 'validation' or 'testing' lists")
+    """The ``image`` of every entry of ``training``, ``validation`` and ``testing`` (plain path
+    strings allowed), resolved against the datalist's folder; labels are ignored."""
+    datalist = read_datalist(path)
     images = []
     for split in ("training", "validation", "testing"):
-        entries = data.get(split) or []
-        if not isinstance(entries, list):
-            raise InputError(f"{path}: '{split}' must be a list")
-        for i, entry in enumerate(entries):
-            image = entry if isinstance(entry, str) else entry.get("image") if isinstance(entry, dict) else None
-            if not isinstance(image, str) or not image:
-                raise InputError(f"{path}:{split}[{i}]: entry has no 'image' path")
-            images.append(path.parent / image)
+        for i, entry in enumerate(datalist.entries(split)):
+            name = datalist.entry_name(split, i)
+            images.append(entry_case(entry, path.parent, name, require_label=False, allow_string=True).image)
     return images
 
 

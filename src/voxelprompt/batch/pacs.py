@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from voxelprompt.batch.cases import Case, cases_from_folders
+from voxelprompt.batch.cases import cases_from_folders
+from voxelprompt.datasets import Case
+from voxelprompt.dicomweb import DicomWebSource, PacsClient, PacsError, is_uid, parse_source
 from voxelprompt.dicomweb.connection import SCHEME_PREFIX
-from voxelprompt.dicomweb import DicomWebSource, PacsError, connect, find_series, is_uid, parse_source, retrieve_series, series_study, store_instances
 
 __all__ = ["PacsCohort", "is_pacs_input", "pacs_cohort", "pacs_cases", "store_segmentations"]
 
@@ -93,22 +94,18 @@ def pacs_cases(cohort: PacsCohort, out_dir: Path) -> list[Case]:
         PacsError: the query matched nothing, a series is missing, refused credentials, an
             unreachable PACS.
     """
-    client = connect(cohort.source)
+    client = PacsClient(cohort.source, out_dir / PACS_FOLDER / "series")
     if cohort.query is not None:
-        found = [(s.study_uid, s.series_uid) for s in find_series(client, cohort.query)]
+        found = [(s.study_uid, s.series_uid) for s in client.find(cohort.query)]
         if not found:
             raise PacsError(f"the PACS query {cohort.query!r} matched no series at {cohort.source.url}")
     else:
-        found = [(series_study(client, uid), uid) for uid in cohort.series_uids]
-    root = out_dir / PACS_FOLDER / "series"
-    root.mkdir(parents=True, exist_ok=True)
+        found = [(client.study_of(uid), uid) for uid in cohort.series_uids]
     folders = {}
     for study_uid, series_uid in found:
-        folder = root / series_uid
-        if not folder.is_dir():
+        if not (client.cache / series_uid).is_dir():
             logger.info("retrieving series %s from %s", series_uid, cohort.source.url)
-            retrieve_series(client, series_uid, folder, study_uid)
-        folders[series_uid] = folder
+        folders[series_uid] = client.series_folder(series_uid, study_uid)
     return cases_from_folders(folders)
 
 
@@ -125,7 +122,7 @@ def store_segmentations(cohort: PacsCohort, out_dir: Path, case_ids: Sequence[st
 
     record = out_dir / PACS_FOLDER / "stored.json"
     stored = set(json.loads(record.read_text())) if record.exists() else set()
-    client = connect(cohort.source)
+    client = PacsClient(cohort.source, out_dir / PACS_FOLDER / "series")
     new = []
     for case_id in case_ids:
         path = out_dir / case_id / seg_name
@@ -134,7 +131,7 @@ def store_segmentations(cohort: PacsCohort, out_dir: Path, case_ids: Sequence[st
         seg = pydicom.dcmread(path)
         if seg.SOPInstanceUID in stored:
             continue
-        store_instances(client, [seg])
+        client.store([seg])
         stored.add(seg.SOPInstanceUID)
         new.append(seg.SOPInstanceUID)
         write_text(record, json.dumps(sorted(stored), indent=1))

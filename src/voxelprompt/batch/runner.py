@@ -313,7 +313,7 @@ def _commit(plan: CohortPlan, res: CaseResult, result: CohortResult, failures: d
 
 def _join_statistics(plan: CohortPlan) -> None:
     """``OUT_DIR/statistics.csv``: every finished case's table, in case id order, with a ``case`` column."""
-    from voxelprompt.statistics import join_statistics_csv
+    from voxelprompt.measure import join_statistics_csv
 
     cases = plan.manifest.cases
     tables = {cid: plan.out_dir / cid / STATISTICS_FILE for cid in sorted(cases) if STATISTICS_FILE in cases[cid].outputs}

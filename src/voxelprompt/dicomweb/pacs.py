@@ -8,6 +8,10 @@
   :func:`voxelprompt.imageio.read_volume` then reads with the same checks as a local DICOM folder
   (missing slices, gantry tilt, several series).
 * **STOW-RS** (:func:`store_instances`): a DICOM-SEG (or any instance) stored back.
+
+:class:`PacsClient` is the one client batch (:mod:`voxelprompt.batch.pacs`) and the server
+(:mod:`voxelprompt.server.pacs`) use: these calls on one connection, plus a folder of retrieved
+series that each series enters once (optionally bounded in size, least recently used out first).
 """
 
 from __future__ import annotations
@@ -16,15 +20,16 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from voxelprompt.dicomweb.connection import PacsError, pacs_errors
+from voxelprompt.dicomweb.connection import DicomWebSource, PacsError, connect, pacs_errors
 
-__all__ = ["SeriesRef", "find_series", "retrieve_series", "store_instances", "parse_query", "is_uid"]
+__all__ = ["PacsClient", "SeriesRef", "find_series", "retrieve_series", "store_instances", "parse_query", "is_uid"]
 
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)+$")
 #: QIDO attributes a query may filter on (DICOM keywords).
@@ -145,3 +150,78 @@ def store_instances(client: Any, datasets: Sequence[Any]) -> None:
     """
     with pacs_errors(client.source, "storing instances"):
         client.store_instances(list(datasets))
+
+
+class PacsClient:
+    """One PACS over DICOMweb with a folder of retrieved series.
+
+    Args:
+        source: the PACS (URL, credentials, timeouts).
+        cache: folder holding one sub-folder per retrieved series (created when the first one is).
+        max_cache_mb: size the retrieved series may take; beyond it the least recently used go
+            (None: unbounded, every series stays).
+        folder_name: the sub-folder name of a SeriesInstanceUID (default: the UID itself).
+
+    Raises:
+        MissingExtraError: dicomweb-client is not installed (the "pacs" extra).
+    """
+
+    def __init__(
+        self,
+        source: DicomWebSource,
+        cache: str | os.PathLike,
+        max_cache_mb: float | None = None,
+        folder_name: Callable[[str], str] = str,
+    ) -> None:
+        self.source = source
+        self.client = connect(source)
+        self.cache = Path(cache)  # created with its first series
+        self.max_bytes = None if max_cache_mb is None else int(max_cache_mb * 2**20)
+        self.folder_name = folder_name
+        self._lock = threading.Lock()
+        self._series_locks: dict[str, threading.Lock] = {}
+
+    def find(self, query: str | Mapping[str, str]) -> list[SeriesRef]:
+        """Series matching ``query`` (see :func:`find_series`)."""
+        return find_series(self.client, query)
+
+    def study_of(self, series_uid: str) -> str:
+        """The StudyInstanceUID of a series (see :func:`series_study`)."""
+        return series_study(self.client, series_uid)
+
+    def series_folder(self, series_uid: str, study_uid: str | None = None) -> Path:
+        """The folder of a retrieved series, retrieved now (WADO-RS) when the cache lacks it.
+
+        Two threads asking for one series retrieve it once; with ``max_cache_mb`` the least
+        recently used other series are removed once it is in.
+
+        Raises:
+            PacsError: no such series, refused credentials, an unreachable PACS.
+        """
+        folder = self.cache / self.folder_name(series_uid)
+        with self._lock:
+            lock = self._series_locks.setdefault(series_uid, threading.Lock())
+        with lock:
+            if not folder.is_dir():
+                self.cache.mkdir(parents=True, exist_ok=True)
+                retrieve_series(self.client, series_uid, folder, study_uid)
+                if self.max_bytes is not None:
+                    self._trim(keep=folder)
+            folder.touch()  # recently used
+        return folder
+
+    def store(self, datasets: Sequence[Any]) -> None:
+        """Store instances (e.g. a DICOM-SEG) with STOW-RS (see :func:`store_instances`)."""
+        store_instances(self.client, datasets)
+
+    def _trim(self, keep: Path) -> None:
+        folders = sorted((p for p in self.cache.iterdir() if p.is_dir() and p != keep), key=lambda p: p.stat().st_mtime)
+        total = sum(_size(p) for p in folders) + _size(keep)
+        while folders and total > self.max_bytes:
+            oldest = folders.pop(0)
+            total -= _size(oldest)
+            shutil.rmtree(oldest, ignore_errors=True)
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())

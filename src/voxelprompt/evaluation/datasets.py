@@ -1,6 +1,7 @@
 """Evaluation datasets: MSD ``dataset.json``, VISTA-style datalists and TotalSegmentator folders.
 
-Every dataset becomes a list of :class:`Case` records (image + label paths) and one
+Every dataset becomes a list of :class:`~voxelprompt.datasets.Case` records (image + label
+paths, read by the one datalist reader :mod:`voxelprompt.datasets.datalist`) and one
 :class:`LabelMapping` from the dataset's label values to model class ids (VISTA3D global
 indices, see :mod:`voxelprompt.catalog`). Label maps are read on the image's voxel grid
 (a label stored in another axis orientation of the same grid is reoriented to it).
@@ -33,12 +34,13 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from voxelprompt.catalog import CLASS_TABLE_SIZE, LAST_SUPPORTED, UNNAMED_IDS, vista3d_catalog
+from voxelprompt.datasets import Case, DatalistFile, entry_case, image_stem, read_datalist
 from voxelprompt.errors import InputError, PromptError, VoxelPromptError
 from voxelprompt.evaluation.novel import MAX_NOVEL_VALUE, is_novel, novel_id, novel_value
 from voxelprompt.imageio import align_to_grid, read_labels, read_volume
@@ -51,23 +53,6 @@ logger = logging.getLogger(__name__)
 #: Split keys tried in order when none is named (labelled splits first).
 SPLITS = ("validation", "testing", "test", "training")
 _NIFTI = (".nii.gz", ".nii")
-
-
-@dataclass(frozen=True)
-class Case:
-    """One evaluation case.
-
-    Args:
-        name: unique case name within its dataset (file stem).
-        image: CT image file or DICOM folder.
-        label: label map file on the same grid (possibly another axis orientation).
-        dataset: dataset name (the tables' first grouping level).
-    """
-
-    name: str
-    image: Path
-    label: Path
-    dataset: str
 
 
 @dataclass(frozen=True)
@@ -173,45 +158,41 @@ def load_dataset(
             return _totalseg_folder(path, mapping, name)
         else:
             raise InputError(f"{path}: a dataset folder needs dataset.json (MSD) or classes.json (TotalSegmentator)")
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(f"datalist {path}: not readable JSON ({err})") from None
-    if not isinstance(raw, dict):
-        raise InputError(f"datalist {path}: expected a JSON object with split keys, got {type(raw).__name__}")
+    file = read_datalist(path)
+    raw = file.data
     root = Path(base_dir) if base_dir is not None else path.parent
-    entries = _split_entries(raw, split, path)
-    tags = {str(e["dataset"]) for e in entries if e.get("dataset")}
+    entries = _split_entries(file, split)
+    tags = {str(e["dataset"]) for _, e in entries if e.get("dataset")}
     dataset_name = name or str(raw.get("name") or (tags.pop() if len(tags) == 1 else path.stem))
     cases = []
-    for i, entry in enumerate(entries):
-        image, label = root / str(entry["image"]), root / str(entry["label"])
-        cases.append(Case(name=_stem(image) or f"case{i}", image=image, label=label, dataset=dataset_name))
+    for i, (entry_name, entry) in enumerate(entries):
+        case = entry_case(entry, root, entry_name, default_dataset=dataset_name)
+        given = entry["image"][0] if isinstance(entry["image"], list) else entry["image"]  # named as given, links unresolved
+        cases.append(replace(case, name=image_stem(Path(str(given)).name) or f"case{i}", dataset=dataset_name))
     names = _label_names(raw.get("labels"), path.parent)
     return EvalDataset(dataset_name, _unique(cases), _build_mapping(mapping, names, dataset_name))
 
 
-def _split_entries(raw: dict, split: str | None, path: Path) -> list[dict]:
-    def labelled(key: str) -> list[dict]:
-        items = raw.get(key) or []
-        if not isinstance(items, list):
-            raise InputError(f"datalist {path}: {key!r} must be a list of entries")
-        out = []
-        for item in items:
-            if isinstance(item, dict) and "image" in item and item.get("label"):
-                image = item["image"][0] if isinstance(item["image"], list) else item["image"]
-                out.append({**item, "image": image})
-        return out
+def _split_entries(datalist: DatalistFile, split: str | None) -> list[tuple[str, dict]]:
+    """``(entry name, entry)`` of the labelled entries of ``split`` (None: the first of :data:`SPLITS`
+    that has any); other entries are passed over."""
+
+    def labelled(key: str) -> list[tuple[str, dict]]:
+        return [
+            (datalist.entry_name(key, i), item)
+            for i, item in enumerate(datalist.entries(key))
+            if isinstance(item, dict) and "image" in item and item.get("label")
+        ]
 
     if split is not None:
-        if split not in raw:
-            keys = [k for k in raw if isinstance(raw[k], list)]
-            raise InputError(f"datalist {path} has no split {split!r}; it has {', '.join(keys) or 'none'}")
+        if split not in datalist.data:
+            keys = datalist.splits()
+            raise InputError(f"datalist {datalist.path} has no split {split!r}; it has {', '.join(keys) or 'none'}")
         entries = labelled(split)
     else:
         entries = next((e for e in (labelled(k) for k in SPLITS) if e), [])
     if not entries:
-        raise InputError(f"datalist {path}: no entry with both 'image' and 'label' in split {split or SPLITS}")
+        raise InputError(f"datalist {datalist.path}: no entry with both 'image' and 'label' in split {split or SPLITS}")
     return entries
 
 
@@ -236,23 +217,15 @@ def _totalseg_folder(folder: Path, mapping: str | os.PathLike | None, name: str 
     names = _label_names("classes.json", folder)
     cases = []
     for label in sorted(folder.glob("*_seg.nii*")):
-        stem = _stem(label)[: -len("_seg")]
+        stem = image_stem(label.name)[: -len("_seg")]
         candidates = [folder / f"{stem}{s}" for s in _NIFTI] + [folder / stem]
         image = next((c for c in candidates if c.exists()), None)
         if image is not None:
-            cases.append(Case(name=stem, image=image, label=label, dataset=name or folder.name))
+            cases.append(Case(image=image, name=stem, label=label, dataset=name or folder.name))
     if not cases:
         raise InputError(f"{folder}: no image with a matching X_seg.nii.gz label")
     dataset_name = name or folder.name
     return EvalDataset(dataset_name, tuple(cases), _build_mapping(mapping, names, dataset_name))
-
-
-def _stem(path: Path) -> str:
-    base = path.name
-    for suffix in (*_NIFTI, ".nrrd", ".nhdr"):
-        if base.lower().endswith(suffix):
-            return base[: -len(suffix)]
-    return base
 
 
 def _unique(cases: list[Case]) -> tuple[Case, ...]:
@@ -261,7 +234,7 @@ def _unique(cases: list[Case]) -> tuple[Case, ...]:
     for case in cases:
         n = seen.get(case.name, 0)
         seen[case.name] = n + 1
-        out.append(case if n == 0 else Case(f"{case.name}_{n}", case.image, case.label, case.dataset))
+        out.append(case if n == 0 else replace(case, name=f"{case.name}_{n}"))
     return tuple(out)
 
 

@@ -8,14 +8,12 @@ PACS with STOW-RS.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import tempfile
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from voxelprompt.dicomweb import DicomWebSource, connect, is_uid, retrieve_series, store_instances
+from voxelprompt.dicomweb import DicomWebSource, PacsClient, is_uid
 from voxelprompt.server.datastore import ImageStore
 from voxelprompt.types import Volume
 
@@ -23,7 +21,7 @@ __all__ = ["PacsBridge"]
 
 
 class PacsBridge:
-    """Series of one PACS, fetched on demand.
+    """Series of one PACS, fetched on demand (through the one :class:`~voxelprompt.dicomweb.PacsClient`).
 
     Args:
         source: the PACS (URL, credentials, timeouts).
@@ -32,33 +30,20 @@ class PacsBridge:
     """
 
     def __init__(self, source: DicomWebSource, cache: Path, max_cache_mb: float = 4096) -> None:
+        self.pacs = PacsClient(source, cache, max_cache_mb, folder_name=_hashed)
         self.source = source
-        self.client = connect(source)
-        self.cache = Path(cache)
-        self.cache.mkdir(parents=True, exist_ok=True)
-        self.max_bytes = int(max_cache_mb * 2**20)
-        self._lock = threading.Lock()
-        self._series_locks: dict[str, threading.Lock] = {}
 
     def holds(self, image_id: str) -> bool:
         """Whether ``image_id`` can name a series of this PACS (it looks like a UID)."""
         return is_uid(image_id)
 
     def series_folder(self, series_uid: str) -> Path:
-        """The cached series (retrieved now when missing).
+        """The cached series (retrieved now when missing; see :meth:`PacsClient.series_folder`).
 
         Raises:
             PacsError: no such series, refused credentials, an unreachable PACS.
         """
-        folder = self.cache / hashlib.sha256(series_uid.encode()).hexdigest()[:32]
-        with self._lock:
-            lock = self._series_locks.setdefault(series_uid, threading.Lock())
-        with lock:  # two requests for one series retrieve it once
-            if not folder.is_dir():
-                retrieve_series(self.client, series_uid, folder)
-                self._trim(keep=folder)
-            folder.touch()  # recently used
-        return folder
+        return self.pacs.series_folder(series_uid)
 
     def fetch_into(self, store: ImageStore, series_uid: str) -> None:
         """Retrieve a series and add it to ``store`` under its UID (as NIfTI, on the reader's grid)."""
@@ -102,19 +87,10 @@ class PacsBridge:
             written = write(labels, folder, Path(tmp) / "derived.dcm", names, **options)
             data = written.path.read_bytes()
             if store:
-                store_instances(self.client, [pydicom.dcmread(written.path)])
+                self.pacs.store([pydicom.dcmread(written.path)])
         return data, {"series_uid": written.series_uid, "sop_instance_uid": written.instance_uid, "stored": store}
 
-    def _trim(self, keep: Path) -> None:
-        folders = sorted((p for p in self.cache.iterdir() if p.is_dir() and p != keep), key=lambda p: p.stat().st_mtime)
-        total = sum(_size(p) for p in folders) + _size(keep)
-        while folders and total > self.max_bytes:
-            oldest = folders.pop(0)
-            total -= _size(oldest)
-            shutil.rmtree(oldest, ignore_errors=True)
 
-
-def _size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-
-
+def _hashed(series_uid: str) -> str:
+    """The cache folder name of a series: 32 hex digits of its UID's sha256."""
+    return hashlib.sha256(series_uid.encode()).hexdigest()[:32]

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from voxelprompt.errors import InputError
-from voxelprompt.training.datalist import Case, load_datalist, load_datalists
+from voxelprompt.datasets import Case
+from voxelprompt.training.datalist import load_datalist, load_datalists
 from voxelprompt.families.vista3d.training.recipe import DataConfig, Recipe
 
 __all__ = ["training_cases", "validation_cases", "unlabeled_refusal", "case_weights", "case_probabilities"]
