@@ -1,4 +1,4 @@
-"""Writers for people: per-structure statistics (:mod:`voxelprompt.statistics`) and a PNG preview
+"""Writers for people: per-structure statistics (:mod:`voxelprompt.measure`) and a PNG preview
 (:func:`voxelprompt.visualize.overlay_file`)."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def write_statistics(context: OutputContext, path: Path) -> list[Path]:
     Raises:
         InputError: a file that cannot be written.
     """
-    from voxelprompt.statistics import structure_statistics, write_statistics_csv, write_statistics_json
+    from voxelprompt.measure import structure_statistics, write_statistics_csv, write_statistics_json
 
     records = structure_statistics(context.labels, context.image, context.label_names)
     table = write_statistics_csv(records, path)
