@@ -181,10 +181,11 @@ def prepare_segment(
         raise PromptError("nothing to segment: give classes, everything, clicks, a box or a text")
     opts = chosen.make_options(options)
     volume = read_ct(image, series_uid, policy)
+    checked = check_request(chosen, prompts, volume)  # the family's rules and the grid: before any weights are chosen
     if segmenter is None and checkpoint is None:
         checkpoint = choose_checkpoint(chosen) if choose_checkpoint is not None else default_checkpoint(None, chosen.name)
     learnt = segmenter.learnt if segmenter is not None else chosen.learnt(checkpoint)
-    checked = check_request(chosen, prompts, volume, learnt)
+    learnt.check(checked.classes, allow=checked.allow_unlearnt)  # what these weights learnt
     return SegmentRequest(chosen, checkpoint, volume, checked, opts, segmenter)
 
 

@@ -210,17 +210,19 @@ class ModelFamily:
             raise VoxelPromptError(f"bad {self.name} option value ({err})") from None
 
     def options_from_flags(self, given: Mapping[str, Any]) -> Any:
-        """This family's options record from ``given``: flag (``--engine``) -> value, as the command
-        line and batch tasks take them (:func:`option`).
+        """This family's options record from ``given``: flag (``--engine``) or field name
+        (``engine``) -> value, as the command line and batch tasks take them (:func:`option`).
 
         Raises:
             PromptError: a flag of another family, named with the flags this family takes.
             VoxelPromptError: a bad value (the record's own check).
         """
         own = {spec.flag: field for field, spec in option_specs(self.options).items()}
+        own.update({field: field for field in own.values()})  # a field's name is taken too (``mode``)
         foreign = [flag for flag in given if flag not in own]
         if foreign:
-            raise PromptError(f"{foreign[0]} is not an option of {self.name} (its options: {', '.join(sorted(own)) or 'none'})")
+            flags = ", ".join(spec.flag for spec in option_specs(self.options).values()) or "none"
+            raise PromptError(f"{foreign[0]} is not an option of {self.name} (its options: {flags})")
         return self.make_options({own[flag]: value for flag, value in given.items()})
 
     def load(self, checkpoint: Any = None, device: str = "cpu", options: Any = None, progress: bool = False) -> Any:
