@@ -29,8 +29,8 @@ def family_of_recipe(recipe: Any) -> ModelFamily:
     raise InputError(f"{type(recipe).__name__} is not a recipe of a registered model family")
 
 
-def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
-    """Plain JSON-ready data (tuples become lists, mappings dicts)."""
+def recipe_to_dict(recipe: Any) -> dict[str, Any]:
+    """A recipe of any family (a dataclass) as plain JSON-ready data (tuples become lists, mappings dicts)."""
 
     def plain(value: Any) -> Any:
         if dataclasses.is_dataclass(value):

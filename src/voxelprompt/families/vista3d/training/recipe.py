@@ -8,6 +8,7 @@ recipe file (JSON or YAML) names a ``base`` stage and overrides fields: ``voxelp
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
