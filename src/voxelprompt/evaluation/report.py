@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from voxelprompt.evaluation.novel import novel_value
-from voxelprompt.evaluation.results import COLUMNS, ResultRow, iter_final, overlay_name
-from voxelprompt.evaluation.runner import MODES, OVERLAY_DIR, STEPPED_MODES
+from voxelprompt.evaluation.results import COLUMNS, ResultRow, iter_final
+from voxelprompt.evaluation.config import MODES, STEPPED_MODES
+from voxelprompt.evaluation.overlays import OVERLAY_DIR, overlay_data_path
 from voxelprompt.imageio import write_text
 
 __all__ = ["write_report", "write_csv", "markdown_tables"]
@@ -286,7 +287,7 @@ def _box_plot(rows: Sequence[ResultRow], path: Path, title: str, plt) -> Path:
 
 
 def _overlay(row: ResultRow, out: Path, rank: int, plt) -> Path | None:
-    data_path = out / OVERLAY_DIR / "data" / f"{overlay_name(row)}.npz"
+    data_path = overlay_data_path(out, row)
     if not data_path.exists():
         return None
     data = np.load(data_path)

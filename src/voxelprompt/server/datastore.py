@@ -20,112 +20,51 @@ expiry) are images of this store with a session record beside them.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import re
 import secrets
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from voxelprompt.errors import InputError, VoxelPromptError
 from voxelprompt.imageio.policy import UNTRUSTED
+
+# The records and the index live in datastore_index; they stay importable from here.
+from voxelprompt.server.datastore_index import (
+    UPLOAD_SUFFIXES,
+    SessionRecord,
+    StoredImage,
+    StoredLabel,
+    check_id,
+    check_tag,
+    file_key,
+    read_index,
+    upload_suffix,
+    write_index,
+)
 from voxelprompt.types import Volume
 
 if TYPE_CHECKING:
     from voxelprompt.server.budget import MemoryBudget
 
-__all__ = ["NotFound", "StoredImage", "StoredLabel", "SessionRecord", "ImageStore", "UPLOAD_SUFFIXES", "read_index"]
-
-#: Image formats an upload may have (the reader's; a DICOM series is not uploaded file by file).
-UPLOAD_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
-_TAG = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_MAX_ID_CHARS = 256
-
+__all__ = [
+    "NotFound",
+    "StoredImage",
+    "StoredLabel",
+    "SessionRecord",
+    "ImageStore",
+    "UPLOAD_SUFFIXES",
+    "check_id",
+    "upload_suffix",
+    "read_index",
+]
 
 class NotFound(VoxelPromptError):
     """An image, label or session id the store does not hold (HTTP 404)."""
-
-
-@dataclass(frozen=True)
-class StoredLabel:
-    """A label map saved for an image under a tag (``final``, ``original``, ...)."""
-
-    tag: str
-    file: str
-    suffix: str
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class StoredImage:
-    """One image of the store.
-
-    Args:
-        image_id: the client's name for it.
-        file: file name inside ``<root>/images`` (derived from the id, never given by a client).
-        suffix: its format (one of :data:`UPLOAD_SUFFIXES`).
-        sha256: content hash of the file (sessions are keyed by it: a re-upload under the same
-            id is a new image).
-        shape: (I, J, K) voxels; ``spacing``: mm along i, j, k.
-        added: upload time (Unix seconds); ``info``: the client's ``params`` (never trusted).
-        labels: saved label maps by tag.
-        provenance: where the server got it: ``"upload"`` (a client sent it) or ``"dicomweb"``
-            (the server fetched it from its PACS); set by the server, never by a client.
-    """
-
-    image_id: str
-    file: str
-    suffix: str
-    sha256: str
-    shape: tuple[int, int, int]
-    spacing: tuple[float, float, float]
-    added: float
-    info: dict[str, Any] = field(default_factory=dict)
-    labels: dict[str, StoredLabel] = field(default_factory=dict)
-    provenance: str = "upload"
-
-
-@dataclass(frozen=True)
-class SessionRecord:
-    """A MONAI Label session: an image uploaded for one annotation session, kept until ``expiry``."""
-
-    session_id: str
-    image_id: str
-    created: float
-    expiry: float
-
-
-def check_id(image_id: str, what: str = "image id") -> str:
-    """``image_id`` if it is a usable name: 1-256 printable characters.
-
-    Raises:
-        InputError: empty, too long, or with control characters.
-    """
-    if not isinstance(image_id, str) or not image_id.strip():
-        raise InputError(f"{what} must be a non-empty string, got {image_id!r}")
-    if len(image_id) > _MAX_ID_CHARS or not image_id.isprintable():
-        raise InputError(f"{what} must be at most {_MAX_ID_CHARS} printable characters, got {image_id[:40]!r}...")
-    return image_id
-
-
-def upload_suffix(filename: str | None) -> str:
-    """The image format of an uploaded file name.
-
-    Raises:
-        InputError: a name without one of :data:`UPLOAD_SUFFIXES`.
-    """
-    name = (filename or "").lower()
-    for suffix in UPLOAD_SUFFIXES:
-        if name.endswith(suffix):
-            return suffix
-    raise InputError(
-        f"unsupported image file {filename!r}: upload NIfTI (.nii, .nii.gz) or NRRD (.nrrd)"
-    )
 
 
 class ImageStore:
@@ -199,7 +138,7 @@ class ImageStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        name = f"{_key(image_id)}-{secrets.token_hex(4)}{suffix}"  # a new file: the old one stays until the index moves on
+        name = f"{file_key(image_id)}-{secrets.token_hex(4)}{suffix}"  # a new file: the old one stays until the index moves on
         record = StoredImage(
             image_id=image_id, file=name, suffix=suffix, sha256=digest, shape=volume.shape,
             spacing=tuple(round(s, 6) for s in volume.spacing), added=time.time(), info=dict(info or {}),
@@ -287,8 +226,7 @@ class ImageStore:
             InputError: a bad tag, format or file, or a label map on another grid.
         """
         record = self.image(image_id)
-        if not _TAG.match(tag or ""):
-            raise InputError(f"label tag must be 1-64 letters, digits, '_' or '-', got {tag!r}")
+        check_tag(tag)
         suffix = upload_suffix(filename)
         tmp, _ = self._receive(upload, suffix, self.root / "labels")
         try:
@@ -307,7 +245,7 @@ class ImageStore:
             tmp.unlink(missing_ok=True)
             raise
         label = StoredLabel(
-            tag=tag, file=f"{_key(image_id)}.{tag}-{secrets.token_hex(4)}{suffix}", suffix=suffix, info=dict(info or {})
+            tag=tag, file=f"{file_key(image_id)}.{tag}-{secrets.token_hex(4)}{suffix}", suffix=suffix, info=dict(info or {})
         )  # fmt: skip
         with self._lock:
             record = self.image(image_id)
@@ -458,53 +396,4 @@ class ImageStore:
         self._images.update(read_index(self.root))
 
     def _save_index(self) -> None:
-        path = self.root / "index.json"
-        tmp = path.with_name(f".index.{secrets.token_hex(4)}.tmp")
-        images = [asdict(r) for r in self._images.values() if not r.image_id.startswith("session-")]
-        with open(tmp, "w") as file:
-            file.write(json.dumps({"images": images}, indent=1))
-            file.flush()
-            os.fsync(file.fileno())  # the data is on disk before the name points at it
-        os.replace(tmp, path)
-        _fsync_folder(self.root)
-
-def read_index(root: str | os.PathLike) -> dict[str, StoredImage]:
-    """The images (with their labels) a datastore folder's index names, by id, without opening the
-    store: read-only, so a command may read the folder of a running server (``voxelprompt
-    finetune``). Entries whose image file is gone are left out; a folder without an index has none.
-
-    Raises:
-        InputError: an index that is not a voxelprompt datastore index.
-    """
-    path = Path(root) / "index.json"
-    if not path.exists():
-        return {}
-    images: dict[str, StoredImage] = {}
-    try:
-        raw = json.loads(path.read_text())
-        for item in raw.get("images", []):
-            labels = {t: StoredLabel(**lab) for t, lab in item.pop("labels", {}).items()}
-            record = StoredImage(**{**item, "shape": tuple(item["shape"]), "spacing": tuple(item["spacing"]), "labels": labels})
-            if (Path(root) / "images" / record.file).exists():
-                images[record.image_id] = record
-    except (ValueError, TypeError, KeyError, AttributeError) as err:
-        raise InputError(f"{path}: not a voxelprompt datastore index ({err})") from None
-    return images
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _key(image_id: str) -> str:
-    return hashlib.sha256(image_id.encode("utf-8")).hexdigest()[:40]
+        write_index(self.root, list(self._images.values()))

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from voxelprompt.errors import InputError, VoxelPromptError
-from voxelprompt.families import DEFAULT_FAMILY, FAMILIES, ModelFamily, get_family
+from voxelprompt.families import DEFAULT_FAMILY, FAMILIES, get_family
+from voxelprompt.training.recipe_files import family_of_recipe, read_recipe_file, resolve_paths
 
 __all__ = ["load_recipe", "family_of_recipe", "train"]
 
@@ -21,11 +22,7 @@ def load_recipe(source: str | os.PathLike) -> Any:
     Raises:
         InputError: neither a known name nor a readable recipe file of a known family.
     """
-    from voxelprompt.families.vista3d.training.recipe import (
-        _resolve_paths,
-        read_recipe_file,
-        recipe_from_dict,
-    )
+    from voxelprompt.families.vista3d.training.recipe import recipe_from_dict
 
     path = Path(source)
     if not path.is_file():
@@ -43,19 +40,7 @@ def load_recipe(source: str | os.PathLike) -> Any:
     except VoxelPromptError:
         raise InputError(f"{path}: unknown recipe family {name!r} ({' or '.join(FAMILIES)})") from None
     recipe = recipe_from_dict(data, registry=family.recipe_registry(), default=family.recipe_class())
-    return _resolve_paths(recipe, path.parent)
-
-
-def family_of_recipe(recipe: Any) -> ModelFamily:
-    """The family whose recipe type ``recipe`` is.
-
-    Raises:
-        InputError: a recipe of no registered family.
-    """
-    for family in FAMILIES.values():
-        if isinstance(recipe, family.recipe_class()):
-            return family
-    raise InputError(f"{type(recipe).__name__} is not a recipe of a registered model family")
+    return resolve_paths(recipe, path.parent)
 
 
 def train(recipe: Any, resume: str | os.PathLike | bool = False, progress: bool = True) -> Any:

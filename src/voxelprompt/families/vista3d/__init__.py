@@ -19,7 +19,7 @@ FAMILY = ModelFamily(
         sessions=True, previous_mask=True, protocols=frozenset({"auto", "point", "auto+point", "iterative"}),
     ),  # fmt: skip
     options=Vista3DOptions,
-    loader="voxelprompt.families.vista3d.inference.segmenter:load",
+    loader="voxelprompt.families.vista3d.inference.loader:load",
     key_signature=("class_head.class_embeddings.weight", "image_encoder.encoder.conv_init.weight"),
     eval_adapter="voxelprompt.families.vista3d.evaluation:Vista3DEvalModel",
     recipes="voxelprompt.families.vista3d.training.recipe:RECIPE_REGISTRY",

@@ -22,6 +22,7 @@ from voxelprompt.imageio.validate import check_mask_grid
 from voxelprompt.families.segvol.inference.identify import Identification, identify_mask
 from voxelprompt.families.segvol.inference.preprocess import NormalizedVolume, PreparedVolume, normalize_volume
 from voxelprompt.families.segvol.inference.prompts import UserPrompts, check_prompts
+from voxelprompt.request import ensure_checked
 from voxelprompt.families.segvol.inference.zoom import InferenceMode, ZoomResult, full_sliding_window, zoom_out_zoom_in
 from voxelprompt.families.segvol.network import SegVol, build_segvol
 from voxelprompt.types import Prompts, Segmentation, Volume
@@ -157,7 +158,7 @@ class SegVolSegmenter:
         """
         with self.lock:
             start = time.perf_counter()  # after the lock: seconds count this call's own work
-            check_prompts(prompts, volume)  # fail fast, before pre-processing
+            prompts = ensure_checked(prompts, self.family, volume)  # fail fast, before pre-processing (trusted once checked)
             return self._segment(self.prepare(volume), prompts, self.model, start)
 
     def segment_prepared(

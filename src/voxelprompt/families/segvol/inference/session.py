@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from voxelprompt.inference.cache import CacheStats, LRUCache
-from voxelprompt.families.segvol.inference.segmenter import SegVolSegmenter
 from voxelprompt.families.segvol.network import SegVol
 from voxelprompt.types import Prompts, Segmentation, Volume
+
+if TYPE_CHECKING:  # the segmenter opens sessions: it imports this module, not the other way round
+    from voxelprompt.families.segvol.inference.segmenter import SegVolSegmenter
 
 __all__ = ["CacheStats", "CachingSegVol", "SegVolSession", "tensor_key"]
 

@@ -7,6 +7,8 @@ so that ``Invertd`` can map predictions back onto the input grid.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from monai.data import MetaTensor
@@ -23,9 +25,31 @@ from monai.transforms import (
 from voxelprompt.families.vista3d.inference.profiles import HU_MAX, HU_MIN, InferenceProfile
 from voxelprompt.types import Volume
 
-__all__ = ["IMAGE_KEY", "build_preprocessing", "volume_to_metatensor", "to_model_voxels", "mask_to_model"]
+__all__ = [
+    "IMAGE_KEY",
+    "PreparedVolume",
+    "build_preprocessing",
+    "volume_to_metatensor",
+    "to_model_voxels",
+    "mask_to_model",
+]
 
 IMAGE_KEY = "image"
+
+
+@dataclass(frozen=True)
+class PreparedVolume:
+    """A volume after the profile's pre-processing.
+
+    Args:
+        volume: the input (its grid is where results are written).
+        image: [1, H, W, D] pre-processed ``MetaTensor`` (model space, carries the inverse info).
+        batch: [1, 1, H, W, D] the same on the segmenter's device.
+    """
+
+    volume: Volume
+    image: torch.Tensor
+    batch: torch.Tensor
 
 
 def build_preprocessing(profile: InferenceProfile) -> Compose:

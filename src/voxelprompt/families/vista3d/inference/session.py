@@ -16,6 +16,7 @@ import contextlib
 import copy
 import math
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,14 +26,16 @@ from voxelprompt.inference.cache import CacheStats, LRUCache
 from voxelprompt.inference.preencode import LockTurns, Preencoder, Turns
 from voxelprompt.inference.sliding import pad_widths
 from voxelprompt.families.vista3d.inference.automatic import AutomaticMasks
-from voxelprompt.families.vista3d.inference.engine.point_head import (
-    FastPointHead,
-)
+from voxelprompt.families.vista3d.inference.click_windows import ClickWindows, build_click_windows
+from voxelprompt.families.vista3d.inference.engine.accumulate import window_grid
+from voxelprompt.families.vista3d.inference.engine.point_head import FastPointHead
 from voxelprompt.families.vista3d.inference.preprocess import to_model_voxels
 from voxelprompt.families.vista3d.inference.profiles import HU_MAX, HU_MIN
-from voxelprompt.families.vista3d.inference.segmenter import Vista3DSegmenter
-from voxelprompt.families.vista3d.inference.windows import grid_windows, pad_to_window
+from voxelprompt.families.vista3d.inference.windows import pad_to_window
 from voxelprompt.types import Prompts, Segmentation, Volume
+
+if TYPE_CHECKING:  # the segmenter opens sessions: it imports this module, not the other way round
+    from voxelprompt.families.vista3d.inference.segmenter import Vista3DSegmenter
 
 __all__ = ["InteractiveSession", "CacheStats"]
 
@@ -112,9 +115,9 @@ def _window_key(slices) -> tuple:
 class InteractiveSession:
     """One volume, many prompts: encode once, answer further clicks with the point head.
 
-    With ``click_windows="grid"`` the session can also encode its windows before any click, in a
-    background thread (:meth:`start_preencoding`), so that the first click in a window costs the
-    point head alone.
+    With grid click windows (known before the clicks) the session can also encode its windows
+    before any click, in a background thread (:meth:`start_preencoding`), so that the first click
+    in a window costs the point head alone.
 
     Args:
         segmenter: the loaded model and profile.
@@ -124,7 +127,9 @@ class InteractiveSession:
         click_windows: ``"centred"`` (default): MONAI's window centred on every click (labels
             identical to ``segmenter.segment``, but a click at a new place encodes a new window);
             ``"grid"``: clicks are answered in the fixed sliding-grid window that holds them, so
-            a click near earlier ones reuses an encoded window.
+            a click near earlier ones reuses an encoded window; or a
+            :class:`~voxelprompt.families.vista3d.inference.click_windows.ClickWindows` (resolved
+            once, by :func:`~voxelprompt.families.vista3d.inference.click_windows.build_click_windows`).
         edit_shown: an edit of a class starts from its voxels in the last class-prompt result
             this session returned (what the annotator sees), so it runs only its clicked windows;
             default: from its own automatic result, as a one-shot call does.
@@ -140,16 +145,14 @@ class InteractiveSession:
         segmenter: Vista3DSegmenter,
         volume: Volume,
         memory_budget_mb: float = 4096,
-        click_windows: str = "centred",
+        click_windows: str | ClickWindows = "centred",
         edit_shown: bool = False,
         preencode: bool = False,
     ) -> None:
-        if click_windows not in ("grid", "centred"):
-            raise VoxelPromptError(f"click_windows must be grid or centred, got {click_windows!r}")
+        self.click_windows = build_click_windows(click_windows)
         if not memory_budget_mb > 0:
             raise VoxelPromptError(f"memory_budget_mb must be a positive number, got {memory_budget_mb!r}")
         self.segmenter = segmenter
-        self.click_windows = click_windows
         self.stats = CacheStats()
         self.prepared = segmenter.prepare(volume)
         self._net = _SessionNet(segmenter.click_net(), int(memory_budget_mb * 2**20), self.stats)
@@ -164,8 +167,8 @@ class InteractiveSession:
 
     @property
     def can_preencode(self) -> bool:
-        """Whether :meth:`start_preencoding` applies (grid click windows)."""
-        return self.click_windows == "grid"
+        """Whether :meth:`start_preencoding` applies (click windows known ahead: the grid's)."""
+        return self.click_windows.known_ahead
 
     def start_preencoding(self, turns: Sequence[Turns] = ()) -> Preencoder:
         """Encode the grid windows in a background thread, nearest the body's centre first.
@@ -188,7 +191,7 @@ class InteractiveSession:
             VoxelPromptError: the session uses centred click windows (they depend on the clicks,
                 so there is nothing to encode ahead).
         """
-        if self.click_windows != "grid":
+        if not self.can_preencode:
             raise VoxelPromptError("pre-encoding needs click_windows='grid' (centred windows follow the clicks)")
         if self.preencoder is not None and self.preencoder.alive:
             return self.preencoder
@@ -220,8 +223,6 @@ class InteractiveSession:
         roi = self.segmenter.profile.roi_size
         if padded is None:
             padded, _ = pad_to_window(self.prepared.batch, roi)
-        from voxelprompt.families.vista3d.inference.engine.accumulate import window_grid
-
         image = padded[0, 0].detach().cpu()
         body = torch.nonzero(image > (-500.0 - HU_MIN) / (HU_MAX - HU_MIN)).double()
         shape = np.asarray(image.shape, dtype=np.float64)
@@ -264,8 +265,8 @@ class InteractiveSession:
             self._wanted = previous
 
     def _grid_keys(self, prompts: Prompts) -> frozenset:
-        """Keys of the grid windows ``prompts``' clicks are answered in (empty if none or not grid)."""
-        if self.click_windows != "grid" or prompts.points is None:
+        """Keys of the windows known ahead that ``prompts``' clicks are answered in (empty if none)."""
+        if not self.click_windows.known_ahead or prompts.points is None:
             return frozenset()
         try:
             shape = tuple(int(s) for s in self.prepared.batch.shape[-3:])
@@ -273,7 +274,8 @@ class InteractiveSession:
             padded_shape = tuple(n + b + a for n, (b, a) in zip(shape, widths))
             xyz = to_model_voxels(prompts.points.to_voxel(self.prepared.volume), self.prepared.image)
             xyz = xyz + np.asarray([b for b, _ in widths], dtype=np.float64)
-            return frozenset(_window_key(w.slices) for w in grid_windows(padded_shape, xyz, self.segmenter.profile))
+            windows = self.click_windows.windows(padded_shape, xyz, self.segmenter.profile)
+            return frozenset(_window_key(w.slices) for w in windows)
         except Exception:  # bad prompts: the request itself reports them
             return frozenset()
 

@@ -8,17 +8,17 @@ recipe file (JSON or YAML) names a ``base`` stage and overrides fields: ``voxelp
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from voxelprompt.catalog import CLASS_TABLE_SIZE
 from voxelprompt.errors import InputError
 from voxelprompt.families.vista3d.training.prompts import PromptConfig
 from voxelprompt.families.vista3d.training.transforms import PatchConfig
+# Family-neutral recipe files; kept importable from here, where VISTA3D callers look for them.
+from voxelprompt.training.recipe_files import read_recipe_file, recipe_to_dict, save_recipe
 
 __all__ = [
     "DataConfig",
@@ -265,21 +265,6 @@ RECIPE_REGISTRY: dict[str, Callable[..., Recipe]] = {
 }
 
 
-def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
-    """Plain JSON-ready data (tuples become lists, mappings dicts)."""
-
-    def plain(value: Any) -> Any:
-        if dataclasses.is_dataclass(value):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        if isinstance(value, Mapping):
-            return {str(k): plain(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [plain(v) for v in value]
-        return value
-
-    return plain(recipe)
-
-
 def _merge(cls: type, current: Any, changes: Mapping[str, Any], where: str) -> Any:
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(changes) - set(names))
@@ -333,59 +318,3 @@ def recipe_from_dict(
         else:
             raise InputError(f"recipe: unknown base {base_name!r} (one of {', '.join(registry)})")
     return _merge(type(base), base, data, "")
-
-
-def _resolve_paths(recipe: Any, folder: Path) -> Any:
-    def rel(p: str | None) -> str | None:
-        return None if p is None else str((folder / p).resolve()) if not Path(p).is_absolute() else p
-
-    mappings = recipe.data.label_mappings
-    data = dataclasses.replace(
-        recipe.data,
-        datalists=tuple(rel(p) for p in recipe.data.datalists),  # type: ignore[misc]
-        label_mappings=rel(mappings) if isinstance(mappings, str) else mappings,
-        synthetic_datalists=tuple(dataclasses.replace(s, path=rel(s.path)) for s in recipe.data.synthetic_datalists),
-    )
-    return dataclasses.replace(recipe, data=data, init=rel(recipe.init), output_dir=rel(recipe.output_dir))  # type: ignore[arg-type]
-
-
-def read_recipe_file(path: Path) -> dict[str, Any]:
-    """The mapping stored in a JSON or YAML recipe file.
-
-    Raises:
-        InputError: unreadable, unparsable, or not a mapping.
-    """
-    try:
-        text = path.read_text()
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml  # PyYAML, only needed for YAML recipes
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as err:  # JSON and YAML parsers raise their own types
-        raise InputError(f"{path}: cannot read recipe ({type(err).__name__}: {str(err)[:160]})") from err
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: a recipe is a mapping of fields")
-    return data
-
-
-def save_recipe(recipe: Any, path: str | os.PathLike) -> Path:
-    """Write a recipe of any family as JSON (``.json``) or YAML (``.yaml``/``.yml``); a recipe of
-    another family than the default records its ``family``."""
-    from voxelprompt.families import DEFAULT_FAMILY
-    from voxelprompt.training.recipes import family_of_recipe
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = recipe_to_dict(recipe)
-    family = family_of_recipe(recipe).name
-    if family != DEFAULT_FAMILY:  # load_recipe reads the family back from the file
-        data = {"family": family, **data}
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-    else:
-        path.write_text(json.dumps(data, indent=2) + "\n")
-    return path
