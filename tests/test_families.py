@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from voxelprompt.api import load_model, resolve_family
-from voxelprompt.errors import CheckpointError
+from voxelprompt.errors import CheckpointError, PromptError, VoxelPromptError
 from voxelprompt.families import FAMILIES, Capabilities, check_capabilities, family_of_keys, get_family, import_target
 from voxelprompt.imageio import read_volume
 from voxelprompt.inference.protocol import Segmenter, Session
@@ -73,12 +73,12 @@ def test_checkpoint_round_trip_recognition_and_strict_loading(family_checkpoint,
     torch.save({k: v for k, v in state.items() if k != first}, path.with_name("missing.pt"))
     torch.save({**state, first: torch.zeros(1)}, path.with_name("reshaped.pt"))
     for broken in ("missing.pt", "reshaped.pt"):
-        with pytest.raises(CheckpointError):
+        with pytest.raises(CheckpointError, match=rf"{broken}: not a "):  # names the file and what it is not
             load_model(path.with_name(broken), family.name, device="cpu")
     # another family's name for this checkpoint is refused, naming the right one
     for other in FAMILIES.values():
         if other is not family:
-            with pytest.raises(Exception, match=f"is a {family.name} checkpoint"):
+            with pytest.raises(CheckpointError, match=f"is a {family.name} checkpoint, not {other.name}"):
                 load_model(path, other.name, device="cpu")
 
 
@@ -105,16 +105,16 @@ def test_capabilities_refuse_what_a_family_cannot_do():
     for family in FAMILIES.values():
         caps = family.capabilities
         if not caps.box:
-            with pytest.raises(Exception, match="box prompts need a model family that has them"):
+            with pytest.raises(PromptError, match="box prompts need a model family that has them"):
                 check_capabilities(Prompts(box=Box((0, 0, 0), (1, 1, 1))), family)
         if not caps.classes:
-            with pytest.raises(Exception, match="class prompts need"):
+            with pytest.raises(PromptError, match="class prompts need a model family that has them"):
                 check_capabilities(Prompts(classes=(1, 3)), family)
             if caps.text:  # one class id is read as its catalog name
                 check_capabilities(Prompts(classes=(1,)), family)
         if not caps.everything:
-            with pytest.raises(Exception, match="everything prompts need"):
+            with pytest.raises(PromptError, match="everything prompts need a model family that has them"):
                 check_capabilities(Prompts(everything=True), family)
     assert get_family("VISTA3D") is FAMILIES["vista3d"]
-    with pytest.raises(Exception, match="unknown model family 'sam'"):
+    with pytest.raises(VoxelPromptError, match="unknown model family 'sam'; choose "):
         get_family("sam")

@@ -135,21 +135,62 @@ def test_bad_headers_exit_2_before_any_allocation(shape, expected, tiny_checkpoi
 # ---- read_only_output, missing_output_folder ----------------------------------------------------------------
 
 
+def _in_namespace(argv: list[str], *, root: bool, mount_ro: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``argv`` in a new user namespace (any user may create one where the kernel allows it)
+    with a private mount namespace.
+
+    Args:
+        root: be root inside the namespace (it may mount there); else an unmapped user, whom file
+            permissions bind even when the real user is root.
+        mount_ro: first mount a read-only tmpfs on this folder, seen by ``argv`` alone (needs ``root``).
+    """
+    if shutil.which("unshare") is None:
+        pytest.fail("util-linux unshare is needed (apt-get install util-linux)")
+    user = ["--user", "--map-root-user"] if root else ["--user"]
+    namespace = ["unshare", *user, "--mount", "--propagation", "private", "--"]
+    probe = subprocess.run([*namespace, "true"], capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:
+        pytest.skip(f"this kernel lets no user create namespaces: {probe.stderr.strip()}")
+    if mount_ro is not None:
+        shell = 'mount -t tmpfs -o ro tmpfs "$1" || exit 77; shift; exec "$@"'
+        namespace += ["sh", "-c", shell, "sh", str(mount_ro)]
+    done = subprocess.run([*namespace, *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 77, f"cannot mount a read-only tmpfs in the namespace: {done.stderr}"
+    return done
+
+
 def test_read_only_output_folder_is_one_line_exit_2(tmp_path):
-    """A real read-only file system: a tmpfs mounted read-only in a private mount namespace."""
-    if shutil.which("unshare") is None or os.geteuid() != 0:
-        pytest.skip("needs root and util-linux unshare to mount a read-only file system privately")
+    """A real read-only file system (a tmpfs mounted read-only in a private mount namespace): for
+    every user, root included."""
     ct = shared_file("data", "totalseg", "example_ct_sm.nii.gz")
     folder = tmp_path / "ro"
     folder.mkdir()
-    shell = 'mount -t tmpfs -o ro tmpfs "$1" 2>/dev/null || exit 77; shift; exec "$@"'
-    command = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", shell, "sh", str(folder)]
-    command += [str(SCRIPT), "segment", str(ct), "-o", str(folder / "seg.nii.gz"), "--classes", "liver"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    if done.returncode == 77:
-        pytest.skip(f"cannot mount a read-only file system here: {done.stderr.strip()}")
+    argv = [str(SCRIPT), "segment", str(ct), "-o", str(folder / "seg.nii.gz"), "--classes", "liver"]
+    done = _in_namespace(argv, root=True, mount_ro=folder)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
-    assert "cannot write into folder" in _error_line(done.stderr) and "read-only file system" in done.stderr
+    assert _error_line(done.stderr) == (
+        f"error: {folder / 'seg.nii.gz'}: cannot write into folder {folder} (read-only file system)"
+    )
+    assert not list(folder.iterdir())  # the mount was private: the real folder is untouched
+
+
+def test_folder_without_write_permission_is_one_line_exit_2(tmp_path):
+    """A folder whose permissions deny writing, run as a user they bind: root's right to override
+    them does not reach into a user namespace where it is not root."""
+    ct = shared_file("data", "totalseg", "example_ct_sm.nii.gz")
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        argv = [str(SCRIPT), "segment", str(ct), "-o", str(folder / "seg.nii.gz"), "--classes", "liver"]
+        done = _in_namespace(argv, root=False)
+    finally:
+        folder.chmod(0o755)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert _error_line(done.stderr) == (
+        f"error: {folder / 'seg.nii.gz'}: cannot write into folder {folder} (permission denied)"
+    )
+    assert not list(folder.iterdir())
 
 
 def test_missing_output_folder_is_created(tiny_checkpoint, tmp_path, capsys):

@@ -40,13 +40,27 @@ def test_segment_everything_writes_labels_on_the_input_grid(ct_crop_path, tiny_c
     assert "1 window," in out
 
 
-def test_segment_with_names_and_clicks(ct_crop_path, tiny_checkpoint, tmp_path, capsys):
+def test_segment_with_names_and_clicks(ct_crop_path, tiny_checkpoint, tmp_path, capsys, one_thread):
+    """The written map is the API's answer to the same class and clicks, on the input's grid."""
+    from voxelprompt import api
+    from voxelprompt.imageio import read_labels, read_volume
+
     out_path = tmp_path / "seg.nrrd"
     argv = ["segment", str(ct_crop_path), "-o", str(out_path), "-c", str(tiny_checkpoint), "--classes", "Liver",
             "--point", "20,20,10", "--negative-point", "5,5,5", "-q"]
     code, _, err = run(argv, capsys)
     assert code == 0, err
-    assert out_path.exists()
+    volume, written = read_volume(ct_crop_path), read_labels(out_path)
+    assert written.shape == volume.shape
+    np.testing.assert_allclose(written.affine, volume.affine, atol=1e-5)
+    assert set(np.unique(written.array).tolist()) == {0, 1}  # liver is class 1: found, and nothing else
+    model = api.load_model(tiny_checkpoint, device="cpu")
+    clicked = api.segment(volume, segmenter=model, classes=["liver"], points=[(20, 20, 10)], negative_points=[(5, 5, 5)])
+    np.testing.assert_array_equal(written.array, clicked.labels.array)
+    # the clicks were applied, at these voxels: the class alone, or the clicks elsewhere, differ
+    alone = api.segment(volume, segmenter=model, classes=["liver"]).labels.array
+    moved = api.segment(volume, segmenter=model, classes=["liver"], points=[(30, 10, 5)], negative_points=[(5, 5, 5)])
+    assert (written.array != alone).any() and (written.array != moved.labels.array).any()
 
 
 def _nifti(path, array, affine=None):
@@ -104,18 +118,41 @@ def test_bad_input_exits_2_with_one_line_and_no_output(case, ct_crop_path, tiny_
     assert not out_path.exists() and not (out_path.parent.exists() and any(out_path.parent.iterdir()))
 
 
-def test_segment_routes_segvol_prompts_to_segvol(ct_crop_path, tmp_path, capsys):
+def test_segment_routes_segvol_prompts_to_segvol(ct_crop_path, tmp_path, capsys, monkeypatch, one_thread):
     """A SegVol checkpoint is recognised without --model, and every SegVol option reaches it."""
+    from voxelprompt import api
+    from voxelprompt.families.segvol.inference import SegVolSegmenter
     from voxelprompt.families.segvol.network.builder import tiny_segvol
+    from voxelprompt.imageio import read_volume
 
+    net = tiny_segvol(seed=0)
     ckpt = tmp_path / "segvol.pth"
-    torch.save(tiny_segvol(seed=0).state_dict(), ckpt)
+    torch.save(net.state_dict(), ckpt)
+    built: list[SegVolSegmenter] = []  # every SegVol segmenter the command builds (a spy: the real one runs)
+    init = SegVolSegmenter.__init__
+
+    def recording_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        built.append(self)
+
+    monkeypatch.setattr(SegVolSegmenter, "__init__", recording_init)
     out = tmp_path / "o.nii.gz"
-    argv = ["segment", str(ct_crop_path), "-o", str(out), "-c", str(ckpt), "--text", "left kidney",
-            "--box", "1,2,3,30,30,15", "--point", "5,6,7", "--segvol-mode", "zoom-out", "--label-value", "7", "-q"]
+    argv = ["segment", str(ct_crop_path), "-o", str(out), "-c", str(ckpt), "--text", "left kidney", "--box",
+            "1,2,3,30,30,15", "--point", "5,6,7", "--segvol-mode", "sliding", "--overlap", "0.25", "--label-value", "7", "-q"]
     code, stdout, err = run(argv, capsys)
     assert code == 0, err
-    assert set(np.unique(np.asarray(nib.load(out).dataobj)).tolist()) <= {0, 7}
+    assert [(s.mode.value, s.overlap) for s in built] == [("sliding", 0.25)]  # the loaded model has the options
+    monkeypatch.undo()
+    written = np.asarray(nib.load(out).dataobj)
+    # the labels are those of SegVol with these options and prompts, and the options change them
+    prompts = {"text": "left kidney", "box": (1, 2, 3, 30, 30, 15), "points": [(5, 6, 7)], "label_value": 7}
+    volume = read_volume(ct_crop_path)
+    asked = api.segment(volume, segmenter=SegVolSegmenter(net, mode="sliding", overlap=0.25), **prompts)
+    default = api.segment(volume, segmenter=SegVolSegmenter(net), **prompts)
+    assert set(np.unique(written).tolist()) == {0, 7}
+    np.testing.assert_array_equal(written, asked.labels.array)
+    assert (asked.labels.array != default.labels.array).any() and asked.windows != default.windows
+    assert f"{asked.windows} windows," in stdout
     # an option of the other family is refused in one line
     code, _, err = run([*argv, "--engine", "fast"], capsys)
     assert code == 2 and "--engine is not an option of segvol (its options: --segvol-mode, --overlap)" in err

@@ -64,7 +64,11 @@ def test_demo_command_writes_files_and_scores_the_trained_model(tmp_path, capsys
     assert len(summary["organ_dice"]) >= len(ORGAN_CLASSES) - 2
     assert summary["mean_organ_dice"] > 0.2  # held-out mean 0.50 (model card); random weights ~0
     edit = summary["click_edit"]
-    assert edit["dice_after"] >= edit["dice_before"] - 0.02
+    # The edit must not lower Dice. At this seed it edits the worst organ, which the demo model
+    # misses (gallbladder, Dice 0.00 -> 0.00), so this cannot catch a lowering edit: see
+    # test_demo_click_edit_lowers_no_found_organ for the edit on organs the model does find.
+    assert edit["dice_after"] >= edit["dice_before"]
+    assert ("did not improve" in summary["verdicts"]["click_edit"]) == (edit["dice_after"] <= edit["dice_before"])
     assert "mean organ Dice" in out
     # the click edit is answered by the interactive session: only the clicked window runs
     assert summary["windows"]["everything"] > 1 and summary["windows"]["click_edit"] <= 1
@@ -74,3 +78,41 @@ def test_demo_command_writes_files_and_scores_the_trained_model(tmp_path, capsys
     for key, score in (("lesion_click", summary["lesion_click"]["dice"]), ("click_edit", edit["dice_after"])):
         assert ("FAILED" in verdicts[key]) == (score == 0), verdicts[key]
         assert verdicts[key] in out
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="the shipped demo model's corrective click lowers Dice (measured at seed 3001: spleen "
+    "0.484 -> 0.000, right lung upper lobe 0.672 -> 0.605); its MODEL_CARD.md: corrective clicks often make it worse",
+)
+def test_demo_click_edit_lowers_no_found_organ(one_thread) -> None:
+    """``voxelprompt demo``'s edit (one corrective click, Algorithm 1, from the shown everything
+    result) applied to every organ the demo model finds on the demo's phantom: none may get worse."""
+    from voxelprompt import api
+    from voxelprompt.evaluation.clicks import correction_click
+    from voxelprompt.types import Points, PointSpace, Prompts
+
+    seed = 3001
+    image, truth = make_phantom(PhantomConfig(shape=(128, 128, 192), seed=seed))
+    gt = np.asarray(truth.array)
+    session = api.load_model(default_checkpoint(), device="cpu").open_session(image, edit_shown=True)
+    pred = np.asarray(session.segment(Prompts(everything=True)).labels.array)
+    found, lowered = [], []
+    for organ in ORGAN_CLASSES:
+        target = gt == organ
+        before = dice(pred == organ, target)
+        fix = correction_click(pred == organ, target, rng=seed, strategy="center")
+        if not target.any() or before == 0 or fix is None:
+            continue
+        click = Points(np.asarray([fix.coord], np.float64), np.asarray([fix.label]), PointSpace.VOXEL)
+        answer = np.asarray(session.segment(Prompts(classes=(organ,), points=click)).labels.array)
+        edited = np.where(pred == organ, 0, pred)
+        edited[answer == organ] = organ
+        after = dice(edited == organ, target)
+        found.append(organ)
+        if after < before:
+            lowered.append(f"{organ}: {before:.3f} -> {after:.3f}")
+    assert len(found) >= 10  # the model finds most organs: the check covers them
+    assert not lowered, f"the click edit lowered Dice: {', '.join(lowered)}"

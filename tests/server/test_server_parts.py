@@ -18,6 +18,28 @@ from voxelprompt.server.sessions import SessionPool
 from voxelprompt.types import Volume
 
 
+class FakeClock:
+    """Wall and monotonic time that move only when a test advances them (no sleeping, no races)."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    """Stop the clock for one test: ``time.time`` and ``time.monotonic`` read ``clock.now``."""
+    fake = FakeClock()
+    monkeypatch.setattr(time, "time", fake)
+    monkeypatch.setattr(time, "monotonic", fake)
+    return fake
+
+
 @pytest.fixture(scope="module")
 def ct_bytes(tmp_path_factory) -> bytes:
     ct, _ = make_phantom(PhantomConfig(shape=(24, 20, 16), spacing=(8, 8, 8), seed=1))
@@ -58,11 +80,11 @@ def test_store_sweeps_what_a_killed_server_left(tmp_path, ct_bytes):
     assert sorted(p.name for p in (tmp_path / "images").iterdir()) == [store.image("kept").file]
 
 
-def test_store_evicts_oldest_and_labels_need_the_image_grid(tmp_path, ct_bytes):
+def test_store_evicts_oldest_and_labels_need_the_image_grid(tmp_path, ct_bytes, clock):
     store = ImageStore(tmp_path, max_images=2)
     for name in ("a", "b", "c"):
         store.add_image(name, io.BytesIO(ct_bytes), "x.nii.gz")
-        time.sleep(0.01)
+        clock.advance(1)
     assert [r.image_id for r in store.images()] == ["b", "c"]
     volume = store.volume("c")
     good = write_volume(volume.with_array(np.ones(volume.shape, np.uint8)), tmp_path / "l.nii.gz").read_bytes()
@@ -85,14 +107,16 @@ def test_store_evicts_oldest_and_labels_need_the_image_grid(tmp_path, ct_bytes):
     np.testing.assert_allclose(stored.affine, volume.affine, atol=1e-4)
 
 
-def test_sessions_expire(tmp_path, ct_bytes):
-    store = ImageStore(tmp_path, session_s=0.05)
+def test_sessions_expire(tmp_path, ct_bytes, clock):
+    store = ImageStore(tmp_path, session_s=60)
     record = store.add_session(io.BytesIO(ct_bytes), "s.nii.gz")
+    clock.advance(59)  # alive until its lifetime is over
     assert store.session(record.session_id).image_id == record.image_id
-    time.sleep(0.1)
-    with pytest.raises(NotFound, match="expired"):
+    assert [r.image_id for r in store.images()] == [record.image_id]
+    clock.advance(2)
+    with pytest.raises(NotFound, match=f"unknown or expired session '{record.session_id}'"):
         store.session(record.session_id)
-    assert store.images() == []
+    assert store.images() == [] and list((tmp_path / "images").iterdir()) == []  # its image went with it
 
 
 def test_gate_queues_then_refuses():
@@ -116,8 +140,10 @@ def test_gate_queues_then_refuses():
     entered.wait(5)
     threads.append(threading.Thread(target=waiter))
     threads[1].start()
-    while gate.stats.waiting < 1:
-        time.sleep(0.01)
+    deadline = time.monotonic() + 10
+    while gate.stats.waiting < 1:  # the waiter has queued (a real condition, with a deadline)
+        assert time.monotonic() < deadline, "the second caller never queued"
+        time.sleep(0.001)
     with pytest.raises(Busy) as info:  # the queue (1) is full
         with gate.turn():
             pass
@@ -145,16 +171,25 @@ class _FakeSegmenter:
         return object()
 
 
-def test_session_pool_reuses_caps_and_expires():
-    pool = SessionPool(max_sessions=2, idle_s=0.2, memory_budget_mb=64)
+def test_session_pool_reuses_caps_and_expires(clock):
+    pool = SessionPool(max_sessions=2, idle_s=60, memory_budget_mb=64)
     model = _FakeSegmenter()
     first, reused = pool.get("m", model, "a", "sha-a", lambda: None)
     assert not reused and pool.get("m", model, "a", "sha-a", lambda: None) == (first, True)
     assert not pool.get("m", model, "a", "sha-new", lambda: None)[1]  # re-uploaded: a new session
     pool.get("m", model, "b", "sha-b", lambda: None)
     assert len(pool) == 2 and model.opened == 3
-    time.sleep(0.3)
-    assert pool.expire() == 2 and len(pool) == 0
+    assert pool.peek("m", "a", "sha-a") is None  # the cap of 2 closed the least recently used
+    clock.advance(59)
+    assert pool.expire() == 0 and len(pool) == 2  # idle, but not for idle_s yet
+    b_session = pool.peek("m", "b", "sha-b")
+    assert pool.get("m", model, "b", "sha-b", lambda: None) == (b_session, True)  # a prompt: b is busy again
+    clock.advance(2)
+    assert pool.expire() == 1 and len(pool) == 1 and pool.peek("m", "b", "sha-b") is b_session
+    clock.advance(57)  # b was last used 59 s ago
+    assert pool.expire() == 0
+    clock.advance(2)
+    assert pool.expire() == 1 and len(pool) == 0
 
 
 def test_request_fields_are_checked():

@@ -85,7 +85,7 @@ def test_thin_volumes_are_padded_not_crashed(segmenter, slices):
 )
 def test_prompt_combinations(segmenter, ras_volume, prompts):
     result = segmenter.segment(ras_volume, replace(prompts, label_value=7))
-    assert result.labels.shape == ras_volume.shape and set(np.unique(result.labels.array)) <= {0, 7}
+    assert result.labels.shape == ras_volume.shape and set(np.unique(result.labels.array).tolist()) == {0, 7}
     assert result.windows >= 1 and result.classes == (7,)
 
 
@@ -166,23 +166,25 @@ def test_segmenter_implements_the_family_protocol(segmenter, ras_volume):
     assert np.array_equal(first.labels.array, second.labels.array)
 
 
-def test_registry_loader(tiny_segvol, tmp_path, monkeypatch):
+def test_registry_loader(tiny_segvol, ras_volume, tmp_path):
     with pytest.raises(CheckpointError, match="SegVol needs --checkpoint SegVol_v1.pth.*BAAI/SegVol on Hugging Face"):
         segmenter_module.load(None, "cpu", SegVolOptions(), False)
     with pytest.raises(CheckpointError, match="SegVol needs --checkpoint"):
         get_family("segvol").load(None)
-    seen = {}
-
-    def from_checkpoint(path, device="cpu", **kwargs):
-        seen.update(kwargs, path=path, device=device)
-        return SegVolSegmenter(tiny_segvol, device=device, **kwargs)
-
-    monkeypatch.setattr(SegVolSegmenter, "from_checkpoint", staticmethod(from_checkpoint))
-    loaded = get_family("segvol").load(tmp_path / "SegVol_v1.pth", "cpu", {"mode": "sliding", "overlap": 0.25})
+    path = tmp_path / "SegVol_v1.pth"
+    torch.save(tiny_segvol.state_dict(), path)
+    loaded = get_family("segvol").load(path, "cpu", {"mode": "sliding", "overlap": 0.25})
     assert isinstance(loaded, SegVolSegmenter) and loaded.mode.value == "sliding" and loaded.overlap == 0.25
-    assert seen == {
-        "path": tmp_path / "SegVol_v1.pth", "device": "cpu", "mode": "sliding", "overlap": 0.25, "progress": False
-    }
+    ours, theirs = loaded.model.state_dict(), tiny_segvol.state_dict()
+    assert list(ours) == list(theirs) and all(torch.equal(ours[k].cpu(), theirs[k]) for k in theirs)  # these weights
+    # the options are applied: labels and windows of a sliding pass at overlap 0.25, not the default's
+    prompts = PROMPTS["box+points"]
+    got = loaded.segment(ras_volume, prompts)
+    want = SegVolSegmenter(tiny_segvol, mode="sliding", overlap=0.25).segment(ras_volume, prompts)
+    default = SegVolSegmenter(tiny_segvol).segment(ras_volume, prompts)
+    np.testing.assert_array_equal(got.labels.array, want.labels.array)
+    assert got.windows == want.windows
+    assert (got.windows, got.labels.array.tobytes()) != (default.windows, default.labels.array.tobytes())
 
 
 def test_threads_sharing_a_segmenter_take_turns_and_get_sequential_results(ras_volume):

@@ -153,8 +153,13 @@ def test_research_profile_matches_monai_reference_on_real_ct(ct_crop_path, tiny_
 @EXACT_ENGINES
 def test_bundle_profile_on_a_crop_smaller_than_one_window(ct_crop_path, tiny_net, tiny_spec, engine):
     seg = Vista3DSegmenter(tiny_net, tiny_spec, profile=get_profile("bundle").with_roi(ROI), engine=engine)
-    ours = seg.segment(read_volume(ct_crop_path), Prompts(classes=(1, 3)))
+    volume = read_volume(ct_crop_path)
+    ours = seg.segment(volume, Prompts(classes=(1, 3)))
     ref, margin = reference_labels(ct_crop_path, tiny_net, (1, 3), bundle_reference_transforms(), 0.25, "constant")
+    # an empty reference would let empty labels pass: both prompted classes must be in it
+    assert set(np.unique(ref).tolist()) == {0, 1, 3}, np.unique(ref)
+    assert ours.labels.shape == volume.shape
+    np.testing.assert_array_equal(ours.labels.affine, volume.affine)
     assert_equal_up_to_near_ties(ours.labels.array, ref, margin)
 
 
