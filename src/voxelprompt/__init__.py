@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from voxelprompt._version import __version__
 
 __all__ = ["__version__", "load_model", "segment", "prepare_segment", "run_segment", "open_session", "identify"]
 

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from voxelprompt import __version__
+from voxelprompt._version import __version__
 from voxelprompt.errors import VoxelPromptError
 
 __all__ = ["app", "main"]

@@ -167,7 +167,7 @@ def write_dicom_seg(
     instance_uid = instance_uid or str(generate_uid())
     when = content_datetime or datetime.now()
     if algorithm_version is None:
-        from voxelprompt import __version__ as algorithm_version
+        from voxelprompt._version import __version__ as algorithm_version
     algorithm = hd.AlgorithmIdentificationSequence(
         name=algorithm_name, family=codes.cid7162.ArtificialIntelligence, version=algorithm_version
     )

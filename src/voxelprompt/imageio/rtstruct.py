@@ -201,7 +201,7 @@ def write_rtstruct(
     ordered = series.datasets
     first = ordered[0]
     if algorithm_version is None:
-        from voxelprompt import __version__ as algorithm_version
+        from voxelprompt._version import __version__ as algorithm_version
     digest = _content_digest(array, {v: str(label_names[v]) for v in values}, algorithm_name, algorithm_version, demo_mark)
     series_uid = series_uid or derive_uid("voxelprompt RTSTRUCT series", str(first.SeriesInstanceUID), digest)
     instance_uid = instance_uid or derive_uid("voxelprompt RTSTRUCT instance", str(first.SeriesInstanceUID), digest)

@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from voxelprompt import __version__
+from voxelprompt._version import __version__
 from voxelprompt.dicomweb.connection import PacsError
 from voxelprompt.errors import TooLargeError, VoxelPromptError
 from voxelprompt.server.compute import Busy

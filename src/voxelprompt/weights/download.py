@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from voxelprompt import __version__
+from voxelprompt._version import __version__
 from voxelprompt.errors import WeightsError, WeightsUnreachable
 from voxelprompt.weights.cache import part_path, weight_path
 from voxelprompt.weights.registry import WeightFile

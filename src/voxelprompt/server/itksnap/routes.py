@@ -40,7 +40,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.datastructures import UploadFile
 
-from voxelprompt import __version__
+from voxelprompt._version import __version__
 from voxelprompt.errors import PromptError, TooLargeError, VoxelPromptError
 from voxelprompt.imageio.policy import UNTRUSTED
 from voxelprompt.server.compute import Busy

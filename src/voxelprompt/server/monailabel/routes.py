@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Body, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from voxelprompt import __version__
+from voxelprompt._version import __version__
 from voxelprompt.errors import InputError, PromptError
 from voxelprompt.outputs import OUTPUT_FORMATS
 from voxelprompt.server.activelearning import STRATEGIES

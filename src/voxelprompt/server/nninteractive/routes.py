@@ -27,7 +27,7 @@ from fastapi import APIRouter, Body, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from voxelprompt import __version__
+from voxelprompt._version import __version__
 from voxelprompt.api import NamedModel
 from voxelprompt.errors import PromptError
 from voxelprompt.prompts import check_points_inside
