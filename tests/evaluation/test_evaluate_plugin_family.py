@@ -61,6 +61,8 @@ def test_evaluate_runs_a_plugin_family_with_auto_and_iterative(tmp_path, thresho
     assert {r["dataset"] for r in rows} == {"hu"} and {r["case"] for r in rows} == {"case1"}
     # Only the labelled classes are scored, by both protocols, the iterative one at every click.
     assert {int(r["class_id"]) for r in rows} == {BONE, AIR}
+    # Named by the family's own class table, not VISTA3D's (whose 1 and 2 are liver and kidney).
+    assert {(int(r["class_id"]), r["class_name"]) for r in rows} == {(BONE, "bone"), (AIR, "air")}
     expected = {("auto", 0)} | {("iterative", step) for step in range(1, CLICKS + 1)}
     for model in ("thresholds-hu", "thresholds-narrow"):
         for class_id in (BONE, AIR):

@@ -41,7 +41,8 @@ def _class_ids(items: list[str], mapping) -> tuple[int, ...]:
     from voxelprompt.catalog import vista3d_catalog
 
     novel = mapping.novel_ids(items)
-    return tuple(dict.fromkeys(novel[i] if i in novel else vista3d_catalog().index(i) for i in items))
+    catalog = mapping.catalog or vista3d_catalog()
+    return tuple(dict.fromkeys(novel[i] if i in novel else catalog.index(i) for i in items))
 
 
 @with_family_options
@@ -125,7 +126,7 @@ def evaluate(
 ) -> None:
     """Evaluate VISTA3D and/or SegVol (and baselines) with the papers' protocols; resumable, writes CSV, tables and plots."""
     from voxelprompt.evaluation.datasets import load_dataset
-    from voxelprompt.evaluation.models import load_eval_models
+    from voxelprompt.evaluation.models import load_eval_models, shared_catalog
     from voxelprompt.evaluation.runner import EvalConfig
     from voxelprompt.evaluation.runner import evaluate as run
 
@@ -137,11 +138,13 @@ def evaluate(
     )  # fmt: skip
     if modes:
         EvalConfig(modes=modes, **settings)
-    dataset = load_dataset(datalist, split=split, mapping=dataset_mapping, name=dataset_name)
+    every = [*(checkpoints or ()), *(segvol_checkpoints or ())]
+    catalog = shared_catalog(every, demo_model)  # label names are the evaluated family's own
+    dataset = load_dataset(datalist, split=split, mapping=dataset_mapping, name=dataset_name, catalog=catalog)
     class_ids = _class_ids(_split(classes), dataset.mapping) if classes.strip() else None
     tune_process(device)
     models = load_eval_models(
-        [*(checkpoints or ()), *(segvol_checkpoints or ())], demo_model, [baseline] if baseline else [], device=device,
+        every, demo_model, [baseline] if baseline else [], device=device,
         options=option_fields(family_options or {}),
     )  # fmt: skip
     defaults = not modes

@@ -36,6 +36,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,6 +66,8 @@ class LabelMapping:
         novel: values with no VISTA3D class, evaluated as zero-shot objects (:func:`novel_id`).
         novel_unlisted: every value not in ``pairs`` is a novel object (identity mappings, where
             the values present are only known once a label map is read).
+        catalog: the class table that names class ids (the evaluated family's own,
+            :meth:`~voxelprompt.families.ModelFamily.class_catalog`); None: VISTA3D's.
 
     Values neither in ``pairs`` nor novel are ignored (set to background).
     """
@@ -73,6 +76,7 @@ class LabelMapping:
     names: dict[int, str] = field(default_factory=dict)
     novel: tuple[int, ...] = ()
     novel_unlisted: bool = False
+    catalog: Any = field(default=None, compare=False)
 
     @property
     def class_ids(self) -> tuple[int, ...]:
@@ -86,7 +90,7 @@ class LabelMapping:
             return found
         if is_novel(object_id):
             return f"label {novel_value(object_id)}"
-        return vista3d_catalog().name(int(object_id))
+        return (self.catalog or vista3d_catalog()).name(int(object_id))
 
     def novel_ids(self, names: list[str] | tuple[str, ...]) -> dict[str, int]:
         """Novel object ids of the given names (case and ``_``/space insensitive), for those that match."""
@@ -134,6 +138,7 @@ def load_dataset(
     mapping: str | os.PathLike | None = None,
     name: str | None = None,
     base_dir: str | os.PathLike | None = None,
+    catalog: Any = None,
 ) -> EvalDataset:
     """Load a datalist, an MSD folder or a TotalSegmentator-style folder (see the module docstring).
 
@@ -144,6 +149,7 @@ def load_dataset(
         mapping: optional label-mapping JSON file.
         name: dataset name (default: the datalist's ``name`` key, else its file or folder stem).
         base_dir: folder that relative paths start from (default the datalist's folder).
+        catalog: the class table label names resolve through (the evaluated family's own); None: VISTA3D's.
 
     Raises:
         InputError: missing files, unknown split, no labelled case.
@@ -155,7 +161,7 @@ def load_dataset(
         if (path / "dataset.json").exists():
             path = path / "dataset.json"
         elif (path / "classes.json").exists():
-            return _totalseg_folder(path, mapping, name)
+            return _totalseg_folder(path, mapping, name, catalog)
         else:
             raise InputError(f"{path}: a dataset folder needs dataset.json (MSD) or classes.json (TotalSegmentator)")
     file = read_datalist(path)
@@ -170,7 +176,7 @@ def load_dataset(
         given = entry["image"][0] if isinstance(entry["image"], list) else entry["image"]  # named as given, links unresolved
         cases.append(replace(case, name=image_stem(Path(str(given)).name) or f"case{i}", dataset=dataset_name))
     names = _label_names(raw.get("labels"), path.parent)
-    return EvalDataset(dataset_name, _unique(cases), _build_mapping(mapping, names, dataset_name))
+    return EvalDataset(dataset_name, _unique(cases), _build_mapping(mapping, names, dataset_name, catalog))
 
 
 def _split_entries(datalist: DatalistFile, split: str | None) -> list[tuple[str, dict]]:
@@ -213,7 +219,7 @@ def _label_names(labels: object, folder: Path) -> dict[int, str] | None:
         raise InputError(f"'labels' keys must be integer label values, got {list(labels)[:3]}") from None
 
 
-def _totalseg_folder(folder: Path, mapping: str | os.PathLike | None, name: str | None) -> EvalDataset:
+def _totalseg_folder(folder: Path, mapping: str | os.PathLike | None, name: str | None, catalog: Any = None) -> EvalDataset:
     names = _label_names("classes.json", folder)
     cases = []
     for label in sorted(folder.glob("*_seg.nii*")):
@@ -225,7 +231,7 @@ def _totalseg_folder(folder: Path, mapping: str | os.PathLike | None, name: str 
     if not cases:
         raise InputError(f"{folder}: no image with a matching X_seg.nii.gz label")
     dataset_name = name or folder.name
-    return EvalDataset(dataset_name, tuple(cases), _build_mapping(mapping, names, dataset_name))
+    return EvalDataset(dataset_name, tuple(cases), _build_mapping(mapping, names, dataset_name, catalog))
 
 
 def _unique(cases: list[Case]) -> tuple[Case, ...]:
@@ -238,7 +244,7 @@ def _unique(cases: list[Case]) -> tuple[Case, ...]:
     return tuple(out)
 
 
-def load_mapping(path: str | os.PathLike, dataset: str) -> LabelMapping:
+def load_mapping(path: str | os.PathLike, dataset: str, catalog: Any = None) -> LabelMapping:
     """Read a mapping file: VISTA ``{"dataset": [[value, id], ...]}`` or flat ``{"value": id or name}``.
 
     A ``null`` class marks a value with no VISTA3D class: a novel (zero-shot) object.
@@ -259,7 +265,7 @@ def load_mapping(path: str | os.PathLike, dataset: str) -> LabelMapping:
         pairs = list(raw.items())
     else:
         raise InputError(f"label mapping {file}: expected a JSON object")
-    catalog = vista3d_catalog()
+    catalog = catalog or vista3d_catalog()
     out, novel = [], []
     for pair in pairs:
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
@@ -279,13 +285,18 @@ def load_mapping(path: str | os.PathLike, dataset: str) -> LabelMapping:
     return LabelMapping(pairs=tuple(out), novel=tuple(novel))
 
 
-def _build_mapping(mapping: str | os.PathLike | None, names: dict[int, str] | None, dataset: str) -> LabelMapping:
-    catalog = vista3d_catalog()
+def _build_mapping(
+    mapping: str | os.PathLike | None, names: dict[int, str] | None, dataset: str, own: Any = None
+) -> LabelMapping:
+    catalog = own or vista3d_catalog()
     if mapping is not None:
-        return load_mapping(mapping, dataset)
+        return replace(load_mapping(mapping, dataset, own), catalog=own)
     if names is None:
-        supported = [c for c in catalog.names if 0 < c <= LAST_SUPPORTED and c not in UNNAMED_IDS]
-        return LabelMapping(pairs=tuple((c, c) for c in sorted(supported)), novel_unlisted=True)
+        if own is None:
+            supported = [c for c in catalog.names if 0 < c <= LAST_SUPPORTED and c not in UNNAMED_IDS]
+        else:  # a family's own table: every class it names
+            supported = [c for c in catalog.names if c > 0]
+        return LabelMapping(pairs=tuple((c, c) for c in sorted(supported)), novel_unlisted=True, catalog=own)
     pairs, novel, novel_names = [], [], {}
     for value, label_name in sorted(names.items()):
         if value == 0 or label_name.lower() == "background":
@@ -300,7 +311,7 @@ def _build_mapping(mapping: str | os.PathLike | None, names: dict[int, str] | No
         logger.debug("%s: label names with no VISTA3D class, novel objects: %s", dataset, ", ".join(novel_names.values()))
     if not pairs and not novel:
         raise VoxelPromptError(f"{dataset}: the label names hold nothing but background; pass a label mapping file")
-    return LabelMapping(pairs=tuple(pairs), names=novel_names, novel=tuple(novel))
+    return LabelMapping(pairs=tuple(pairs), names=novel_names, novel=tuple(novel), catalog=own)
 
 
 def read_case(case: Case, mapping: LabelMapping) -> tuple[Volume, Volume]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from voxelprompt.errors import VoxelPromptError
 
-__all__ = ["BASELINES", "load_eval_models"]
+__all__ = ["BASELINES", "load_eval_models", "shared_catalog"]
 
 #: Classical baselines by name (no checkpoint).
 BASELINES = {"region-grow": "voxelprompt.evaluation.adapters:RegionGrowModel"}
@@ -53,3 +53,17 @@ def load_eval_models(
     models: list[Any] = [m.family.eval_model(m.segmenter, name=m.name) for m in loaded]
     models.extend(import_target(BASELINES[b])() for b in baselines)
     return models
+
+
+def shared_catalog(checkpoints: Sequence[str | os.PathLike] = (), demo_model: bool = False) -> Any:
+    """The class table of the evaluated models when they share one of their own (a plugin family's;
+    torch-free: each checkpoint's family from its tensor names), else None: VISTA3D's names, by
+    which datasets name their labels (:func:`voxelprompt.evaluation.datasets.load_dataset`)."""
+    from voxelprompt.api import resolve_family
+    from voxelprompt.families import DEFAULT_FAMILY, get_family
+
+    families = [resolve_family(c) for c in checkpoints] + ([get_family(DEFAULT_FAMILY)] if demo_model else [])
+    targets = {f.catalog for f in families}
+    if len(targets) != 1 or targets == {get_family(DEFAULT_FAMILY).catalog}:
+        return None
+    return families[0].class_catalog()
