@@ -164,7 +164,7 @@ def run_demo(
     worst = min(result.organ_dice, key=result.organ_dice.get) if result.organ_dice else 1
     name = vista3d_catalog().name
     logger.info("[4/5] one corrective click on the worst organ, %s (Algorithm 1, only the clicked window)", name(worst))
-    target = gt == worst
+    target = (gt == worst) | ((gt == LESION_CLASS) if worst == 1 else False)  # as Dice before the edit counts it
     fix = correction_click(pred == worst, target, rng=seed, strategy="center")
     edit_clicks = [] if fix is None else [fix]
     edited = pred.copy()

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from voxelprompt.cli.family_options import with_family_options
+from voxelprompt.outputs import OUTPUT_FORMATS
 from voxelprompt.cli.options import (
     AllowUnlearntOption,
     BoxOption,
@@ -81,7 +82,11 @@ def batch(
     ] = None,
     output_format: Annotated[
         str,
-        typer.Option("--output-format", metavar="KINDS", help="Comma-separated output kinds: nifti, nrrd, dicom-seg and rtstruct (DICOM inputs), seg-nrrd (3D Slicer), stats, preview."),
+        typer.Option(
+            "--output-format", metavar="NAMES",
+            help=f"Comma-separated output formats of the output registry: {', '.join(OUTPUT_FORMATS)} "
+            "(dicom-seg and rtstruct need DICOM inputs).",
+        ),
     ] = "nifti",
     preview: Annotated[bool, typer.Option("--preview", help="Also write preview.png (axial/coronal/sagittal overlay) per case.")] = False,
     series: Annotated[
