@@ -157,14 +157,27 @@ def prepare_segment(
     (:func:`voxelprompt.request.check_request`). Nothing here loads a model.
 
     Args:
+        image: the CT: a file, a DICOM folder or a :class:`~voxelprompt.types.Volume`.
         prompts: a :class:`~voxelprompt.types.Prompts` a front door built; None: built from the
             keyword values below (as :func:`voxelprompt.prompts.build_prompts`).
+        segmenter: an already loaded model (to reuse one); ``checkpoint``: its weights file (the
+            family is recognised from its tensors); neither: the family's default model.
+        family: a registered family's name (or entry); None: the segmenter's, or the checkpoint's.
+        classes: class names of the family's catalog or ids; ``everything``: the model's everything set.
+        text: a class name (SegVol: CLIP-encoded; VISTA3D: looked up in the class table).
+        box: ``(i0, j0, k0, i1, j1, k1)`` in ``point_space``, corners inclusive (SegVol).
+        points, negative_points: clicks, (I, J, K) input voxels or (x, y, z) RAS+ mm.
+        new_structure: clicks without a class mark a structure outside VISTA3D's classes.
+        label_value: the value of a single object (SegVol's, or VISTA3D's object from clicks).
+        allow_unlearnt: run class prompts the model never learnt instead of refusing them; the
+            result's notes then say so.
+        series_uid: which DICOM series to read when ``image`` is a folder holding several.
+        options: the family's options record or a mapping of its fields (see :func:`load_model`).
         choose_checkpoint: ``(family) -> checkpoint`` when no checkpoint is given, called after
             the image is read (the CLI asks there whether to download the official weights);
             None: :func:`default_checkpoint` (cached official weights, else the demo model).
         policy: how the image file is read (:mod:`voxelprompt.imageio.policy`; a server's uploads
             are UNTRUSTED).
-        Others: as :func:`segment`.
 
     Raises:
         VoxelPromptError: bad input, prompt, option or checkpoint (one-line message).
@@ -204,28 +217,15 @@ def segment(
     image: str | os.PathLike | Volume,
     output: str | os.PathLike | None = None,
     *,
-    prompts: Prompts | None = None,
-    segmenter: Segmenter | None = None,
-    checkpoint: str | os.PathLike | None = None,
-    family: str | None = None,
-    classes: Sequence[str | int] = (),
-    everything: bool = False,
-    text: str | None = None,
-    box: Sequence[float] | None = None,
-    points: Sequence[Coordinate] = (),
-    negative_points: Sequence[Coordinate] = (),
-    point_space: PointSpace | str = PointSpace.VOXEL,
-    new_structure: bool = False,
-    label_value: int | None = None,
-    allow_unlearnt: bool = False,
-    series_uid: str | None = None,
     device: str = "auto",
-    options: Any = None,
     progress: bool = False,
     output_format: str | None = None,
+    **request: Any,
 ) -> Segmentation:
     """Segment a CT (a file, a DICOM folder, or a :class:`Volume`) and optionally write the labels:
-    :func:`prepare_segment`, then :func:`run_segment`.
+    :func:`prepare_segment` with ``request`` (a ready ``prompts``, or the prompt keywords
+    ``classes``, ``points``, ``box``, ``text``, ...; ``segmenter`` or ``checkpoint``, ``family``,
+    ``options``, ``series_uid``: see there), then :func:`run_segment`.
 
     With ``output`` the result is written in ``output_format`` (a name of
     :data:`voxelprompt.outputs.OUTPUT_FORMATS`; None: chosen by the ending of ``output``): a
@@ -242,22 +242,14 @@ def segment(
     (clicks and boxes against its grid), and only then is a model loaded.
 
     Args:
-        prompts: a ready :class:`~voxelprompt.types.Prompts`; None: built from the values below.
-        family: a registered family's name; None: the segmenter's, or the checkpoint's.
-        classes: class names of the family's catalog or ids; ``everything``: the model's everything set.
-        text: a class name (SegVol: CLIP-encoded; VISTA3D: looked up in the class table).
-        box: ``(i0, j0, k0, i1, j1, k1)`` in ``point_space``, corners inclusive (SegVol).
-        points, negative_points: clicks, (I, J, K) input voxels or (x, y, z) RAS+ mm.
-        new_structure: clicks without a class mark a structure outside VISTA3D's classes.
-        label_value: the value of a single object (SegVol's, or VISTA3D's object from clicks).
-        allow_unlearnt: run class prompts the model never learnt (``segmenter.learnt``) instead of
-            refusing them; the result's notes then say so.
-        series_uid: which DICOM series to read when ``image`` is a folder holding several.
-        device: auto, cpu, cuda or cuda:N; ``options``: the family's options (see :func:`load_model`).
+        device: auto, cpu, cuda or cuda:N.
+        progress: show progress bars over windows.
         output_format: the format of ``output``; None: by its ending.
+        request: the keywords of :func:`prepare_segment`.
 
     Raises:
         VoxelPromptError: bad input, prompt, option, output path or format, or checkpoint (one-line message).
+        TypeError: a keyword :func:`prepare_segment` does not take.
     """
     from voxelprompt.outputs import check_output
 
@@ -266,18 +258,13 @@ def segment(
     fmt = None
     if output is not None:
         fmt = check_output(output, output_format, source=source, inputs=() if isinstance(image, Volume) else (image,))
-    request = prepare_segment(
-        image, prompts=prompts, segmenter=segmenter, checkpoint=checkpoint, family=family, classes=classes,
-        everything=everything, text=text, box=box, points=points, negative_points=negative_points,
-        point_space=point_space, new_structure=new_structure, label_value=label_value,
-        allow_unlearnt=allow_unlearnt, series_uid=series_uid, options=options,
-    )  # fmt: skip
+    prepared = prepare_segment(image, **request)
     if fmt is not None:
-        fmt.check_image(request.volume, source, series_uid)  # e.g. an RT-STRUCT's grid, before any model work
-    model = _model(segmenter, request.checkpoint, request.family, device, request.options, progress)
-    result = run_segment(dataclasses.replace(request, segmenter=model), device=device, progress=progress)
+        fmt.check_image(prepared.volume, source, request.get("series_uid"))  # e.g. an RT-STRUCT's grid, before any model work
+    model = _model(request.get("segmenter"), prepared.checkpoint, prepared.family, device, prepared.options, progress)
+    result = run_segment(dataclasses.replace(prepared, segmenter=model), device=device, progress=progress)
     if output is not None:
-        write_result(result, output, fmt, request, model, source, series_uid)
+        write_result(result, output, fmt, prepared, model, source, request.get("series_uid"))
     return result
 
 
