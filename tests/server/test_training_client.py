@@ -80,6 +80,9 @@ def test_label_train_status_infer_with_the_official_client(client, server, files
         client.save_label(f"case{seed}", files[seed][1], tag="final", params={"label_info": [{"name": NEW, "idx": 1}]})
     assert client.next_sample("first", {})["id"] == "case2"  # the only unlabelled image left
     assert client.next_sample("random", {"seed": 3})["id"] == "case2"
+    # The family's confidence score (its registry entry's ``confidence``) ranks the unlabelled images.
+    scored = client.next_sample("confidence", {"max_images": 1})
+    assert scored["id"] == "case2" and scored["scored"] == 1 and 0.5 <= scored["confidence"] <= 1.0, scored
     status, text = _error(lambda: client.train_start(MODEL, {"labels": ["kidney stone"]}))
     assert status == 400 and "unknown label name 'kidney stone'" in text
     assert _error(lambda: client.next_sample("nope", {}))[0] == 404

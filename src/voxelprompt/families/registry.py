@@ -144,6 +144,9 @@ class ModelFamily:
             class names in prompts resolve and result values are named.
         describe: ``(checkpoint) -> lines`` for ``voxelprompt info`` (architecture, sizes);
             None: the family loads the checkpoint and its parameters are counted.
+        confidence: ``(segmenter, volume) -> float``: how sure the model is of its automatic
+            result on ``volume`` (active learning's ``confidence`` strategy picks the lowest);
+            None: the family is not scored.
         default_checkpoint: what :attr:`loader` uses without a checkpoint, for messages; None
             when nothing ships, and then ``missing_checkpoint`` is the message.
         missing_checkpoint: the one-line answer to this family without a checkpoint.
@@ -169,6 +172,7 @@ class ModelFamily:
     tiny_model: str | None = None
     catalog: str = "voxelprompt.catalog:vista3d_catalog"
     describe: str | None = None
+    confidence: str | None = None
     default_checkpoint: str | None = None
     missing_checkpoint: str = "this model family needs --checkpoint: its weights are not shipped"
     viewer_session: Mapping[str, Any] = dataclasses.field(default_factory=dict)

@@ -48,20 +48,20 @@ def _confidence(service: SegmentationService, images: list[StoredImage], params:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise PromptError(f"max_images must be an integer >= 1, got {limit!r}"[:200])
     model = _scoring_model(service, params.get("model"))
-    from voxelprompt.types import Prompts
+    from voxelprompt.families import import_target
 
-    classes = model.segmenter.resolve_classes(Prompts(everything=True))
+    score = import_target(model.family.confidence)
     scores = {}
     for record in sorted(images, key=lambda r: r.added)[:limit]:
         volume = service.store.volume(record.image_id)
         with service.gate.turn():
-            scores[record.image_id] = model.segmenter.foreground_confidence(volume, classes)
+            scores[record.image_id] = score(model.segmenter, volume)
     chosen = min(scores, key=lambda i: (scores[i], i))
     return {"id": chosen, "confidence": round(scores[chosen], 6), "model": model.name, "scored": len(scores)}
 
 
 def _scoring_model(service: SegmentationService, name: Any):
-    candidates = [m for m in service.models if hasattr(m.segmenter, "foreground_confidence")]
+    candidates = [m for m in service.models if m.family.confidence is not None]  # the family says it can score
     if name is not None:
         candidates = [m for m in candidates if m.name == name]
     if not candidates:

@@ -28,6 +28,7 @@ FAMILY = ModelFamily(
     prompt_check="voxelprompt.families.vista3d.prompts:check_vista3d_prompts",
     tiny_model="voxelprompt.families.vista3d.network.builder:tiny_vista3d",
     describe="voxelprompt.families.vista3d.network.checkpoint:describe_checkpoint",
+    confidence="voxelprompt.families.vista3d.inference.confidence:everything_confidence",
     default_checkpoint="the shipped demo VISTA3D (phantoms only)",
     # Clicks near earlier ones reuse an encoded window of the sliding grid; an edit starts from
     # the class as last shown (see InteractiveSession).
