@@ -82,6 +82,7 @@ def test_one_segment_call_checks_once_and_reads_the_checkpoint_keys_once(ct_crop
     monkeypatch.setattr(ModelFamily, "load", counted_load)
     monkeypatch.setattr(checkpoint_io, "checkpoint_keys", counted_keys)
     monkeypatch.setattr(builtins, "open", counted_open)
+    checkpoint_io._keys.cache_clear()  # tensor names are remembered per file: count a real read
     out = tmp_path / "seg.nii.gz"
     argv = ["segment", str(ct_crop_path), "-o", str(out), "-c", str(tiny_checkpoint), "--classes", "liver",
             "--point", "20,20,10", "-q"]  # fmt: skip

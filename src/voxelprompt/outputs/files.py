@@ -50,6 +50,8 @@ def check_output(
     """
     from voxelprompt.imageio import check_output_path
 
+    if Path(path).is_dir():  # say what is wrong with the path before what its ending lacks
+        check_output_path(path, inputs=inputs)
     fmt = format_for_path(path, name)
     fmt.require_extra()
     fmt.check_source(source)

@@ -223,7 +223,7 @@ def monailabel_router(service: SegmentationService, token: str | None = None) ->
                     return Response(data, media_type="application/dicom", headers={"Content-Disposition": 'attachment; filename="rtstruct.dcm"'})
                 result.notes["rtstruct"] = rt
             if output is not None and output.lower() in OUTPUT_FORMATS:  # a registered format's file
-                return _format_reply(service, result, model, image_id, output.lower())
+                return _format_reply(service, result, task.model, image_id, output.lower())
             return infer_reply(result, model, image or image_id, values, output)
         finally:
             if temporary is not None:
@@ -232,7 +232,7 @@ def monailabel_router(service: SegmentationService, token: str | None = None) ->
     return router
 
 
-def _format_reply(service: SegmentationService, result, model: str, image_id: str, name: str) -> Response:
+def _format_reply(service: SegmentationService, result, model, image_id: str, name: str) -> Response:
     """``output=NAME`` of the output registry (:mod:`voxelprompt.outputs`, plugins included): the
     format's file alone. Formats that reference a DICOM series answer ``output=dicom_seg`` and
     ``rtstruct`` only (PACS images); a format needing one is refused (4xx)."""
@@ -245,7 +245,7 @@ def _format_reply(service: SegmentationService, result, model: str, image_id: st
         raise PromptError(f"output={name} {reason}; ask for output=dicom_seg or rtstruct of a PACS image")
     context = OutputContext(
         labels=result.labels, label_names={v: n for n, v in result.label_names.items()}, image=service.store.volume(image_id),
-        model=model, demo_mark=DEMO_MARK if service.task(model).model.segmenter.demo else None, title=f"{image_id}: {model}",
+        model=model.name, demo_mark=DEMO_MARK if model.segmenter.demo else None, title=f"{image_id}: {model.name}",
     )  # fmt: skip
     file_name, data = output_bytes(context, fmt)
     return Response(data, media_type=fmt.media_type, headers={"Content-Disposition": f'attachment; filename="{file_name}"'})
