@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from voxelprompt.errors import CheckpointError, PromptError, VoxelPromptError
+from voxelprompt.families.options import OptionSpec, option, option_specs
 from voxelprompt.types import Prompts
 
 __all__ = [
@@ -68,39 +69,6 @@ class Capabilities:
     sessions: bool = False
     previous_mask: bool = False
     protocols: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class OptionSpec:
-    """How one field of a family's options record appears on the command line and in batch rows.
-
-    Args:
-        flag: the long flag, e.g. ``--engine``; one flag means the same in every family that has it.
-        help: one line for ``--help`` (say what omitting it gives).
-        choices: the allowed values, listed by ``--help``; empty: any value of the field's type.
-        metavar: how ``--help`` shows the value.
-        is_flag: a boolean switch (``--amp``) rather than a valued option.
-        nargs: values per option (``--roi H W D``: 3).
-    """
-
-    flag: str
-    help: str
-    choices: tuple[str, ...] = ()
-    metavar: str | None = None
-    is_flag: bool = False
-    nargs: int = 1
-
-
-def option(default: Any, flag: str, help: str, choices: Iterable[str] = (), metavar: str | None = None, nargs: int = 1) -> Any:  # noqa: A002
-    """A field of a family's options record that carries its :class:`OptionSpec`, from which the
-    CLI (``segment``, ``serve``, ``evaluate``) and batch rows build their options."""
-    spec = OptionSpec(flag=flag, help=help, choices=tuple(choices), metavar=metavar, is_flag=isinstance(default, bool), nargs=nargs)
-    return dataclasses.field(default=default, metadata={"voxelprompt": spec})
-
-
-def option_specs(options: type) -> dict[str, OptionSpec]:
-    """Field name -> :class:`OptionSpec` of an options record type (fields made by :func:`option`)."""
-    return {f.name: f.metadata["voxelprompt"] for f in dataclasses.fields(options) if "voxelprompt" in f.metadata}
 
 
 def option_flags(families: Iterable[ModelFamily] | None = None) -> dict[str, dict[str, str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from voxelprompt.errors import VoxelPromptError
-from voxelprompt.families.registry import option
+from voxelprompt.families.options import option
 
 __all__ = ["Vista3DOptions", "PROFILES", "ENGINES"]
 
