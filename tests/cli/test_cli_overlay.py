@@ -56,7 +56,7 @@ def test_overlay_names_the_slices_stretches_thin_views_and_never_guesses_names(t
     assert "liver" in next(line for line in _description(picture) if line.startswith("legend: "))
 
 
-def _phantom(folder: Path) -> tuple[Path, "np.ndarray"]:
+def _phantom(folder: Path) -> tuple[Path, object]:
     """A 40^3 phantom at 4 mm (a second for the demo model) and its ground-truth labels."""
     from voxelprompt.data import PhantomConfig, make_phantom
     from voxelprompt.imageio import write_volume

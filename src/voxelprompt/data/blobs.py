@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxelprompt.data.shapes import Canvas, Ellipsoid, Paint, Tube, smooth_curve
+from voxelprompt.data.shapes import Canvas, Ellipsoid, Tube, smooth_curve
 from voxelprompt.errors import VoxelPromptError
 
 __all__ = ["BlobConfig", "make_blob_case", "write_blob_dataset"]
