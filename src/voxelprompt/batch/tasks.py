@@ -50,8 +50,8 @@ def _option_keys() -> dict[str, str]:
     keys: dict[str, str] = {}
     for flag, fields in option_flags().items():
         keys.setdefault(flag.lstrip("-").replace("-", "_"), flag)
-        for field in fields.values():
-            keys.setdefault(field, flag)
+        for name in fields.values():
+            keys.setdefault(name, flag)
     return keys
 
 

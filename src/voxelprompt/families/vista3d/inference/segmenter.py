@@ -43,7 +43,7 @@ from voxelprompt.types import OBJECT_ID, Prompts, Segmentation, Volume
 if TYPE_CHECKING:
     from voxelprompt.families.vista3d.inference.session import InteractiveSession
 
-__all__ = ["Vista3DSegmenter", "PreparedVolume", "ENGINES", "load"]
+__all__ = ["Vista3DSegmenter", "PreparedVolume", "ENGINES"]
 
 logger = logging.getLogger(__name__)
 
