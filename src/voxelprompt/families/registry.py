@@ -46,7 +46,8 @@ class Capabilities:
 
     Args:
         classes: automatic segmentation of class ids (VISTA3D's class head).
-        everything: a whole official class set in one call.
+        everything: a whole official class set in one call; its segmenter is a
+            :class:`~voxelprompt.inference.protocol.ClassResolver` (names its everything set).
         points: positive clicks; ``negative_points``: negative clicks too.
         box: a 3D box around the object.
         text: a free-text class name (CLIP).

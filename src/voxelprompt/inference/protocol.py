@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from voxelprompt.types import Prompts, Segmentation, Volume
 
-__all__ = ["Segmenter", "Session", "Identifier"]
+__all__ = ["Segmenter", "Session", "Identifier", "ClassResolver"]
 
 
 @runtime_checkable
@@ -70,3 +70,12 @@ class Identifier(Protocol):
 
     def identify(self, volume: Volume, mask: Any, categories: Any = None) -> Any:
         """Ranked class names for an (I, J, K) mask on ``volume``'s grid."""
+
+
+@runtime_checkable
+class ClassResolver(Protocol):
+    """A segmenter of a family with the ``everything`` capability: which class ids a class prompt
+    asks this model for (its everything set, groups expanded), e.g. for the server's class lists."""
+
+    def resolve_classes(self, prompts: Prompts, volume: Volume | None = None) -> tuple[int, ...]:
+        """The model's class ids for ``prompts`` (``Prompts(everything=True)``: its everything set)."""
