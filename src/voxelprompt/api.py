@@ -274,7 +274,7 @@ def write_result(
 ) -> Path:
     """Write ``result`` at ``output`` in ``fmt`` (:func:`voxelprompt.outputs.write_output`): its
     names as printed (classes the model never learnt marked), the model's name and demo mark."""
-    from voxelprompt.families.vista3d.inference.default_model import DEMO_MARK
+    from voxelprompt.inference.protocol import demo_mark
     from voxelprompt.outputs import OutputContext, write_output
 
     names = request.names(result.classes)
@@ -282,7 +282,7 @@ def write_result(
         names = model.learnt.marked(names)
     context = OutputContext(
         labels=result.labels, label_names=names, image=request.volume, source=source, series_uid=series_uid,
-        model=request.family.name, demo_mark=DEMO_MARK if getattr(model, "demo", False) else None,
+        model=request.family.name, demo_mark=demo_mark(model),
         title=f"{Path(source).name}: {request.family.name}",
     )  # fmt: skip
     return write_output(context, output, fmt)

@@ -80,8 +80,8 @@ class CaseOutput:
 
     @property
     def demo_mark(self) -> str | None:
-        """The demo model's mark (:data:`~voxelprompt.families.vista3d.inference.default_model.DEMO_MARK`), or None."""
-        from voxelprompt.families.vista3d.inference.default_model import DEMO_MARK
+        """The demo model's mark (:data:`~voxelprompt.inference.protocol.DEMO_MARK`), or None."""
+        from voxelprompt.inference.protocol import DEMO_MARK
 
         return DEMO_MARK if self.demo_model else None
 

@@ -186,12 +186,12 @@ def run_segment(
 def _write_preview(result, volume, input: Path, preview: Path, label_names: dict, series_uid, family: str, model, marks: list, positive: bool) -> None:
     """``--preview``: the registry's preview (slices crossing at the first positive click; marked
     when the demo model made the labels)."""
-    from voxelprompt.families.vista3d.inference.default_model import DEMO_MARK
+    from voxelprompt.inference.protocol import demo_mark
     from voxelprompt.outputs import OutputContext, write_output
 
     context = OutputContext(
         labels=result.labels, label_names=label_names, image=volume, source=str(input), series_uid=series_uid, model=family,
-        demo_mark=DEMO_MARK if getattr(model, "demo", False) else None, title=f"{input.name}: {family}",
+        demo_mark=demo_mark(model), title=f"{input.name}: {family}",
         clicks=marks, focus=marks[0] if positive else None,
     )  # fmt: skip
     write_output(context, preview, "preview")

@@ -14,7 +14,16 @@ from typing import Any, Protocol, runtime_checkable
 
 from voxelprompt.types import Prompts, Segmentation, Volume
 
-__all__ = ["Segmenter", "Session", "Identifier", "ClassResolver"]
+__all__ = ["Segmenter", "Session", "Identifier", "ClassResolver", "DEMO_MARK", "demo_mark"]
+
+#: How every output of a demo model (``Segmenter.demo``) says so: picture titles, series
+#: descriptions of DICOM-SEG and RT-STRUCT, statistics, the viewer's banner.
+DEMO_MARK = "DEMO model: trained on phantoms only, not for real CTs"
+
+
+def demo_mark(segmenter: Any) -> str | None:
+    """:data:`DEMO_MARK` for a demo model's segmenter, else None."""
+    return DEMO_MARK if getattr(segmenter, "demo", False) else None
 
 
 @runtime_checkable

@@ -200,7 +200,7 @@ class SegmentationService:
         Raises:
             PromptError: the image did not come from the PACS (no source instances to reference).
         """
-        from voxelprompt.families.vista3d.inference.default_model import DEMO_MARK
+        from voxelprompt.inference.protocol import DEMO_MARK
 
         record = self.store.image(image_id)
         if self.pacs is None or record.provenance != "dicomweb":

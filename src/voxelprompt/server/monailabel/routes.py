@@ -236,7 +236,7 @@ def _format_reply(service: SegmentationService, result, model, image_id: str, na
     """``output=NAME`` of the output registry (:mod:`voxelprompt.outputs`, plugins included): the
     format's file alone. Formats that reference a DICOM series answer ``output=dicom_seg`` and
     ``rtstruct`` only (PACS images); a format needing one is refused (4xx)."""
-    from voxelprompt.families.vista3d.inference.default_model import DEMO_MARK
+    from voxelprompt.inference.protocol import demo_mark
     from voxelprompt.outputs import OutputContext, output_bytes
 
     fmt = OUTPUT_FORMATS[name]
@@ -245,7 +245,7 @@ def _format_reply(service: SegmentationService, result, model, image_id: str, na
         raise PromptError(f"output={name} {reason}; ask for output=dicom_seg or rtstruct of a PACS image")
     context = OutputContext(
         labels=result.labels, label_names={v: n for n, v in result.label_names.items()}, image=service.store.volume(image_id),
-        model=model.name, demo_mark=DEMO_MARK if model.segmenter.demo else None, title=f"{image_id}: {model.name}",
+        model=model.name, demo_mark=demo_mark(model.segmenter), title=f"{image_id}: {model.name}",
     )  # fmt: skip
     file_name, data = output_bytes(context, fmt)
     return Response(data, media_type=fmt.media_type, headers={"Content-Disposition": f'attachment; filename="{file_name}"'})

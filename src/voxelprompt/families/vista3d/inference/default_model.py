@@ -18,6 +18,7 @@ import os
 from voxelprompt.catalog.learnt import LearntClasses, released_vista3d
 from voxelprompt.errors import CheckpointError
 from voxelprompt.families.vista3d.inference.profiles import InferenceProfile, get_profile
+from voxelprompt.inference.protocol import DEMO_MARK  # the mark of every family's demo model, re-exported
 
 __all__ = [
     "DEMO_DIR",
@@ -37,9 +38,6 @@ _WEIGHTS = "vista3d_demo.pt"
 _CARD = "model.json"
 #: What ``-c`` takes to name the shipped demo model explicitly.
 DEMO_NAME = "demo"
-#: How results of the demo model are marked (picture titles, summary files; <= 64 characters,
-#: so that it fits a DICOM SeriesDescription).
-DEMO_MARK = "DEMO model: trained on phantoms only, not for real CTs"
 
 
 @lru_cache(maxsize=1)
