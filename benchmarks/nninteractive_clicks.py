@@ -40,7 +40,8 @@ def main() -> None:
     import torch
 
     from nnInteractive.inference.remote import nnInteractiveRemoteInferenceSession
-    from voxelprompt.imageio import read_volume
+    from voxelprompt.catalog import vista3d_catalog
+from voxelprompt.imageio import read_volume
     from voxelprompt.prompts import build_prompts
     from voxelprompt.server.app import ServerOptions, create_app
     from voxelprompt.server.launch import ServeSettings, ServerThread, build_service
@@ -68,10 +69,10 @@ def main() -> None:
         client.set_target_buffer(buffer)
         # the library's own session (the server's lives in its session pool; the weights are shared)
         session = model.segmenter.open_session(volume, memory_budget_mb=settings.session_memory_mb, **model.family.viewer_session)
-        classes = build_prompts([args.edit]).classes if args.edit else ()
+        classes = build_prompts([args.edit], catalog=vista3d_catalog()).classes if args.edit else ()
         if classes:
             started = time.perf_counter()
-            session.segment(build_prompts(classes))
+            session.segment(build_prompts(classes, catalog=vista3d_catalog()))
             lib_class = time.perf_counter() - started
             started = time.perf_counter()
             reply = client._http.post("/voxelprompt_prompt", json={"classes": list(classes)})
@@ -79,7 +80,7 @@ def main() -> None:
             print(f"class prompt {args.edit}: library {lib_class:.3f} s, protocol {time.perf_counter() - started:.3f} s")
         for n in range(1, len(clicks) + 1):
             started = time.perf_counter()
-            labels = session.segment(build_prompts(classes, clicks[:n])).labels.array
+            labels = session.segment(build_prompts(classes, clicks[:n], catalog=vista3d_catalog())).labels.array
             library.append(time.perf_counter() - started)
             started = time.perf_counter()
             client.add_point_interaction(list(clicks[n - 1]), include_interaction=True)

@@ -36,7 +36,8 @@ def main() -> None:
     import torch
 
     from monailabel.client import MONAILabelClient
-    from voxelprompt.api import load_named_models
+    from voxelprompt.catalog import vista3d_catalog
+from voxelprompt.api import load_named_models
     from voxelprompt.imageio import read_volume
     from voxelprompt.prompts import build_prompts
     from voxelprompt.server.launch import ServeSettings, ServerThread, build_service, make_app
@@ -65,7 +66,7 @@ def main() -> None:
         session = model.segmenter.open_session(volume, memory_budget_mb=settings.session_memory_mb, **model.family.viewer_session)
         for n in range(1, len(clicks) + 1):
             started = time.perf_counter()
-            labels = session.segment(build_prompts((), clicks[:n])).labels.array
+            labels = session.segment(build_prompts((), clicks[:n], catalog=vista3d_catalog())).labels.array
             library.append(time.perf_counter() - started)
             params = {"label": "Segment_1", "foreground": [list(c) for c in clicks[:n]], "background": [],
                       "result_extension": ".nrrd", "result_dtype": "uint8"}  # fmt: skip

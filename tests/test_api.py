@@ -12,9 +12,12 @@ import torch
 
 import voxelprompt
 from voxelprompt import api
+from voxelprompt.catalog import vista3d_catalog
 from voxelprompt.errors import PromptError
 from voxelprompt.imageio import read_labels, read_volume
 from voxelprompt.types import Volume
+
+CATALOG = vista3d_catalog()
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +81,8 @@ def test_capability_errors_name_the_families_that_can(models, volume, family, kw
 
 def test_sessions_and_identify(models, volume, one_thread):
     session = api.open_session(volume, segmenter=models["segvol"])
-    first = session.segment(api.build_prompts(text="spleen"))
-    again = session.segment(api.build_prompts(text="spleen"))
+    first = session.segment(api.build_prompts(text="spleen", catalog=CATALOG))
+    again = session.segment(api.build_prompts(text="spleen", catalog=CATALOG))
     np.testing.assert_array_equal(first.labels.array, again.labels.array)
     mask = np.zeros(volume.shape, bool)
     mask[10:30, 10:30, 5:15] = True
@@ -99,7 +102,7 @@ def test_threads_share_a_segmenter(checkpoints, volume, one_thread):
 
     # a fresh model: the first calls race for the lazily prepared engine network, built under the lock
     seg = api.load_model(checkpoints["vista3d"], device="cpu")
-    prompts = api.build_prompts(["spleen"], [(20, 20, 10)])
+    prompts = api.build_prompts(["spleen"], [(20, 20, 10)], catalog=CATALOG)
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = list(pool.map(lambda _: seg.segment(volume, prompts).labels.array, range(3)))
     alone = seg.segment(volume, prompts).labels.array
@@ -122,7 +125,7 @@ def test_options_and_arguments_are_checked_in_one_line_errors(checkpoints, model
             api.load_model(checkpoints["segvol"], device="cpu", options=options)
     for value in ("x", 2.7, 0, True):
         with pytest.raises(PromptError, match="label value must be a whole number"):
-            api.build_prompts(text="liver", label_value=value)
+            api.build_prompts(text="liver", label_value=value, catalog=CATALOG)
     with pytest.raises(VoxelPromptError, match="not both"):
         api.segment(volume, segmenter=models["vista3d"], checkpoint=checkpoints["vista3d"], classes=["liver"])
     with pytest.raises(VoxelPromptError, match="memory_budget_mb must be a positive number"):

@@ -182,8 +182,8 @@ def prepare_segment(
     Raises:
         VoxelPromptError: bad input, prompt, option or checkpoint (one-line message).
     """
-    if segmenter is not None and checkpoint is not None:
-        raise VoxelPromptError("give a loaded segmenter or a checkpoint, not both")
+    if segmenter is not None and (checkpoint is not None or options is not None):
+        raise VoxelPromptError("give a loaded segmenter or a checkpoint and options, not both (a loaded model keeps its options)")
     chosen = _family_of(segmenter, checkpoint, family)
     if prompts is None:
         prompts = build_prompts(
@@ -368,7 +368,7 @@ def identify(
         labels = align_to_grid(labels, volume)  # before the model loads; the segmenter checks it too
         model = _model(segmenter, checkpoint, chosen, device, options, progress=False)
     else:
-        prompts = check_request(chosen, build_prompts((), points, negative_points, point_space, box=box), volume)
+        prompts = check_request(chosen, build_prompts((), points, negative_points, point_space, box=box, catalog=chosen.class_catalog()), volume)
         model = _model(segmenter, checkpoint, chosen, device, options, progress=False)
         labels = model.segment(volume, prompts).labels
     return model.identify(volume, np.asarray(labels.array) != 0, categories)

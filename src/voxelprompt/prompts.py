@@ -42,7 +42,7 @@ def build_prompts(
     everything: bool = False,
     label_value: int | None = None,
     allow_unlearnt: bool = False,
-    catalog: LabelCatalog | None = None,
+    catalog: LabelCatalog,
 ) -> Prompts:
     """Prompts from user-facing values, for any model family (capabilities are checked later, by
     :func:`voxelprompt.families.check_capabilities`).
@@ -59,20 +59,18 @@ def build_prompts(
         everything: the model's everything class set.
         label_value: the value of a single object (see :class:`~voxelprompt.types.Prompts`).
         allow_unlearnt: class prompts the model never learnt are run (and noted), not refused.
-        catalog: the family's class table (:meth:`~voxelprompt.families.ModelFamily.class_catalog`);
-            None: VISTA3D's.
+        catalog: the family's class table (:meth:`~voxelprompt.families.ModelFamily.class_catalog`),
+            required: no door may resolve names through another family's table.
 
     Raises:
         PromptError: an unknown class name, a bad point space or box, negative clicks with nothing
             that locates the object, or ``new_structure`` without clicks or with classes.
     """
-    from voxelprompt.catalog import vista3d_catalog
-
     try:
         space = PointSpace(point_space)
     except ValueError:
         raise PromptError(f"point space must be voxel or world, got {point_space!r}") from None
-    ids = (catalog or vista3d_catalog()).resolve(list(classes))
+    ids = catalog.resolve(list(classes))
     clicks = None
     if points or negative_points:
         clicks = Points.from_lists(list(points), list(negative_points), space=space)
@@ -100,7 +98,7 @@ def build_prompts(
     )  # fmt: skip
 
 
-def value_names(values: Sequence[int], prompts: Prompts, catalog: LabelCatalog | None = None) -> dict[int, str]:
+def value_names(values: Sequence[int], prompts: Prompts, catalog: LabelCatalog) -> dict[int, str]:
     """The structure name of each label value a call with ``prompts`` wrote: catalog names for
     class prompts (``classes``, ``everything``), else the text, else ``"object"`` (a single object
     from clicks or a box carries no class).
@@ -108,12 +106,10 @@ def value_names(values: Sequence[int], prompts: Prompts, catalog: LabelCatalog |
     Args:
         values: the label values of the result (``Segmentation.classes``).
         prompts: the prompts that produced them.
-        catalog: the family's class table; None: VISTA3D's.
+        catalog: the family's class table.
     """
-    from voxelprompt.catalog import vista3d_catalog
-
     if prompts.classes or prompts.everything:
-        name = (catalog or vista3d_catalog()).name
+        name = catalog.name
         return {int(v): name(int(v)) for v in values}
     return {int(v): prompts.text or "object" for v in values}
 

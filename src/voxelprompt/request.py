@@ -37,8 +37,9 @@ def check_request(family: ModelFamily | str, prompts: Prompts, volume: Volume, l
         family: the registry entry (or its name).
         prompts: as built by a front door; class ids in the family's catalog.
         volume: the image (only its shape and affine are read).
-        learnt: the weights' :class:`~voxelprompt.catalog.LearntClasses`; None: not checked here
-            (a loaded segmenter then checks them against its own).
+        learnt: the weights' :class:`~voxelprompt.catalog.LearntClasses`; None: not checked here.
+            The mark names the family and the grid, not the weights: a segmenter checks the
+            classes against its own weights' record whether or not the prompts are marked.
 
     Returns:
         ``prompts`` with :attr:`~voxelprompt.types.Prompts.checked` set for this family and grid.

@@ -208,9 +208,10 @@ def test_request_fields_are_checked():
 
 def test_prompt_errors_a_server_relays_name_no_command_line_flags():
     from voxelprompt.api import build_prompts
+    from voxelprompt.catalog import vista3d_catalog
 
     for kwargs in (dict(new_structure=True), dict(new_structure=True, classes=["liver"], points=[(1, 1, 1)]),
                    dict(negative_points=[(1, 1, 1)])):  # fmt: skip
         with pytest.raises(PromptError) as caught:
-            build_prompts(**kwargs)
+            build_prompts(**kwargs, catalog=vista3d_catalog())
         assert "--" not in str(caught.value), caught.value

@@ -333,8 +333,8 @@ def _option_value(key: str, flag: str, value: Any, where: str) -> Any:
     if kind is bool:
         return _flag(value, key, where)
     if typing.get_origin(kind) is tuple:
-        count = len(typing.get_args(kind))
-        return tuple(int(n) for n in _numbers(value, count, key, where))
+        types = typing.get_args(kind)
+        return tuple(t(n) for t, n in zip(types, _numbers(value, len(types), key, where)))  # each element its own type
     if kind in (int, float):
         try:
             return kind(value)

@@ -134,18 +134,18 @@ class ModelFamily:
     loader: str
     key_signature: tuple[str, ...]
     prompt_check: str
+    catalog: str
+    learnt_classes: str
     eval_adapter: str | None = None
     recipes: str | None = None
     recipe_type: str | None = None
     trainer: str | None = None
     tiny_model: str | None = None
-    catalog: str = "voxelprompt.catalog:vista3d_catalog"
     describe: str | None = None
     confidence: str | None = None
     default_checkpoint: str | None = None
     missing_checkpoint: str = "this model family needs --checkpoint: its weights are not shipped"
     viewer_session: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    learnt_classes: str = "voxelprompt.catalog.learnt:segvol_learnt"
     extra: str | None = None
 
     def learnt(self, checkpoint: Any = None) -> Any:
@@ -178,9 +178,14 @@ class ModelFamily:
         if unknown:
             raise VoxelPromptError(f"{self.name} has no option {unknown[0]!r}; its options: {', '.join(sorted(known))}")
         try:
-            return self.options(**given)
+            record = self.options(**given)
         except (TypeError, ValueError) as err:  # e.g. a string where a number belongs
             raise VoxelPromptError(f"bad {self.name} option value ({err})") from None
+        for field, spec in option_specs(self.options).items():  # the declared choices hold at every door
+            value = getattr(record, field)
+            if spec.choices and value is not None and value not in spec.choices:
+                raise VoxelPromptError(f"{spec.flag} must be one of {', '.join(spec.choices)}, got {value!r}"[:200])
+        return record
 
     def options_from_flags(self, given: Mapping[str, Any]) -> Any:
         """This family's options record from ``given``: flag (``--engine``) or field name

@@ -28,6 +28,7 @@ FAMILY = ModelFamily(
     prompt_check="voxelprompt.families.segvol.inference.prompts:check_prompts",
     tiny_model="voxelprompt.families.segvol.network.builder:tiny_segvol",
     learnt_classes="voxelprompt.catalog.learnt:segvol_learnt",
+    catalog="voxelprompt.catalog:vista3d_catalog",  # SegVol reads class names as text; ids and names are VISTA3D's
     missing_checkpoint=(
         "SegVol needs --checkpoint SegVol_v1.pth: its weights are not shipped "
         "(the SegVol authors publish them as BAAI/SegVol on Hugging Face)"

@@ -34,4 +34,5 @@ FAMILY = ModelFamily(
     # the class as last shown (see InteractiveSession).
     viewer_session={"click_windows": "grid", "edit_shown": True},
     learnt_classes="voxelprompt.families.vista3d.inference.default_model:learnt_classes",
+    catalog="voxelprompt.catalog:vista3d_catalog",
 )

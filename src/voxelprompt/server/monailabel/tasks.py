@@ -109,7 +109,7 @@ class LabelTask:
         positive = [p for p, v in zip(points, labels, strict=True) if v == 1]
         negative = [p for p, v in zip(points, labels, strict=True) if v == 0]
         everything = not classes and not points
-        prompts = build_prompts(classes, positive, negative, everything=everything)
+        prompts = build_prompts(classes, positive, negative, everything=everything, catalog=self.classes.catalog)
         return InferPlan(steps=((prompts, None),))
 
     def _segmentation(self, params: Mapping[str, Any]) -> InferPlan:
@@ -119,14 +119,14 @@ class LabelTask:
         if caps.classes:
             wanted = ids + [self.classes.index(n) for n in names]
             if wanted:
-                prompts = build_prompts(wanted)
+                prompts = build_prompts(wanted, catalog=self.classes.catalog)
             elif caps.everything:
-                prompts = build_prompts((), everything=True)
+                prompts = build_prompts((), everything=True, catalog=self.classes.catalog)
             else:  # a family without an everything set: every class it lists
-                prompts = build_prompts(self.classes.automatic())
+                prompts = build_prompts(self.classes.automatic(), catalog=self.classes.catalog)
             return InferPlan(steps=((prompts, None),), dense=True)
         texts = list(dict.fromkeys(names + [self.classes.catalog.name(i) for i in ids] or list(self.labels)))
-        steps = tuple((build_prompts((), text=t), value) for value, t in enumerate(texts, start=1))
+        steps = tuple((build_prompts((), text=t, catalog=self.classes.catalog), value) for value, t in enumerate(texts, start=1))
         return InferPlan(steps=steps, names={t: v for v, t in enumerate(texts, start=1)})
 
     def _deepgrow(self, params: Mapping[str, Any], volume: Volume) -> InferPlan:
@@ -146,11 +146,11 @@ class LabelTask:
         new_structure = bool(params.get("new_structure", False))
         if class_id is not None and not new_structure:
             if caps.classes:
-                prompts = build_prompts([class_id], positive, negative, box=box)
+                prompts = build_prompts([class_id], positive, negative, box=box, catalog=self.classes.catalog)
             else:
-                prompts = build_prompts((), positive, negative, box=box, text=self.classes.catalog.name(class_id))
+                prompts = build_prompts((), positive, negative, box=box, text=self.classes.catalog.name(class_id), catalog=self.classes.catalog)
         else:
-            prompts = build_prompts((), positive, negative, box=box, new_structure=new_structure and caps.zero_shot)
+            prompts = build_prompts((), positive, negative, box=box, new_structure=new_structure and caps.zero_shot, catalog=self.classes.catalog)
         if not (prompts.points or prompts.box or prompts.text or prompts.classes):
             raise PromptError("deepgrow needs foreground clicks" + (" or a roi box" if caps.box else ""))
         notes = {"roi_used": roi_used} if roi_used else {}

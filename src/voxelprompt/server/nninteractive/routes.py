@@ -30,6 +30,7 @@ from fastapi.responses import Response
 from voxelprompt._version import __version__
 from voxelprompt.api import NamedModel
 from voxelprompt.errors import PromptError
+from voxelprompt.families import check_capabilities
 from voxelprompt.prompts import check_points_inside
 from voxelprompt.server.fields import json_object
 from voxelprompt.server.nninteractive import interactions as ia
@@ -328,7 +329,7 @@ class _ModelRoutes:
             raise PromptError(f"classes must be a list of class names or ids, got {classes!r}"[:200])
         ids = self.service.classes(self.model.name).resolve(classes)  # the family's own class names
         text, everything = payload.get("text"), _flag(payload, "everything", False)
-        built = build_prompts(ids, text=text, everything=everything) if (classes or text or everything) else Prompts()
+        built = build_prompts(ids, text=text, everything=everything, catalog=self.service.classes(self.model.name).catalog) if (classes or text or everything) else Prompts()
         run = _flag(payload, "run_prediction", True)
         return self._act(lease, lambda p: p.replace(classes=built.classes, text=built.text, everything=built.everything), run)
 
@@ -362,6 +363,7 @@ class _ModelRoutes:
             if not run:
                 # Kept for a later prediction: refused now if it can never be answered (a click
                 # outside the image would otherwise refuse every later prediction).
+                check_capabilities(prompts, self.model.family)  # e.g. a box for a family without boxes
                 if prompts.points is not None:
                     check_points_inside(prompts.points, volume)
                 lease.push(Step(lease.prompts))

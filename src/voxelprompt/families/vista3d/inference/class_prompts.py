@@ -37,8 +37,8 @@ def resolve_classes(
         learnt: the classes the weights learnt.
         taught_classes: class id -> name of classes finetuning added (segmented automatically).
         checked: the request layer checked ``prompts`` for this family (capabilities, the label
-            value rule, the learnt classes: :mod:`voxelprompt.request`); only this model's own
-            rules (its class table, taught classes, everything set) are applied then.
+            value rule: :mod:`voxelprompt.request`); only this model's own rules (its class
+            table, the classes its weights learnt, taught classes, everything set) apply then.
 
     Returns:
         The global class ids, groups expanded, in the order given (empty for a point-only object).
@@ -66,8 +66,7 @@ def resolve_classes(
     for c in classes:
         if not 0 < c < spec.n_classes:
             raise PromptError(f"class index {c} is outside the model's table (1..{spec.n_classes - 1})")
-    if not checked:
-        learnt.check(classes, allow=prompts.allow_unlearnt)
+    learnt.check(classes, allow=prompts.allow_unlearnt)  # always: the mark names a family, not these weights
     if prompts.points is None:
         if not classes:
             raise PromptError("nothing to segment: give classes, everything, or points")
