@@ -110,6 +110,10 @@ def test_monailabel_client_lists_the_family_classes_and_gets_the_plugin_answers(
     assert entry["family"] == "thresholds" and entry["labels"] == NAMES
     assert entry["learnt_classes"] == NAMES
     assert set(info["models"]) == {"thresholds-hu", "thresholds-hu-segmentation", "thresholds-hu-interactive"}
+    # Viewer training is a family capability (teach) this family lacks: not offered, and refused in one line.
+    assert info["trainers"] == {}
+    refused = requests.post(f"{served}/train/thresholds-hu", json={}, timeout=REQUEST_S)
+    assert 400 <= refused.status_code < 500 and "cannot be taught" in refused.json()["detail"], refused.text
 
     assert client.upload_image(str(image), "ct")["image"] == "ct"
     reply = {"result_extension": ".nii.gz", "result_dtype": "uint8"}

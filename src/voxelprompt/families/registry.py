@@ -56,6 +56,8 @@ class Capabilities:
             (``Prompts.new_structure``).
         sessions: interactive sessions that reuse encoded windows.
         previous_mask: clicks edit a given mask (``Prompts.previous_mask``, VISTA3D's Algorithm 1).
+        teach: few-shot finetuning from a labelling datastore (the server's ``/train``, VISTA3D's
+            :mod:`~voxelprompt.families.vista3d.training.teach`).
         protocols: evaluation protocols it runs (:mod:`voxelprompt.evaluation.runner`).
     """
 
@@ -69,6 +71,7 @@ class Capabilities:
     zero_shot: bool = False
     sessions: bool = False
     previous_mask: bool = False
+    teach: bool = False
     protocols: frozenset[str] = frozenset()
 
 

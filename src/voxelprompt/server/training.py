@@ -209,7 +209,7 @@ class TrainingService:
         """``/info/``'s ``trainers``: the models that can learn, with the params 3D Slicer shows."""
         config = {"max_epochs": TrainRequest.max_epochs, "learning_rate": TrainRequest.learning_rate, "name": TrainRequest.name, "scope": ["auto", "embedding"]}
         return {m.name: {"description": f"few-shot finetuning of {m.name} on the datastore's labels", "config": config}
-                for m in self.service.models if m.family.capabilities.classes}  # fmt: skip
+                for m in self.service.models if m.family.capabilities.teach}  # fmt: skip
 
     def close(self) -> None:
         self.stop(timeout_s=30.0)
@@ -256,8 +256,8 @@ class TrainingService:
         named = loaded.get(name)  # the MONAI Label routes give a model's name for its entries' names
         if named is None:
             raise NotFound(f"unknown model {name!r}; this server has {', '.join(loaded)}")
-        if not named.family.capabilities.classes:
-            raise InputError(f"model {name!r} ({named.family.name}) has no class head to teach; finetune a VISTA3D")
+        if not named.family.capabilities.teach:
+            raise InputError(f"model {name!r} ({named.family.name}) cannot be taught from the viewer; its family has no teach capability")
         return loaded[named.name]
 
     def classes_of(self, named: NamedModel) -> tuple[dict[int, str], dict[int, str]]:

@@ -16,7 +16,7 @@ FAMILY = ModelFamily(
     description="VISTA3D (MONAI): 127 automatic classes, everything, 3D clicks, Algorithm 1 edits, zero-shot clicks",
     capabilities=Capabilities(
         classes=True, everything=True, points=True, negative_points=True, text=True, zero_shot=True,
-        sessions=True, previous_mask=True, protocols=frozenset({"auto", "point", "auto+point", "iterative"}),
+        sessions=True, previous_mask=True, teach=True, protocols=frozenset({"auto", "point", "auto+point", "iterative"}),
     ),  # fmt: skip
     options=Vista3DOptions,
     loader="voxelprompt.families.vista3d.inference.loader:load",
