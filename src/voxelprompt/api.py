@@ -22,8 +22,7 @@ import numpy as np
 
 from voxelprompt.devices import check_device
 from voxelprompt.errors import PromptError, VoxelPromptError
-from voxelprompt.families import ModelFamily, families_with, get_family
-from voxelprompt.imageio.policy import TRUSTED, ReadPolicy
+from voxelprompt.families import families_with
 from voxelprompt.models.loading import (
     DEMO_MODEL_WARNING,
     NamedModel,
@@ -33,9 +32,17 @@ from voxelprompt.models.loading import (
     load_named_models,
     resolve_family,
 )
-from voxelprompt.prompts import Coordinate, build_prompts, value_names
-from voxelprompt.request import check_request
-from voxelprompt.types import PointSpace, Prompts, Segmentation, Volume
+from voxelprompt.prompts import Coordinate, build_prompts
+from voxelprompt.request import (
+    SegmentRequest,
+    check_request,
+    prepare_segment,
+    read_ct,
+    request_family,
+    request_model,
+    run_segment,
+)
+from voxelprompt.types import PointSpace, Segmentation, Volume
 
 if TYPE_CHECKING:  # torch is imported only when a model is loaded
     from voxelprompt.families.segvol.inference.identify import Identification
@@ -49,6 +56,9 @@ __all__ = [
     "prepare_segment",
     "run_segment",
     "segment",
+    "segment_outcome",
+    "SegmentOutcome",
+    "result_names",
     "write_result",
     "open_session",
     "identify",
@@ -61,156 +71,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def read_ct(image: str | os.PathLike | Volume, series_uid: str | None = None, policy: ReadPolicy = TRUSTED) -> Volume:
-    """The CT to segment, read (see :func:`voxelprompt.imageio.read_volume`, under ``policy``)
-    unless already a :class:`Volume`; logs a one-line warning when its values do not look like
-    Hounsfield units.
-
-    Raises:
-        InputError: as :func:`~voxelprompt.imageio.read_volume`.
-    """
-    from voxelprompt.imageio import hounsfield_warning, read_volume
-
-    volume = image if isinstance(image, Volume) else read_volume(image, series_uid=series_uid, policy=policy)
-    warning = hounsfield_warning(volume)
-    if warning is not None:
-        logger.warning("WARNING: %s", warning)
-    return volume
-
-
-def _family_of(segmenter: Segmenter | None, checkpoint, family: str | ModelFamily | None) -> ModelFamily:
-    """The family of a loaded segmenter or of a checkpoint (already resolved, see :func:`default_checkpoint`);
-    a :class:`ModelFamily` given is the one :func:`resolve_family` found for ``checkpoint``, trusted."""
-    if isinstance(family, ModelFamily) and segmenter is None:
-        return family
-    if segmenter is not None and checkpoint is not None:
-        raise VoxelPromptError("give a loaded segmenter or a checkpoint, not both")
-    if segmenter is not None:
-        own = get_family(segmenter.family)
-        if family is not None and get_family(family) is not own:
-            raise VoxelPromptError(f"the given segmenter is a {own.name} model, not {family}")
-        return own
-    return resolve_family(checkpoint, family)
-
-
-def _model(segmenter, checkpoint, chosen: ModelFamily, device: str, options, progress: bool) -> Segmenter:
-    if segmenter is not None:
-        return segmenter
-    return load_model(checkpoint, chosen, device=device, options=options, progress=progress)
-
-
-@dataclass(frozen=True)
-class SegmentRequest:
-    """One segmentation asked of one model, checked once and ready to run (:func:`prepare_segment`).
-
-    Args:
-        family: the model's registry entry.
-        checkpoint: its weights file (None: the family's shipped default); ignored with ``segmenter``.
-        volume: the CT in HU, axis order and frame as :mod:`voxelprompt.types` states.
-        prompts: checked for ``family`` on ``volume``'s grid (:func:`voxelprompt.request.check_request`).
-        options: the family's options record.
-        segmenter: an already loaded model of ``family``; None: :func:`run_segment` loads one.
-    """
-
-    family: ModelFamily
-    checkpoint: str | os.PathLike | None
-    volume: Volume
-    prompts: Prompts
-    options: Any
-    segmenter: Segmenter | None = None
-
-    def names(self, values: Sequence[int]) -> dict[int, str]:
-        """Label value -> structure name (the family's catalog, the text, or "object")."""
-        return value_names(values, self.prompts, self.family.class_catalog())
-
-
-def prepare_segment(
-    image: str | os.PathLike | Volume,
-    *,
-    prompts: Prompts | None = None,
-    segmenter: Segmenter | None = None,
-    checkpoint: str | os.PathLike | None = None,
-    family: str | ModelFamily | None = None,
-    classes: Sequence[str | int] = (),
-    everything: bool = False,
-    text: str | None = None,
-    box: Sequence[float] | None = None,
-    points: Sequence[Coordinate] = (),
-    negative_points: Sequence[Coordinate] = (),
-    point_space: PointSpace | str = PointSpace.VOXEL,
-    new_structure: bool = False,
-    label_value: int | None = None,
-    allow_unlearnt: bool = False,
-    series_uid: str | None = None,
-    options: Any = None,
-    choose_checkpoint: Callable[[ModelFamily], str | os.PathLike | None] | None = None,
-    policy: ReadPolicy = TRUSTED,
-) -> SegmentRequest:
-    """Every check a segmentation needs short of a model, cheapest first, each once.
-
-    The family (from ``segmenter``, ``family`` or the checkpoint's tensor names, read once), the
-    prompts (``prompts``, or built from the keyword values with the family's class catalog), the
-    family's options, then the image is read and the prompts are checked against the family's
-    capabilities and rules, the grid and the classes the weights learnt
-    (:func:`voxelprompt.request.check_request`). Nothing here loads a model.
-
-    Args:
-        image: the CT: a file, a DICOM folder or a :class:`~voxelprompt.types.Volume`.
-        prompts: a :class:`~voxelprompt.types.Prompts` a front door built; None: built from the
-            keyword values below (as :func:`voxelprompt.prompts.build_prompts`).
-        segmenter: an already loaded model (to reuse one); ``checkpoint``: its weights file (the
-            family is recognised from its tensors); neither: the family's default model.
-        family: a registered family's name (or entry); None: the segmenter's, or the checkpoint's.
-        classes: class names of the family's catalog or ids; ``everything``: the model's everything set.
-        text: a class name (SegVol: CLIP-encoded; VISTA3D: looked up in the class table).
-        box: ``(i0, j0, k0, i1, j1, k1)`` in ``point_space``, corners inclusive (SegVol).
-        points, negative_points: clicks, (I, J, K) input voxels or (x, y, z) RAS+ mm.
-        new_structure: clicks without a class mark a structure outside VISTA3D's classes.
-        label_value: the value of a single object (SegVol's, or VISTA3D's object from clicks).
-        allow_unlearnt: run class prompts the model never learnt instead of refusing them; the
-            result's notes then say so.
-        series_uid: which DICOM series to read when ``image`` is a folder holding several.
-        options: the family's options record or a mapping of its fields (see :func:`load_model`).
-        choose_checkpoint: ``(family) -> checkpoint`` when no checkpoint is given, called after
-            the image is read (the CLI asks there whether to download the official weights);
-            None: :func:`default_checkpoint` (cached official weights, else the demo model).
-        policy: how the image file is read (:mod:`voxelprompt.imageio.policy`; a server's uploads
-            are UNTRUSTED).
-
-    Raises:
-        VoxelPromptError: bad input, prompt, option or checkpoint (one-line message).
-    """
-    if segmenter is not None and (checkpoint is not None or options is not None):
-        raise VoxelPromptError("give a loaded segmenter or a checkpoint and options, not both (a loaded model keeps its options)")
-    chosen = _family_of(segmenter, checkpoint, family)
-    if prompts is None:
-        prompts = build_prompts(
-            classes, points, negative_points, point_space, new_structure, text=text, box=box, everything=everything,
-            label_value=label_value, allow_unlearnt=allow_unlearnt, catalog=chosen.class_catalog(),
-        )  # fmt: skip
-    if not (prompts.classes or prompts.everything or prompts.points or prompts.box or prompts.text):
-        raise PromptError("nothing to segment: give classes, everything, clicks, a box or a text")
-    opts = chosen.make_options(options)
-    volume = read_ct(image, series_uid, policy)
-    checked = check_request(chosen, prompts, volume)  # the family's rules and the grid: before any weights are chosen
-    if segmenter is None and checkpoint is None:
-        checkpoint = choose_checkpoint(chosen) if choose_checkpoint is not None else default_checkpoint(None, chosen.name)
-    learnt = segmenter.learnt if segmenter is not None else chosen.learnt(checkpoint)
-    learnt.check(checked.classes, allow=checked.allow_unlearnt)  # what these weights learnt
-    return SegmentRequest(chosen, checkpoint, volume, checked, opts, segmenter)
-
-
-def run_segment(request: SegmentRequest, *, device: str = "auto", progress: bool = False) -> Segmentation:
-    """Run a prepared request: load its model once (unless it came with one) and segment.
-
-    Raises:
-        VoxelPromptError: a bad device or checkpoint; the segmenter's own model-specific checks.
-    """
-    check_device(device)
-    model = _model(request.segmenter, request.checkpoint, request.family, device, request.options, progress)
-    return model.segment(request.volume, request.prompts)
 
 
 def segment(
@@ -251,6 +111,44 @@ def segment(
         VoxelPromptError: bad input, prompt, option, output path or format, or checkpoint (one-line message).
         TypeError: a keyword :func:`prepare_segment` does not take.
     """
+    return segment_outcome(image, output, device=device, progress=progress, output_format=output_format, **request).result
+
+
+@dataclass(frozen=True)
+class SegmentOutcome:
+    """What one :func:`segment_outcome` call did.
+
+    Args:
+        result: the segmentation (labels on the input's grid).
+        request: the checked request it answered.
+        model: the segmenter that ran.
+        names: label value -> structure name as written (classes the weights never learnt marked).
+    """
+
+    result: Segmentation
+    request: SegmentRequest
+    model: Segmenter
+    names: dict[int, str]
+
+
+def segment_outcome(
+    image: str | os.PathLike | Volume,
+    output: str | os.PathLike | None = None,
+    *,
+    device: str = "auto",
+    progress: bool = False,
+    output_format: str | None = None,
+    before_load: Callable[[], None] | None = None,
+    **request: Any,
+) -> SegmentOutcome:
+    """:func:`segment` with what a front door reports: the checked request, the model and the names
+    written (the CLI's ``segment`` is this and a printout).
+
+    Args:
+        before_load: called once every check has passed, just before a model is loaded (the CLI
+            tunes its process there).
+        Others: as :func:`segment`.
+    """
     from voxelprompt.outputs import check_output
 
     check_device(device)
@@ -261,29 +159,39 @@ def segment(
     prepared = prepare_segment(image, **request)
     if fmt is not None:
         fmt.check_image(prepared.volume, source, request.get("series_uid"))  # e.g. an RT-STRUCT's grid, before any model work
-    model = _model(request.get("segmenter"), prepared.checkpoint, prepared.family, device, prepared.options, progress)
+    if before_load is not None:
+        before_load()
+    model = request_model(request.get("segmenter"), prepared.checkpoint, prepared.family, device, prepared.options, progress)
     result = run_segment(dataclasses.replace(prepared, segmenter=model), device=device, progress=progress)
+    outcome = SegmentOutcome(result, prepared, model, result_names(result, prepared, model))
     if output is not None:
-        write_result(result, output, fmt, prepared, model, source, request.get("series_uid"))
-    return result
+        write_result(outcome, output, fmt, source, request.get("series_uid"))
+    return outcome
 
 
-def write_result(
-    result: Segmentation, output: str | os.PathLike, fmt: Any, request: SegmentRequest, model: Segmenter,
-    source: str, series_uid: str | None = None,
-) -> Path:
-    """Write ``result`` at ``output`` in ``fmt`` (:func:`voxelprompt.outputs.write_output`): its
-    names as printed (classes the model never learnt marked), the model's name and demo mark."""
-    from voxelprompt.inference.protocol import demo_mark
-    from voxelprompt.outputs import OutputContext, write_output
 
+
+def result_names(result: Segmentation, request: SegmentRequest, model: Segmenter) -> dict[int, str]:
+    """Label value -> structure name of ``result``: the family's catalog names (classes the weights
+    never learnt marked UNLEARNT), the text, or "object"."""
     names = request.names(result.classes)
     if request.prompts.classes or request.prompts.everything:
         names = model.learnt.marked(names)
+    return names
+
+
+def write_result(
+    outcome: SegmentOutcome, output: str | os.PathLike, fmt: Any, source: str, series_uid: str | None = None
+) -> list[Path]:
+    """Write an outcome at ``output`` in ``fmt`` (:func:`voxelprompt.outputs.write_output`): its
+    names as printed, the model's family and demo mark."""
+    from voxelprompt.inference.protocol import demo_mark
+    from voxelprompt.outputs import OutputContext, write_output
+
+    family = outcome.request.family.name
     context = OutputContext(
-        labels=result.labels, label_names=names, image=request.volume, source=source, series_uid=series_uid,
-        model=request.family.name, demo_mark=demo_mark(model),
-        title=f"{Path(source).name}: {request.family.name}",
+        labels=outcome.result.labels, label_names=outcome.names, image=outcome.request.volume, source=source,
+        series_uid=series_uid, model=family, demo_mark=demo_mark(outcome.model), title=f"{Path(source).name}: {family}",
     )  # fmt: skip
     return write_output(context, output, fmt)
 
@@ -313,11 +221,11 @@ def open_session(
     if not memory_budget_mb > 0:
         raise VoxelPromptError(f"memory_budget_mb must be a positive number, got {memory_budget_mb!r}")
     checkpoint = default_checkpoint(checkpoint, family) if segmenter is None else checkpoint
-    chosen = _family_of(segmenter, checkpoint, family)
+    chosen = request_family(segmenter, checkpoint, family)
     if not chosen.capabilities.sessions:
         raise PromptError(f"{chosen.name} has no interactive sessions")
     volume = read_ct(image, series_uid)
-    model = _model(segmenter, checkpoint, chosen, device, options, progress=False)
+    model = request_model(segmenter, checkpoint, chosen, device, options, progress=False)
     return model.open_session(volume, memory_budget_mb=memory_budget_mb)
 
 
@@ -355,7 +263,7 @@ def identify(
     check_device(device)
     if family is None and segmenter is None and checkpoint is None:  # the first that can identify
         family = families_with("identify")[0]
-    chosen = _family_of(segmenter, checkpoint, family)  # a checkpoint's own family, recognised
+    chosen = request_family(segmenter, checkpoint, family)  # a checkpoint's own family, recognised
     if not chosen.capabilities.identify:
         names = ", ".join(families_with("identify"))
         raise PromptError(f"identify needs a model family that has it ({names}); {chosen.name} has not")
@@ -366,9 +274,9 @@ def identify(
     if mask is not None:
         labels = mask if isinstance(mask, Volume) else read_volume(mask, dtype=None)
         labels = align_to_grid(labels, volume)  # before the model loads; the segmenter checks it too
-        model = _model(segmenter, checkpoint, chosen, device, options, progress=False)
+        model = request_model(segmenter, checkpoint, chosen, device, options, progress=False)
     else:
         prompts = check_request(chosen, build_prompts((), points, negative_points, point_space, box=box, catalog=chosen.class_catalog()), volume)
-        model = _model(segmenter, checkpoint, chosen, device, options, progress=False)
+        model = request_model(segmenter, checkpoint, chosen, device, options, progress=False)
         labels = model.segment(volume, prompts).labels
     return model.identify(volume, np.asarray(labels.array) != 0, categories)

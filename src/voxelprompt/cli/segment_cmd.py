@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -144,16 +143,13 @@ def run_segment(
     from voxelprompt import api
     from voxelprompt.cli.default_model import checkpoint_or_default
     from voxelprompt.cli.report import report_segmentation, volume_clicks
-    from voxelprompt.outputs import check_output
     from voxelprompt.prompts import build_prompts
 
     points = [parse_point(p, "--point") for p in point or ()]
     negatives = [parse_point(p, "--negative-point") for p in negative_point or ()]
     boxed = parse_box(box) if box else None
-    # Cheap checks first: the output's format (by --output-format or the ending of -o), its pip
-    # extra, path and what it needs of the input (an RT-STRUCT: a DICOM series); then family,
-    # prompts and options; then the image.
-    fmt = check_output(output, output_format, source=input, inputs=(input,))
+    # Cheap checks first: the preview's path, then family, options and prompts (flags named as
+    # flags); the API then checks the output, reads the image and checks the request once.
     output_path(preview, (".png",), inputs=(input, output))
     chosen = api.resolve_family(checkpoint, family)  # without a checkpoint: vista3d, whichever weights run
     opts = options_for(chosen, options)
@@ -165,33 +161,27 @@ def run_segment(
     def choose(family):  # after the image is read: may ask, and download the official weights
         return checkpoint_or_default(None, family.name, download=download, offline=offline, quiet=quiet)
 
-    request = api.prepare_segment(
-        input, prompts=prompts, checkpoint=checkpoint, family=chosen, series_uid=series_uid, options=opts, choose_checkpoint=choose,
+    outcome = api.segment_outcome(
+        input, output, output_format=output_format, device=device, progress=not quiet, before_load=lambda: tune_process(device),
+        prompts=prompts, checkpoint=checkpoint, family=chosen, series_uid=series_uid, options=opts, choose_checkpoint=choose,
     )  # fmt: skip
-    volume, checkpoint = request.volume, request.checkpoint
-    fmt.check_image(volume, input, series_uid)  # e.g. a tilted series or another grid for an RT-STRUCT, before any model work
-    tune_process(device)
-    model = api.load_model(checkpoint, chosen, device=device, options=opts, progress=not quiet)
-    result = api.run_segment(dataclasses.replace(request, segmenter=model), device=device, progress=not quiet)
-    api.write_result(result, output, fmt, request, model, str(input), series_uid)
-    label_names = request.names(result.classes)  # as written with the output
-    if names or everything:
-        label_names = model.learnt.marked(label_names)
-    report_segmentation(result, output, label_names)
+    report_segmentation(outcome.result, output, outcome.names)
     if preview is not None:
-        _write_preview(result, volume, input, preview, label_names, series_uid, chosen.name, model,
-                       volume_clicks(points + negatives, point_space.value, volume) if points or negatives else [], bool(points))  # fmt: skip
+        volume = outcome.request.volume
+        marks = volume_clicks(points + negatives, point_space.value, volume) if points or negatives else []
+        _write_preview(outcome, input, preview, series_uid, marks, bool(points))
 
 
-def _write_preview(result, volume, input: Path, preview: Path, label_names: dict, series_uid, family: str, model, marks: list, positive: bool) -> None:
+def _write_preview(outcome, input: Path, preview: Path, series_uid, marks: list, positive: bool) -> None:
     """``--preview``: the registry's preview (slices crossing at the first positive click; marked
     when the demo model made the labels)."""
     from voxelprompt.inference.protocol import demo_mark
     from voxelprompt.outputs import OutputContext, write_output
 
+    family = outcome.request.family.name
     context = OutputContext(
-        labels=result.labels, label_names=label_names, image=volume, source=str(input), series_uid=series_uid, model=family,
-        demo_mark=demo_mark(model), title=f"{input.name}: {family}",
+        labels=outcome.result.labels, label_names=outcome.names, image=outcome.request.volume, source=str(input),
+        series_uid=series_uid, model=family, demo_mark=demo_mark(outcome.model), title=f"{input.name}: {family}",
         clicks=marks, focus=marks[0] if positive else None,
     )  # fmt: skip
     write_output(context, preview, "preview")
