@@ -20,6 +20,7 @@ from typing import Any
 from voxelprompt.errors import PromptError, VoxelPromptError
 from voxelprompt.families.registry import DEFAULT_FAMILY
 from voxelprompt.inference.merge import merge_labels  # the one merger, shared with the server
+from voxelprompt.types import Prompts
 
 __all__ = [
     "Task",
@@ -30,7 +31,6 @@ __all__ = [
     "resolve_task",
     "task_prompt_kwargs",
     "merge_labels",
-    "task_names",
 ]
 
 logger = logging.getLogger(__name__)
@@ -117,11 +117,13 @@ class ResolvedTask:
         task: as given.
         model: what to load.
         checkpoint_sha256: sha256 of the weights file (the shipped demo weights without one).
+        prompts: the task's prompts, built once with its family's catalog (checked for each case's grid).
     """
 
     task: Task
     model: ModelSpec
     checkpoint_sha256: str
+    prompts: Prompts = field(default_factory=Prompts, compare=False)
 
     def settings(self) -> dict:
         """The task as plain JSON data, for the run manifest (what must match to resume)."""
@@ -135,14 +137,13 @@ class ResolvedTask:
         data["checkpoint_sha256"] = self.checkpoint_sha256
         return _plain(data)
 
-    def segment_kwargs(self) -> dict:
-        """Keywords of :func:`voxelprompt.api.segment` for this task's prompts."""
-        t = self.task
-        return dict(
-            classes=list(t.classes), everything=t.everything, text=t.text, box=t.box, points=list(t.points),
-            negative_points=list(t.negative_points), point_space=t.point_space, new_structure=t.new_structure,
-            label_value=t.label_value, allow_unlearnt=t.allow_unlearnt,
-        )  # fmt: skip
+    def names(self, classes: Sequence[int]) -> dict[int, str]:
+        """Label value -> structure name of this task's result (:func:`voxelprompt.prompts.value_names`
+        with the family's catalog)."""
+        from voxelprompt.families import get_family
+        from voxelprompt.prompts import value_names
+
+        return value_names(classes, self.prompts, get_family(self.model.family).class_catalog())
 
 
 def parse_task(text: str, index: int = 1) -> Task:
@@ -218,7 +219,7 @@ def resolve_task(task: Task, device: str) -> ResolvedTask:
     except VoxelPromptError as err:
         raise type(err)(f"{task.name}: {err}" if task.name else str(err)) from None
     spec = ModelSpec(family=family.name, checkpoint=checkpoint, options=options, device=device)
-    return ResolvedTask(task=task, model=spec, checkpoint_sha256=_checkpoint_sha256(checkpoint, family.name))
+    return ResolvedTask(task=task, model=spec, checkpoint_sha256=_checkpoint_sha256(checkpoint, family.name), prompts=prompts)
 
 
 def task_prompt_kwargs(task: Task) -> dict:
@@ -228,21 +229,6 @@ def task_prompt_kwargs(task: Task) -> dict:
         point_space=task.point_space, new_structure=task.new_structure, text=task.text, box=task.box,
         everything=task.everything, label_value=task.label_value, allow_unlearnt=task.allow_unlearnt,
     )  # fmt: skip
-
-
-def task_names(task: Task, classes: Sequence[int], family: str | None = None) -> dict[int, str]:
-    """Label value -> structure name of one task's result (:func:`voxelprompt.prompts.value_names`):
-    the family's catalog names for class prompts, the text (or ``object``) for a single object.
-
-    Args:
-        family: the task's resolved family (its class catalog); None: ``task.family``, else VISTA3D's catalog.
-    """
-    from voxelprompt.families import get_family
-    from voxelprompt.prompts import build_prompts, value_names
-
-    name = family or task.family
-    catalog = None if name is None else get_family(name).class_catalog()
-    return value_names(classes, build_prompts(**task_prompt_kwargs(task), catalog=catalog), catalog)
 
 
 def _task_from_mapping(values: Mapping[str, Any], where: str, index: int) -> Task:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from voxelprompt.batch.cases import Case
 from voxelprompt.batch.manifest import CaseRecord, file_sha256
-from voxelprompt.batch.tasks import ModelSpec, ResolvedTask, task_names
+from voxelprompt.batch.tasks import ModelSpec, ResolvedTask
 from voxelprompt.inference.merge import merge_labels
 from voxelprompt.errors import VoxelPromptError
 
@@ -132,10 +132,9 @@ def _run(job: CaseJob) -> list[str]:
     for task in job.tasks:
         segmenter = cached_model(task.model)
         demo = demo or bool(segmenter.demo)
-        result = api.segment(volume, segmenter=segmenter, **task.segment_kwargs())
-        maps.append(result.labels.array)
-        names = task_names(task.task, result.classes, task.model.family)
-        tables.append(segmenter.learnt.marked(names) if task.task.classes else names)
+        outcome = api.segment_outcome(volume, segmenter=segmenter, prompts=task.prompts)  # checked on this case's grid
+        maps.append(outcome.result.labels.array)
+        tables.append(outcome.names)
     merged, label_names = merge_labels(maps, tables, [t.task.name for t in job.tasks])
     labels = Volume(array=merged, affine=volume.affine, source=f"<{case.case_id}>")
     output = CaseOutput(
