@@ -91,6 +91,10 @@ def test_a_checkpoint_is_recognised_by_its_tensors(thresholds_plugin, ct, tmp_pa
     done = script("segment", str(path), "-o", str(out), "-c", str(checkpoint), "--classes", "bone", env=env)
     assert done.returncode == 0, done.stderr
     np.testing.assert_array_equal(_labels(out), (hu >= 600).astype(np.uint8))  # this checkpoint's range
+    # evaluate refuses a flag none of its models has, before reading any dataset.
+    bad = script("evaluate", "--datalist", str(tmp_path / "none.json"), "-o", str(tmp_path / "ev"), "-c", str(checkpoint),
+                 "--engine", "fast", env=env)  # fmt: skip
+    assert bad.returncode == 2 and "--engine is not an option of the models given (thresholds)" in bad.stderr, bad.stderr
 
 
 def test_batch_runs_the_family_with_its_options(thresholds_plugin, ct, tmp_path):

@@ -126,7 +126,7 @@ def evaluate(
 ) -> None:
     """Evaluate VISTA3D and/or SegVol (and baselines) with the papers' protocols; resumable, writes CSV, tables and plots."""
     from voxelprompt.evaluation.datasets import load_dataset
-    from voxelprompt.evaluation.models import load_eval_models, shared_catalog
+    from voxelprompt.evaluation.models import load_eval_models, model_families, shared_catalog
     from voxelprompt.evaluation.runner import EvalConfig
     from voxelprompt.evaluation.runner import evaluate as run
 
@@ -139,13 +139,15 @@ def evaluate(
     if modes:
         EvalConfig(modes=modes, **settings)
     every = [*(checkpoints or ()), *(segvol_checkpoints or ())]
-    catalog = shared_catalog(every, demo_model)  # label names are the evaluated family's own
+    families = model_families(every, demo_model)
+    fields = option_fields(family_options or {}, [f.name for f in families])  # a flag no model has is refused
+    catalog = shared_catalog(families)  # label names are the evaluated family's own
     dataset = load_dataset(datalist, split=split, mapping=dataset_mapping, name=dataset_name, catalog=catalog)
     class_ids = _class_ids(_split(classes), dataset.mapping) if classes.strip() else None
     tune_process(device)
     models = load_eval_models(
         every, demo_model, [baseline] if baseline else [], device=device,
-        options=option_fields(family_options or {}),
+        options=fields,
     )  # fmt: skip
     defaults = not modes
     config = EvalConfig(

@@ -13,12 +13,13 @@ import enum
 import functools
 import inspect
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
 
+from voxelprompt.errors import PromptError
 from voxelprompt.families import FAMILIES, ModelFamily, OptionSpec, option_flags, option_specs
 
 __all__ = ["FamilyFlag", "family_flags", "with_family_options", "options_for", "option_fields"]
@@ -106,9 +107,16 @@ def options_for(family: ModelFamily, given: Mapping[str, Any]) -> Any:
     return family.options_from_flags(given)
 
 
-def option_fields(given: Mapping[str, Any]) -> dict[str, Any]:
+def option_fields(given: Mapping[str, Any], families: Iterable[str]) -> dict[str, Any]:
     """Field name -> value from ``given`` (flag -> value) for commands that load models of several
     families at once (``evaluate``): each model then takes the fields its family has
-    (:func:`voxelprompt.api.load_named_models`)."""
-    flags = option_flags()
+    (:func:`voxelprompt.api.load_named_models`).
+
+    Raises:
+        PromptError: a flag none of ``families`` (the families of the models to load) has.
+    """
+    flags, names = option_flags(), sorted(set(families))
+    for flag in given:
+        if not set(flags[flag]) & set(names):
+            raise PromptError(f"{flag} is not an option of the models given ({', '.join(names) or 'none'})")
     return {field: value for flag, value in given.items() for field in flags[flag].values()}

@@ -9,7 +9,7 @@ from typing import Any
 
 from voxelprompt.errors import VoxelPromptError
 
-__all__ = ["BASELINES", "load_eval_models", "shared_catalog"]
+__all__ = ["BASELINES", "load_eval_models", "model_families", "shared_catalog"]
 
 #: Classical baselines by name (no checkpoint).
 BASELINES = {"region-grow": "voxelprompt.evaluation.adapters:RegionGrowModel"}
@@ -55,14 +55,20 @@ def load_eval_models(
     return models
 
 
-def shared_catalog(checkpoints: Sequence[str | os.PathLike] = (), demo_model: bool = False) -> Any:
-    """The class table of the evaluated models when they share one of their own (a plugin family's;
-    torch-free: each checkpoint's family from its tensor names), else None: VISTA3D's names, by
-    which datasets name their labels (:func:`voxelprompt.evaluation.datasets.load_dataset`)."""
+def model_families(checkpoints: Sequence[str | os.PathLike] = (), demo_model: bool = False) -> list[Any]:
+    """The families of the models to evaluate, torch-free (each checkpoint's from its tensor names)."""
     from voxelprompt.api import resolve_family
     from voxelprompt.families import DEFAULT_FAMILY, get_family
 
-    families = [resolve_family(c) for c in checkpoints] + ([get_family(DEFAULT_FAMILY)] if demo_model else [])
+    return [resolve_family(c) for c in checkpoints] + ([get_family(DEFAULT_FAMILY)] if demo_model else [])
+
+
+def shared_catalog(families: Sequence[Any]) -> Any:
+    """The class table of the evaluated families when they share one of their own (a plugin
+    family's), else None: VISTA3D's names, by which datasets name their labels
+    (:func:`voxelprompt.evaluation.datasets.load_dataset`)."""
+    from voxelprompt.families import DEFAULT_FAMILY, get_family
+
     targets = {f.catalog for f in families}
     if len(targets) != 1 or targets == {get_family(DEFAULT_FAMILY).catalog}:
         return None
