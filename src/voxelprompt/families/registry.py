@@ -9,13 +9,13 @@ all go through here, so a new family is one entry.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from voxelprompt.errors import CheckpointError, PromptError, VoxelPromptError
 from voxelprompt.families.options import OptionSpec, option, option_specs
+from voxelprompt.plugins import EntryPointRegistry, import_target
 from voxelprompt.types import Prompts
 
 __all__ = [
@@ -82,12 +82,6 @@ def option_flags(families: Iterable[ModelFamily] | None = None) -> dict[str, dic
         for field, spec in option_specs(family.options).items():
             table.setdefault(spec.flag, {})[family.name] = field
     return table
-
-
-def import_target(target: str) -> Any:
-    """The object a ``"package.module:attribute"`` string names (imported on first use)."""
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
@@ -264,59 +258,21 @@ BUILTIN_FAMILIES = {
 }
 
 
-class _Registry(Mapping[str, ModelFamily]):
-    """The registered families, by name, found on first use: :data:`BUILTIN_FAMILIES`, then every
-    entry point of :data:`ENTRY_POINT_GROUP` (importing each family's torch-free package only).
+def _valid_family(family: ModelFamily) -> None:
+    """A plugin family must name its checkpoints' tensors (else every checkpoint would be its) and
+    give each option a valid flag (``--lower-case``)."""
+    import re
 
-    A plugin whose name is taken, or whose object is no :class:`ModelFamily`, is skipped with a
-    warning naming it; the built-in families keep their names.
-    """
-
-    def __init__(self) -> None:
-        self._families: dict[str, ModelFamily] | None = None
-
-    def _load(self) -> dict[str, ModelFamily]:
-        if self._families is None:
-            import logging
-            from importlib.metadata import entry_points
-
-            found = {name: import_target(target) for name, target in BUILTIN_FAMILIES.items()}
-            for point in entry_points(group=ENTRY_POINT_GROUP):
-                if point.value.replace(" ", "") == BUILTIN_FAMILIES.get(point.name):
-                    continue
-                try:
-                    family = point.load()
-                except Exception as err:  # a broken plugin must not take the others down
-                    logging.getLogger("voxelprompt").warning("model family plugin %s (%s) failed to load: %s", point.name, point.value, err)
-                    continue
-                if not isinstance(family, ModelFamily) or family.name != point.name or point.name in found:
-                    logging.getLogger("voxelprompt").warning(
-                        "model family plugin %s (%s) skipped: not a ModelFamily named %r, or the name is taken", point.name, point.value, point.name
-                    )
-                    continue
-                found[point.name] = family
-            self._families = found
-        return self._families
-
-    def reload(self) -> None:
-        """Find the entry points again (after a plugin was installed in this process)."""
-        self._families = None
-
-    def __getitem__(self, name: str) -> ModelFamily:
-        return self._load()[name]
-
-    def __iter__(self):
-        return iter(self._load())
-
-    def __len__(self) -> int:
-        return len(self._load())
-
-    def __repr__(self) -> str:
-        return f"FAMILIES({', '.join(self._load())})"
+    if not family.key_signature:
+        raise ValueError("its key_signature is empty: every checkpoint would be recognised as it")
+    for spec in option_specs(family.options).values():
+        if not re.fullmatch(r"--[a-z][a-z0-9-]*", spec.flag):
+            raise ValueError(f"its option flag {spec.flag!r} is not --lower-case-words")
 
 
-#: The registered families, by name (see :class:`_Registry`).
-FAMILIES: Mapping[str, ModelFamily] = _Registry()
+#: The registered families, by name: :data:`BUILTIN_FAMILIES`, then the entry points of
+#: :data:`ENTRY_POINT_GROUP` (:class:`~voxelprompt.plugins.EntryPointRegistry`).
+FAMILIES: EntryPointRegistry[ModelFamily] = EntryPointRegistry(ENTRY_POINT_GROUP, BUILTIN_FAMILIES, ModelFamily, "model family", _valid_family)
 
 
 def get_family(name: str) -> ModelFamily:

@@ -9,13 +9,13 @@ package adds one through the ``voxelprompt.outputs`` entry-point group.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voxelprompt.errors import InputError, PromptError
+from voxelprompt.plugins import EntryPointRegistry, import_target
 
 if TYPE_CHECKING:
     from voxelprompt.outputs.context import OutputContext
@@ -32,18 +32,11 @@ __all__ = [
     "format_for_path",
 ]
 
-logger = logging.getLogger(__name__)
 
 #: What a writer may declare it needs from its :class:`~voxelprompt.outputs.context.OutputContext`:
 #: ``dicom-series`` (``source`` is a DICOM series folder it references), ``image`` (the CT),
 #: ``label-names`` (names of the values) and ``model`` (the model's name and demo mark).
 NEEDS = ("dicom-series", "image", "label-names", "model")
-
-
-def _import(target: str):
-    from voxelprompt.families.registry import import_target
-
-    return import_target(target)
 
 
 @dataclass(frozen=True)
@@ -83,6 +76,11 @@ class OutputFormat:
     media_type: str = "application/octet-stream"
     check: str | None = None
 
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.needs) - set(NEEDS))
+        if unknown:  # a typo would otherwise pass silently and the need never be checked
+            raise ValueError(f"output format {self.name!r} needs {unknown[0]!r}, which is none of {', '.join(NEEDS)}")
+
     def require_extra(self, purpose: str | None = None) -> None:
         """Raise :class:`~voxelprompt.extras.MissingExtraError` unless the writer's extra is installed (cheap)."""
         if self.extra is not None:
@@ -119,7 +117,7 @@ class OutputFormat:
         """
         self.check_source(source)
         if self.check is not None:
-            _import(self.check)(volume, source, series_uid)
+            import_target(self.check)(volume, source, series_uid)
 
     def write(self, context: OutputContext, path: str | Path) -> list[Path]:
         """Write the format's file at ``path`` (and its companions); the paths written, that file first.
@@ -129,7 +127,7 @@ class OutputFormat:
             VoxelPromptError: what the writer refuses (e.g. nothing segmented for a DICOM-SEG).
         """
         self.require_extra()
-        written = _import(self.writer)(context, Path(path))
+        written = import_target(self.writer)(context, Path(path))
         return [Path(p) for p in written]
 
 
@@ -150,57 +148,9 @@ BUILTIN_OUTPUTS = {
 }
 
 
-class _Registry(Mapping[str, OutputFormat]):
-    """The registered formats, by name, found on first use: :data:`BUILTIN_OUTPUTS`, then every
-    entry point of :data:`ENTRY_POINT_GROUP`. A plugin that fails to load, whose object is no
-    :class:`OutputFormat` of its entry point's name, or whose name is taken, is skipped with a
-    warning naming it; the built-in formats keep their names."""
-
-    def __init__(self) -> None:
-        self._formats: dict[str, OutputFormat] | None = None
-
-    def _load(self) -> dict[str, OutputFormat]:
-        if self._formats is None:
-            from importlib.metadata import entry_points
-
-            found = {name: _import(target) for name, target in BUILTIN_OUTPUTS.items()}
-            for point in entry_points(group=ENTRY_POINT_GROUP):
-                if point.value.replace(" ", "") == BUILTIN_OUTPUTS.get(point.name):
-                    continue
-                try:
-                    fmt = point.load()
-                except Exception as err:  # a broken plugin must not take the others down
-                    logger.warning("output format plugin %s (%s) failed to load: %s", point.name, point.value, err)
-                    continue
-                if not isinstance(fmt, OutputFormat) or fmt.name != point.name or point.name in found:
-                    logger.warning(
-                        "output format plugin %s (%s) skipped: not an OutputFormat named %r, or the name is taken",
-                        point.name, point.value, point.name,
-                    )  # fmt: skip
-                    continue
-                found[point.name] = fmt
-            self._formats = found
-        return self._formats
-
-    def reload(self) -> None:
-        """Find the entry points again (after a plugin was installed in this process)."""
-        self._formats = None
-
-    def __getitem__(self, name: str) -> OutputFormat:
-        return self._load()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._load())
-
-    def __len__(self) -> int:
-        return len(self._load())
-
-    def __repr__(self) -> str:
-        return f"OUTPUT_FORMATS({', '.join(self._load())})"
-
-
-#: The registered output formats, by name (see :class:`_Registry`).
-OUTPUT_FORMATS: Mapping[str, OutputFormat] = _Registry()
+#: The registered output formats, by name: :data:`BUILTIN_OUTPUTS`, then the entry points of
+#: :data:`ENTRY_POINT_GROUP` (:class:`~voxelprompt.plugins.EntryPointRegistry`).
+OUTPUT_FORMATS: EntryPointRegistry[OutputFormat] = EntryPointRegistry(ENTRY_POINT_GROUP, BUILTIN_OUTPUTS, OutputFormat, "output format")
 
 
 def get_output_format(name: str, flag: str = "--output-format") -> OutputFormat:
