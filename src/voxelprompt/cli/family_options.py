@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import logging
 import inspect
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -23,6 +24,8 @@ from voxelprompt.errors import PromptError
 from voxelprompt.families import FAMILIES, ModelFamily, OptionSpec, option_flags, option_specs
 
 __all__ = ["FamilyFlag", "family_flags", "with_family_options", "options_for", "option_fields"]
+
+logger = logging.getLogger("voxelprompt")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ def family_flags(families: Mapping[str, ModelFamily] | None = None) -> dict[str,
         for field, spec in option_specs(family.options).items():
             fields.setdefault(spec.flag, {})[family.name] = field
             if spec.flag in flags:
+                first = flags[spec.flag].spec
+                if (first.choices, first.is_flag, first.nargs) != (spec.choices, spec.is_flag, spec.nargs):
+                    logger.warning("%s of %s differs from the first family's (%s): the command line takes the first's", spec.flag, family.name, first)
                 continue
             kind = _value_type(family.options, field, spec)
             info = typer.Option(spec.flag, help=spec.help, metavar=spec.metavar)
@@ -76,6 +82,9 @@ def with_family_options(command: Callable[..., Any]) -> Callable[..., Any]:
     params = [p for p in signature.parameters.values() if p.name != "family_options"]
     taken = {p.name for p in params}
     added = [flag for flag in flags.values() if flag.param not in taken]
+    for flag in flags.values():
+        if flag.param in taken:  # a family option may not shadow a command's own parameter
+            logger.warning("family option %s of %s is not offered by %s: the command has its own", flag.spec.flag, ", ".join(flag.fields), command.__name__)
     extra = [
         inspect.Parameter(f.param, inspect.Parameter.KEYWORD_ONLY, default=False if f.spec.is_flag else None, annotation=f.annotation)
         for f in added
