@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +57,9 @@ def grid_key(family: str, volume: Volume) -> str:
     return f"{family}|{'x'.join(map(str, volume.shape))}|{affine}"
 
 
-def check_request(family: ModelFamily | str, prompts: Prompts, volume: Volume, learnt: Any = None) -> Prompts:
+def check_request(
+    family: ModelFamily | str, prompts: Prompts, volume: Volume, learnt: Any = None, taught: Collection[int] = ()
+) -> Prompts:
     """Check ``prompts`` once for ``family`` on ``volume``'s grid; the checked copy is returned.
 
     Args:
@@ -67,6 +69,8 @@ def check_request(family: ModelFamily | str, prompts: Prompts, volume: Volume, l
         learnt: the weights' :class:`~voxelprompt.catalog.LearntClasses`; None: not checked here.
             The mark names the family and the grid, not the weights: a segmenter checks the
             classes against its own weights' record whether or not the prompts are marked.
+        taught: class ids finetuning taught the model (beyond the family's table): the family's
+            rules skip them, the segmenter's own table answers for them.
 
     Returns:
         ``prompts`` with :attr:`~voxelprompt.types.Prompts.checked` set for this family and grid.
@@ -76,9 +80,10 @@ def check_request(family: ModelFamily | str, prompts: Prompts, volume: Volume, l
             prompts the weights never learnt (unless ``prompts.allow_unlearnt``).
     """
     family = get_family(family) if isinstance(family, str) else family
-    family.check_prompts(prompts, volume)
+    kept = tuple(c for c in prompts.classes if c not in taught)
+    family.check_prompts(replace(prompts, classes=kept) if kept != prompts.classes else prompts, volume)
     if learnt is not None:
-        learnt.check(prompts.classes, allow=prompts.allow_unlearnt)
+        learnt.check(kept, allow=prompts.allow_unlearnt)
     checked = replace(prompts)
     object.__setattr__(checked, "checked", grid_key(family.name, volume))
     return checked
@@ -89,12 +94,14 @@ def is_checked(prompts: Prompts, family: str, volume: Volume) -> bool:
     return prompts.checked is not None and prompts.checked == grid_key(family, volume)
 
 
-def ensure_checked(prompts: Prompts, family: str, volume: Volume, learnt: Any = None) -> Prompts:
+def ensure_checked(
+    prompts: Prompts, family: str, volume: Volume, learnt: Any = None, taught: Collection[int] = ()
+) -> Prompts:
     """``prompts`` when already checked for this family and grid, else :func:`check_request`'s
     copy: what a segmenter calls on entry, so direct library use is checked too."""
     if is_checked(prompts, family, volume):
         return prompts
-    return check_request(family, prompts, volume, learnt)
+    return check_request(family, prompts, volume, learnt, taught)
 
 
 def read_ct(image: str | os.PathLike | Volume, series_uid: str | None = None, policy: ReadPolicy = TRUSTED) -> Volume:

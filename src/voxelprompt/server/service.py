@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from voxelprompt.api import NamedModel
@@ -214,18 +214,13 @@ class SegmentationService:
         """The request's checks (:func:`voxelprompt.request.check_request`: the family's
         capabilities and rules, the image grid, the classes the weights learnt), once, before the
         compute lock; the checked prompts are what the session is given. Classes finetuning taught
-        the model pass here (the released table's rules do not know them) and are checked by the
-        segmenter against its own table.
+        the model skip the family's rules (the released table's rules do not know them); the
+        segmenter's own table answers for them.
 
         Raises:
             PromptError: prompts the family cannot answer, or that do not fit ``volume``.
         """
-        taught = self._taught.get(model.name, {})
-        kept = tuple(c for c in prompts.classes if c not in taught)
-        if kept != prompts.classes:
-            check_request(model.family, replace(prompts, classes=kept), volume)
-            return prompts
-        return check_request(model.family, prompts, volume, model.segmenter.learnt)
+        return check_request(model.family, prompts, volume, model.segmenter.learnt, taught=self._taught.get(model.name, {}))
 
     def infer(self, model_name: str, image_id: str, plan: InferPlan | Callable[[Volume], InferPlan]) -> InferResult:
         """Run one request of model ``model_name`` on a stored image.

@@ -6,7 +6,6 @@ import logging
 import os
 import threading
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,7 +36,7 @@ from voxelprompt.families.vista3d.inference.preprocess import (
 from voxelprompt.families.vista3d.inference.profiles import InferenceProfile, get_profile
 from voxelprompt.families.vista3d.inference.windows import WindowCounter, class_logits, pad_to_window
 from voxelprompt.families.vista3d.network import Vista3DSpec, load_vista3d
-from voxelprompt.request import check_request, ensure_checked, is_checked
+from voxelprompt.request import ensure_checked, is_checked
 from voxelprompt.types import OBJECT_ID, Prompts, Segmentation, Volume
 
 if TYPE_CHECKING:
@@ -197,11 +196,7 @@ class Vista3DSegmenter:
         Raises:
             PromptError: prompts the family cannot answer or that do not fit ``volume``.
         """
-        taught = [c for c in prompts.classes if c in self.taught_classes]
-        if taught and not is_checked(prompts, self.family, volume):
-            check_request(self.family, replace(prompts, classes=tuple(c for c in prompts.classes if c not in taught)), volume)
-            return prompts
-        return ensure_checked(prompts, self.family, volume, self.learnt)
+        return ensure_checked(prompts, self.family, volume, self.learnt, taught=self.taught_classes)
 
     # ---- segmentation --------------------------------------------------------------------
 
