@@ -35,7 +35,7 @@ class CaseJob:
         case: the case.
         input_sha256: its content hash (recorded in the result).
         tasks: the resolved tasks, in precedence order.
-        kinds: output kinds (:data:`voxelprompt.batch.outputs.OUTPUT_KINDS`).
+        kinds: output format names (:data:`voxelprompt.outputs.OUTPUT_FORMATS`).
         out_dir: the shared output folder.
         created, settings_sha256: the run's creation time and settings hash (see
             :class:`voxelprompt.batch.outputs.CaseOutput`).
