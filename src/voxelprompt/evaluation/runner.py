@@ -15,7 +15,7 @@ Protocols (``mode``), all clicks computed from the ground truth in input voxel i
   merges it into the previous result (point-only prompts with the class as ``prompt_class``). Rows for
   steps 1..N hold the Dice after each click and the best Dice over clicks 1..j.
 
-SegVol protocols (models with a ``prompted`` method, :class:`~voxelprompt.evaluation.adapters.SegVolEvalModel`);
+SegVol protocols (models with a ``prompted`` method, :class:`~voxelprompt.families.segvol.evaluation.SegVolEvalModel`);
 the text is always the catalog name of the class (the mapped VISTA3D id):
 
 * ``box+text``: the exact bounding box of the ground truth plus the class name (SegVol's main setting).
