@@ -45,6 +45,7 @@ from voxelprompt.request import (
 from voxelprompt.types import PointSpace, Segmentation, Volume
 
 if TYPE_CHECKING:  # torch is imported only when a model is loaded
+    from voxelprompt.outputs import OutputFormat
     from voxelprompt.families.segvol.inference.identify import Identification
     from voxelprompt.inference.protocol import Segmenter, Session
 
@@ -137,7 +138,7 @@ def segment_outcome(
     *,
     device: str = "auto",
     progress: bool = False,
-    output_format: str | None = None,
+    output_format: str | OutputFormat | None = None,
     before_load: Callable[[], None] | None = None,
     **request: Any,
 ) -> SegmentOutcome:
@@ -145,16 +146,20 @@ def segment_outcome(
     written (the CLI's ``segment`` is this and a printout).
 
     Args:
+        output_format: also an :class:`~voxelprompt.outputs.OutputFormat` the caller already chose
+            and checked for ``output`` (:func:`voxelprompt.outputs.check_output`).
         before_load: called once every check has passed, just before a model is loaded (the CLI
             tunes its process there).
         Others: as :func:`segment`.
     """
-    from voxelprompt.outputs import check_output
+    from voxelprompt.outputs import OutputFormat, check_output
 
     check_device(device)
     source = image.source if isinstance(image, Volume) else str(image)
     fmt = None
-    if output is not None:
+    if isinstance(output_format, OutputFormat):  # chosen and checked by the caller (the CLI does it first)
+        fmt = output_format
+    elif output is not None:
         fmt = check_output(output, output_format, source=source, inputs=() if isinstance(image, Volume) else (image,))
     prepared = prepare_segment(image, **request)
     if fmt is not None:

@@ -143,13 +143,17 @@ def run_segment(
     from voxelprompt import api
     from voxelprompt.cli.default_model import checkpoint_or_default
     from voxelprompt.cli.report import report_segmentation, volume_clicks
+    from voxelprompt.outputs import check_output
     from voxelprompt.prompts import build_prompts
 
     points = [parse_point(p, "--point") for p in point or ()]
     negatives = [parse_point(p, "--negative-point") for p in negative_point or ()]
     boxed = parse_box(box) if box else None
-    # Cheap checks first: the preview's path, then family, options and prompts (flags named as
-    # flags); the API then checks the output, reads the image and checks the request once.
+    # Cheap checks first: the output (its format by --output-format or the ending of -o, its pip
+    # extra, path, what it needs of the input) and the preview's path, before any checkpoint is
+    # looked at; then family, options and prompts (flags named as flags); the API then reads the
+    # image and checks the request once.
+    fmt = check_output(output, output_format, source=input, inputs=(input,))
     output_path(preview, (".png",), inputs=(input, output))
     chosen = api.resolve_family(checkpoint, family)  # without a checkpoint: vista3d, whichever weights run
     opts = options_for(chosen, options)
@@ -162,7 +166,7 @@ def run_segment(
         return checkpoint_or_default(None, family.name, download=download, offline=offline, quiet=quiet)
 
     outcome = api.segment_outcome(
-        input, output, output_format=output_format, device=device, progress=not quiet, before_load=lambda: tune_process(device),
+        input, output, output_format=fmt, device=device, progress=not quiet, before_load=lambda: tune_process(device),
         prompts=prompts, checkpoint=checkpoint, family=chosen, series_uid=series_uid, options=opts, choose_checkpoint=choose,
     )  # fmt: skip
     report_segmentation(outcome.result, output, outcome.names)
