@@ -296,14 +296,11 @@ def _clicks(value: Any, key: str, where: str) -> tuple[tuple[float, float, float
 
 def _option_type(flag: str) -> Any:
     """The value type of ``flag`` in the first family that has it (its options record's field)."""
-    import typing
-
     from voxelprompt.families import get_family, option_flags
+    from voxelprompt.families.options import field_type
 
     family, field = next(iter(option_flags()[flag].items()))
-    hint = typing.get_type_hints(get_family(family).options)[field]
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if args and typing.get_origin(hint) is not tuple else hint
+    return field_type(get_family(family).options, field)
 
 
 def _is_switch(key: str) -> bool:

@@ -22,6 +22,7 @@ import typer
 
 from voxelprompt.errors import PromptError
 from voxelprompt.families import FAMILIES, ModelFamily, OptionSpec, option_flags, option_specs
+from voxelprompt.families.options import field_type
 
 __all__ = ["FamilyFlag", "family_flags", "with_family_options", "options_for", "option_fields"]
 
@@ -50,9 +51,7 @@ def _value_type(options: type, field: str, spec: OptionSpec) -> Any:
         return bool
     if spec.choices:
         return enum.Enum(f"{spec.flag.strip('-').title().replace('-', '')}Choice", {c: c for c in spec.choices}, type=str)
-    hint = typing.get_type_hints(options)[field]
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType")) and args else hint
+    return field_type(options, field)
 
 
 def family_flags(families: Mapping[str, ModelFamily] | None = None) -> dict[str, FamilyFlag]:

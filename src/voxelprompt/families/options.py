@@ -4,11 +4,13 @@ batch tasks (:func:`option`); the CLI builds its flags from them (:mod:`voxelpro
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["OptionSpec", "option", "option_specs"]
+__all__ = ["OptionSpec", "option", "option_specs", "field_type"]
 
 
 @dataclass(frozen=True)
@@ -42,3 +44,14 @@ def option(default: Any, flag: str, help: str, choices: Iterable[str] = (), meta
 def option_specs(options: type) -> dict[str, OptionSpec]:
     """Field name -> :class:`OptionSpec` of an options record type (fields made by :func:`option`)."""
     return {f.name: f.metadata["voxelprompt"] for f in dataclasses.fields(options) if "voxelprompt" in f.metadata}
+
+
+def field_type(options: type, field: str) -> Any:
+    """The value type of one field of an options record, ``X | None`` read as ``X``
+    (``tuple[int, int, int] | None`` -> ``tuple[int, int, int]``)."""
+    hint = typing.get_type_hints(options)[field]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return hint
